@@ -1,0 +1,31 @@
+/**
+ * Heartbeat transport: best-effort authenticated datagrams between the nodes of cluster.xml, one UDP socket per LAN
+ * bound to this node's address on that LAN. Real: ./udp.ts; fake: ./fake.ts (an in-memory network with cuttable links).
+ *
+ * Contract:
+ * - `send` is fire-and-forget: no delivery, ordering or duplicate guarantee. It never throws for network errors
+ *   (they are counted).
+ * - A datagram is delivered to `onMessage` only if its HMAC verifies with the cluster key, its source address is the
+ *   claimed sender's address on that LAN in cluster.xml, and its (boot, seq) is newer than every one accepted before
+ *   from that sender on that LAN. Everything else is dropped and counted in `stats()` by reason.
+ * - The callback must not block; it runs on the event loop.
+ */
+export interface HeartbeatTransport {
+  send(lan: string, to: string, body: unknown): void;
+  onMessage(cb: (m: HeartbeatMessage) => void): void;
+  stats(): TransportStats;
+  close(): Promise<void>;
+}
+
+export interface HeartbeatMessage {
+  lan: string;
+  from: string;
+  body: unknown;
+}
+
+export interface TransportStats {
+  sent: number;
+  received: number;
+  dropped: { badMac: number; replay: number; badSource: number; malformed: number; unknownNode: number };
+  sendErrors: number;
+}

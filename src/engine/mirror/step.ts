@@ -1,0 +1,760 @@
+/**
+ * The mirror module state machine (seed 003, ARCHITECTURE.md). Pure: no clock, no I/O; the driver
+ * (src/daemon/module-driver.ts) feeds events and applies the actions in order (see `Action` in ./types.ts).
+ *
+ * Decisions are taken from the local state and the peer's latest beacon only (never from one-shot messages), so a
+ * lost heartbeat delays a decision but never changes it, and both nodes, given each other's beacons, reach the
+ * same conclusion about who runs the application.
+ *
+ * Timing: the peer is lost when no heartbeat arrived on ANY LAN for `timeoutMs`:
+ *   detection = timeout;  failover ≈ timeout + witness check + VIP probe + VIP move + application start.
+ */
+import { genId, nextGen, pushHistory, relation, splitBrainWinner, type Relation } from './generation.js';
+import type {
+  Action, AdminCommand, Beacon, ClaimPurpose, EngineConfig, Gen, MirrorEvent, MirrorState, ModState, Persisted,
+  PlanPurpose, Step, StepResult, WaitReason,
+} from './types.js';
+
+/** How often syncedAt is persisted while the data is known to be the newest. */
+export const SYNCED_AT_PERIOD_MS = 10_000;
+
+export const freshPersisted = (): Persisted => ({
+  wanted: 'stop', lastState: 'STOP', gen: null, history: [], consistent: true, cleanSole: false, syncedAt: null,
+  intent: 'none', fullsync: false,
+});
+
+export function initialState(a: {
+  module: string; self: string; peer: string; nodeOrder: string[]; cfg: EngineConfig; persisted: Persisted | null;
+}): MirrorState {
+  return {
+    module: a.module, self: a.self, peer: a.peer, nodeOrder: a.nodeOrder, cfg: a.cfg,
+    p: a.persisted ?? freshPersisted(),
+    state: 'STOP', ready: true, waitReason: null, mono: 0, wall: 0, joinDeadline: null, reattach: false,
+    retryAt: null, lanHeard: Object.fromEntries(a.cfg.lans.map((l) => [l, null])), peerBeacon: null, peerUp: false,
+    peerUpSince: null, swapRequest: false, yielding: false, pending: null, queued: [], nextId: 1, alarms: [],
+    syncPersistedAt: 0, lastNote: null,
+  };
+}
+
+/** The beacon this node sends its peer for this module. */
+export function beacon(s: MirrorState): Beacon {
+  return {
+    v: 1, module: s.module, state: s.state, ready: s.ready, gen: s.p.gen, history: s.p.history,
+    consistent: s.p.consistent, lastState: s.p.lastState, intent: s.p.intent, swapRequest: s.swapRequest,
+    yielding: s.yielding, configHash: s.cfg.configHash,
+  };
+}
+
+const running = (st: ModState | undefined) => st === 'ALONE' || st === 'PRIM';
+
+/** A transaction over one step: a private copy of the state plus the actions it emits. */
+class Tx {
+  s: MirrorState;
+  actions: Action[] = [];
+  constructor(s: MirrorState) {
+    this.s = { ...s, p: { ...s.p }, lanHeard: { ...s.lanHeard }, queued: [...s.queued], alarms: [...s.alarms] };
+  }
+  persist(patch: Partial<Persisted>) {
+    this.s.p = { ...this.s.p, ...patch };
+    this.actions.push({ kind: 'persist', p: this.s.p });
+  }
+  log(level: 'info' | 'warn' | 'error', msg: string) {
+    this.actions.push({ kind: 'log', level, msg });
+  }
+  /** Log a waiting decision once, not at every tick. */
+  note(msg: string) {
+    if (this.s.lastNote === msg) return;
+    this.s.lastNote = msg;
+    this.log('info', msg);
+  }
+  alarm(code: string, on: boolean, msg = '') {
+    const had = this.s.alarms.some((a) => a.code === code);
+    if (on && !had) {
+      this.s.alarms.push({ code, message: msg, since: this.s.mono });
+      this.actions.push({ kind: 'alarm', code, on, msg });
+    } else if (!on && had) {
+      this.s.alarms = this.s.alarms.filter((a) => a.code !== code);
+      this.actions.push({ kind: 'alarm', code, on, msg });
+    }
+  }
+  id() {
+    return this.s.nextId++;
+  }
+  execute(purpose: PlanPurpose, steps: Step[], bestEffort = false) {
+    const id = this.id();
+    this.s.pending = { kind: 'plan', id, purpose };
+    this.actions.push({ kind: 'execute', id, steps, bestEffort });
+  }
+  reply(reqId: number, ok: boolean, message: string) {
+    this.actions.push({ kind: 'reply', reqId, ok, message });
+  }
+  result(): StepResult {
+    // Documented order: persist, run-marker, log/alarm, work, reply (stable sort keeps emission order within a class).
+    const rank: Record<Action['kind'], number> = {
+      persist: 0, 'run-marker': 1, log: 2, alarm: 2, execute: 3, abort: 3, 'check-witness': 3, 'probe-vips': 3, reply: 4,
+    };
+    const actions = this.actions.map((a, i) => ({ a, i })).sort((x, y) => rank[x.a.kind] - rank[y.a.kind] || x.i - y.i)
+      .map((x) => x.a);
+    return { state: this.s, actions };
+  }
+}
+
+export function step(prev: MirrorState, e: MirrorEvent): StepResult {
+  const t = new Tx(prev);
+  switch (e.kind) {
+    case 'boot':
+      t.s.mono = e.mono;
+      t.s.wall = e.wall;
+      onBoot(t, e.reattach);
+      break;
+    case 'tick':
+      t.s.mono = e.mono;
+      t.s.wall = e.wall;
+      break;
+    case 'heartbeat':
+      if (e.beacon.module !== t.s.module || !(e.lan in t.s.lanHeard)) break;
+      t.s.mono = e.mono;
+      t.s.lanHeard[e.lan] = e.mono;
+      t.s.peerBeacon = e.beacon;
+      break;
+    case 'admin':
+      if (t.s.pending?.kind === 'plan' && e.verb !== 'forcestop') {
+        t.s.queued.push(e);
+        t.log('info', `${e.verb}: queued until the running ${describePending(t.s)} finishes`);
+      } else {
+        onAdmin(t, e);
+      }
+      break;
+    case 'plan-done':
+      if (t.s.pending?.kind === 'plan' && t.s.pending.id === e.id) onPlanDone(t, t.s.pending.purpose, e.ok, e.error);
+      break;
+    case 'witness-result':
+      if (t.s.pending?.kind === 'witness' && t.s.pending.id === e.id) onWitness(t, t.s.pending.purpose, e.reachable);
+      break;
+    case 'probe-result':
+      if (t.s.pending?.kind === 'probe' && t.s.pending.id === e.id) onProbe(t, t.s.pending.purpose, e.inUse);
+      break;
+  }
+  membership(t);
+  abandonReintegrationIfPeerLost(t);
+  for (let guard = 0; guard < 8 && !t.s.pending && t.s.queued.length > 0; guard++) onAdmin(t, t.s.queued.shift()!);
+  if (!t.s.pending) decide(t);
+  keepSyncedAt(t);
+  return t.result();
+}
+
+function describePending(s: MirrorState): string {
+  const p = s.pending;
+  if (!p) return 'nothing';
+  if (p.kind !== 'plan') return `${p.kind} check`;
+  return p.purpose.kind === 'become' ? `transition to ${p.purpose.target}` : p.purpose.kind;
+}
+
+// ───────────────────────────── membership ─────────────────────────────
+
+function membership(t: Tx) {
+  const { s } = t;
+  const alive = (heard: number | null) => heard !== null && s.mono - heard < s.cfg.timeoutMs;
+  const up = Object.values(s.lanHeard).some(alive);
+  if (up && !s.peerUp) {
+    s.peerUpSince = s.mono;
+    t.log('info', `peer ${s.peer} seen (${s.peerBeacon?.state ?? '?'})`);
+    t.alarm('peer-lost', false);
+  } else if (!up && s.peerUp) {
+    s.peerUpSince = null;
+    t.log('warn', `peer ${s.peer} lost: no heartbeat on any LAN (${s.cfg.lans.join(', ')}) for ${s.cfg.timeoutMs} ms`);
+    if (s.state !== 'STOP') t.alarm('peer-lost', true, `peer ${s.peer} lost: no heartbeat on any LAN`);
+  }
+  s.peerUp = up;
+  // One LAN silent while another carries heartbeats: an alarm, not a failover (seed 003, dedicated replication LAN).
+  for (const lan of s.cfg.lans) {
+    const heard = s.lanHeard[lan];
+    const silent = up && s.peerUpSince !== null && s.mono - s.peerUpSince >= s.cfg.timeoutMs && !alive(heard);
+    t.alarm(`lan.${lan}`, silent, `no heartbeat from ${s.peer} on LAN ${lan} for ${s.cfg.timeoutMs} ms (other LANs up)`);
+  }
+}
+
+/** Reintegration needs its source: when the peer is lost mid-copy, stop it; the incomplete copy is never promoted. */
+function abandonReintegrationIfPeerLost(t: Tx) {
+  const { s } = t;
+  const p = s.pending;
+  if (s.peerUp || p?.kind !== 'plan' || p.purpose.kind !== 'become' || p.purpose.target !== 'SECOND') return;
+  t.actions.push({ kind: 'abort', id: p.id });
+  s.pending = null;
+  s.ready = false;
+  toWait(t, 'inconsistent', `${s.peer} lost during reintegration: the local copy is incomplete and is never promoted`);
+}
+
+/** Persist syncedAt now and then while the local data is known to be the newest. */
+function keepSyncedAt(t: Tx) {
+  const { s } = t;
+  const newest = s.ready && !s.pending && (s.state === 'ALONE' || s.state === 'PRIM' || (s.state === 'SECOND' && s.peerUp && s.p.consistent));
+  if (newest && s.wall - s.syncPersistedAt >= SYNCED_AT_PERIOD_MS) {
+    s.syncPersistedAt = s.wall;
+    t.persist({ syncedAt: s.wall });
+  }
+}
+
+// ───────────────────────────── settling ─────────────────────────────
+
+function settle(t: Tx, state: ModState, ready: boolean, waitReason: WaitReason | null = null) {
+  const { s } = t;
+  const was = s.state;
+  if (was === 'STOP' && state !== 'STOP') t.actions.push({ kind: 'run-marker', on: true });
+  if (was !== 'STOP' && state === 'STOP') t.actions.push({ kind: 'run-marker', on: false });
+  if (was !== state || s.ready !== ready) t.log('info', `${was}${s.ready ? '' : ' (transient)'} → ${state}${ready ? '' : ' (transient)'}`);
+  s.state = state;
+  s.ready = ready;
+  s.waitReason = state === 'WAIT' ? waitReason : null;
+  if (state !== 'WAIT') s.lastNote = null;
+  if (ready && state !== 'WAIT' && s.p.lastState !== state) t.persist({ lastState: state });
+}
+
+function toWait(t: Tx, reason: WaitReason, msg: string) {
+  const { s } = t;
+  s.retryAt = reason === 'witness' || reason === 'vip-conflict' || reason === 'start-failed' || reason === 'inconsistent'
+    ? s.mono + Math.max(s.cfg.timeoutMs, 2000) : null;
+  const from = s.state;
+  t.note(msg);
+  if (running(from)) {
+    t.execute({ kind: 'to-wait', reason }, [script('stop_prim', from, 'WAIT', 'stop'), { kind: 'release-vips' }], true);
+    s.state = from;
+    s.ready = false;
+  } else if (from === 'SECOND') {
+    const steps: Step[] = s.ready ? [] : [{ kind: 'cancel-resync' }];
+    steps.push(script('stop_second', from, 'WAIT', 'stop'));
+    t.execute({ kind: 'to-wait', reason }, steps, true);
+    s.ready = false;
+  } else {
+    settle(t, 'WAIT', true, reason);
+  }
+}
+
+const script = (name: Extract<Step, { kind: 'script' }>['script'], cur: ModState, next: ModState, action: string,
+  force = false): Step => ({ kind: 'script', script: name, args: force ? ['force', cur, next, action] : [cur, next, action] });
+
+// ───────────────────────────── boot and admin ─────────────────────────────
+
+function onBoot(t: Tx, reattach: boolean) {
+  const { s } = t;
+  if (s.p.wanted === 'stop') {
+    settle(t, 'STOP', true);
+    // A crash can leave the VIP configured: a stopped module never holds it.
+    if (s.cfg.hasVip) t.execute({ kind: 'cleanup' }, [{ kind: 'release-vips' }], true);
+    return;
+  }
+  const last = s.p.lastState;
+  if (reattach && (running(last) || last === 'SECOND')) {
+    // Daemon restarted, host did not: the application may be running. Touch nothing until the peer is heard.
+    t.actions.push({ kind: 'run-marker', on: true });
+    s.state = last;
+    s.ready = false;
+    s.reattach = true;
+    s.joinDeadline = s.mono + s.cfg.timeoutMs;
+    t.log('info', `reattaching as ${last}: the application is left as it is until ${s.peer} is heard or ${s.cfg.timeoutMs} ms pass`);
+    return;
+  }
+  if (reattach) {
+    t.actions.push({ kind: 'run-marker', on: true });
+    enterJoin(t);
+    return;
+  }
+  t.log('info', `starting module (wanted since before reboot; last state ${last})`);
+  startModule(t, 'join');
+}
+
+function startModule(t: Tx, then: 'join' | 'prim') {
+  const { s } = t;
+  settle(t, 'WAIT', false, 'joining');
+  const steps: Step[] = s.cfg.hasVip ? [{ kind: 'release-vips' }] : [];
+  steps.push(script('prestart', 'STOP', 'WAIT', 'start'));
+  t.execute({ kind: 'prestart', then }, steps);
+}
+
+function enterJoin(t: Tx) {
+  const { s } = t;
+  settle(t, 'WAIT', false, 'joining');
+  s.joinDeadline = s.mono + s.cfg.timeoutMs;
+  s.lastNote = null;
+}
+
+function onAdmin(t: Tx, c: AdminCommand) {
+  const { s } = t;
+  const no = (msg: string) => t.reply(c.reqId, false, msg);
+  const ok = (msg: string) => t.reply(c.reqId, true, msg);
+  const m = s.module;
+  const peerRunning = s.peerUp && running(s.peerBeacon?.state);
+  switch (c.verb) {
+    case 'start':
+      if (s.state !== 'STOP') return no(`module ${m} is already started (${s.state}). Use \`tandem restart -m ${m}\` to restart its application.`);
+      t.persist({ wanted: 'run', cleanSole: s.p.cleanSole });
+      startModule(t, 'join');
+      return ok(`starting ${m}`);
+    case 'stop':
+      if (s.state === 'STOP') return ok(`module ${m} is already stopped`);
+      return stopModule(t, c, false);
+    case 'forcestop':
+      if (s.state === 'STOP' && !s.pending) return ok(`module ${m} is already stopped`);
+      if (s.pending?.kind === 'plan') t.actions.push({ kind: 'abort', id: s.pending.id });
+      s.pending = null;
+      return stopModule(t, c, true);
+    case 'restart':
+      if (!s.ready || !(running(s.state) || s.state === 'SECOND')) {
+        return no(`restart needs ${m} settled in PRIM, ALONE or SECOND; it is ${s.state}${s.ready ? '' : ' (transient)'}. Use \`tandem start -m ${m}\` if it is stopped.`);
+      }
+      s.ready = false;
+      t.execute({ kind: 'restart' }, running(s.state)
+        ? [script('stop_prim', s.state, s.state, 'restart'), script('start_prim', s.state, s.state, 'restart')]
+        : [script('stop_second', s.state, s.state, 'restart'), script('start_second', s.state, s.state, 'restart')]);
+      return ok(`restarting the application of ${m} (${s.state})`);
+    case 'prim':
+      if (running(s.state)) return no(`${m} is already ${s.state} on this node`);
+      if (s.state === 'SECOND') return no(`${m} is SECOND here: use \`tandem swap -m ${m}\` to make this node primary`);
+      if (peerRunning) return no(`${m} is ${s.peerBeacon!.state} on ${s.peer}: the application runs there. Use \`tandem swap -m ${m}\` to move it, or stop it there first.`);
+      t.persist({ wanted: 'run', intent: 'none', fullsync: !!c.fullsync });
+      t.log('warn', `administrator forces ${m} primary on ${s.self}: its data becomes the reference`);
+      if (s.state === 'STOP') startModule(t, 'prim');
+      else claim(t, { target: 'ALONE', why: 'forced by `tandem prim`', peerUnseen: false, forced: true });
+      return ok(`${m} becoming primary (ALONE) on ${s.self}`);
+    case 'second':
+      if (running(s.state)) return no(`${m} is ${s.state} here: use \`tandem swap -m ${m}\` to make this node secondary`);
+      if (s.state === 'SECOND') return no(`${m} is already SECOND on this node`);
+      t.persist({ wanted: 'run', intent: 'second', fullsync: !!c.fullsync || s.p.fullsync });
+      s.lastNote = null;
+      if (s.state === 'STOP') startModule(t, 'join');
+      return ok(`${m} will join as SECOND and copy ${s.peer}'s data${c.fullsync ? ' (full compare)' : ''}`);
+    case 'swap': {
+      const pb = s.peerBeacon;
+      const both = s.ready && s.peerUp && pb?.ready;
+      if (both && s.state === 'PRIM' && pb.state === 'SECOND') {
+        s.swapRequest = true;
+        return ok(`swapping: ${s.self} gives the primary role to ${s.peer}`);
+      }
+      if (both && s.state === 'SECOND' && pb.state === 'PRIM') {
+        s.swapRequest = true;
+        return ok(`swapping: ${s.self} takes the primary role from ${s.peer}`);
+      }
+      return no(`swap needs PRIM and SECOND both ready; now ${s.self} is ${s.state}${s.ready ? '' : ' (transient)'} and ${s.peer} is ${s.peerUp && pb ? `${pb.state}${pb.ready ? '' : ' (transient)'}` : 'unreachable'}`);
+    }
+  }
+}
+
+function stopModule(t: Tx, c: AdminCommand, force: boolean) {
+  const { s } = t;
+  const from = s.state;
+  const sole = from === 'ALONE' && !(s.peerUp && running(s.peerBeacon?.state));
+  t.persist({ wanted: 'stop', cleanSole: sole });
+  const steps: Step[] = [];
+  if (running(from)) steps.push(script('stop_prim', from, 'STOP', 'stop', force));
+  if (s.cfg.hasVip) steps.push({ kind: 'release-vips' });
+  if (from === 'SECOND') {
+    if (!s.ready) steps.push({ kind: 'cancel-resync' });
+    steps.push(script('stop_second', from, 'STOP', 'stop', force));
+  }
+  steps.push(script('poststop', from, 'STOP', 'stop', force));
+  s.ready = false;
+  s.reattach = false;
+  s.swapRequest = false;
+  s.yielding = false;
+  t.execute({ kind: 'stop', force }, steps, true);
+  t.reply(c.reqId, true, `${force ? 'force-stopping' : 'stopping'} ${s.module}`);
+}
+
+// ───────────────────────────── results of work ─────────────────────────────
+
+function onPlanDone(t: Tx, purpose: PlanPurpose, ok: boolean, error?: string) {
+  const { s } = t;
+  s.pending = null;
+  switch (purpose.kind) {
+    case 'prestart':
+      if (!ok) {
+        t.alarm('start-failed', true, `prestart failed: ${error}`);
+        return toWait(t, 'start-failed', `prestart failed (${error}); see \`tandem log -m ${s.module}\``);
+      }
+      if (purpose.then === 'prim') return claim(t, { target: 'ALONE', why: 'forced by `tandem prim`', peerUnseen: false, forced: true });
+      return enterJoin(t);
+    case 'become': {
+      const target = purpose.target;
+      if (!ok) {
+        t.alarm('start-failed', true, `transition to ${target} failed: ${error}`);
+        if (target === 'SECOND') {
+          t.alarm('resync-failed', true, `reintegration from ${s.peer} failed: ${error}`);
+          return toWait(t, 'inconsistent', `reintegration failed (${error}); will retry`);
+        }
+        return toWait(t, 'start-failed', `transition to ${target} failed (${error}); see \`tandem log -m ${s.module}\``);
+      }
+      t.alarm('start-failed', false);
+      if (target === 'SECOND') return finishSecond(t);
+      settle(t, target, true);
+      s.retryAt = null;
+      t.persist({ syncedAt: s.wall, cleanSole: false });
+      return;
+    }
+    case 'stop':
+      settle(t, 'STOP', true);
+      s.peerBeacon = s.peerUp ? s.peerBeacon : null;
+      s.alarms.filter((a) => !a.code.startsWith('lan.')).forEach((a) => t.alarm(a.code, false));
+      t.persist({ lastState: 'STOP' });
+      return;
+    case 'to-wait':
+      settle(t, 'WAIT', true, purpose.reason);
+      return;
+    case 'restart':
+      s.ready = true;
+      if (!ok) t.alarm('restart-failed', true, `restart failed: ${error}`);
+      else t.alarm('restart-failed', false);
+      return;
+    case 'resync':
+      if (!ok) {
+        t.alarm('resync-failed', true, `reintegration from ${s.peer} failed: ${error}`);
+        return toWait(t, 'inconsistent', `reintegration failed (${error}); will retry`);
+      }
+      return finishSecond(t);
+    case 'yield':
+      if (!ok) {
+        s.yielding = false;
+        t.alarm('start-failed', true, `swap failed: ${error}`);
+        return toWait(t, 'start-failed', `swap failed while leaving the primary role (${error}); see \`tandem log -m ${s.module}\``);
+      }
+      // Same generation, complete copy: a ready SECOND at once; the peer now takes the primary role.
+      settle(t, 'SECOND', true);
+      return;
+    case 'cleanup':
+      return;
+  }
+}
+
+/** Reintegration finished: the local copy now equals the primary's; adopt its generation. */
+function finishSecond(t: Tx) {
+  const { s } = t;
+  const pb = s.peerBeacon;
+  if (!s.peerUp || !pb || !running(pb.state) || !pb.gen) {
+    return toWait(t, 'inconsistent', `reintegration ended but ${s.peer} is no longer primary; the local copy may be incomplete`);
+  }
+  t.persist({ gen: pb.gen, history: pb.history, consistent: true, intent: 'none', fullsync: false, cleanSole: false, syncedAt: s.wall });
+  t.alarm('resync-failed', false);
+  t.alarm('split-brain', false);
+  settle(t, 'SECOND', true);
+}
+
+function onWitness(t: Tx, purpose: ClaimPurpose, reachable: boolean) {
+  const { s } = t;
+  s.pending = null;
+  if (reachable) {
+    t.alarm('witness', false);
+    return probe(t, purpose);
+  }
+  t.alarm('witness', true, `split-brain witness unreachable: not taking the primary role without ${s.peer}`);
+  toWait(t, 'witness', `${s.peer} is lost and the split-brain witness does not answer: WAIT (the node that reaches the witness runs the application)`);
+}
+
+function onProbe(t: Tx, purpose: ClaimPurpose, inUse: { addr: string; by?: string }[]) {
+  const { s } = t;
+  s.pending = null;
+  if (inUse.length === 0) {
+    t.alarm('vip-conflict', false);
+    return commitClaim(t, purpose);
+  }
+  const who = inUse.map((u) => `${u.addr} (answered by ${u.by ?? 'another host'})`).join(', ');
+  t.alarm('vip-conflict', true, `virtual IP already in use: ${who}; not taking it`);
+  toWait(t, 'vip-conflict', `virtual IP already in use on the network: ${who}. Not taking it; will retry. Find the host that holds it.`);
+}
+
+// ───────────────────────────── claiming the primary role ─────────────────────────────
+
+function claim(t: Tx, purpose: ClaimPurpose) {
+  const { s } = t;
+  t.log('info', `claiming ${purpose.target}: ${purpose.why}`);
+  if (purpose.peerUnseen && s.cfg.witness && !purpose.forced) {
+    const id = t.id();
+    s.pending = { kind: 'witness', id, purpose };
+    t.actions.push({ kind: 'check-witness', id });
+    return;
+  }
+  probe(t, purpose);
+}
+
+function probe(t: Tx, purpose: ClaimPurpose) {
+  const { s } = t;
+  // A PRIM that stays primary already holds the VIP: nothing to probe.
+  if (s.cfg.hasVip && !running(s.state)) {
+    const id = t.id();
+    s.pending = { kind: 'probe', id, purpose };
+    t.actions.push({ kind: 'probe-vips', id });
+    return;
+  }
+  commitClaim(t, purpose);
+}
+
+function commitClaim(t: Tx, purpose: ClaimPurpose) {
+  const { s } = t;
+  const from = s.state;
+  if (purpose.target === 'PRIM') {
+    // Swap: the peer yielded and is a ready SECOND with our generation: no new generation.
+    s.state = 'PRIM';
+    s.ready = false;
+    s.swapRequest = false;
+    const steps: Step[] = [script('stop_second', from, 'PRIM', 'stop')];
+    if (s.cfg.hasVip) steps.push({ kind: 'acquire-vips' });
+    steps.push(script('start_prim', from, 'PRIM', 'start'));
+    t.execute({ kind: 'become', target: 'PRIM' }, steps);
+    return;
+  }
+  // New generation, durable before the application can write in it.
+  const gen: Gen = nextGen(s.self, from, s.p.gen, s.peerBeacon?.gen ?? null);
+  t.persist({
+    gen, history: pushHistory(s.p.history, s.p.gen), consistent: true, intent: 'none', cleanSole: false,
+    syncedAt: s.wall, wanted: 'run',
+  });
+  t.log('info', `new data generation ${genId(gen)} (from ${from})`);
+  s.retryAt = null;
+  s.reattach = false;
+  s.joinDeadline = null;
+  s.swapRequest = false;
+  s.yielding = false;
+  if (from === 'PRIM') {
+    // Peer gone, application keeps running: only the role changes.
+    settle(t, 'ALONE', true);
+    return;
+  }
+  const steps: Step[] = [];
+  if (from === 'SECOND') steps.push(script('stop_second', from, 'ALONE', 'stop'));
+  if (s.cfg.hasVip) steps.push({ kind: 'acquire-vips' });
+  steps.push(script('start_prim', from, 'ALONE', 'start'));
+  s.state = 'ALONE';
+  s.ready = false;
+  s.waitReason = null;
+  t.execute({ kind: 'become', target: 'ALONE', gen }, steps);
+}
+
+/** Leave the primary role (or WAIT) for SECOND and reintegrate from the peer. */
+function becomeSecond(t: Tx, why: string, opts: { quarantine: boolean; full: boolean }) {
+  const { s } = t;
+  const from = s.state;
+  if (s.peerBeacon?.configHash !== s.cfg.configHash) {
+    t.alarm('config-differs', true, `the configuration of ${s.module} differs between ${s.self} and ${s.peer}`);
+    if (!running(from)) return toWait(t, 'config-differs', `not joining ${s.peer} as SECOND: the module's configuration differs between the nodes. Apply the same userconfig.xml on both (\`tandem config -m ${s.module}\`).`);
+  } else {
+    t.alarm('config-differs', false);
+  }
+  t.log(opts.quarantine ? 'warn' : 'info', `becoming SECOND: ${why}`);
+  if (opts.quarantine) t.alarm('split-brain', true, `split brain: local changes of ${s.self} are kept in quarantine while it resyncs from ${s.peer}`);
+  t.persist({ consistent: false, lastState: 'SECOND' });
+  const steps: Step[] = [];
+  if (running(from)) steps.push(script('stop_prim', from, 'SECOND', 'stop'));
+  if (s.cfg.hasVip) steps.push({ kind: 'release-vips' });
+  if (from !== 'SECOND') steps.push(script('start_second', from, 'SECOND', 'start'));
+  steps.push({ kind: 'resync', from: s.peer, full: opts.full || s.p.fullsync, quarantine: opts.quarantine });
+  s.state = 'SECOND';
+  s.ready = false;
+  s.waitReason = null;
+  s.reattach = false;
+  s.joinDeadline = null;
+  s.lastNote = null;
+  t.execute({ kind: 'become', target: 'SECOND' }, steps);
+}
+
+// ───────────────────────────── decisions ─────────────────────────────
+
+function decide(t: Tx) {
+  const { s } = t;
+  if (s.reattach) return decideReattach(t);
+  switch (s.state) {
+    case 'STOP': return;
+    case 'WAIT': return decideWait(t);
+    case 'ALONE': return decideRunning(t);
+    case 'PRIM': return decideRunning(t);
+    case 'SECOND': return decideSecond(t);
+  }
+}
+
+function seenPeer(s: MirrorState): Beacon | null {
+  return s.peerUp ? s.peerBeacon : null;
+}
+
+function decideReattach(t: Tx) {
+  const { s } = t;
+  const pb = seenPeer(s);
+  if (!pb && s.mono < (s.joinDeadline ?? 0)) return;
+  s.reattach = false;
+  s.joinDeadline = null;
+  t.log('info', pb ? `reattached: ${s.peer} is ${pb.state}` : `reattached: ${s.peer} not heard within ${s.cfg.timeoutMs} ms`);
+  if (running(s.state)) {
+    if (pb && running(pb.state)) return resolveBothRunning(t, pb);
+    const inSync = pb?.state === 'SECOND' && pb.ready && pb.gen && s.p.gen && genId(pb.gen) === genId(s.p.gen);
+    if (s.state === 'PRIM' && !inSync) return commitClaim(t, { target: 'ALONE', why: 'reattached without a ready SECOND', peerUnseen: !pb, forced: false });
+    // Re-announce the VIP we kept; the application is untouched.
+    t.execute({ kind: 'become', target: s.state }, s.cfg.hasVip ? [{ kind: 'acquire-vips' }] : []);
+    return;
+  }
+  // Reattached SECOND: ready again only if the primary is still on our generation.
+  s.ready = s.p.consistent && !!pb && running(pb.state) && !!pb.gen && !!s.p.gen && genId(pb.gen) === genId(s.p.gen);
+  decideSecond(t);
+}
+
+function decideWait(t: Tx) {
+  const { s } = t;
+  const pb = seenPeer(s);
+  const m = s.module;
+  if (pb) return decideWaitWithPeer(t, pb);
+  if (s.waitReason === 'joining') {
+    if (s.mono < (s.joinDeadline ?? 0)) return;
+    s.joinDeadline = null;
+    if (s.p.intent === 'second') return settle(t, 'WAIT', true, 'waiting-primary'), t.note(`waiting for ${s.peer} to run ${m} as primary (\`tandem second\` was asked)`);
+    if (!s.p.gen) return settle(t, 'WAIT', true, 'first-start'), t.note(`first start of ${m}: run \`tandem prim -m ${m}\` on the node with the good data, then \`tandem second -m ${m}\` on the other`);
+    if (!s.p.consistent) return settle(t, 'WAIT', true, 'inconsistent'), t.note(`local copy of ${m} is incomplete (reintegration was interrupted): waiting for ${s.peer}`);
+    if (s.p.cleanSole) return claim(t, { target: 'ALONE', why: 'last node stopped cleanly while alone', peerUnseen: true, forced: false });
+    const age = s.p.syncedAt === null ? Infinity : s.wall - s.p.syncedAt;
+    if (s.cfg.syncdeltaMs > 0 && age <= s.cfg.syncdeltaMs) {
+      return claim(t, { target: 'ALONE', why: `last sync ${Math.round(age / 1000)} s ago is within syncdelta ${s.cfg.syncdeltaMs / 1000} s`, peerUnseen: true, forced: false });
+    }
+    settle(t, 'WAIT', true, 'not-uptodate');
+    return t.note(`${s.peer} not heard: this node cannot know it has the newest data of ${m}, so it waits for ${s.peer}. If ${s.peer} is lost for good, run \`tandem prim -m ${m}\` here.`);
+  }
+  if ((s.waitReason === 'witness' || s.waitReason === 'vip-conflict') && s.retryAt !== null && s.mono >= s.retryAt) {
+    s.retryAt = null;
+    return claim(t, { target: 'ALONE', why: `retry after ${s.waitReason}`, peerUnseen: true, forced: false });
+  }
+}
+
+function decideWaitWithPeer(t: Tx, pb: Beacon) {
+  const { s } = t;
+  const m = s.module;
+  const rel: Relation = relation(s.p, pb);
+  if (running(pb.state)) {
+    if (s.p.intent === 'second') return becomeSecond(t, `\`tandem second\` asked; ${s.peer} is ${pb.state}`, { quarantine: rel === 'diverged' || rel === 'unrelated', full: true });
+    switch (rel) {
+      case 'same':
+      case 'peer-newer':
+        return becomeSecond(t, `${s.peer} is ${pb.state} with ${rel === 'same' ? 'the same' : 'newer'} data`, { quarantine: false, full: !s.p.consistent });
+      case 'diverged':
+      case 'self-newer':
+        return becomeSecond(t, `${s.peer} runs the application and both nodes wrote data (split brain)`, { quarantine: true, full: true });
+      case 'self-empty':
+        if (s.waitReason !== 'first-start') settle(t, 'WAIT', true, 'first-start');
+        return t.note(`${s.peer} runs ${m}; this node has no data for it yet: run \`tandem second -m ${m}\` here to copy ${s.peer}'s data`);
+      default:
+        t.alarm('unrelated-data', true, `data of ${m} on ${s.self} and ${s.peer} have no common history`);
+        if (s.waitReason !== 'unrelated-data') settle(t, 'WAIT', true, 'unrelated-data');
+        return t.note(`${m}: the data here and on ${s.peer} have no common history. Run \`tandem second -m ${m}\` on the node whose data must be replaced.`);
+    }
+  }
+  // The peer is not running the application.
+  if (s.p.intent === 'second') {
+    if (s.waitReason !== 'waiting-primary') settle(t, 'WAIT', true, 'waiting-primary');
+    return t.note(`waiting for ${s.peer} to become primary`);
+  }
+  if (!s.p.consistent) {
+    if (s.waitReason !== 'inconsistent') settle(t, 'WAIT', true, 'inconsistent');
+    return t.note(`local copy of ${m} is incomplete: it cannot become primary. Run \`tandem prim -m ${m}\` on ${s.peer}.`);
+  }
+  const claimIt = (why: string) => claim(t, { target: 'ALONE', why, peerUnseen: false, forced: false });
+  const waitFor = (reason: WaitReason, msg: string) => {
+    if (s.waitReason !== reason) settle(t, 'WAIT', true, reason);
+    t.note(msg);
+  };
+  switch (rel) {
+    case 'both-empty':
+      return waitFor('first-start', `first start of ${m}: run \`tandem prim -m ${m}\` on the node with the good data, then \`tandem second -m ${m}\` on the other`);
+    case 'self-empty':
+    case 'peer-newer':
+      return waitFor('peer-newer', `${s.peer} has newer data of ${m}${pb.state === 'STOP' ? ` and is stopped: start ${m} there` : `: waiting for it to become primary`}`);
+    case 'peer-empty':
+    case 'self-newer':
+      return claimIt(`this node has the newest data (${rel})`);
+    case 'same': {
+      if (pb.intent === 'second' || pb.state === 'STOP' || !pb.consistent) return claimIt(`same data as ${s.peer}, which is ${pb.state}`);
+      const wasPrim = (st: ModState) => running(st);
+      const me = wasPrim(s.p.lastState);
+      const them = wasPrim(pb.lastState);
+      const winner = me !== them ? (me ? s.self : s.peer) : s.nodeOrder.find((n) => n === s.self || n === s.peer);
+      if (winner === s.self) return claimIt(me !== them ? 'was primary before the outage' : `same data; ${s.self} comes first in cluster.xml`);
+      return waitFor('peer-newer', `same data as ${s.peer}, which takes the primary role back`);
+    }
+    case 'diverged': {
+      const w = splitBrainWinner({ node: s.self, gen: s.p.gen, running: false }, { node: s.peer, gen: pb.gen, running: false }, s.nodeOrder);
+      t.alarm('split-brain', true, `split brain: ${s.self} and ${s.peer} both wrote data of ${m}; ${w} keeps its data`);
+      if (w === s.self) return claimIt(`split brain resolved in favour of ${s.self}`);
+      return waitFor('peer-newer', `split brain: ${s.peer} keeps its data; this node will resync from it and quarantine its own changes`);
+    }
+    default:
+      t.alarm('unrelated-data', true, `data of ${m} on ${s.self} and ${s.peer} have no common history`);
+      return waitFor('unrelated-data', `${m}: the data here and on ${s.peer} have no common history. Run \`tandem prim -m ${m}\` on the node whose data is right.`);
+  }
+}
+
+/** ALONE or PRIM. */
+function decideRunning(t: Tx) {
+  const { s } = t;
+  const pb = seenPeer(s);
+  if (!pb) {
+    if (s.state === 'PRIM') return claim(t, { target: 'ALONE', why: `${s.peer} lost`, peerUnseen: true, forced: false });
+    return;
+  }
+  if (running(pb.state)) return resolveBothRunning(t, pb);
+  const inSync = pb.state === 'SECOND' && pb.ready && pb.consistent && !!pb.gen && !!s.p.gen && genId(pb.gen) === genId(s.p.gen);
+  if (s.state === 'ALONE') {
+    if (inSync) {
+      t.alarm('split-brain', false);
+      settle(t, 'PRIM', true);
+      // defaultprim: after reintegration, the preferred node takes the primary role back (once).
+      if (s.cfg.defaultprim === s.peer) s.swapRequest = true;
+    }
+    return;
+  }
+  // PRIM
+  if (!inSync) return claim(t, { target: 'ALONE', why: `${s.peer} is ${pb.state}${pb.ready ? '' : ' (transient)'}, not an up-to-date SECOND`, peerUnseen: false, forced: false });
+  if (s.swapRequest || pb.swapRequest) {
+    t.log('info', `swap: giving the primary role to ${s.peer}`);
+    s.swapRequest = false;
+    s.yielding = true;
+    s.ready = false;
+    s.state = 'SECOND';
+    t.execute({ kind: 'yield' }, [
+      script('stop_prim', 'PRIM', 'SECOND', 'stop'), ...(s.cfg.hasVip ? [{ kind: 'release-vips' } as Step] : []),
+      script('start_second', 'PRIM', 'SECOND', 'start'),
+    ]);
+  }
+}
+
+/** Both nodes run the application (isolation repaired, or a reattach found a successor): one yields. */
+function resolveBothRunning(t: Tx, pb: Beacon) {
+  const { s } = t;
+  const rel = relation(s.p, pb);
+  if (rel === 'peer-newer') return becomeSecond(t, `${s.peer} took over with newer data`, { quarantine: false, full: true });
+  if (rel === 'self-newer') return t.note(`${s.peer} runs the application with older data: it will yield to this node`);
+  const w = splitBrainWinner({ node: s.self, gen: s.p.gen, running: true }, { node: s.peer, gen: pb.gen, running: true }, s.nodeOrder);
+  t.alarm('split-brain', true, `split brain: both ${s.self} and ${s.peer} ran ${s.module}; ${w} keeps its data`);
+  if (w === s.self) return t.note(`split brain: ${s.self} keeps the application; ${s.peer} resyncs from it`);
+  becomeSecond(t, `split brain resolved in favour of ${s.peer} (documented rule)`, { quarantine: true, full: true });
+}
+
+function decideSecond(t: Tx) {
+  const { s } = t;
+  const pb = seenPeer(s);
+  if (!pb) {
+    if (!s.ready || !s.p.consistent) return toWait(t, 'inconsistent', `${s.peer} lost during reintegration: the local copy is incomplete and is never promoted`);
+    if (!s.cfg.failover) return toWait(t, 'failover-off', `${s.peer} lost and failover="off": WAIT. Run \`tandem prim -m ${s.module}\` to take over.`);
+    return claim(t, { target: 'ALONE', why: `${s.peer} lost`, peerUnseen: true, forced: false });
+  }
+  const sameGen = !!pb.gen && !!s.p.gen && genId(pb.gen) === genId(s.p.gen);
+  if (running(pb.state)) {
+    if (s.yielding && pb.state === 'PRIM') s.yielding = false;
+    if (!sameGen || !s.p.consistent) {
+      return becomeSecond(t, `${s.peer} is ${pb.state} with generation ${pb.gen ? genId(pb.gen) : 'none'}: reintegrating`, { quarantine: false, full: !s.p.consistent });
+    }
+    if (!s.ready) settle(t, 'SECOND', true);
+    return;
+  }
+  if (!s.ready || !s.p.consistent) return toWait(t, 'inconsistent', `${s.peer} stopped running ${s.module} during reintegration: the local copy is incomplete`);
+  if (pb.state === 'SECOND') {
+    if (s.yielding) return;
+    if (pb.yielding && pb.ready && sameGen) return claim(t, { target: 'PRIM', why: `${s.peer} yielded the primary role (swap)`, peerUnseen: false, forced: false });
+    if (pb.yielding) return;
+    const first = s.nodeOrder.find((n) => n === s.self || n === s.peer);
+    if (first === s.self) return claim(t, { target: 'ALONE', why: `both nodes SECOND; ${s.self} comes first in cluster.xml`, peerUnseen: false, forced: false });
+    return;
+  }
+  // Peer WAIT or STOP: it stopped the application cleanly or gave up; our copy is complete.
+  claim(t, { target: 'ALONE', why: `${s.peer} is ${pb.state}`, peerUnseen: false, forced: false });
+}

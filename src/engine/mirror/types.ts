@@ -1,0 +1,232 @@
+/**
+ * Types of the mirror module engine. The engine is pure: `step(state, event) → {state, actions}` (./step.ts).
+ * Time arrives only in events (`mono` for timeouts, `wall` for what must survive a reboot).
+ */
+
+export type ModState = 'STOP' | 'WAIT' | 'ALONE' | 'PRIM' | 'SECOND';
+
+/** SafeKit's `tandem state` exit codes: STOP 0, WAIT 1, ALONE 2, PRIM 3, SECOND 4. */
+export const STATE_EXIT_CODE: Record<ModState, number> = { STOP: 0, WAIT: 1, ALONE: 2, PRIM: 3, SECOND: 4 };
+
+/**
+ * A data generation: one period during which one node wrote the replicated data. `id` is `<n>@<node>`.
+ * A node starts a new generation each time it becomes ALONE (it writes without its peer); a SECOND that finishes
+ * reintegration adopts its primary's generation. `from` is the state the node left to start it, which decides
+ * who resyncs after a split brain (the node that kept the application, from PRIM, wins over the one that took over).
+ */
+export interface Gen {
+  n: number;
+  node: string;
+  from: ModState;
+}
+
+/**
+ * What survives a reboot, per module (state/<module>.json). Contract: written (fsync'd) by the driver before any
+ * action that follows it in the same action list is applied, and before any heartbeat that reflects it is sent.
+ */
+export interface Persisted {
+  /** what the administrator last asked; `run` modules are started again when the daemon starts */
+  wanted: 'run' | 'stop';
+  /** last settled state */
+  lastState: ModState;
+  /** generation of the local data; null = this node never had data for the module */
+  gen: Gen | null;
+  /** ids of earlier generations of the local data, newest first (bounded) */
+  history: string[];
+  /** false while the local copy is being reintegrated (incomplete); an inconsistent copy is never promoted */
+  consistent: boolean;
+  /** stopped cleanly while it was the only node running the module: may start ALONE without seeing its peer */
+  cleanSole: boolean;
+  /** wall-clock ms when the data was last known to be the newest (PRIM, ALONE, SECOND ready); null = never */
+  syncedAt: number | null;
+  /** `tandem second` was run: join as secondary and take the peer's data */
+  intent: 'none' | 'second';
+  /** the next reintegration compares every file (`--fullsync`) */
+  fullsync: boolean;
+}
+
+/** What each node tells its peer about one module in every heartbeat. A state, never a one-shot message. */
+export interface Beacon {
+  v: 1;
+  module: string;
+  state: ModState;
+  ready: boolean;
+  gen: Gen | null;
+  history: string[];
+  consistent: boolean;
+  lastState: ModState;
+  intent: 'none' | 'second';
+  /** SECOND asks its PRIM to exchange roles */
+  swapRequest: boolean;
+  /** PRIM is giving the primary role to its SECOND (swap) */
+  yielding: boolean;
+  /** hash of the module's configuration, to detect nodes configured differently */
+  configHash: string;
+}
+
+/** Module configuration the engine needs (derived from MirrorModuleConfig). */
+export interface EngineConfig {
+  pulseMs: number;
+  timeoutMs: number;
+  failover: boolean;
+  syncdeltaMs: number;
+  lans: string[];
+  hasVip: boolean;
+  witness: boolean;
+  /** `alone` or the node that should be primary when both run (swap back after reintegration) */
+  defaultprim: string;
+  configHash: string;
+}
+
+/** Why a module is in WAIT; shown by `tandem status`. */
+export type WaitReason =
+  | 'joining'
+  | 'first-start'
+  | 'not-uptodate'
+  | 'peer-newer'
+  | 'witness'
+  | 'vip-conflict'
+  | 'failover-off'
+  | 'start-failed'
+  | 'inconsistent'
+  | 'unrelated-data'
+  | 'config-differs'
+  | 'waiting-primary';
+
+/** What the engine is waiting for (at most one at a time). */
+export type Pending =
+  | { kind: 'plan'; id: number; purpose: PlanPurpose }
+  | { kind: 'witness'; id: number; purpose: ClaimPurpose }
+  | { kind: 'probe'; id: number; purpose: ClaimPurpose };
+
+export type PlanPurpose =
+  | { kind: 'prestart'; then: 'join' | 'prim' }
+  | { kind: 'become'; target: ModState; gen?: Gen }
+  | { kind: 'stop'; force: boolean }
+  | { kind: 'to-wait'; reason: WaitReason }
+  | { kind: 'restart' }
+  /** swap: PRIM hands over to its ready SECOND and becomes a ready SECOND on the same generation */
+  | { kind: 'yield' }
+  | { kind: 'resync' }
+  | { kind: 'cleanup' };
+
+/** Why we are claiming the primary role. */
+export interface ClaimPurpose {
+  /** `alone`: new generation, app started; `prim`: swap, same generation, peer stays SECOND */
+  target: 'ALONE' | 'PRIM';
+  /** why (logged) */
+  why: string;
+  /** the peer cannot be seen: the split-brain witness must be reachable first */
+  peerUnseen: boolean;
+  /** administrator forced it (`tandem prim`) */
+  forced: boolean;
+}
+
+export interface Alarm {
+  code: string;
+  message: string;
+  since: number;
+}
+
+export interface MirrorState {
+  module: string;
+  self: string;
+  peer: string;
+  /** cluster.xml node order: the last tie-break */
+  nodeOrder: string[];
+  cfg: EngineConfig;
+  p: Persisted;
+
+  state: ModState;
+  /** false = transient (scripts or reintegration running) */
+  ready: boolean;
+  waitReason: WaitReason | null;
+  /** monotonic ms of the last event */
+  mono: number;
+  /** wall-clock ms of the last tick */
+  wall: number;
+  /** monotonic ms at which the join/reattach window ends and the peer counts as absent */
+  joinDeadline: number | null;
+  /** reattaching after a daemon restart: the application may be running, nothing is restarted */
+  reattach: boolean;
+  /** monotonic ms of the next retry of a refused claim (witness unreachable, VIP in use) */
+  retryAt: number | null;
+  /** last monotonic ms a heartbeat arrived on each LAN */
+  lanHeard: Record<string, number | null>;
+  /** the peer's last beacon (kept after loss for display) */
+  peerBeacon: Beacon | null;
+  peerUp: boolean;
+  /** monotonic ms since which the peer is continuously up */
+  peerUpSince: number | null;
+  /** swap asked on this node */
+  swapRequest: boolean;
+  yielding: boolean;
+  pending: Pending | null;
+  /** admin commands that arrived while a plan ran */
+  queued: AdminCommand[];
+  nextId: number;
+  alarms: Alarm[];
+  /** last wall ms syncedAt was persisted (throttle) */
+  syncPersistedAt: number;
+  /** last message logged for a waiting decision (avoid repeating it every tick) */
+  lastNote: string | null;
+}
+
+// ───────────────────────────── events ─────────────────────────────
+
+export type AdminVerb = 'start' | 'stop' | 'forcestop' | 'restart' | 'prim' | 'second' | 'swap';
+
+export interface AdminCommand {
+  kind: 'admin';
+  reqId: number;
+  verb: AdminVerb;
+  fullsync?: boolean;
+}
+
+export type MirrorEvent =
+  | { kind: 'boot'; mono: number; wall: number; reattach: boolean }
+  | { kind: 'tick'; mono: number; wall: number }
+  | { kind: 'heartbeat'; mono: number; lan: string; beacon: Beacon }
+  | AdminCommand
+  | { kind: 'plan-done'; id: number; ok: boolean; error?: string }
+  | { kind: 'witness-result'; id: number; reachable: boolean }
+  | { kind: 'probe-result'; id: number; inUse: { addr: string; by?: string }[] };
+
+// ───────────────────────────── actions ─────────────────────────────
+
+/** One step of a plan, run by the driver in order. */
+export type Step =
+  | { kind: 'script'; script: 'prestart' | 'start_prim' | 'stop_prim' | 'start_second' | 'stop_second' | 'poststop'; args: string[] }
+  | { kind: 'acquire-vips' }
+  | { kind: 'release-vips' }
+  /** reintegrate the local copy from the peer; `quarantine`: keep local divergent files aside (split brain) */
+  | { kind: 'resync'; from: string; full: boolean; quarantine: boolean }
+  | { kind: 'cancel-resync' };
+
+/**
+ * Actions, applied by the driver in array order. The engine emits them in this documented order:
+ *   1. `persist`      — durable before anything that depends on it (a generation is on disk before the
+ *                       application can write in it; a heartbeat never announces an unpersisted state);
+ *   2. `run-marker`   — runtime flag (run dir, wiped at reboot) that the module may have processes running;
+ *   3. `log`, `alarm` — observability;
+ *   4. `execute`, `abort`, `check-witness`, `probe-vips` — work whose result returns as an event;
+ *   5. `reply`        — the answer to an administrator's command, last, so a reply never precedes its effect.
+ * A plan with `bestEffort` keeps going after a failed step (stop and cleanup plans: the VIP is released even if
+ * stop_prim fails); otherwise the first failed step ends it. The VIP is always released before a plan that stops the
+ * module reports done, so the node never reports STOP while holding it.
+ */
+export type Action =
+  | { kind: 'persist'; p: Persisted }
+  | { kind: 'run-marker'; on: boolean }
+  | { kind: 'log'; level: 'info' | 'warn' | 'error'; msg: string }
+  | { kind: 'alarm'; code: string; on: boolean; msg: string }
+  | { kind: 'execute'; id: number; steps: Step[]; bestEffort: boolean }
+  | { kind: 'abort'; id: number }
+  | { kind: 'check-witness'; id: number }
+  | { kind: 'probe-vips'; id: number }
+  | { kind: 'reply'; reqId: number; ok: boolean; message: string };
+
+export interface StepResult {
+  state: MirrorState;
+  actions: Action[];
+}

@@ -1,0 +1,251 @@
+/**
+ * Deterministic simulator: two mirror engines wired through a fake network and a fake clock (ARCHITECTURE.md,
+ * testing layer 2). The platform is modelled just enough to check the invariants: scripts start and stop an
+ * "application", the VIP is a flag per node, a power-off loses everything but the disk, and a LAN can be cut per node.
+ *
+ * Invariant checked continuously: two nodes never hold the VIP while they can see each other on the LAN that carries
+ * it, for longer than the time one of them needs to notice and yield (`timeout + 2 s`).
+ */
+import { beacon, initialState, step } from '../engine/mirror/step.js';
+import type { Action, AdminVerb, EngineConfig, MirrorEvent, MirrorState, Persisted, Step } from '../engine/mirror/types.js';
+
+export interface SimConfig {
+  pulseMs: number;
+  timeoutMs: number;
+  syncdeltaMs: number;
+  failover: boolean;
+  witness: boolean;
+  defaultprim: string;
+  lans: string[];
+  /** durations of modelled work */
+  scriptMs: number;
+  resyncMs: number;
+  probeMs: number;
+  witnessMs: number;
+}
+
+export const defaultSimConfig = (): SimConfig => ({
+  pulseMs: 500, timeoutMs: 5000, syncdeltaMs: 0, failover: true, witness: false, defaultprim: 'alone',
+  lans: ['default', 'replication'], scriptMs: 200, resyncMs: 300, probeMs: 100, witnessMs: 100,
+});
+
+interface Work {
+  id: number;
+  steps: Step[];
+  bestEffort: boolean;
+  index: number;
+  dueAt: number;
+  error?: string;
+}
+
+interface Query {
+  id: number;
+  kind: 'witness' | 'probe';
+  dueAt: number;
+}
+
+export class SimNode {
+  engine: MirrorState | null = null;
+  /** power on: links up (a node whose daemon died still answers for its VIP) */
+  powered = false;
+  disk: Persisted | null = null;
+  runMarker = false;
+  vip = false;
+  app = false;
+  witnessOk = true;
+  failScripts = new Set<string>();
+  work: Work | null = null;
+  queries: Query[] = [];
+  log: string[] = [];
+  replies: { reqId: number; ok: boolean; message: string }[] = [];
+  constructor(readonly name: string) {}
+  get alive() {
+    return this.engine !== null;
+  }
+}
+
+export class Sim {
+  mono = 0;
+  wall = 1_800_000_000_000;
+  readonly nodes: Map<string, SimNode>;
+  /** cut links, as `lan:node` */
+  readonly cut = new Set<string>();
+  violations: string[] = [];
+  private dualSince: number | null = null;
+  private reqSeq = 1;
+  private lastPulse = -Infinity;
+  private lastTick = -Infinity;
+
+  constructor(readonly cfg: SimConfig, readonly names: string[] = ['node1', 'node2']) {
+    this.nodes = new Map(names.map((n) => [n, new SimNode(n)]));
+  }
+
+  node(name: string): SimNode {
+    const n = this.nodes.get(name);
+    if (!n) throw new Error(`unknown node ${name}`);
+    return n;
+  }
+
+  private engineConfig(): EngineConfig {
+    const c = this.cfg;
+    return {
+      pulseMs: c.pulseMs, timeoutMs: c.timeoutMs, failover: c.failover, syncdeltaMs: c.syncdeltaMs, lans: c.lans,
+      hasVip: true, witness: c.witness, defaultprim: c.defaultprim, configHash: 'sim',
+    };
+  }
+
+  /** Start the daemon on a node (power on, or daemon restart when `reattach`). */
+  boot(name: string) {
+    const n = this.node(name);
+    if (n.alive) throw new Error(`${name} is already up`);
+    const peer = this.names.find((x) => x !== name)!;
+    n.powered = true;
+    n.engine = initialState({ module: 'demo', self: name, peer, nodeOrder: this.names, cfg: this.engineConfig(), persisted: n.disk });
+    this.feed(n, { kind: 'boot', mono: this.mono, wall: this.wall, reattach: n.runMarker });
+  }
+
+  powerOff(name: string) {
+    const n = this.node(name);
+    n.engine = null;
+    n.powered = false;
+    n.runMarker = false;
+    n.vip = false;
+    n.app = false;
+    n.work = null;
+    n.queries = [];
+  }
+
+  /** Kill only the daemon: application, VIP and run marker stay. */
+  killDaemon(name: string) {
+    const n = this.node(name);
+    n.engine = null;
+    n.work = null;
+    n.queries = [];
+  }
+
+  admin(name: string, verb: AdminVerb, fullsync = false): number {
+    const n = this.node(name);
+    if (!n.engine) throw new Error(`${name} is powered off`);
+    const reqId = this.reqSeq++;
+    this.feed(n, { kind: 'admin', reqId, verb, fullsync });
+    return reqId;
+  }
+
+  connected(a: string, b: string, lan: string): boolean {
+    return this.node(a).powered && this.node(b).powered && !this.cut.has(`${lan}:${a}`) && !this.cut.has(`${lan}:${b}`);
+  }
+
+  feed(n: SimNode, e: MirrorEvent) {
+    if (!n.engine) return;
+    const r = step(n.engine, e);
+    n.engine = r.state;
+    for (const a of r.actions) this.apply(n, a);
+  }
+
+  private apply(n: SimNode, a: Action) {
+    switch (a.kind) {
+      case 'persist': n.disk = a.p; break;
+      case 'run-marker': n.runMarker = a.on; break;
+      case 'log': n.log.push(`${(this.mono / 1000).toFixed(1)}s ${a.level} ${a.msg}`); break;
+      case 'alarm': n.log.push(`${(this.mono / 1000).toFixed(1)}s alarm ${a.on ? 'on' : 'off'} ${a.code} ${a.msg}`); break;
+      case 'execute': n.work = { id: a.id, steps: a.steps, bestEffort: a.bestEffort, index: 0, dueAt: this.mono + this.cost(a.steps[0]) }; break;
+      case 'abort': if (n.work?.id === a.id) n.work = null; break;
+      case 'check-witness': n.queries.push({ id: a.id, kind: 'witness', dueAt: this.mono + this.cfg.witnessMs }); break;
+      case 'probe-vips': n.queries.push({ id: a.id, kind: 'probe', dueAt: this.mono + this.cfg.probeMs }); break;
+      case 'reply': n.replies.push({ reqId: a.reqId, ok: a.ok, message: a.message }); break;
+    }
+  }
+
+  private cost(s: Step | undefined): number {
+    if (!s) return 0;
+    if (s.kind === 'script') return this.cfg.scriptMs;
+    if (s.kind === 'resync') return this.cfg.resyncMs;
+    return 20;
+  }
+
+  private runStep(n: SimNode, s: Step): string | null {
+    switch (s.kind) {
+      case 'script':
+        if (n.failScripts.has(s.script)) return `${s.script} exited 1`;
+        if (s.script === 'start_prim') n.app = true;
+        if (s.script === 'stop_prim') n.app = false;
+        return null;
+      case 'resync':
+        return this.cfg.lans.some((l) => this.connected(n.name, s.from, l) && this.node(s.from).alive) ? null : `${s.from} unreachable`;
+      case 'acquire-vips': n.vip = true; return null;
+      case 'release-vips': n.vip = false; return null;
+      default: return null;
+    }
+  }
+
+  private progress(n: SimNode) {
+    for (const q of [...n.queries]) {
+      if (q.dueAt > this.mono) continue;
+      n.queries = n.queries.filter((x) => x !== q);
+      if (q.kind === 'witness') this.feed(n, { kind: 'witness-result', id: q.id, reachable: n.witnessOk });
+      else {
+        const holders = this.names.filter((o) => o !== n.name && this.node(o).vip && this.connected(n.name, o, this.cfg.lans[0]!));
+        this.feed(n, { kind: 'probe-result', id: q.id, inUse: holders.map((h) => ({ addr: 'vip', by: h })) });
+      }
+    }
+    while (n.work && n.work.dueAt <= this.mono) {
+      const w = n.work;
+      const err = this.runStep(n, w.steps[w.index]!);
+      if (err) w.error = w.error ?? err;
+      w.index++;
+      if ((err && !w.bestEffort) || w.index >= w.steps.length) {
+        n.work = null;
+        this.feed(n, { kind: 'plan-done', id: w.id, ok: !w.error, ...(w.error ? { error: w.error } : {}) });
+      } else {
+        w.dueAt = this.mono + this.cost(w.steps[w.index]);
+      }
+    }
+  }
+
+  /** Advance the clock by `ms`, in 10 ms quanta. */
+  run(ms: number) {
+    const end = this.mono + ms;
+    while (this.mono < end) {
+      this.mono += 10;
+      this.wall += 10;
+      for (const n of this.nodes.values()) if (n.alive) this.progress(n);
+      if (this.mono - this.lastPulse >= this.cfg.pulseMs) {
+        this.lastPulse = this.mono;
+        for (const from of this.nodes.values()) {
+          if (!from.engine) continue;
+          const b = beacon(from.engine);
+          for (const to of this.nodes.values()) {
+            if (to === from) continue;
+            for (const lan of this.cfg.lans) {
+              if (to.alive && this.connected(from.name, to.name, lan)) this.feed(to, { kind: 'heartbeat', mono: this.mono, lan, beacon: b });
+            }
+          }
+        }
+      }
+      if (this.mono - this.lastTick >= 100) {
+        this.lastTick = this.mono;
+        for (const n of this.nodes.values()) this.feed(n, { kind: 'tick', mono: this.mono, wall: this.wall });
+      }
+      this.checkInvariant();
+    }
+  }
+
+  private checkInvariant() {
+    const holders = [...this.nodes.values()].filter((n) => n.vip);
+    const seeing = holders.length >= 2 && this.connected(holders[0]!.name, holders[1]!.name, this.cfg.lans[0]!);
+    if (!seeing) {
+      this.dualSince = null;
+      return;
+    }
+    this.dualSince ??= this.mono;
+    if (this.mono - this.dualSince === this.cfg.timeoutMs + 2000) {
+      this.violations.push(`${(this.mono / 1000).toFixed(1)}s: VIP held by ${holders.map((h) => h.name).join(' and ')} while they see each other`);
+    }
+  }
+
+  describe(name: string): string {
+    const n = this.node(name);
+    if (!n.engine) return 'OFF';
+    return `${n.engine.state}${n.engine.ready ? '' : '(transient)'}`;
+  }
+}

@@ -1,0 +1,352 @@
+import path from 'node:path';
+import { UserError } from '../errors.js';
+import { isIPv4 } from './cluster.js';
+import { formatDuration, parseDuration } from './duration.js';
+import type {
+  ClusterConfig,
+  HeartConfig,
+  MirrorModuleConfig,
+  NotReplicated,
+  ReplicatedDir,
+  RfsConfig,
+  SplitBrainConfig,
+  UserConfig,
+  VirtualAddr,
+} from './types.js';
+import { expectOnly, optionalChild, parseXml, type XmlElement } from './xml.js';
+
+/** Defaults applied when userconfig.xml leaves a value out. */
+export const USERCONFIG_DEFAULTS = {
+  pulseMs: 500,
+  timeoutMs: 5000,
+  async: 'second',
+  syncdeltaMs: 0,
+  splitbrainIdent: 'splitbrain',
+  nicestoptimeoutMs: 300_000,
+  forcestoptimeoutMs: 300_000,
+} as const;
+
+const MODULE_NAME_RE = /^[a-zA-Z][a-zA-Z0-9_-]{0,30}$/;
+
+/** Throws a UserError unless `name` is a valid module name: a letter, then up to 30 letters, digits, `_` or `-`. */
+export function validateModuleName(name: string): void {
+  if (!MODULE_NAME_RE.test(name)) {
+    throw new UserError(
+      `module name "${name}" is not valid. Use a letter followed by up to 30 letters, digits, "_" or "-" (e.g. "webapp").`,
+    );
+  }
+}
+
+/**
+ * Parses and validates a module's userconfig.xml (SafeKit vocabulary, mirror modules only) against `cluster`.
+ * The result has every default filled in (see USERCONFIG_DEFAULTS). Any unknown or unsupported element or attribute,
+ * and any inconsistency with cluster.xml, is a UserError that names `file` and the line.
+ */
+export function parseUserconfig(
+  text: string | Uint8Array,
+  moduleName: string,
+  cluster: ClusterConfig,
+  file = 'userconfig.xml',
+): MirrorModuleConfig {
+  validateModuleName(moduleName);
+  const root = parseXml(text, file);
+  if (root.name !== 'safe') {
+    throw new UserError(`${file} line ${root.line}: the root element is <${root.name}>. userconfig.xml must start with <safe>.`);
+  }
+  expectOnly(root, [], ['service'], file);
+  const service = optionalChild(root, 'service', file);
+  if (!service) throw new UserError(`${file} line ${root.line}: <safe> has no <service>. Add <service mode="mirror"> inside <safe>.`);
+
+  checkMode(service, file);
+  expectOnly(service, ['mode', 'defaultprim', 'failover'], ['heart', 'vip', 'rfs', 'splitbrain', 'check', 'user'], file);
+  if (cluster.nodes.length !== 2) {
+    throw new UserError(
+      `${file} line ${service.line}: a mirror module needs exactly 2 nodes in cluster.xml, which has ${cluster.nodes.length} ` +
+        `(${cluster.nodes.join(', ')}). Use a cluster.xml with 2 nodes for this module.`,
+    );
+  }
+  const c = new Ctx(file, cluster);
+  return {
+    name: moduleName,
+    mode: 'mirror',
+    defaultprim: parseDefaultprim(service, c),
+    failover: onOff(service, 'failover', true, file),
+    heart: parseHeart(optionalChild(service, 'heart', file), c),
+    vips: parseVip(optionalChild(service, 'vip', file), c),
+    rfs: parseRfs(optionalChild(service, 'rfs', file), c),
+    splitbrain: parseSplitbrain(findSplitbrain(service, file), c),
+    user: parseUser(optionalChild(service, 'user', file), c),
+  };
+}
+
+/** What the section parsers need to know: the file name for messages and cluster.xml's nodes, addresses and LANs. */
+class Ctx {
+  constructor(
+    readonly file: string,
+    readonly cluster: ClusterConfig,
+  ) {}
+
+  at(el: XmlElement): string {
+    return `${this.file} line ${el.line}`;
+  }
+
+  /** The node and LAN that own `addr` in cluster.xml, if any. */
+  ownerOf(addr: string): { node: string; lan: string } | undefined {
+    for (const lan of this.cluster.lans) {
+      const n = lan.nodes.find((x) => x.addr === addr);
+      if (n) return { node: n.name, lan: lan.name };
+    }
+    return undefined;
+  }
+}
+
+function checkMode(service: XmlElement, file: string): void {
+  const mode = service.attrs.mode;
+  const at = `${file} line ${service.line}`;
+  if (mode === undefined) throw new UserError(`${at}: <service> has no mode. Add mode="mirror".`);
+  if (mode === 'farm') throw new UserError(`${at}: farm modules are not supported yet. Use mode="mirror".`);
+  if (mode === 'light') throw new UserError(`${at}: light modules are not supported yet. Use mode="mirror".`);
+  if (mode !== 'mirror') throw new UserError(`${at}: <service mode="${mode}"> is not a module mode. Use mode="mirror".`);
+}
+
+function parseDefaultprim(service: XmlElement, c: Ctx): string {
+  const v = service.attrs.defaultprim;
+  if (v === undefined || v === 'alone' || c.cluster.nodes.includes(v)) return v ?? 'alone';
+  throw new UserError(
+    `${c.at(service)}: <service defaultprim="${v}"> is not "alone" nor a node of cluster.xml. ` +
+      `Use alone or one of: ${c.cluster.nodes.join(', ')}.`,
+  );
+}
+
+function parseHeart(el: XmlElement | undefined, c: Ctx): HeartConfig {
+  const allLans = c.cluster.lans.map((l) => l.name);
+  if (!el) return { pulseMs: USERCONFIG_DEFAULTS.pulseMs, timeoutMs: USERCONFIG_DEFAULTS.timeoutMs, lans: allLans };
+  expectOnly(el, ['pulse', 'timeout'], ['heartbeat'], c.file);
+  const pulseMs = durationAttr(el, 'pulse', USERCONFIG_DEFAULTS.pulseMs, c.file);
+  const timeoutMs = durationAttr(el, 'timeout', USERCONFIG_DEFAULTS.timeoutMs, c.file);
+  if (pulseMs <= 0) throw new UserError(`${c.at(el)}: <heart pulse="${el.attrs.pulse}"> must be more than 0. Use e.g. pulse="500ms".`);
+  if (timeoutMs < 3 * pulseMs) {
+    throw new UserError(
+      `${c.at(el)}: heart timeout ${formatDuration(timeoutMs)} is less than 3 × pulse ${formatDuration(pulseMs)}. ` +
+        `Set timeout to at least ${formatDuration(3 * pulseMs)} or lower pulse.`,
+    );
+  }
+  const lans: string[] = [];
+  for (const hb of el.children) {
+    expectOnly(hb, ['name'], [], c.file);
+    const name = hb.attrs.name;
+    if (!name) throw new UserError(`${c.at(hb)}: <heartbeat> has no name. Add name="<lan>" with one of: ${allLans.join(', ')}.`);
+    if (!allLans.includes(name)) {
+      throw new UserError(`${c.at(hb)}: heartbeat "${name}" is not a lan of cluster.xml. Use one of: ${allLans.join(', ')}.`);
+    }
+    if (lans.includes(name)) throw new UserError(`${c.at(hb)}: heartbeat "${name}" is listed twice. Remove one.`);
+    lans.push(name);
+  }
+  return { pulseMs, timeoutMs, lans: lans.length ? lans : allLans };
+}
+
+/** `<vip><interface_list><interface check><real_interface><virtual_addr addr where/>…` */
+function parseVip(el: XmlElement | undefined, c: Ctx): VirtualAddr[] {
+  if (!el) return [];
+  expectOnly(el, [], ['interface_list'], c.file);
+  const list = optionalChild(el, 'interface_list', c.file);
+  if (!list) throw new UserError(`${c.at(el)}: <vip> has no <interface_list>. Add <interface_list><interface><real_interface><virtual_addr addr="…"/> or remove <vip>.`);
+  expectOnly(list, [], ['interface'], c.file);
+  nonEmpty(list, 'interface', c);
+  const vips: VirtualAddr[] = [];
+  const lines = new Map<string, number>();
+  for (const intf of list.children) {
+    expectOnly(intf, ['check'], ['real_interface'], c.file);
+    nonEmpty(intf, 'real_interface', c);
+    const check = onOff(intf, 'check', true, c.file);
+    for (const real of intf.children) {
+      expectOnly(real, [], ['virtual_addr'], c.file);
+      nonEmpty(real, 'virtual_addr', c);
+      for (const va of real.children) {
+        expectOnly(va, ['addr', 'where'], [], c.file);
+        const addr = va.attrs.addr;
+        if (!addr) throw new UserError(`${c.at(va)}: <virtual_addr> has no addr. Add addr="<virtual IPv4 address>".`);
+        if (!isIPv4(addr)) throw new UserError(`${c.at(va)}: virtual_addr "${addr}" is not an IPv4 address. Write a dotted quad such as 198.51.100.10.`);
+        const owner = c.ownerOf(addr);
+        if (owner) {
+          throw new UserError(
+            `${c.at(va)}: virtual_addr ${addr} is the address of node "${owner.node}" on lan "${owner.lan}" in cluster.xml. ` +
+              `Choose a free address for the virtual IP.`,
+          );
+        }
+        const dup = lines.get(addr);
+        if (dup !== undefined) throw new UserError(`${c.at(va)}: virtual_addr ${addr} is listed twice (also line ${dup}). Remove one.`);
+        lines.set(addr, va.line);
+        const where = va.attrs.where ?? 'one_side_alias';
+        if (where !== 'one_side_alias') {
+          throw new UserError(`${c.at(va)}: <virtual_addr where="${where}"> is not supported. Use where="one_side_alias" (the default) or remove where.`);
+        }
+        vips.push({ addr, where, check });
+      }
+    }
+  }
+  return vips;
+}
+
+/** `<rfs async syncdelta><replicated dir mode><notreplicated path|regexpath/>…` */
+function parseRfs(el: XmlElement | undefined, c: Ctx): RfsConfig | null {
+  if (!el) return null;
+  expectOnly(el, ['async', 'syncdelta'], ['replicated'], c.file);
+  const async = el.attrs.async ?? USERCONFIG_DEFAULTS.async;
+  if (async !== 'none' && async !== 'second') {
+    throw new UserError(`${c.at(el)}: <rfs async="${async}"> is not valid. Use async="second" (default) or async="none".`);
+  }
+  const syncdeltaMs = durationAttr(el, 'syncdelta', USERCONFIG_DEFAULTS.syncdeltaMs, c.file);
+  nonEmpty(el, 'replicated', c);
+  const replicated: ReplicatedDir[] = [];
+  const lines: number[] = [];
+  for (const r of el.children) {
+    const dir = parseReplicated(r, c);
+    replicated.forEach((other, i) => {
+      if (other.dir === dir.dir || dir.dir.startsWith(`${other.dir}/`) || other.dir.startsWith(`${dir.dir}/`)) {
+        throw new UserError(
+          `${c.at(r)}: replicated dir "${dir.dir}" overlaps "${other.dir}" (line ${lines[i]}). ` +
+            `Replicated directories must not be nested or repeated; keep only the outer one.`,
+        );
+      }
+    });
+    replicated.push(dir);
+    lines.push(r.line);
+  }
+  return { async, syncdeltaMs, replicated };
+}
+
+function parseReplicated(el: XmlElement, c: Ctx): ReplicatedDir {
+  expectOnly(el, ['dir', 'mode'], ['notreplicated'], c.file);
+  const dir = el.attrs.dir;
+  if (!dir) throw new UserError(`${c.at(el)}: <replicated> has no dir. Add dir="/absolute/path".`);
+  if (!dir.startsWith('/')) throw new UserError(`${c.at(el)}: replicated dir "${dir}" is not absolute. Write the full path, e.g. "/srv/app/data".`);
+  if (dir.split('/').includes('..')) throw new UserError(`${c.at(el)}: replicated dir "${dir}" contains "..". Write the path without "..".`);
+  const normal = path.posix.normalize(dir).replace(/\/+$/, '');
+  if (normal === '') throw new UserError(`${c.at(el)}: replicated dir "${dir}" is the root directory. Replicate a specific directory such as "/srv/app/data".`);
+  if (normal !== dir) throw new UserError(`${c.at(el)}: replicated dir "${dir}" is not a normalized path. Write "${normal}".`);
+  const mode = el.attrs.mode ?? 'read_write';
+  if (mode !== 'read_write' && mode !== 'read_only') {
+    throw new UserError(`${c.at(el)}: <replicated mode="${mode}"> is not valid. Use mode="read_write" (default) or mode="read_only".`);
+  }
+  return { dir, mode, notreplicated: el.children.map((n) => parseNotreplicated(n, c)) };
+}
+
+function parseNotreplicated(el: XmlElement, c: Ctx): NotReplicated {
+  expectOnly(el, ['path', 'regexpath'], [], c.file);
+  const { path: p, regexpath } = el.attrs;
+  if ((p === undefined) === (regexpath === undefined)) {
+    throw new UserError(`${c.at(el)}: <notreplicated> needs exactly one of path="…" or regexpath="…". Keep one of them.`);
+  }
+  if (p !== undefined) {
+    if (p === '' || p.startsWith('/')) {
+      throw new UserError(`${c.at(el)}: notreplicated path "${p}" must be relative to the replicated dir. Write e.g. path="tmp".`);
+    }
+    if (p.split('/').includes('..')) throw new UserError(`${c.at(el)}: notreplicated path "${p}" contains "..". Write a path inside the replicated dir.`);
+    const normal = path.posix.normalize(p).replace(/\/+$/, '');
+    if (normal === '.' || normal === '') throw new UserError(`${c.at(el)}: notreplicated path "${p}" is the whole replicated dir. Name a file or directory inside it.`);
+    if (normal !== p) throw new UserError(`${c.at(el)}: notreplicated path "${p}" is not a normalized path. Write "${normal}".`);
+    return { path: p };
+  }
+  const body = regexpath!.startsWith('!') ? regexpath!.slice(1) : regexpath!;
+  if (body === '') throw new UserError(`${c.at(el)}: notreplicated regexpath is empty. Write a regular expression, e.g. regexpath="\\.log$".`);
+  try {
+    new RegExp(body);
+  } catch (e) {
+    throw new UserError(`${c.at(el)}: notreplicated regexpath "${regexpath}" is not a valid regular expression (${(e as Error).message}). Fix it.`);
+  }
+  return { regexpath: regexpath! };
+}
+
+/** `<splitbrain>` may sit directly in `<service>` or inside `<check>` (where SafeKit puts it); at most one overall. */
+function findSplitbrain(service: XmlElement, file: string): XmlElement | undefined {
+  const direct = optionalChild(service, 'splitbrain', file);
+  const check = optionalChild(service, 'check', file);
+  if (!check) return direct;
+  for (const child of check.children) {
+    if (child.name !== 'splitbrain') {
+      throw new UserError(
+        `${file} line ${child.line}: checker <${child.name}> is not supported yet. Remove it; <check> may contain only <splitbrain> for now.`,
+      );
+    }
+  }
+  expectOnly(check, [], ['splitbrain'], file);
+  const nested = optionalChild(check, 'splitbrain', file);
+  if (direct && nested) {
+    throw new UserError(`${file} line ${nested.line}: a second <splitbrain> (the first is on line ${direct.line}). Keep only one.`);
+  }
+  return direct ?? nested;
+}
+
+function parseSplitbrain(el: XmlElement | undefined, c: Ctx): SplitBrainConfig | null {
+  if (!el) return null;
+  expectOnly(el, ['ident', 'exec', 'arg'], [], c.file);
+  const ident = el.attrs.ident ?? USERCONFIG_DEFAULTS.splitbrainIdent;
+  if (!/^[A-Za-z0-9_.-]+$/.test(ident)) {
+    throw new UserError(`${c.at(el)}: splitbrain ident "${ident}" is not valid. Use letters, digits, "_", "-" and ".".`);
+  }
+  const exec = el.attrs.exec ?? 'ping';
+  if (exec !== 'ping') throw new UserError(`${c.at(el)}: <splitbrain exec="${exec}"> is not supported. Use exec="ping".`);
+  const witnesses = (el.attrs.arg ?? '').trim().split(/\s+/).filter(Boolean);
+  if (witnesses.length === 0) {
+    throw new UserError(`${c.at(el)}: <splitbrain> has no witness. Add arg="<witness IPv4>" (several separated by spaces).`);
+  }
+  witnesses.forEach((w, i) => {
+    if (!isIPv4(w)) throw new UserError(`${c.at(el)}: splitbrain witness "${w}" is not an IPv4 address. Write dotted quads separated by spaces.`);
+    const owner = c.ownerOf(w);
+    if (owner) {
+      throw new UserError(
+        `${c.at(el)}: splitbrain witness ${w} is node "${owner.node}" (lan "${owner.lan}"). ` +
+          `A witness must be a third machine, e.g. the gateway.`,
+      );
+    }
+    if (witnesses.indexOf(w) !== i) throw new UserError(`${c.at(el)}: splitbrain witness ${w} is listed twice. Remove one.`);
+  });
+  return { ident, exec, witnesses };
+}
+
+function parseUser(el: XmlElement | undefined, c: Ctx): UserConfig {
+  const user: UserConfig = {
+    nicestoptimeoutMs: USERCONFIG_DEFAULTS.nicestoptimeoutMs,
+    forcestoptimeoutMs: USERCONFIG_DEFAULTS.forcestoptimeoutMs,
+    vars: {},
+  };
+  if (!el) return user;
+  expectOnly(el, ['nicestoptimeout', 'forcestoptimeout'], ['var'], c.file);
+  user.nicestoptimeoutMs = durationAttr(el, 'nicestoptimeout', user.nicestoptimeoutMs, c.file);
+  user.forcestoptimeoutMs = durationAttr(el, 'forcestoptimeout', user.forcestoptimeoutMs, c.file);
+  const lines = new Map<string, number>();
+  for (const v of el.children) {
+    expectOnly(v, ['name', 'value'], [], c.file);
+    const { name, value } = v.attrs;
+    if (!name) throw new UserError(`${c.at(v)}: <var> has no name. Add name="VARIABLE".`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      throw new UserError(`${c.at(v)}: var name "${name}" is not a valid environment variable name. Use letters, digits and "_", not starting with a digit.`);
+    }
+    if (value === undefined) throw new UserError(`${c.at(v)}: var "${name}" has no value. Add value="…" (it may be empty).`);
+    const dup = lines.get(name);
+    if (dup !== undefined) throw new UserError(`${c.at(v)}: var "${name}" is defined twice (also line ${dup}). Remove one.`);
+    lines.set(name, v.line);
+    user.vars[name] = value;
+  }
+  return user;
+}
+
+function durationAttr(el: XmlElement, attr: string, def: number, file: string): number {
+  const raw = el.attrs[attr];
+  return raw === undefined ? def : parseDuration(raw, `${file} line ${el.line}: <${el.name} ${attr}="${raw}">`);
+}
+
+function onOff(el: XmlElement, attr: string, def: boolean, file: string): boolean {
+  const v = el.attrs[attr];
+  if (v === undefined) return def;
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw new UserError(`${file} line ${el.line}: <${el.name} ${attr}="${v}"> must be "on" or "off".`);
+}
+
+/** Throws unless `el` has at least one child element (named `child` in the message); returns `el`. */
+function nonEmpty(el: XmlElement, child: string, c: Ctx): XmlElement {
+  if (el.children.length === 0) throw new UserError(`${c.at(el)}: <${el.name}> has no <${child}>. Add one or remove <${el.name}>.`);
+  return el;
+}

@@ -4,7 +4,7 @@
  * Contract:
  * - A missing script is a success with `missing: true` (every script is optional).
  * - Arguments are (current state, next state, action) as SafeKit does; stop scripts may get `force` first.
- * - stdout and stderr go to the module's log file (appended, each line prefixed with a timestamp and the script name)
+ * - stdout and stderr go to the module's log file (appended; the runner frames them with timestamped started/exited lines)
  *   and never to a pipe the runner waits on: a start script may leave the application running in the background and
  *   the runner returns when the script itself exits.
  * - On timeout the script's process group is killed with SIGKILL and `timedOut` is true.

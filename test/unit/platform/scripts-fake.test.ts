@@ -1,0 +1,44 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { FakeScriptRunner } from '../../../src/platform/scripts/fake.js';
+import type { ScriptRequest } from '../../../src/platform/scripts/types.js';
+
+const req = (script: ScriptRequest['script']): ScriptRequest => ({
+  module: 'web',
+  script,
+  args: ['ALONE', 'PRIM', 'start'],
+  env: { TANDEM_MODULE: 'web' },
+  timeoutMs: 1000,
+});
+
+test('records requests in order and succeeds by default', async () => {
+  const f = new FakeScriptRunner();
+  const r = await f.run(req('prestart'));
+  await f.run(req('start_prim'));
+  assert.equal(r, { ok: true, missing: false, timedOut: false, code: 0, durationMs: 0 });
+  assert.equal(f.scripts, ['prestart', 'start_prim']);
+  assert.equal(f.requests[0], req('prestart'));
+});
+
+test('programmed results per script, completed from the default', async () => {
+  const f = new FakeScriptRunner();
+  f.setResult('start_prim', { ok: false });
+  f.setResult('stop_prim', { ok: false, timedOut: true, code: null });
+  f.setResult('poststop', { missing: true });
+  assert.equal(await f.run(req('start_prim')), { ok: false, missing: false, timedOut: false, code: 1, durationMs: 0 });
+  assert.equal(await f.run(req('stop_prim')), { ok: false, missing: false, timedOut: true, code: null, durationMs: 0 });
+  assert.equal((await f.run(req('poststop'))).missing, true);
+  assert.is((await f.run(req('prestart'))).ok, true);
+});
+
+test('delayMs delays the result, and the request is recorded before it resolves', async () => {
+  const f = new FakeScriptRunner({ delayMs: 30 });
+  const t0 = performance.now();
+  const p = f.run(req('start_second'));
+  assert.equal(f.scripts, ['start_second']);
+  const r = await p;
+  assert.ok(performance.now() - t0 >= 25);
+  assert.is(r.durationMs, 30);
+});
+
+test.run();

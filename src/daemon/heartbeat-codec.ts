@@ -1,0 +1,188 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { BugError } from '../errors.js';
+
+/**
+ * Heartbeat datagram codec. Pure: no I/O, no clock.
+ *
+ * Wire format (all integers big-endian), version 1:
+ *
+ *   offset  size  field
+ *   0       4     magic "TDHB"
+ *   4       1     version (1)
+ *   5       1     F = sender name length (1..255)
+ *   6       F     sender node name, UTF-8
+ *   6+F     4     boot: u32, the sender's daemon start counter (persisted by the sender, +1 per start)
+ *   10+F    8     seq: u64, strictly increasing per datagram within one boot
+ *   18+F    1     L = LAN name length (1..255)
+ *   19+F    L     LAN name, UTF-8
+ *   19+F+L  4     B = body length
+ *   23+F+L  B     body: JSON, UTF-8
+ *   end-32  32    HMAC-SHA256 over every byte before it, keyed with the heartbeat sub-key
+ *
+ * A datagram is at most MAX_DATAGRAM bytes; the length fields must account for every byte exactly.
+ */
+export const MAGIC = Buffer.from('TDHB', 'ascii');
+export const VERSION = 1;
+export const MAX_DATAGRAM = 8192;
+export const MAC_BYTES = 32;
+const MAX_NAME = 255;
+/** magic + version + fromLen + boot + seq + lanLen + bodyLen, with empty names and body */
+const FIXED_BYTES = 4 + 1 + 1 + 4 + 8 + 1 + 4;
+const U64_MAX = (1n << 64n) - 1n;
+
+export interface HeartbeatFrame {
+  from: string;
+  boot: number;
+  seq: bigint;
+  lan: string;
+  body: unknown;
+}
+
+export type DecodeResult =
+  | ({ ok: true } & HeartbeatFrame)
+  | { ok: false; reason: 'malformed' | 'badMac' };
+
+/**
+ * Builds a datagram. `hbKey` is the heartbeat sub-key (`deriveKey(clusterKey, 'heartbeat')`), not the cluster key.
+ * Throws BugError for caller mistakes: empty or over-long names, boot outside u32, seq outside u64, a body that
+ * JSON cannot represent, or a datagram over MAX_DATAGRAM.
+ */
+export function encode(hbKey: Buffer, frame: HeartbeatFrame): Buffer {
+  const from = nameBytes('sender', frame.from);
+  const lan = nameBytes('LAN', frame.lan);
+  if (!Number.isInteger(frame.boot) || frame.boot < 0 || frame.boot > 0xffffffff) {
+    throw new BugError(`heartbeat encode: boot ${frame.boot} is not a u32`);
+  }
+  if (typeof frame.seq !== 'bigint' || frame.seq < 0n || frame.seq > U64_MAX) {
+    throw new BugError(`heartbeat encode: seq ${String(frame.seq)} is not a u64`);
+  }
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(frame.body);
+  } catch (e) {
+    throw new BugError(`heartbeat encode: body is not representable as JSON: ${(e as Error).message}`);
+  }
+  if (json === undefined) throw new BugError('heartbeat encode: body is not representable as JSON');
+  const body = Buffer.from(json, 'utf8');
+  const size = FIXED_BYTES + from.length + lan.length + body.length + MAC_BYTES;
+  if (size > MAX_DATAGRAM) {
+    throw new BugError(`heartbeat encode: datagram of ${size} bytes exceeds the ${MAX_DATAGRAM}-byte limit`);
+  }
+  const buf = Buffer.alloc(size);
+  let o = 0;
+  o += MAGIC.copy(buf, o);
+  o = buf.writeUInt8(VERSION, o);
+  o = buf.writeUInt8(from.length, o);
+  o += from.copy(buf, o);
+  o = buf.writeUInt32BE(frame.boot, o);
+  o = buf.writeBigUInt64BE(frame.seq, o);
+  o = buf.writeUInt8(lan.length, o);
+  o += lan.copy(buf, o);
+  o = buf.writeUInt32BE(body.length, o);
+  o += body.copy(buf, o);
+  mac(hbKey, buf.subarray(0, o)).copy(buf, o);
+  return buf;
+}
+
+function nameBytes(what: string, s: string): Buffer {
+  const b = Buffer.from(s, 'utf8');
+  if (b.length === 0 || b.length > MAX_NAME) {
+    throw new BugError(`heartbeat encode: ${what} name must be 1..${MAX_NAME} bytes, got ${b.length}`);
+  }
+  return b;
+}
+
+function mac(hbKey: Buffer, data: Buffer): Buffer {
+  return createHmac('sha256', hbKey).update(data).digest();
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses and authenticates a datagram. Never throws, whatever `buf` holds.
+ * - `malformed`: wrong size, magic or version, or length fields that do not account for every byte exactly. Also
+ *   for an authenticated datagram whose names or body are not valid UTF-8/JSON (a sender bug, not an attack).
+ * - `badMac`: well-formed but the HMAC does not verify with `hbKey` (wrong cluster key, or tampered).
+ * The body is parsed only after the MAC verifies, so unauthenticated bytes never reach the JSON parser.
+ */
+export function decode(hbKey: Buffer, buf: Buffer): DecodeResult {
+  try {
+    return decodeUnsafe(hbKey, buf);
+  } catch {
+    return MALFORMED; // defence in depth: every bound is checked below, this is not expected to run
+  }
+}
+
+const MALFORMED = { ok: false, reason: 'malformed' } as const;
+const BAD_MAC = { ok: false, reason: 'badMac' } as const;
+
+function decodeUnsafe(hbKey: Buffer, buf: Buffer): DecodeResult {
+  if (!Buffer.isBuffer(buf) || buf.length < FIXED_BYTES + 2 + MAC_BYTES || buf.length > MAX_DATAGRAM) return MALFORMED;
+  if (!buf.subarray(0, 4).equals(MAGIC) || buf[4] !== VERSION) return MALFORMED;
+  const end = buf.length - MAC_BYTES; // first byte of the MAC
+  let o = 5;
+  const fromLen = buf.readUInt8(o++);
+  if (fromLen === 0 || o + fromLen + 4 + 8 + 1 > end) return MALFORMED;
+  const fromRaw = buf.subarray(o, o + fromLen);
+  o += fromLen;
+  const boot = buf.readUInt32BE(o);
+  o += 4;
+  const seq = buf.readBigUInt64BE(o);
+  o += 8;
+  const lanLen = buf.readUInt8(o++);
+  if (lanLen === 0 || o + lanLen + 4 > end) return MALFORMED;
+  const lanRaw = buf.subarray(o, o + lanLen);
+  o += lanLen;
+  const bodyLen = buf.readUInt32BE(o);
+  o += 4;
+  if (o + bodyLen !== end) return MALFORMED;
+  const bodyRaw = buf.subarray(o, end);
+
+  const expected = mac(hbKey, buf.subarray(0, end));
+  if (!timingSafeEqual(expected, buf.subarray(end))) return BAD_MAC;
+
+  let from: string;
+  let lan: string;
+  let body: unknown;
+  try {
+    from = utf8.decode(fromRaw);
+    lan = utf8.decode(lanRaw);
+    body = JSON.parse(utf8.decode(bodyRaw));
+  } catch {
+    return MALFORMED;
+  }
+  return { ok: true, from, boot, seq, lan, body };
+}
+
+/**
+ * Remembers, per (sender, LAN), the highest (boot, seq) accepted, and accepts only datagrams strictly newer:
+ * a later boot, or the same boot with a higher seq. Duplicates, replays and datagrams reordered behind a newer one
+ * are refused (fine for heartbeats: only the newest matters).
+ *
+ * Call `accept` only for authenticated datagrams from known senders: it records what it accepts, and its memory
+ * grows with the number of distinct (sender, LAN) pairs.
+ *
+ * A sender whose boot counter went backwards (its persisted state was wiped) is refused until the receiver restarts
+ * or `forget(from)` is called; the drop is counted as a replay.
+ */
+export class ReplayGuard {
+  private readonly last = new Map<string, { boot: number; seq: bigint }>();
+
+  accept(from: string, lan: string, boot: number, seq: bigint): boolean {
+    const k = `${from}\u0000${lan}`;
+    const prev = this.last.get(k);
+    if (prev && (boot < prev.boot || (boot === prev.boot && seq <= prev.seq))) return false;
+    this.last.set(k, { boot, seq });
+    return true;
+  }
+
+  /** The highest (boot, seq) accepted from `from` on `lan`, if any. */
+  lastAccepted(from: string, lan: string): { boot: number; seq: bigint } | undefined {
+    return this.last.get(`${from}\u0000${lan}`);
+  }
+
+  /** Forgets everything about `from` (every LAN). */
+  forget(from: string): void {
+    for (const k of this.last.keys()) if (k.startsWith(`${from}\u0000`)) this.last.delete(k);
+  }
+}

@@ -1,0 +1,22 @@
+import { Flags } from '@oclif/core';
+import { moduleFlag, TandemCommand } from '../cli/base.js';
+import type { StatusView } from '../daemon/views.js';
+import { STATE_EXIT_CODE } from '../engine/mirror/types.js';
+import { daemonRequest } from '../services/daemon-client.js';
+
+export default class State extends TandemCommand {
+  static override summary = "Print a module's state; the exit code is the state.";
+  static override description = `Exit codes (as SafeKit): STOP 0, WAIT 1, ALONE 2, PRIM 3, SECOND 4. Errors exit 10 or more.
+"(transient)" follows the state while scripts or reintegration run.`;
+  static override examples = ['<%= config.bin %> state -m demo', 'tandem state -m demo -q; echo $?'];
+  static override flags = { module: moduleFlag, quiet: Flags.boolean({ char: 'q', description: 'print nothing, only set the exit code' }) };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(State);
+    const m = this.needModule(flags.module);
+    const v = (await daemonRequest(this.home(), 'status', m)) as StatusView;
+    const mod = v.modules[0]!;
+    if (!flags.quiet) this.log(`${mod.state}${mod.ready ? '' : ' (transient)'}`);
+    this.exit(STATE_EXIT_CODE[mod.state]);
+  }
+}

@@ -1,0 +1,15 @@
+import { createHash } from 'node:crypto';
+import type { MirrorModuleConfig } from '../config/types.js';
+
+/**
+ * A short hash of what must be identical on both nodes of a module (heartbeat timing, VIPs, replicated
+ * directories, split-brain witness, failover policy). Node-local settings (script timeouts, user variables) are
+ * left out so they may differ.
+ */
+export function configHash(c: MirrorModuleConfig): string {
+  const shared = {
+    name: c.name, mode: c.mode, defaultprim: c.defaultprim, failover: c.failover, heart: c.heart, vips: c.vips,
+    rfs: c.rfs, splitbrain: c.splitbrain,
+  };
+  return createHash('sha256').update(JSON.stringify(shared)).digest('hex').slice(0, 16);
+}

@@ -1,0 +1,242 @@
+/**
+ * `tandem daemon`: the node's engine host. One per TANDEM_HOME. Owns the heartbeat sockets, the control socket,
+ * one ModuleDriver per installed module, and the only timer (100 ms): modules tick on it and send their heartbeats
+ * every pulse.
+ *
+ * SIGTERM/SIGINT end the daemon but leave applications and virtual IPs as they are: the next daemon start
+ * reattaches to them (the run marker in TANDEM_RUN_DIR tells a daemon restart from a reboot). For a clean
+ * handover to the peer, stop the modules first (`tandem stop -m NAME`).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { listModules, loadCluster, loadModule } from '../config/load.js';
+import type { ClusterConfig, MirrorModuleConfig } from '../config/types.js';
+import { localIPv4Addrs, whoami } from '../config/whoami.js';
+import type { AdminVerb } from '../engine/mirror/types.js';
+import { UserError } from '../errors.js';
+import { homePaths, type Home } from '../home.js';
+import { realClock } from '../platform/clock/real.js';
+import type { Clock } from '../platform/clock/types.js';
+import { LinuxScriptRunner } from '../platform/scripts/linux.js';
+import type { ScriptRunner } from '../platform/scripts/types.js';
+import type { HeartbeatTransport } from '../platform/transport/types.js';
+import { createUdpTransport } from '../platform/transport/udp.js';
+import { LinuxVip } from '../platform/vip/linux.js';
+import type { VipAdapter } from '../platform/vip/types.js';
+import { LinuxWitness } from '../platform/witness/linux.js';
+import type { WitnessChecker } from '../platform/witness/types.js';
+import { NoFilesReplicator } from '../replication/none.js';
+import type { Replicator } from '../replication/types.js';
+import { configHash } from './config-hash.js';
+import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
+import { readKeyFile } from './key.js';
+import { Logger } from './logger.js';
+import { ModuleDriver } from './module-driver.js';
+import { nextBootCounter } from './state-store.js';
+import { isBeacon, moduleView, type ModuleView, type StatusView } from './views.js';
+
+export const TICK_MS = 100;
+
+/** The platform a daemon runs on; tests pass fakes. */
+export interface Platform {
+  clock: Clock;
+  transport: (cluster: ClusterConfig, self: string, key: Buffer, boot: number, log: Logger) => Promise<HeartbeatTransport>;
+  vip: (log: Logger) => VipAdapter;
+  scripts: (home: Home) => ScriptRunner;
+  witness: (log: Logger) => WitnessChecker;
+  replicator: (cfg: MirrorModuleConfig) => Replicator;
+  localAddrs: () => string[];
+}
+
+export const linuxPlatform: Platform = {
+  clock: realClock,
+  transport: (cluster, self, key, boot, log) =>
+    createUdpTransport({ cluster, self, lans: cluster.lans.map((l) => l.name), key, boot, log: (m) => log.warn(m) }),
+  vip: (log) => new LinuxVip({ log: (m) => log.info(m) }),
+  scripts: (home) => new LinuxScriptRunner({
+    scriptsDir: (m) => homePaths.scriptsDir(home, m),
+    logFile: (m) => homePaths.moduleLog(home, m),
+  }),
+  witness: (log) => new LinuxWitness({ log: (m) => log.warn(m) }),
+  replicator: () => new NoFilesReplicator(),
+  localAddrs: localIPv4Addrs,
+};
+
+const VERBS: ReadonlySet<string> = new Set(['start', 'stop', 'forcestop', 'restart', 'prim', 'second', 'swap']);
+
+export class Daemon {
+  private drivers = new Map<string, ModuleDriver>();
+  private broken = new Map<string, string>();
+  private timer: NodeJS.Timeout | null = null;
+  private control: ControlServer | null = null;
+  private moduleLogs = new Map<string, Logger>();
+
+  private constructor(
+    readonly home: Home,
+    readonly self: string,
+    readonly cluster: ClusterConfig,
+    private readonly transport: HeartbeatTransport,
+    private readonly platform: Platform,
+    readonly log: Logger,
+  ) {}
+
+  static async start(home: Home, env: NodeJS.ProcessEnv, platform: Platform = linuxPlatform, echo = true): Promise<Daemon> {
+    await fs.mkdir(path.join(home.root, 'state'), { recursive: true });
+    const log = new Logger(homePaths.daemonLog(home), echo);
+    const cluster = loadCluster(home);
+    const key = await readKeyFile(homePaths.clusterKey(home));
+    const self = whoami(cluster, platform.localAddrs(), env.TANDEM_NODE || undefined);
+    const boot = await nextBootCounter(path.join(home.root, 'state', 'boot'));
+    const transport = await platform.transport(cluster, self, key, boot, log);
+    const d = new Daemon(home, self, cluster, transport, platform, log);
+    log.info(`tandem daemon starting: node ${self}, home ${home.root}, boot ${boot}, pid ${process.pid}`);
+    transport.onMessage((m) => d.onHeartbeat(m.lan, m.from, m.body));
+    try {
+      for (const name of listModules(home)) await d.load(name);
+      d.control = await startControlServer(homePaths.controlSocket(home), (req) => d.handle(req), { home: home.root });
+    } catch (e) {
+      await transport.close();
+      throw e;
+    }
+    for (const drv of d.drivers.values()) await drv.boot();
+    d.timer = setInterval(() => { for (const drv of d.drivers.values()) drv.tick(); }, TICK_MS);
+    log.info(`ready: ${d.drivers.size} module(s)${d.broken.size ? `, ${d.broken.size} with configuration errors` : ''}`);
+    return d;
+  }
+
+  /** Stop serving; applications and VIPs stay as they are (a restart reattaches). */
+  async shutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const drv of this.drivers.values()) {
+      drv.detach();
+      await drv.settled();
+    }
+    await this.control?.close();
+    await this.transport.close();
+    this.log.info('tandem daemon stopped (modules left as they are)');
+    for (const l of this.moduleLogs.values()) await l.close();
+    await this.log.close();
+  }
+
+  driverOf(name: string | undefined): ModuleDriver {
+    if (!name) throw new UserError('this command needs a module: add -m <module>.');
+    const d = this.drivers.get(name);
+    if (d) return d;
+    const why = this.broken.get(name);
+    if (why) throw new UserError(`module ${name} is installed but its configuration is invalid: ${why}`, `fix it, then run \`tandem config -m ${name}\``);
+    const known = [...this.drivers.keys()].join(', ') || 'none';
+    throw new UserError(`no module "${name}" on node ${this.self} (installed: ${known}).`, `install it with \`tandem install -m ${name} <dir-or-package>\``);
+  }
+
+  status(module?: string): StatusView {
+    const now = this.platform.clock.mono();
+    const names = module ? [module] : [...new Set([...this.drivers.keys(), ...this.broken.keys()])].sort();
+    const modules: ModuleView[] = names.map((n) => {
+      const d = this.drivers.get(n);
+      if (d) return moduleView(d, now);
+      this.driverOf(n); // throws the right error
+      throw new UserError(`no module ${n}`);
+    });
+    return { node: this.self, pid: process.pid, heartbeats: this.transport.stats(), modules };
+  }
+
+  private moduleLog(name: string): Logger {
+    let l = this.moduleLogs.get(name);
+    if (!l) {
+      l = new Logger(homePaths.moduleLog(this.home, name), false);
+      this.moduleLogs.set(name, l);
+    }
+    return l;
+  }
+
+  private async load(name: string): Promise<ModuleDriver | null> {
+    let cfg: MirrorModuleConfig;
+    try {
+      cfg = loadModule(this.home, name, this.cluster);
+    } catch (e) {
+      this.broken.set(name, (e as Error).message);
+      this.log.error(`module ${name}: ${(e as Error).message}`);
+      return null;
+    }
+    this.broken.delete(name);
+    const drv = await ModuleDriver.create({
+      home: this.home, self: this.self, cluster: this.cluster, config: cfg, clock: this.platform.clock,
+      scripts: this.platform.scripts(this.home), vip: this.platform.vip(this.moduleLog(name)),
+      witness: this.platform.witness(this.moduleLog(name)), replicator: this.platform.replicator(cfg),
+      send: (lan, to, body) => this.transport.send(lan, to, body), log: this.moduleLog(name),
+    });
+    this.drivers.set(name, drv);
+    return drv;
+  }
+
+  private onHeartbeat(lan: string, from: string, body: unknown) {
+    if (!isBeacon(body)) {
+      this.log.warn(`heartbeat from ${from} on ${lan} has an unexpected shape; ignored`);
+      return;
+    }
+    this.drivers.get(body.module)?.onHeartbeat(lan, body);
+  }
+
+  /** Control requests from the CLI. */
+  async handle(req: ControlRequest): Promise<unknown> {
+    switch (req.cmd) {
+      case 'ping':
+        return { node: this.self, pid: process.pid };
+      case 'status':
+        return this.status(req.module);
+      case 'admin': {
+        const verb = String(req.args?.verb ?? '');
+        if (!VERBS.has(verb)) throw new UserError(`unknown module command "${verb}"`);
+        const r = await this.driverOf(req.module).admin(verb as AdminVerb, req.args?.fullsync === true);
+        if (!r.ok) throw new UserError(r.message);
+        return r;
+      }
+      case 'config':
+        return this.reconfigure(req.module);
+      case 'unload':
+        return this.unload(req.module);
+      default:
+        throw new UserError(`the daemon does not know the request "${req.cmd}"; the CLI and the daemon may be of different versions.`);
+    }
+  }
+
+  /** `tandem config -m NAME`: validate and apply the module's configuration. */
+  private async reconfigure(name: string | undefined): Promise<{ module: string; applied: string }> {
+    if (!name) throw new UserError('config needs a module: add -m <module>.');
+    const cfg = loadModule(this.home, name, this.cluster);
+    const old = this.drivers.get(name);
+    if (!old) {
+      const drv = await this.load(name);
+      await drv!.boot();
+      return { module: name, applied: 'loaded' };
+    }
+    if (old.state.state === 'STOP' && !old.state.pending) {
+      await old.settled();
+      this.drivers.delete(name);
+      const drv = await this.load(name);
+      await drv!.boot();
+      return { module: name, applied: 'reloaded' };
+    }
+    if (configHash(cfg) !== configHash(old.d.config)) {
+      throw new UserError(
+        `module ${name} is ${old.state.state} on ${this.self}: a changed configuration can only be applied while it is stopped.`,
+        `run \`tandem stop -m ${name}\` (the peer takes over if it can), then \`tandem config -m ${name}\` and \`tandem start -m ${name}\``,
+      );
+    }
+    old.d.config = cfg;
+    return { module: name, applied: 'node-local settings updated (script timeouts, variables)' };
+  }
+
+  private async unload(name: string | undefined): Promise<{ module: string }> {
+    if (!name) throw new UserError('uninstall needs a module: add -m <module>.');
+    const d = this.drivers.get(name);
+    if (d && d.state.state !== 'STOP') {
+      throw new UserError(`module ${name} is ${d.state.state}: stop it first with \`tandem stop -m ${name}\`.`);
+    }
+    if (d) await d.settled();
+    this.drivers.delete(name);
+    this.broken.delete(name);
+    return { module: name };
+  }
+}

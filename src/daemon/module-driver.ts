@@ -1,0 +1,314 @@
+/**
+ * The driver of one mirror module: feeds events to the pure engine one at a time and applies its actions in the
+ * order they come (see `Action` in src/engine/mirror/types.ts):
+ *   - a `persist` is on disk before the next action is applied;
+ *   - heartbeats announce only the state published after its actions were applied (never an unpersisted state);
+ *   - plans run in the background, step after step, and report back as `plan-done` events;
+ *   - the VIP is released by a stop plan before the engine can report STOP.
+ * Concurrency: `post` may be called from any callback; events are processed strictly in arrival order.
+ */
+import fs from 'node:fs/promises';
+import { beacon, initialState, step } from '../engine/mirror/step.js';
+import type { Action, AdminVerb, Beacon, EngineConfig, MirrorEvent, MirrorState, ModState, Step } from '../engine/mirror/types.js';
+import type { ClusterConfig, MirrorModuleConfig } from '../config/types.js';
+import { homePaths, type Home } from '../home.js';
+import type { Clock } from '../platform/clock/types.js';
+import type { ScriptRunner } from '../platform/scripts/types.js';
+import type { VipAdapter } from '../platform/vip/types.js';
+import type { WitnessChecker } from '../platform/witness/types.js';
+import type { Replicator, ReintegrationProgress } from '../replication/types.js';
+import { loadState, saveState } from './state-store.js';
+import type { Logger } from './logger.js';
+import { configHash } from './config-hash.js';
+
+export interface DriverDeps {
+  home: Home;
+  self: string;
+  cluster: ClusterConfig;
+  config: MirrorModuleConfig;
+  scripts: ScriptRunner;
+  vip: VipAdapter;
+  witness: WitnessChecker;
+  replicator: Replicator;
+  clock: Clock;
+  /** best-effort datagram to the peer on one LAN */
+  send: (lan: string, to: string, body: Beacon) => void;
+  /** the module's log (engine decisions; scripts write there too) */
+  log: Logger;
+}
+
+export interface Reply {
+  ok: boolean;
+  message: string;
+}
+
+export function engineConfig(c: MirrorModuleConfig): EngineConfig {
+  return {
+    pulseMs: c.heart.pulseMs, timeoutMs: c.heart.timeoutMs, failover: c.failover, syncdeltaMs: c.rfs?.syncdeltaMs ?? 0,
+    lans: c.heart.lans, hasVip: c.vips.length > 0, witness: c.splitbrain !== null, defaultprim: c.defaultprim,
+    configHash: configHash(c),
+  };
+}
+
+export class ModuleDriver {
+  private s: MirrorState;
+  private published: Beacon;
+  private queue: MirrorEvent[] = [];
+  private pumping = false;
+  private replies = new Map<number, (r: Reply) => void>();
+  private plans = new Map<number, AbortController>();
+  private resyncAbort: AbortController | null = null;
+  private reqSeq = 1;
+  private lastPulse = -Infinity;
+  /** VIPs this driver configured and has not released */
+  readonly vipsHeld = new Set<string>();
+  private idle: Array<() => void> = [];
+
+  private constructor(readonly d: DriverDeps, s: MirrorState) {
+    this.s = s;
+    this.published = beacon(s);
+  }
+
+  static async create(d: DriverDeps): Promise<ModuleDriver> {
+    const nodes = d.cluster.nodes;
+    const peer = nodes.find((n) => n !== d.self);
+    if (!peer) throw new Error(`cluster.xml has no peer for ${d.self}`);
+    const persisted = await loadState(homePaths.stateFile(d.home, d.config.name));
+    const s = initialState({ module: d.config.name, self: d.self, peer, nodeOrder: nodes, cfg: engineConfig(d.config), persisted });
+    return new ModuleDriver(d, s);
+  }
+
+  get name() { return this.d.config.name; }
+  get state(): MirrorState { return this.s; }
+  get peer() { return this.s.peer; }
+
+  /** Start the engine. `reattach`: the run marker survived, so the daemon restarted without a reboot. */
+  async boot(): Promise<void> {
+    const reattach = await fs.access(homePaths.runMarker(this.d.home, this.name)).then(() => true, () => false);
+    if (reattach) {
+      for (const v of this.d.config.vips) if (await this.d.vip.holds(v.addr)) this.vipsHeld.add(v.addr);
+    }
+    this.post({ kind: 'boot', mono: this.d.clock.mono(), wall: this.d.clock.wall(), reattach });
+  }
+
+  post(e: MirrorEvent) {
+    this.queue.push(e);
+    void this.pump();
+  }
+
+  /** Resolves when every event posted so far has been processed (tests, orderly shutdown). */
+  settled(): Promise<void> {
+    if (!this.pumping && this.queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idle.push(r));
+  }
+
+  admin(verb: AdminVerb, fullsync = false): Promise<Reply> {
+    const reqId = this.reqSeq++;
+    return new Promise((resolve) => {
+      this.replies.set(reqId, resolve);
+      this.post({ kind: 'admin', reqId, verb, fullsync });
+    });
+  }
+
+  onHeartbeat(lan: string, b: Beacon) {
+    this.post({ kind: 'heartbeat', mono: this.d.clock.mono(), lan, beacon: b });
+  }
+
+  /** Called by the daemon's timer (every 100 ms): time passes, heartbeats go out every pulse. */
+  tick() {
+    const mono = this.d.clock.mono();
+    this.post({ kind: 'tick', mono, wall: this.d.clock.wall() });
+    if (mono - this.lastPulse >= this.d.config.heart.pulseMs) this.sendHeartbeats();
+  }
+
+  reintegration(): ReintegrationProgress | null {
+    return this.d.replicator.progress();
+  }
+
+  /** Abort running plans (daemon shutdown). The application and VIP stay as they are: a restart reattaches. */
+  detach() {
+    for (const ac of this.plans.values()) ac.abort();
+    this.resyncAbort?.abort();
+  }
+
+  private sendHeartbeats() {
+    this.lastPulse = this.d.clock.mono();
+    for (const lan of this.d.config.heart.lans) this.d.send(lan, this.s.peer, this.published);
+  }
+
+  private async pump() {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0) {
+        const e = this.queue.shift()!;
+        const r = step(this.s, e);
+        this.s = r.state;
+        for (const a of r.actions) await this.apply(a);
+        this.publish();
+      }
+    } finally {
+      this.pumping = false;
+      for (const r of this.idle.splice(0)) r();
+    }
+  }
+
+  /** Make the new state visible to the peer; send at once when something it decides on changed. */
+  private publish() {
+    const next = beacon(this.s);
+    const prev = this.published;
+    this.published = next;
+    const changed = prev.state !== next.state || prev.ready !== next.ready || prev.yielding !== next.yielding
+      || prev.swapRequest !== next.swapRequest || prev.consistent !== next.consistent
+      || JSON.stringify(prev.gen) !== JSON.stringify(next.gen);
+    if (changed) this.sendHeartbeats();
+  }
+
+  private async apply(a: Action): Promise<void> {
+    const { log } = this.d;
+    switch (a.kind) {
+      case 'persist':
+        await saveState(homePaths.stateFile(this.d.home, this.name), a.p);
+        return;
+      case 'run-marker': {
+        const f = homePaths.runMarker(this.d.home, this.name);
+        if (a.on) {
+          await fs.mkdir(this.d.home.runDir, { recursive: true });
+          await fs.writeFile(f, `${process.pid}\n`);
+        } else {
+          await fs.rm(f, { force: true });
+        }
+        return;
+      }
+      case 'log':
+        log.line(a.level, a.msg);
+        return;
+      case 'alarm':
+        if (a.on) log.warn(`ALARM ${a.code}: ${a.msg}`);
+        else log.info(`alarm cleared: ${a.code}`);
+        return;
+      case 'execute':
+        void this.runPlan(a.id, a.steps, a.bestEffort);
+        return;
+      case 'abort':
+        this.plans.get(a.id)?.abort();
+        return;
+      case 'check-witness':
+        void this.checkWitness(a.id);
+        return;
+      case 'probe-vips':
+        void this.probeVips(a.id);
+        return;
+      case 'reply': {
+        const r = this.replies.get(a.reqId);
+        this.replies.delete(a.reqId);
+        r?.({ ok: a.ok, message: a.message });
+        return;
+      }
+    }
+  }
+
+  private async runPlan(id: number, steps: Step[], bestEffort: boolean) {
+    const ac = new AbortController();
+    this.plans.set(id, ac);
+    let error: string | undefined;
+    for (const st of steps) {
+      if (ac.signal.aborted) break;
+      try {
+        await this.runStep(st, ac.signal);
+      } catch (e) {
+        const msg = `${describeStep(st)}: ${(e as Error).message}`;
+        this.d.log.error(msg);
+        error ??= msg;
+        if (!bestEffort) break;
+      }
+    }
+    this.plans.delete(id);
+    if (ac.signal.aborted) return; // the engine stopped waiting for this plan
+    this.post({ kind: 'plan-done', id, ok: error === undefined, ...(error !== undefined ? { error } : {}) });
+  }
+
+  private async runStep(st: Step, signal: AbortSignal): Promise<void> {
+    const { config, vip } = this.d;
+    switch (st.kind) {
+      case 'script': {
+        const stop = st.script.startsWith('stop') || st.script === 'poststop';
+        const force = st.args[0] === 'force';
+        const timeoutMs = force ? config.user.forcestoptimeoutMs : config.user.nicestoptimeoutMs;
+        const r = await this.d.scripts.run({
+          module: this.name, script: st.script, args: st.args, timeoutMs,
+          env: { ...config.user.vars, TANDEM_MODULE: this.name, TANDEM_NODE: this.d.self, TANDEM_HOME: this.d.home.root },
+        });
+        if (!r.ok) throw new Error(r.timedOut ? `timed out after ${timeoutMs} ms and was killed` : `exited with ${r.code ?? 'a signal'}${stop ? '' : ` (see \`tandem log -m ${this.name}\`)`}`);
+        return;
+      }
+      case 'acquire-vips':
+        for (const v of config.vips) {
+          const t0 = this.d.clock.mono();
+          await vip.acquire(v.addr);
+          this.vipsHeld.add(v.addr);
+          this.d.log.info(`virtual IP ${v.addr} configured and announced in ${Math.round(this.d.clock.mono() - t0)} ms`);
+        }
+        return;
+      case 'release-vips':
+        for (const v of config.vips) {
+          await vip.release(v.addr);
+          if (this.vipsHeld.delete(v.addr)) this.d.log.info(`virtual IP ${v.addr} released`);
+        }
+        return;
+      case 'resync': {
+        const ac = new AbortController();
+        this.resyncAbort = ac;
+        const onAbort = () => ac.abort();
+        signal.addEventListener('abort', onAbort);
+        try {
+          this.d.log.info(`reintegration from ${st.from} (${st.full ? 'full compare' : 'changes only'}${st.quarantine ? ', divergent files to quarantine' : ''})`);
+          await this.d.replicator.reintegrate({ module: this.name, from: st.from, full: st.full, quarantine: st.quarantine, signal: ac.signal });
+        } finally {
+          signal.removeEventListener('abort', onAbort);
+          this.resyncAbort = null;
+        }
+        return;
+      }
+      case 'cancel-resync':
+        this.resyncAbort?.abort();
+        return;
+    }
+  }
+
+  private async checkWitness(id: number) {
+    const sb = this.d.config.splitbrain;
+    let reachable = false;
+    try {
+      reachable = sb ? await this.d.witness.reachable(sb.witnesses, Math.min(2000, this.d.config.heart.timeoutMs)) : true;
+    } catch (e) {
+      this.d.log.error(`split-brain witness check failed: ${(e as Error).message}`);
+    }
+    this.d.log.info(`split-brain witness ${sb?.witnesses.join(' ')}: ${reachable ? 'reachable' : 'unreachable'}`);
+    this.post({ kind: 'witness-result', id, reachable });
+  }
+
+  private async probeVips(id: number) {
+    const inUse: { addr: string; by?: string }[] = [];
+    for (const v of this.d.config.vips) {
+      try {
+        const r = await this.d.vip.probe(v.addr);
+        if (r.inUse) inUse.push({ addr: v.addr, ...(r.by ? { by: r.by } : {}) });
+      } catch (e) {
+        // A probe that cannot run is not proof the address is free: refuse, the engine retries.
+        inUse.push({ addr: v.addr, by: `unknown (probe failed: ${(e as Error).message})` });
+      }
+    }
+    this.post({ kind: 'probe-result', id, inUse });
+  }
+}
+
+function describeStep(st: Step): string {
+  switch (st.kind) {
+    case 'script': return `script ${st.script} ${st.args.join(' ')}`;
+    case 'resync': return `reintegration from ${st.from}`;
+    default: return st.kind;
+  }
+}
+
+export const isRunning = (st: ModState | undefined) => st === 'ALONE' || st === 'PRIM';

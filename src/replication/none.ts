@@ -1,0 +1,14 @@
+import type { ReintegrateRequest, ReintegrationProgress, Replicator } from './types.js';
+
+/**
+ * The replicator of a module with no `<rfs>`: it has no replicated directories, so its copy is always complete
+ * and reintegration has nothing to transfer.
+ */
+export class NoFilesReplicator implements Replicator {
+  async reintegrate(req: ReintegrateRequest): Promise<void> {
+    if (req.signal.aborted) throw new Error('reintegration aborted');
+  }
+  progress(): ReintegrationProgress | null {
+    return null;
+  }
+}

@@ -1,0 +1,35 @@
+import fs from 'node:fs/promises';
+import { UserError } from '../errors.js';
+import { homePaths, type Home } from '../home.js';
+
+export async function tailLog(home: Home, module: string, lines: number): Promise<{ text: string; size: number }> {
+  const file = homePaths.moduleLog(home, module);
+  const buf = await fs.readFile(file).catch(() => {
+    throw new UserError(`no log for module ${module} (${file}).`, `is it installed? \`tandem list\``);
+  });
+  const all = buf.toString('utf8').split('\n');
+  if (all.at(-1) === '') all.pop();
+  return { text: all.slice(-lines).map((l) => `${l}\n`).join(''), size: buf.length };
+}
+
+/** Print what is appended to the log after `from` bytes, until the process is interrupted. */
+export async function followLog(home: Home, module: string, from: number, out: (chunk: string) => void): Promise<void> {
+  const file = homePaths.moduleLog(home, module);
+  let pos = from;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 250));
+    const st = await fs.stat(file).catch(() => null);
+    if (!st) continue;
+    if (st.size < pos) pos = 0;
+    if (st.size === pos) continue;
+    const fh = await fs.open(file, 'r');
+    try {
+      const b = Buffer.alloc(st.size - pos);
+      await fh.read(b, 0, b.length, pos);
+      pos = st.size;
+      out(b.toString('utf8'));
+    } finally {
+      await fh.close();
+    }
+  }
+}

@@ -1,0 +1,89 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as tar from 'tar';
+import { loadCluster } from '../config/load.js';
+import { parseUserconfig, validateModuleName } from '../config/userconfig.js';
+import { UserError } from '../errors.js';
+import { homePaths, type Home } from '../home.js';
+import { daemonRequest, daemonRequestIfRunning } from './daemon-client.js';
+
+/**
+ * Module package layout (a stable contract, README "Module packages"): a directory, or a .tar/.tar.gz/.tgz of one,
+ * holding `userconfig.xml` and optionally `bin/` with the scripts. In an archive they may sit at the top or inside a
+ * single top-level directory.
+ */
+export async function installModule(home: Home, name: string, source: string, force: boolean): Promise<{ module: string; applied: string }> {
+  validateModuleName(name);
+  const cluster = loadCluster(home);
+  const src = path.resolve(source);
+  const stat = await fs.stat(src).catch(() => null);
+  if (!stat) throw new UserError(`${source} does not exist.`, 'give a module directory (with userconfig.xml and bin/) or a .tar.gz package');
+  let staging: string | null = null;
+  let dir = src;
+  if (stat.isFile()) {
+    if (!/\.(tar|tar\.gz|tgz|safe)$/.test(src)) throw new UserError(`${source} is not a module package: expected a directory or a .tar, .tar.gz, .tgz or .safe file.`);
+    staging = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-install-'));
+    try {
+      await tar.x({ file: src, cwd: staging, strict: true });
+    } catch (e) {
+      await fs.rm(staging, { recursive: true, force: true });
+      throw new UserError(`cannot read package ${source}: ${(e as Error).message}`, 'check that the file is a complete tar archive');
+    }
+    dir = await packageRoot(staging);
+  }
+  try {
+    const text = await fs.readFile(path.join(dir, 'userconfig.xml')).catch(() => {
+      throw new UserError(`${source} has no userconfig.xml.`, 'a module holds userconfig.xml and a bin/ directory with its scripts');
+    });
+    parseUserconfig(text, name, cluster, `${source}/userconfig.xml`);
+    const target = homePaths.moduleDir(home, name);
+    const exists = await fs.stat(target).then(() => true, () => false);
+    if (exists && !force) throw new UserError(`module ${name} is already installed in ${target}.`, `use --force to replace it (stop it first), or \`tandem uninstall -m ${name}\``);
+    const tmp = `${target}.new`;
+    await fs.rm(tmp, { recursive: true, force: true });
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await fs.cp(dir, tmp, { recursive: true, preserveTimestamps: true });
+    await fs.rm(target, { recursive: true, force: true });
+    await fs.rename(tmp, target);
+  } finally {
+    if (staging) await fs.rm(staging, { recursive: true, force: true });
+  }
+  const r = (await daemonRequestIfRunning(home, 'config', name)) as { applied: string } | null;
+  return { module: name, applied: r ? r.applied : 'installed; the daemon is not running and loads it when it starts' };
+}
+
+async function packageRoot(dir: string): Promise<string> {
+  const entries = await fs.readdir(dir, { withFileTypes: true });
+  if (entries.some((e) => e.name === 'userconfig.xml')) return dir;
+  const dirs = entries.filter((e) => e.isDirectory());
+  if (dirs.length === 1) return path.join(dir, dirs[0]!.name);
+  return dir;
+}
+
+export async function uninstallModule(home: Home, name: string): Promise<void> {
+  validateModuleName(name);
+  const target = homePaths.moduleDir(home, name);
+  if (!(await fs.stat(target).then(() => true, () => false))) throw new UserError(`module ${name} is not installed (no ${target}).`, 'list modules with `tandem list`');
+  await daemonRequestIfRunning(home, 'unload', name);
+  await fs.rm(target, { recursive: true, force: true });
+  await fs.rm(homePaths.stateFile(home, name), { force: true });
+}
+
+/** `tandem config -m NAME`: validate here; apply through the daemon when it runs. */
+export async function configModule(home: Home, name: string): Promise<string> {
+  validateModuleName(name);
+  const cluster = loadCluster(home);
+  const file = homePaths.userconfig(home, name);
+  const text = await fs.readFile(file).catch(() => {
+    throw new UserError(`module ${name} is not installed (no ${file}).`, `install it with \`tandem install -m ${name} <dir>\``);
+  });
+  parseUserconfig(text, name, cluster, file);
+  const r = (await daemonRequestIfRunning(home, 'config', name)) as { applied: string } | null;
+  return r ? `configuration of ${name} is valid: ${r.applied}` : `configuration of ${name} is valid; the daemon is not running and applies it when it starts`;
+}
+
+export async function adminModule(home: Home, module: string, verb: string, fullsync = false): Promise<string> {
+  const r = (await daemonRequest(home, 'admin', module, { verb, fullsync }, 60_000)) as { message: string };
+  return r.message;
+}

@@ -1,0 +1,38 @@
+import chalk from 'chalk';
+import type { ModuleView, StatusView } from '../daemon/views.js';
+import type { ModState } from '../engine/mirror/types.js';
+
+/** SafeKit's colours: STOP red; WAIT orange when transient, red when settled; others orange transient, green ready. */
+export function colourState(state: ModState | null, ready: boolean | null): string {
+  if (!state) return chalk.gray('unknown');
+  const label = `${state}${ready === false ? ' (transient)' : ''}`;
+  if (state === 'STOP') return chalk.red(label);
+  if (state === 'WAIT') return ready ? chalk.red(label) : chalk.yellow(label);
+  return ready ? chalk.green(label) : chalk.yellow(label);
+}
+
+const ago = (ms: number | null) => (ms === null ? 'never' : ms < 1000 ? `${ms} ms ago` : `${(ms / 1000).toFixed(1)} s ago`);
+
+export function formatModule(m: ModuleView): string[] {
+  const lines: string[] = [];
+  const wait = m.waitReason && m.state === 'WAIT' ? chalk.dim(` [${m.waitReason}]`) : '';
+  const peer = m.peer.reachable ? colourState(m.peer.state, m.peer.ready) : chalk.red('unreachable');
+  lines.push(`${chalk.bold(m.module)}  ${m.node}: ${colourState(m.state, m.ready)}${wait}   peer ${m.peer.node}: ${peer}   generation ${m.generation ?? '-'}${m.consistent ? '' : chalk.red(' (incomplete copy)')}`);
+  lines.push(`  heartbeats: ${m.peer.lans.map((l) => `${l.name} ${l.up ? chalk.green('up') : chalk.red('down')} (${ago(l.lastHeardMsAgo)})`).join(', ')}`);
+  if (m.vips.length) lines.push(`  virtual IP: ${m.vips.map((v) => `${v.addr} on ${v.holder ?? chalk.red('no node')}`).join(', ')}`);
+  if (m.reintegration) {
+    const r = m.reintegration;
+    const eta = r.rateBytesPerS > 0 ? `${Math.round((r.bytesTotal - r.bytesDone) / r.rateBytesPerS)} s` : '?';
+    lines.push(`  reintegration: ${r.bytesDone}/${r.bytesTotal} bytes, ${(r.rateBytesPerS / 1048576).toFixed(1)} MiB/s, ETA ${eta}`);
+  }
+  for (const a of m.alarms) lines.push(`  ${chalk.red('alarm')} ${a.code}: ${a.message}`);
+  return lines;
+}
+
+export function formatStatus(v: StatusView): string {
+  if (v.modules.length === 0) return `node ${v.node}: no modules installed (install one with \`tandem install -m NAME <dir>\`)`;
+  const d = v.heartbeats.dropped;
+  const dropped = d.badMac + d.replay + d.badSource + d.malformed + d.unknownNode;
+  const foot = dropped ? chalk.yellow(`heartbeat packets dropped: ${dropped} (bad MAC ${d.badMac}, replay ${d.replay}, bad source ${d.badSource}, malformed ${d.malformed}, unknown node ${d.unknownNode})`) : '';
+  return [...v.modules.flatMap(formatModule), foot].filter(Boolean).join('\n');
+}

@@ -25,7 +25,7 @@ import { LinuxVip } from '../platform/vip/linux.js';
 import type { VipAdapter } from '../platform/vip/types.js';
 import { LinuxWitness } from '../platform/witness/linux.js';
 import type { WitnessChecker } from '../platform/witness/types.js';
-import { NoFilesReplicator } from '../replication/none.js';
+import { DirsNotReplicated, NoFilesReplicator } from '../replication/none.js';
 import type { Replicator } from '../replication/types.js';
 import { configHash } from './config-hash.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
@@ -44,7 +44,7 @@ export interface Platform {
   vip: (log: Logger) => VipAdapter;
   scripts: (home: Home) => ScriptRunner;
   witness: (log: Logger) => WitnessChecker;
-  replicator: (cfg: MirrorModuleConfig) => Replicator;
+  replicator: (cfg: MirrorModuleConfig, log: Logger) => Replicator;
   localAddrs: () => string[];
 }
 
@@ -58,7 +58,7 @@ export const linuxPlatform: Platform = {
     logFile: (m) => homePaths.moduleLog(home, m),
   }),
   witness: (log) => new LinuxWitness({ log: (m) => log.warn(m) }),
-  replicator: () => new NoFilesReplicator(),
+  replicator: (cfg, log) => (cfg.rfs ? new DirsNotReplicated(cfg.rfs.replicated.map((r) => r.dir), (m) => log.warn(m)) : new NoFilesReplicator()),
   localAddrs: localIPv4Addrs,
 };
 
@@ -163,7 +163,7 @@ export class Daemon {
     const drv = await ModuleDriver.create({
       home: this.home, self: this.self, cluster: this.cluster, config: cfg, clock: this.platform.clock,
       scripts: this.platform.scripts(this.home), vip: this.platform.vip(this.moduleLog(name)),
-      witness: this.platform.witness(this.moduleLog(name)), replicator: this.platform.replicator(cfg),
+      witness: this.platform.witness(this.moduleLog(name)), replicator: this.platform.replicator(cfg, this.moduleLog(name)),
       send: (lan, to, body) => this.transport.send(lan, to, body), log: this.moduleLog(name),
     });
     this.drivers.set(name, drv);

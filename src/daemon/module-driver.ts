@@ -237,7 +237,7 @@ export class ModuleDriver {
         const timeoutMs = force ? config.user.forcestoptimeoutMs : config.user.nicestoptimeoutMs;
         const r = await this.d.scripts.run({
           module: this.name, script: st.script, args: st.args, timeoutMs,
-          env: { ...config.user.vars, TANDEM_MODULE: this.name, TANDEM_NODE: this.d.self, TANDEM_HOME: this.d.home.root },
+          env: { ...config.user.vars, TANDEM_MODULE: this.name, TANDEM_NODE: this.d.self, TANDEM_HOME: this.d.home.root, TANDEM_RUN_DIR: this.d.home.runDir },
         });
         if (!r.ok) throw new Error(r.timedOut ? `timed out after ${timeoutMs} ms and was killed` : `exited with ${r.code ?? 'a signal'}${stop ? '' : ` (see \`tandem log -m ${this.name}\`)`}`);
         return;

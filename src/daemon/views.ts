@@ -63,7 +63,10 @@ export function moduleView(d: ModuleDriver, nowMono: number): ModuleView {
       lans,
     },
     vips,
-    alarms: s.alarms.map((a) => ({ code: a.code, message: a.message })),
+    alarms: [
+      ...s.alarms.map((a) => ({ code: a.code, message: a.message })),
+      ...(d.d.replicator.alarm() ? [{ code: 'replication', message: d.d.replicator.alarm()! }] : []),
+    ],
     reintegration: s.state === 'SECOND' && !s.ready ? d.reintegration() : null,
   };
 }

@@ -11,6 +11,8 @@ export interface Replicator {
   reintegrate(req: ReintegrateRequest): Promise<void>;
   /** progress of a running reintegration, for `tandem status` */
   progress(): ReintegrationProgress | null;
+  /** a standing problem to show as an alarm in `tandem status`, or null */
+  alarm(): string | null;
 }
 
 export interface ReintegrateRequest {

@@ -15,8 +15,13 @@ import type {
   PlanPurpose, Step, StepResult, WaitReason,
 } from './types.js';
 
-/** How often syncedAt is persisted while the data is known to be the newest. */
-export const SYNCED_AT_PERIOD_MS = 10_000;
+/**
+ * How often syncedAt is persisted while the data is known to be the newest: every 10 s, or a quarter of syncdelta
+ * when that is shorter (at least 250 ms), so the recorded age is never off by more than a quarter of syncdelta.
+ */
+export function syncedAtPeriodMs(syncdeltaMs: number): number {
+  return syncdeltaMs > 0 ? Math.max(250, Math.min(10_000, syncdeltaMs / 4)) : 10_000;
+}
 
 export const freshPersisted = (): Persisted => ({
   wanted: 'stop', lastState: 'STOP', gen: null, history: [], consistent: true, cleanSole: false, syncedAt: null,
@@ -189,7 +194,7 @@ function abandonReintegrationIfPeerLost(t: Tx) {
 function keepSyncedAt(t: Tx) {
   const { s } = t;
   const newest = s.ready && !s.pending && (s.state === 'ALONE' || s.state === 'PRIM' || (s.state === 'SECOND' && s.peerUp && s.p.consistent));
-  if (newest && s.wall - s.syncPersistedAt >= SYNCED_AT_PERIOD_MS) {
+  if (newest && s.wall - s.syncPersistedAt >= syncedAtPeriodMs(s.cfg.syncdeltaMs)) {
     s.syncPersistedAt = s.wall;
     t.persist({ syncedAt: s.wall });
   }

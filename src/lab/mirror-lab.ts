@@ -1,0 +1,106 @@
+/**
+ * A lab holding a two-node mirror cluster with the demo module (examples/demo): cluster.xml over the lab's LANs,
+ * one cluster key, the module installed on both nodes. Used by the lab tests, `tandem lab up` and the demo.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { generateKey, writeKeyFile } from '../daemon/key.js';
+import { controlRequest } from '../daemon/control.js';
+import { homePaths } from '../home.js';
+import { Lab } from './lab.js';
+import { repoRoot, type LabSpec } from './spec.js';
+
+export const DEMO_MODULE = 'demo';
+export const DEMO_VIP = '198.51.100.10';
+export const DEMO_PORT = 8080;
+
+export interface MirrorLabOptions {
+  pulse?: string;
+  timeout?: string;
+  /** e.g. "10m"; puts the module's data directory in <rfs> */
+  syncdelta?: string;
+  witness?: boolean;
+  failover?: boolean;
+  defaultprim?: string;
+  /** start both daemons (default true) */
+  daemons?: boolean;
+  spec?: Partial<LabSpec>;
+}
+
+export function demoUserconfig(o: MirrorLabOptions, witnessAddr: string): string {
+  const rfs = o.syncdelta ? `\n    <rfs async="none" syncdelta="${o.syncdelta}"><replicated dir="/srv/demo/data"/></rfs>` : '';
+  const witness = o.witness ? `\n    <splitbrain ident="witness" exec="ping" arg="${witnessAddr}"/>` : '';
+  return `<safe>
+  <service mode="mirror" defaultprim="${o.defaultprim ?? 'alone'}" failover="${o.failover === false ? 'off' : 'on'}">
+    <heart pulse="${o.pulse ?? '500ms'}" timeout="${o.timeout ?? '5s'}"><heartbeat name="default"/><heartbeat name="replication"/></heart>
+    <vip><interface_list><interface check="on"><real_interface>
+      <virtual_addr addr="${DEMO_VIP}" where="one_side_alias"/>
+    </real_interface></interface></interface_list></vip>${rfs}${witness}
+    <user nicestoptimeout="30s" forcestoptimeout="10s"/>
+  </service>
+</safe>
+`;
+}
+
+export function clusterXml(lab: Lab, nodes: string[]): string {
+  const lans = lab.spec.lans
+    .filter((l) => nodes.every((n) => l.addrs[n]))
+    .map((l) => `    <lan name="${l.name}">\n${nodes.map((n) => `      <node name="${n}" addr="${l.addrs[n]}"/>`).join('\n')}\n    </lan>`);
+  return `<cluster>\n  <lans>\n${lans.join('\n')}\n  </lans>\n</cluster>\n`;
+}
+
+export function nodesOf(lab: Lab): string[] {
+  return lab.spec.hosts.filter((h) => h.role === 'node').map((h) => h.name);
+}
+
+/** Write cluster.xml, cluster.key and the demo module into every node's home (no daemon involved). */
+export async function provisionMirror(lab: Lab, o: MirrorLabOptions): Promise<void> {
+  const nodes = nodesOf(lab);
+  const key = generateKey();
+  const witness = lab.spec.hosts.find((h) => h.role === 'witness');
+  const xml = demoUserconfig(o, witness ? lab.addr(witness.name) : '198.51.100.254');
+  for (const n of nodes) {
+    const home = { root: lab.paths(n).home, runDir: lab.paths(n).run };
+    await fs.mkdir(home.root, { recursive: true });
+    await fs.writeFile(homePaths.clusterXml(home), clusterXml(lab, nodes));
+    await writeKeyFile(homePaths.clusterKey(home), key, { force: true });
+    const mod = homePaths.moduleDir(home, DEMO_MODULE);
+    await fs.rm(mod, { recursive: true, force: true });
+    await fs.cp(path.join(repoRoot(), 'examples', 'demo'), mod, { recursive: true });
+    await fs.writeFile(homePaths.userconfig(home, DEMO_MODULE), xml);
+  }
+}
+
+export async function createMirrorLab(o: MirrorLabOptions = {}): Promise<Lab> {
+  const lab = await Lab.create(o.spec ?? {});
+  try {
+    await provisionMirror(lab, o);
+    if (o.daemons !== false) {
+      for (const n of nodesOf(lab)) lab.spawnDaemon(n);
+      for (const n of nodesOf(lab)) await waitForDaemon(lab, n);
+    }
+    return lab;
+  } catch (e) {
+    await lab.down({ keepDir: process.env.TANDEM_LAB_KEEP === '1' });
+    throw e;
+  }
+}
+
+export function controlSocketOf(lab: Lab, node: string): string {
+  return path.join(lab.paths(node).home, 'control.sock');
+}
+
+/** Resolves when the node's daemon answers on its control socket. */
+export async function waitForDaemon(lab: Lab, node: string, timeoutMs = 15_000): Promise<void> {
+  await lab.waitFor(`daemon of ${node} answering`, async () => {
+    try {
+      await controlRequest(controlSocketOf(lab, node), 'ping', undefined, undefined, { timeoutMs: 1000 });
+      return true;
+    } catch {
+      return false;
+    }
+  }, timeoutMs, 100).catch(async (e) => {
+    const out = await fs.readFile(lab.paths(node).daemonOut, 'utf8').catch(() => '');
+    throw new Error(`${(e as Error).message}\n--- ${node} daemon output:\n${out.slice(-3000)}`);
+  });
+}

@@ -1,0 +1,64 @@
+import { genId } from '../engine/mirror/generation.js';
+import type { AdminVerb } from '../engine/mirror/types.js';
+import { Sim, defaultSimConfig, type SimConfig } from '../sim/sim.js';
+import { parseSimDuration } from './script.js';
+import type { NodeObservation, Reply, ScenarioTarget } from './target.js';
+
+/** Scenario target over the deterministic simulator: time moves only with `run`, so `eventually` checks once. */
+export class SimTarget implements ScenarioTarget {
+  readonly nodes = ['node1', 'node2'];
+  private cfg: SimConfig = defaultSimConfig();
+  sim = new Sim(this.cfg, this.nodes);
+
+  async configure(settings: Record<string, string>) {
+    const c = this.cfg;
+    for (const [k, v] of Object.entries(settings)) {
+      if (k === 'timeout') c.timeoutMs = parseSimDuration(v);
+      else if (k === 'pulse') c.pulseMs = parseSimDuration(v);
+      else if (k === 'syncdelta') c.syncdeltaMs = v === '0' ? 0 : parseSimDuration(v);
+      else if (k === 'witness') c.witness = v === 'on';
+      else if (k === 'failover') c.failover = v === 'on';
+      else if (k === 'defaultprim') c.defaultprim = v;
+      else if (k === 'resync') c.resyncMs = parseSimDuration(v);
+      else throw new Error(`unknown config key ${k}`);
+    }
+    this.sim = new Sim(c, this.nodes);
+  }
+  async boot(node: string) { this.sim.boot(node); }
+  async powerOff(node: string) { this.sim.powerOff(node); }
+  async killDaemon(node: string) { this.sim.killDaemon(node); }
+  async admin(node: string, verb: AdminVerb, fullsync: boolean): Promise<Reply> {
+    const n = this.sim.node(node);
+    const reqId = this.sim.admin(node, verb, fullsync);
+    const find = () => n.replies.find((r) => r.reqId === reqId);
+    for (let waited = 0; !find() && waited < 30_000; waited += 100) this.sim.run(100);
+    const r = find();
+    return r ? { ok: r.ok, message: r.message } : { ok: false, message: 'no reply' };
+  }
+  async cut(lan: string, node?: string) { for (const n of node ? [node] : this.nodes) this.sim.cut.add(`${lan}:${n}`); }
+  async heal() { this.sim.cut.clear(); }
+  lans() { return this.cfg.lans; }
+  async witness(node: string, reachable: boolean) { this.sim.node(node).witnessOk = reachable; }
+  async failScript(node: string, script: string, fail: boolean) {
+    const s = this.sim.node(node).failScripts;
+    if (fail) s.add(script);
+    else s.delete(script);
+  }
+  async run(ms: number) { this.sim.run(ms); }
+  async observe(node: string): Promise<NodeObservation> {
+    const e = this.sim.node(node).engine;
+    if (!e) return { up: false };
+    return { up: true, state: e.state, ready: e.ready, waitReason: e.waitReason, alarms: e.alarms.map((a) => a.code), generation: e.p.gen ? genId(e.p.gen) : null };
+  }
+  async vipHolders() { return this.nodes.filter((n) => this.sim.node(n).vip); }
+  async appNodes() { return this.nodes.filter((n) => this.sim.node(n).app); }
+  async eventually(_ms: number, cond: () => Promise<boolean>) { return cond(); }
+  violations() { return this.sim.violations; }
+  async describe() {
+    return this.nodes.map((n) => `${n} ${this.sim.describe(n)} vip=${this.sim.node(n).vip}`).join(', ');
+  }
+  /** the nodes' engine logs, for failure reports */
+  logs(lines = 40): string {
+    return this.nodes.map((n) => `--- ${n}\n${this.sim.node(n).log.slice(-lines).join('\n')}`).join('\n');
+  }
+}

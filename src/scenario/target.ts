@@ -1,0 +1,47 @@
+import type { AdminVerb, ModState } from '../engine/mirror/types.js';
+
+/** What a scenario can observe of one node's module. */
+export interface NodeObservation {
+  /** false when the node is powered off or its daemon does not answer */
+  up: boolean;
+  state?: ModState;
+  ready?: boolean;
+  waitReason?: string | null;
+  alarms?: string[];
+  generation?: string | null;
+}
+
+export interface Reply {
+  ok: boolean;
+  message: string;
+}
+
+/**
+ * What a scenario script drives: the simulator (src/scenario/sim-target.ts) or the real namespace lab
+ * (src/lab/lab-target.ts). Contract: actions return once issued (not once their effects settled); observations
+ * are instantaneous; `eventually` is how expectations wait — the simulator's clock is frozen between verbs so it
+ * checks once, the lab polls until `ms` pass.
+ */
+export interface ScenarioTarget {
+  readonly nodes: string[];
+  configure(settings: Record<string, string>): Promise<void>;
+  boot(node: string): Promise<void>;
+  powerOff(node: string): Promise<void>;
+  killDaemon(node: string): Promise<void>;
+  admin(node: string, verb: AdminVerb, fullsync: boolean): Promise<Reply>;
+  cut(lan: string, node?: string): Promise<void>;
+  heal(): Promise<void>;
+  lans(): string[];
+  witness(node: string, reachable: boolean): Promise<void>;
+  failScript(node: string, script: string, fail: boolean): Promise<void>;
+  run(ms: number): Promise<void>;
+  observe(node: string): Promise<NodeObservation>;
+  vipHolders(): Promise<string[]>;
+  appNodes(): Promise<string[]>;
+  /** true when the condition holds now or (lab) becomes true within `ms` */
+  eventually(ms: number, cond: () => Promise<boolean>): Promise<boolean>;
+  /** invariant violations seen so far */
+  violations(): string[];
+  /** a line describing every node, for failure messages */
+  describe(): Promise<string>;
+}

@@ -1,0 +1,56 @@
+/**
+ * Failover time as a client sees it: from pulling the plug of the PRIM to the first successful HTTP request on the
+ * virtual IP answered by the other node.
+ *   expected ≈ timeout (detection) + VIP probe + VIP add and announce + start_prim (the demo app's start)
+ */
+import { performance } from 'node:perf_hooks';
+import { controlRequest } from '../daemon/control.js';
+import type { StatusView } from '../daemon/views.js';
+import type { Lab } from './lab.js';
+import { controlSocketOf, DEMO_MODULE, DEMO_PORT, DEMO_VIP, waitForDaemon } from './mirror-lab.js';
+
+async function stateOf(lab: Lab, node: string): Promise<string> {
+  try {
+    const v = (await controlRequest(controlSocketOf(lab, node), 'status', DEMO_MODULE, undefined, { timeoutMs: 2000 })) as StatusView;
+    const m = v.modules[0]!;
+    return `${m.state}${m.ready ? '' : '?'}`;
+  } catch {
+    return 'OFF';
+  }
+}
+
+/** Resolves once `node` is PRIM and `other` SECOND, both ready, and the client gets an answer from `node` on the VIP. */
+export async function waitForPair(lab: Lab, node: string, other: string, timeoutMs = 60_000): Promise<void> {
+  await lab.waitFor(`${node} PRIM and ${other} SECOND`, async () =>
+    (await stateOf(lab, node)) === 'PRIM' && (await stateOf(lab, other)) === 'SECOND', timeoutMs, 100);
+  await lab.waitFor(`client served by ${node} on the VIP`, async () => {
+    const r = await lab.httpGet('client', `http://${DEMO_VIP}:${DEMO_PORT}/`, 1000);
+    return r.ok && r.body?.includes(`"node":"${node}"`);
+  }, timeoutMs, 100);
+}
+
+/** Power off `prim`, measure until the client is served by `second` on the VIP; then boot `prim` back. */
+export async function measureFailover(lab: Lab, prim: string, second: string, timeoutMs = 120_000): Promise<number> {
+  await waitForPair(lab, prim, second);
+  const url = `http://${DEMO_VIP}:${DEMO_PORT}/`;
+  const t0 = performance.now();
+  await lab.poweroff(prim);
+  let ms = -1;
+  await lab.waitFor(`client served by ${second} on the VIP after ${prim} power-off`, async () => {
+    const r = await lab.httpGet('client', url, 300);
+    if (r.ok && r.body?.includes(`"node":"${second}"`)) {
+      ms = Math.round(performance.now() - t0);
+      return true;
+    }
+    return false;
+  }, timeoutMs, 20);
+  await lab.boot(prim);
+  await waitForDaemon(lab, prim);
+  return ms;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : Math.round((s[mid - 1]! + s[mid]!) / 2);
+}

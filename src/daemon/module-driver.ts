@@ -63,6 +63,8 @@ export class ModuleDriver {
   /** VIPs this driver configured and has not released */
   readonly vipsHeld = new Set<string>();
   private idle: Array<() => void> = [];
+  /** set by `detach`: the driver takes no more events and starts no more plans */
+  private detached = false;
 
   private constructor(readonly d: DriverDeps, s: MirrorState) {
     this.s = s;
@@ -82,9 +84,14 @@ export class ModuleDriver {
   get state(): MirrorState { return this.s; }
   get peer() { return this.s.peer; }
 
-  /** Start the engine. `reattach`: the run marker survived, so the daemon restarted without a reboot. */
+  /**
+   * Start the engine. A run marker that survived (it lives in the run dir, wiped at reboot) means the daemon restarted
+   * without a reboot: it names the state to reattach to.
+   */
   async boot(): Promise<void> {
-    const reattach = await fs.access(homePaths.runMarker(this.d.home, this.name)).then(() => true, () => false);
+    const marker = await fs.readFile(homePaths.runMarker(this.d.home, this.name), 'utf8').catch(() => null);
+    const recorded = marker?.trim().split(/\s+/)[0];
+    const reattach = recorded && ['WAIT', 'ALONE', 'PRIM', 'SECOND'].includes(recorded) ? (recorded as ModState) : null;
     if (reattach) {
       for (const v of this.d.config.vips) if (await this.d.vip.holds(v.addr)) this.vipsHeld.add(v.addr);
     }
@@ -92,6 +99,7 @@ export class ModuleDriver {
   }
 
   post(e: MirrorEvent) {
+    if (this.detached) return;
     this.queue.push(e);
     void this.pump();
   }
@@ -125,8 +133,14 @@ export class ModuleDriver {
     return this.d.replicator.progress();
   }
 
-  /** Abort running plans (daemon shutdown). The application and VIP stay as they are: a restart reattaches. */
+  /**
+   * Daemon shutdown: abort running plans and drop every later event (heartbeats, probe and witness results), so that
+   * once `settled()` resolves nothing more is decided or done. The application and VIP stay as they are: a restart
+   * reattaches.
+   */
   detach() {
+    this.detached = true;
+    this.queue.length = 0;
     for (const ac of this.plans.values()) ac.abort();
     this.resyncAbort?.abort();
   }
@@ -172,9 +186,10 @@ export class ModuleDriver {
         return;
       case 'run-marker': {
         const f = homePaths.runMarker(this.d.home, this.name);
-        if (a.on) {
+        if (a.state) {
           await fs.mkdir(this.d.home.runDir, { recursive: true });
-          await fs.writeFile(f, `${process.pid}\n`);
+          await fs.writeFile(`${f}.tmp`, `${a.state} ${process.pid}\n`);
+          await fs.rename(`${f}.tmp`, f);
         } else {
           await fs.rm(f, { force: true });
         }
@@ -188,7 +203,7 @@ export class ModuleDriver {
         else log.info(`alarm cleared: ${a.code}`);
         return;
       case 'execute':
-        void this.runPlan(a.id, a.steps, a.bestEffort);
+        if (!this.detached) void this.runPlan(a.id, a.steps, a.bestEffort);
         return;
       case 'abort':
         this.plans.get(a.id)?.abort();

@@ -82,5 +82,6 @@ export function isBeacon(x: unknown): x is Beacon {
     && (gen === null || (typeof gen === 'object' && Number.isInteger(gen.n) && typeof gen.node === 'string' && STATES.has(gen.from as string)))
     && Array.isArray(b.history) && b.history.length <= 64 && b.history.every((h) => typeof h === 'string')
     && typeof b.consistent === 'boolean' && STATES.has(b.lastState as string) && (b.intent === 'none' || b.intent === 'second')
-    && typeof b.swapRequest === 'boolean' && typeof b.yielding === 'boolean' && typeof b.configHash === 'string';
+    && typeof b.swapRequest === 'boolean' && typeof b.yielding === 'boolean' && typeof b.configHash === 'string'
+    && (b.resyncFrom === null || typeof b.resyncFrom === 'string');
 }

@@ -3,11 +3,11 @@
  * testing layer 2). The platform is modelled just enough to check the invariants: scripts start and stop an
  * "application", the VIP is a flag per node, a power-off loses everything but the disk, and a LAN can be cut per node.
  *
- * Invariant checked continuously: two nodes never hold the VIP while they can see each other on the LAN that carries
- * it, for longer than the time one of them needs to notice and yield (`timeout + 2 s`).
+ * Invariant checked continuously: two nodes never hold the VIP while they see each other (both daemons alive, a LAN
+ * connecting them) for longer than the time one of them needs to notice and yield (`timeout + 2 s`).
  */
 import { beacon, initialState, step } from '../engine/mirror/step.js';
-import type { Action, AdminVerb, EngineConfig, MirrorEvent, MirrorState, Persisted, Step } from '../engine/mirror/types.js';
+import type { Action, AdminVerb, EngineConfig, MirrorEvent, MirrorState, ModState, Persisted, Step } from '../engine/mirror/types.js';
 
 export interface SimConfig {
   pulseMs: number;
@@ -49,7 +49,8 @@ export class SimNode {
   /** power on: links up (a node whose daemon died still answers for its VIP) */
   powered = false;
   disk: Persisted | null = null;
-  runMarker = false;
+  /** the run marker: the module's state, in a directory wiped at reboot */
+  runMarker: ModState | null = null;
   vip = false;
   app = false;
   witnessOk = true;
@@ -57,6 +58,10 @@ export class SimNode {
   work: Work | null = null;
   queries: Query[] = [];
   log: string[] = [];
+  /** the replicated data (on disk: survives power-off): ids of the writes it holds */
+  data = new Set<number>();
+  /** writes set aside by a split-brain resync */
+  quarantine = new Set<number>();
   replies: { reqId: number; ok: boolean; message: string }[] = [];
   constructor(readonly name: string) {}
   get alive() {
@@ -71,6 +76,11 @@ export class Sim {
   /** cut links, as `lan:node` */
   readonly cut = new Set<string>();
   violations: string[] = [];
+  /** writes acknowledged to the application (with the generation they were written in) */
+  readonly acked = new Map<number, string>();
+  /** the application writes every 100 ms on the node that runs it (ALONE/PRIM ready) */
+  writes = false;
+  private writeSeq = 0;
   private dualSince: number | null = null;
   private reqSeq = 1;
   private lastPulse = -Infinity;
@@ -108,7 +118,7 @@ export class Sim {
     const n = this.node(name);
     n.engine = null;
     n.powered = false;
-    n.runMarker = false;
+    n.runMarker = null;
     n.vip = false;
     n.app = false;
     n.work = null;
@@ -145,7 +155,7 @@ export class Sim {
   private apply(n: SimNode, a: Action) {
     switch (a.kind) {
       case 'persist': n.disk = a.p; break;
-      case 'run-marker': n.runMarker = a.on; break;
+      case 'run-marker': n.runMarker = a.state; break;
       case 'log': n.log.push(`${(this.mono / 1000).toFixed(1)}s ${a.level} ${a.msg}`); break;
       case 'alarm': n.log.push(`${(this.mono / 1000).toFixed(1)}s alarm ${a.on ? 'on' : 'off'} ${a.code} ${a.msg}`); break;
       case 'execute': n.work = { id: a.id, steps: a.steps, bestEffort: a.bestEffort, index: 0, dueAt: this.mono + this.cost(a.steps[0]) }; break;
@@ -170,8 +180,14 @@ export class Sim {
         if (s.script === 'start_prim') n.app = true;
         if (s.script === 'stop_prim') n.app = false;
         return null;
-      case 'resync':
-        return this.cfg.lans.some((l) => this.connected(n.name, s.from, l) && this.node(s.from).alive) ? null : `${s.from} unreachable`;
+      case 'resync': {
+        const src = this.node(s.from);
+        if (!this.cfg.lans.some((l) => this.connected(n.name, s.from, l) && src.alive)) return `${s.from} unreachable`;
+        // The copy equals the source at completion; with quarantine, local writes the source lacks are kept aside.
+        if (s.quarantine) for (const w of n.data) if (!src.data.has(w)) n.quarantine.add(w);
+        n.data = new Set(src.data);
+        return null;
+      }
       case 'acquire-vips': n.vip = true; return null;
       case 'release-vips': n.vip = false; return null;
       default: return null;
@@ -225,14 +241,55 @@ export class Sim {
       if (this.mono - this.lastTick >= 100) {
         this.lastTick = this.mono;
         for (const n of this.nodes.values()) this.feed(n, { kind: 'tick', mono: this.mono, wall: this.wall });
+        if (this.writes) for (const n of this.nodes.values()) this.write(n);
       }
       this.checkInvariant();
     }
   }
 
+  /**
+   * One application write on `n` if it runs the application. On PRIM the write is acknowledged only once it is on
+   * the SECOND too (synchronous replication); when the SECOND cannot take it, the engine is told first
+   * (replication-failed) and the write waits until the node is ALONE on a new generation.
+   */
+  private write(n: SimNode) {
+    const e = n.engine;
+    if (!e || !e.ready || e.pending || !n.app || !(e.state === 'ALONE' || e.state === 'PRIM')) return;
+    const peer = this.node(e.peer);
+    const pe = peer.engine;
+    const reachable = !!pe && this.cfg.lans.some((l) => this.connected(n.name, peer.name, l));
+    const gen = `${e.p.gen?.n}@${e.p.gen?.node}`;
+    // A SECOND holding our generation must take every write synchronously (PRIM, or ALONE just before PRIM). Whether
+    // one is attached is this node's view (its replication stream), i.e. the peer's last beacon, even a stale one.
+    const pb = e.peerBeacon;
+    // A SECOND reintegrating from us receives the live writes too: failing to deliver one outdates it as well.
+    const mine = `${e.p.gen?.n}@${e.p.gen?.node}`;
+    const attached = pb?.state === 'SECOND' && (pb.ready ? `${pb.gen?.n}@${pb.gen?.node}` === mine : pb.resyncFrom === mine);
+    if (e.state === 'PRIM' || attached) {
+      if (!attached || !reachable) {
+        this.feed(n, { kind: 'replication-failed', reason: `${peer.name} cannot take the write` });
+        return;
+      }
+    }
+    const id = ++this.writeSeq;
+    n.data.add(id);
+    // Live writes also reach a SECOND that is reintegrating (ordered after the copy; modelled by the copy at its end).
+    if (reachable && pe?.state === 'SECOND') peer.data.add(id);
+    this.acked.set(id, gen);
+  }
+
+  /** Acknowledged writes found neither in `node`'s data nor in any quarantine. */
+  lostWrites(node: string): number[] {
+    const keep = new Set([...this.node(node).data, ...[...this.nodes.values()].flatMap((n) => [...n.quarantine])]);
+    return [...this.acked.keys()].filter((w) => !keep.has(w));
+  }
+
   private checkInvariant() {
+    // "See each other": both daemons alive and heartbeating over a connected LAN. A node whose daemon is dead
+    // cannot release anything; that fault is the daemon-restart scenario's business, not this invariant's.
     const holders = [...this.nodes.values()].filter((n) => n.vip);
-    const seeing = holders.length >= 2 && this.connected(holders[0]!.name, holders[1]!.name, this.cfg.lans[0]!);
+    const seeing = holders.length >= 2 && holders.every((h) => h.alive)
+      && this.cfg.lans.some((l) => this.connected(holders[0]!.name, holders[1]!.name, l));
     if (!seeing) {
       this.dualSince = null;
       return;

@@ -61,10 +61,13 @@ export interface Contender {
   node: string;
   gen: Gen | null;
   running: boolean;
+  /** false while its copy is incomplete (a reintegration was interrupted) */
+  consistent: boolean;
 }
 
 /**
  * Who keeps its data after a split brain (both wrote). Documented rule (README, "Split brain"):
+ *   0. a node whose copy is incomplete (it was already resyncing from the other) never wins;
  *   1. the node whose generation started from PRIM (it kept the application when the link broke) wins over the node
  *      that took over (SafeKit: "the former SECOND is sacrificed");
  *   2. otherwise the node running the application (ALONE/PRIM) wins over one that is not;
@@ -72,6 +75,7 @@ export interface Contender {
  * The loser resyncs from the winner and keeps its divergent files in quarantine.
  */
 export function splitBrainWinner(a: Contender, b: Contender, nodeOrder: string[]): string {
+  if (a.consistent !== b.consistent) return a.consistent ? a.node : b.node;
   const fromPrim = (c: Contender) => c.gen?.from === 'PRIM';
   if (fromPrim(a) !== fromPrim(b)) return fromPrim(a) ? a.node : b.node;
   if (a.running !== b.running) return a.running ? a.node : b.node;

@@ -47,6 +47,8 @@ export function beacon(s: MirrorState): Beacon {
     v: 1, module: s.module, state: s.state, ready: s.ready, gen: s.p.gen, history: s.p.history,
     consistent: s.p.consistent, lastState: s.p.lastState, intent: s.p.intent, swapRequest: s.swapRequest,
     yielding: s.yielding, configHash: s.cfg.configHash,
+    resyncFrom: s.pending?.kind === 'plan' && s.pending.purpose.kind === 'become' && s.pending.purpose.target === 'SECOND'
+      ? s.pending.purpose.sourceGen ?? null : null,
   };
 }
 
@@ -133,6 +135,14 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
     case 'plan-done':
       if (t.s.pending?.kind === 'plan' && t.s.pending.id === e.id) onPlanDone(t, t.s.pending.purpose, e.ok, e.error);
       break;
+    case 'replication-failed':
+      // PRIM, or ALONE whose SECOND just finished reintegrating: the SECOND's copy is now outdated. A new generation
+      // is persisted before the write is acknowledged (the driver holds it), so that copy can never take over.
+      if ((t.s.state === 'PRIM' || t.s.state === 'ALONE') && t.s.ready && !t.s.pending) {
+        t.log('warn', `replication to ${t.s.peer} failed (${e.reason}): ${t.s.peer} is outdated`);
+        claim(t, { target: 'ALONE', why: `replication to ${t.s.peer} failed`, peerUnseen: t.s.state === 'PRIM', forced: false });
+      }
+      break;
     case 'witness-result':
       if (t.s.pending?.kind === 'witness' && t.s.pending.id === e.id) onWitness(t, t.s.pending.purpose, e.reachable);
       break;
@@ -145,6 +155,8 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
   for (let guard = 0; guard < 8 && !t.s.pending && t.s.queued.length > 0; guard++) onAdmin(t, t.s.queued.shift()!);
   if (!t.s.pending) decide(t);
   keepSyncedAt(t);
+  // One place records the state for a daemon restart, whichever transition changed it.
+  if (t.s.state !== prev.state) t.actions.push({ kind: 'run-marker', state: t.s.state === 'STOP' ? null : t.s.state });
   return t.result();
 }
 
@@ -179,15 +191,28 @@ function membership(t: Tx) {
   }
 }
 
-/** Reintegration needs its source: when the peer is lost mid-copy, stop it; the incomplete copy is never promoted. */
+/**
+ * Reintegration needs its source, in the generation it started from: when the peer is lost mid-copy, stop (the
+ * incomplete copy is never promoted); when the peer started a new generation mid-copy (a live write did not reach
+ * us), start over against the new one.
+ */
 function abandonReintegrationIfPeerLost(t: Tx) {
   const { s } = t;
   const p = s.pending;
-  if (s.peerUp || p?.kind !== 'plan' || p.purpose.kind !== 'become' || p.purpose.target !== 'SECOND') return;
-  t.actions.push({ kind: 'abort', id: p.id });
-  s.pending = null;
-  s.ready = false;
-  toWait(t, 'inconsistent', `${s.peer} lost during reintegration: the local copy is incomplete and is never promoted`);
+  if (p?.kind !== 'plan' || p.purpose.kind !== 'become' || p.purpose.target !== 'SECOND') return;
+  if (!s.peerUp) {
+    t.actions.push({ kind: 'abort', id: p.id });
+    s.pending = null;
+    s.ready = false;
+    toWait(t, 'inconsistent', `${s.peer} lost during reintegration: the local copy is incomplete and is never promoted`);
+    return;
+  }
+  const now = s.peerBeacon?.gen ? genId(s.peerBeacon.gen) : undefined;
+  if (p.purpose.sourceGen && now && now !== p.purpose.sourceGen && running(s.peerBeacon?.state)) {
+    t.actions.push({ kind: 'abort', id: p.id });
+    s.pending = null;
+    becomeSecond(t, `${s.peer} moved to generation ${now} during reintegration: starting over`, { quarantine: !!p.purpose.quarantine, full: !!p.purpose.quarantine });
+  }
 }
 
 /** Persist syncedAt now and then while the local data is known to be the newest. */
@@ -205,8 +230,6 @@ function keepSyncedAt(t: Tx) {
 function settle(t: Tx, state: ModState, ready: boolean, waitReason: WaitReason | null = null) {
   const { s } = t;
   const was = s.state;
-  if (was === 'STOP' && state !== 'STOP') t.actions.push({ kind: 'run-marker', on: true });
-  if (was !== 'STOP' && state === 'STOP') t.actions.push({ kind: 'run-marker', on: false });
   if (was !== state || s.ready !== ready) t.log('info', `${was}${s.ready ? '' : ' (transient)'} → ${state}${ready ? '' : ' (transient)'}`);
   s.state = state;
   s.ready = ready;
@@ -240,7 +263,7 @@ const script = (name: Extract<Step, { kind: 'script' }>['script'], cur: ModState
 
 // ───────────────────────────── boot and admin ─────────────────────────────
 
-function onBoot(t: Tx, reattach: boolean) {
+function onBoot(t: Tx, reattach: ModState | null) {
   const { s } = t;
   if (s.p.wanted === 'stop') {
     settle(t, 'STOP', true);
@@ -248,23 +271,22 @@ function onBoot(t: Tx, reattach: boolean) {
     if (s.cfg.hasVip) t.execute({ kind: 'cleanup' }, [{ kind: 'release-vips' }], true);
     return;
   }
-  const last = s.p.lastState;
-  if (reattach && (running(last) || last === 'SECOND')) {
+  if (reattach && (running(reattach) || reattach === 'SECOND')) {
     // Daemon restarted, host did not: the application may be running. Touch nothing until the peer is heard.
-    t.actions.push({ kind: 'run-marker', on: true });
-    s.state = last;
+    s.state = reattach;
     s.ready = false;
     s.reattach = true;
     s.joinDeadline = s.mono + s.cfg.timeoutMs;
-    t.log('info', `reattaching as ${last}: the application is left as it is until ${s.peer} is heard or ${s.cfg.timeoutMs} ms pass`);
+    t.log('info', `reattaching as ${reattach}: the application is left as it is until ${s.peer} is heard or ${s.cfg.timeoutMs} ms pass`);
     return;
   }
   if (reattach) {
-    t.actions.push({ kind: 'run-marker', on: true });
+    // It was WAIT: nothing runs; look for the peer again.
+    s.state = 'WAIT';
     enterJoin(t);
     return;
   }
-  t.log('info', `starting module (wanted since before reboot; last state ${last})`);
+  t.log('info', `starting module (wanted since before reboot; last state ${s.p.lastState})`);
   startModule(t, 'join');
 }
 
@@ -389,7 +411,7 @@ function onPlanDone(t: Tx, purpose: PlanPurpose, ok: boolean, error?: string) {
         return toWait(t, 'start-failed', `transition to ${target} failed (${error}); see \`tandem log -m ${s.module}\``);
       }
       t.alarm('start-failed', false);
-      if (target === 'SECOND') return finishSecond(t);
+      if (target === 'SECOND') return finishSecond(t, purpose.sourceGen, !!purpose.quarantine);
       settle(t, target, true);
       s.retryAt = null;
       t.persist({ syncedAt: s.wall, cleanSole: false });
@@ -414,7 +436,7 @@ function onPlanDone(t: Tx, purpose: PlanPurpose, ok: boolean, error?: string) {
         t.alarm('resync-failed', true, `reintegration from ${s.peer} failed: ${error}`);
         return toWait(t, 'inconsistent', `reintegration failed (${error}); will retry`);
       }
-      return finishSecond(t);
+      return finishSecond(t, undefined, false);
     case 'yield':
       if (!ok) {
         s.yielding = false;
@@ -429,12 +451,15 @@ function onPlanDone(t: Tx, purpose: PlanPurpose, ok: boolean, error?: string) {
   }
 }
 
-/** Reintegration finished: the local copy now equals the primary's; adopt its generation. */
-function finishSecond(t: Tx) {
+/** Reintegration finished: the local copy now equals the primary's generation `sourceGen`; adopt it. */
+function finishSecond(t: Tx, sourceGen: string | undefined, quarantine: boolean) {
   const { s } = t;
   const pb = s.peerBeacon;
   if (!s.peerUp || !pb || !running(pb.state) || !pb.gen) {
     return toWait(t, 'inconsistent', `reintegration ended but ${s.peer} is no longer primary; the local copy may be incomplete`);
+  }
+  if (sourceGen && genId(pb.gen) !== sourceGen) {
+    return becomeSecond(t, `${s.peer} moved to generation ${genId(pb.gen)} during reintegration: starting over`, { quarantine, full: quarantine });
   }
   t.persist({ gen: pb.gen, history: pb.history, consistent: true, intent: 'none', fullsync: false, cleanSole: false, syncedAt: s.wall });
   t.alarm('resync-failed', false);
@@ -517,8 +542,8 @@ function commitClaim(t: Tx, purpose: ClaimPurpose) {
   s.joinDeadline = null;
   s.swapRequest = false;
   s.yielding = false;
-  if (from === 'PRIM') {
-    // Peer gone, application keeps running: only the role changes.
+  if (running(from)) {
+    // Peer gone or outdated, application keeps running: only the role (and the generation) changes.
     settle(t, 'ALONE', true);
     return;
   }
@@ -532,10 +557,17 @@ function commitClaim(t: Tx, purpose: ClaimPurpose) {
   t.execute({ kind: 'become', target: 'ALONE', gen }, steps);
 }
 
-/** Leave the primary role (or WAIT) for SECOND and reintegrate from the peer. */
-function becomeSecond(t: Tx, why: string, opts: { quarantine: boolean; full: boolean }) {
+/**
+ * Leave the primary role (or WAIT) for SECOND and reintegrate from the peer. Whatever the caller says, local data the
+ * peer does not descend from (diverged, unrelated, or newer) is always quarantined, never overwritten: the decision
+ * is taken here, from the generations, so no path can skip it.
+ */
+function becomeSecond(t: Tx, why: string, requested: { quarantine: boolean; full: boolean }) {
   const { s } = t;
   const from = s.state;
+  const rel = s.peerBeacon ? relation(s.p, s.peerBeacon) : 'unrelated';
+  const mustKeep = !(rel === 'same' || rel === 'peer-newer' || rel === 'self-empty');
+  const opts = { quarantine: requested.quarantine || mustKeep, full: requested.full || mustKeep };
   if (s.peerBeacon?.configHash !== s.cfg.configHash) {
     t.alarm('config-differs', true, `the configuration of ${s.module} differs between ${s.self} and ${s.peer}`);
     if (!running(from)) return toWait(t, 'config-differs', `not joining ${s.peer} as SECOND: the module's configuration differs between the nodes. Apply the same userconfig.xml on both (\`tandem config -m ${s.module}\`).`);
@@ -556,7 +588,8 @@ function becomeSecond(t: Tx, why: string, opts: { quarantine: boolean; full: boo
   s.reattach = false;
   s.joinDeadline = null;
   s.lastNote = null;
-  t.execute({ kind: 'become', target: 'SECOND' }, steps);
+  const sourceGen = s.peerBeacon?.gen ? genId(s.peerBeacon.gen) : undefined;
+  t.execute({ kind: 'become', target: 'SECOND', quarantine: opts.quarantine, ...(sourceGen ? { sourceGen } : {}) }, steps);
 }
 
 // ───────────────────────────── decisions ─────────────────────────────
@@ -601,6 +634,8 @@ function decideWait(t: Tx) {
   const { s } = t;
   const pb = seenPeer(s);
   const m = s.module;
+  // A failed start or reintegration is tried again no sooner than retryAt (set by toWait), never in a tight loop.
+  if ((s.waitReason === 'start-failed' || s.waitReason === 'inconsistent') && s.retryAt !== null && s.mono < s.retryAt) return;
   if (pb) return decideWaitWithPeer(t, pb);
   if (s.waitReason === 'joining') {
     if (s.mono < (s.joinDeadline ?? 0)) return;
@@ -668,6 +703,8 @@ function decideWaitWithPeer(t: Tx, pb: Beacon) {
     case 'self-newer':
       return claimIt(`this node has the newest data (${rel})`);
     case 'same': {
+      // A ready SECOND with our data takes over itself (we rebooted before it noticed): never claim both.
+      if (pb.state === 'SECOND' && pb.ready && pb.consistent) return waitFor('peer-newer', `${s.peer} is a ready SECOND with the same data: it takes the primary role, this node then rejoins as SECOND`);
       if (pb.intent === 'second' || pb.state === 'STOP' || !pb.consistent) return claimIt(`same data as ${s.peer}, which is ${pb.state}`);
       const wasPrim = (st: ModState) => running(st);
       const me = wasPrim(s.p.lastState);
@@ -677,7 +714,7 @@ function decideWaitWithPeer(t: Tx, pb: Beacon) {
       return waitFor('peer-newer', `same data as ${s.peer}, which takes the primary role back`);
     }
     case 'diverged': {
-      const w = splitBrainWinner({ node: s.self, gen: s.p.gen, running: false }, { node: s.peer, gen: pb.gen, running: false }, s.nodeOrder);
+      const w = splitBrainWinner({ node: s.self, gen: s.p.gen, running: false, consistent: s.p.consistent }, { node: s.peer, gen: pb.gen, running: false, consistent: pb.consistent }, s.nodeOrder);
       t.alarm('split-brain', true, `split brain: ${s.self} and ${s.peer} both wrote data of ${m}; ${w} keeps its data`);
       if (w === s.self) return claimIt(`split brain resolved in favour of ${s.self}`);
       return waitFor('peer-newer', `split brain: ${s.peer} keeps its data; this node will resync from it and quarantine its own changes`);
@@ -728,7 +765,7 @@ function resolveBothRunning(t: Tx, pb: Beacon) {
   const rel = relation(s.p, pb);
   if (rel === 'peer-newer') return becomeSecond(t, `${s.peer} took over with newer data`, { quarantine: false, full: true });
   if (rel === 'self-newer') return t.note(`${s.peer} runs the application with older data: it will yield to this node`);
-  const w = splitBrainWinner({ node: s.self, gen: s.p.gen, running: true }, { node: s.peer, gen: pb.gen, running: true }, s.nodeOrder);
+  const w = splitBrainWinner({ node: s.self, gen: s.p.gen, running: true, consistent: s.p.consistent }, { node: s.peer, gen: pb.gen, running: true, consistent: pb.consistent }, s.nodeOrder);
   t.alarm('split-brain', true, `split brain: both ${s.self} and ${s.peer} ran ${s.module}; ${w} keeps its data`);
   if (w === s.self) return t.note(`split brain: ${s.self} keeps the application; ${s.peer} resyncs from it`);
   becomeSecond(t, `split brain resolved in favour of ${s.peer} (documented rule)`, { quarantine: true, full: true });
@@ -760,6 +797,13 @@ function decideSecond(t: Tx) {
     if (first === s.self) return claim(t, { target: 'ALONE', why: `both nodes SECOND; ${s.self} comes first in cluster.xml`, peerUnseen: false, forced: false });
     return;
   }
-  // Peer WAIT or STOP: it stopped the application cleanly or gave up; our copy is complete.
+  // Peer WAIT or STOP: it stopped the application (cleanly, or rebooted) and our copy is complete. Take over unless
+  // its data is newer or wins the split-brain rule: then it claims, and we resync from it (both sides agree).
+  const rel = relation(s.p, pb);
+  if (rel === 'peer-newer' || rel === 'unrelated') return;
+  if (rel === 'diverged') {
+    const w = splitBrainWinner({ node: s.self, gen: s.p.gen, running: false, consistent: s.p.consistent }, { node: s.peer, gen: pb.gen, running: false, consistent: pb.consistent }, s.nodeOrder);
+    if (w !== s.self) return;
+  }
   claim(t, { target: 'ALONE', why: `${s.peer} is ${pb.state}`, peerUnseen: false, forced: false });
 }

@@ -60,6 +60,8 @@ export interface Beacon {
   swapRequest: boolean;
   /** PRIM is giving the primary role to its SECOND (swap) */
   yielding: boolean;
+  /** a reintegrating SECOND: the primary's generation it is copying (null otherwise) */
+  resyncFrom: string | null;
   /** hash of the module's configuration, to detect nodes configured differently */
   configHash: string;
 }
@@ -101,7 +103,8 @@ export type Pending =
 
 export type PlanPurpose =
   | { kind: 'prestart'; then: 'join' | 'prim' }
-  | { kind: 'become'; target: ModState; gen?: Gen }
+  /** `sourceGen`: for SECOND, the primary's generation the reintegration copies; the copy is only good for that one */
+  | { kind: 'become'; target: ModState; gen?: Gen; sourceGen?: string; quarantine?: boolean }
   | { kind: 'stop'; force: boolean }
   | { kind: 'to-wait'; reason: WaitReason }
   | { kind: 'restart' }
@@ -184,11 +187,18 @@ export interface AdminCommand {
 }
 
 export type MirrorEvent =
-  | { kind: 'boot'; mono: number; wall: number; reattach: boolean }
+  /** `reattach`: the state recorded in the run marker (the daemon restarted, the host did not); null after a reboot */
+  | { kind: 'boot'; mono: number; wall: number; reattach: ModState | null }
   | { kind: 'tick'; mono: number; wall: number }
   | { kind: 'heartbeat'; mono: number; lan: string; beacon: Beacon }
   | AdminCommand
   | { kind: 'plan-done'; id: number; ok: boolean; error?: string }
+  /**
+   * The replication layer could not get a write onto the SECOND (link lost, disk full, I/O error). Contract: the
+   * driver holds that write's acknowledgement until the engine has left PRIM (new generation persisted, so the
+   * SECOND is outdated) — a write the SECOND did not take is never reported replicated.
+   */
+  | { kind: 'replication-failed'; reason: string }
   | { kind: 'witness-result'; id: number; reachable: boolean }
   | { kind: 'probe-result'; id: number; inUse: { addr: string; by?: string }[] };
 
@@ -207,7 +217,8 @@ export type Step =
  * Actions, applied by the driver in array order. The engine emits them in this documented order:
  *   1. `persist`      — durable before anything that depends on it (a generation is on disk before the
  *                       application can write in it; a heartbeat never announces an unpersisted state);
- *   2. `run-marker`   — runtime flag (run dir, wiped at reboot) that the module may have processes running;
+ *   2. `run-marker`   — runtime record (run dir, wiped at reboot) of the current state: after a daemon restart
+ *                       it tells which state to reattach to (the application may be running);
  *   3. `log`, `alarm` — observability;
  *   4. `execute`, `abort`, `check-witness`, `probe-vips` — work whose result returns as an event;
  *   5. `reply`        — the answer to an administrator's command, last, so a reply never precedes its effect.
@@ -217,7 +228,8 @@ export type Step =
  */
 export type Action =
   | { kind: 'persist'; p: Persisted }
-  | { kind: 'run-marker'; on: boolean }
+  /** runtime record (wiped at reboot) of the module's current state; `null` removes it (STOP) */
+  | { kind: 'run-marker'; state: ModState | null }
   | { kind: 'log'; level: 'info' | 'warn' | 'error'; msg: string }
   | { kind: 'alarm'; code: string; on: boolean; msg: string }
   | { kind: 'execute'; id: number; steps: Step[]; bestEffort: boolean }

@@ -55,7 +55,11 @@ export class LabTarget implements ScenarioTarget {
     await waitForDaemon(lab, node);
   }
   async powerOff(node: string) { await (await this.ensure()).poweroff(node); }
-  async killDaemon(node: string) { (await this.ensure()).killDaemon(node, 'SIGKILL'); }
+  async killDaemon(node: string) {
+    const lab = await this.ensure();
+    lab.killDaemon(node, 'SIGKILL');
+    await lab.waitFor(`daemon of ${node} gone`, async () => lab.daemonPid(node) === undefined, 5000, 20);
+  }
   async admin(node: string, verb: AdminVerb, fullsync: boolean): Promise<Reply> {
     const lab = await this.ensure();
     const r = await lab.cli(node, [verb, '-m', DEMO_MODULE, ...(fullsync ? ['--fullsync'] : [])], { reject: false, timeoutMs: 60_000 });

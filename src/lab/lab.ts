@@ -298,7 +298,7 @@ export class Lab {
     this.assertPoweredOn(node);
     const state = this.load();
     const old = state.daemons[node];
-    if (old !== undefined && pidNetnsInode(old) === netnsInode(this.ns(node))) {
+    if (old !== undefined && this.daemonPid(node) !== undefined) {
       throw new UserError(`${node} already runs a daemon (pid ${old})`, `Stop it with killDaemon('${node}') first.`);
     }
     const p = this.paths(node);

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
+import { inNet, ipv4ToInt, parseCidr } from '../net/ipv4.js';
 
 /**
  * What a lab is made of, as plain data. `Lab.create(partial)` fills the missing fields from `defaultSpec` (field by
@@ -163,8 +164,8 @@ export function validateSpec(spec: LabSpec): void {
     const seen = new Set<string>();
     for (const [host, ip] of Object.entries(lan.addrs)) {
       if (!hosts.has(host)) bad(`LAN "${lan.name}" gives an address to unknown host "${host}"`, 'Add the host to hosts or remove the address.');
-      const a = parseIp(ip);
-      if (a === undefined || !inNet(a, net!)) bad(`LAN "${lan.name}": ${host}'s address "${ip}" is not inside ${lan.cidr}`, 'Pick an address inside the LAN.');
+      const a = ipv4ToInt(ip);
+      if (a === null || !inNet(a, net!)) bad(`LAN "${lan.name}": ${host}'s address "${ip}" is not inside ${lan.cidr}`, 'Pick an address inside the LAN.');
       if (seen.has(ip)) bad(`LAN "${lan.name}": address ${ip} is used twice`, 'Give every host its own address.');
       seen.add(ip);
       const ifs = ifnames.get(host) ?? new Set<string>();
@@ -238,26 +239,4 @@ export function lanSpec(spec: LabSpec, lan: string): LanSpec {
   const l = spec.lans.find((x) => x.name === lan);
   if (!l) throw new UserError(`lab ${spec.prefix} has no LAN "${lan}"`, `Use one of: ${spec.lans.map((x) => x.name).join(', ')}.`);
   return l;
-}
-
-function parseIp(s: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-}
-
-function parseCidr(s: string): { addr: number; len: number } | undefined {
-  const [ip, lenS] = s.split('/');
-  const addr = parseIp(ip ?? '');
-  const len = Number(lenS);
-  if (addr === undefined || !Number.isInteger(len) || len < 0 || len > 32) return undefined;
-  return { addr, len };
-}
-
-function inNet(addr: number, net: { addr: number; len: number }): boolean {
-  if (net.len === 0) return true;
-  const mask = (0xffffffff << (32 - net.len)) >>> 0;
-  return ((addr & mask) >>> 0) === ((net.addr & mask) >>> 0);
 }

@@ -284,7 +284,32 @@ export class Sim {
     return [...this.acked.keys()].filter((w) => !keep.has(w));
   }
 
+  private splitKey: string | null = null;
+  private splitSince = 0;
+
+  /**
+   * With a witness: during a stable partition (both daemons up, no LAN between them, witness reachability unchanged)
+   * where exactly one node reaches the witness, the other must not run the application after `timeout + 3 s`.
+   */
+  private checkWitnessInvariant() {
+    if (!this.cfg.witness) return;
+    const [a, b] = this.names.map((n) => this.node(n)) as [SimNode, SimNode];
+    const split = a.alive && b.alive && !this.cfg.lans.some((l) => this.connected(a.name, b.name, l));
+    const key = split ? `${a.witnessOk}/${b.witnessOk}` : null;
+    if (key !== this.splitKey) {
+      this.splitKey = key;
+      this.splitSince = this.mono;
+      return;
+    }
+    if (!split || a.witnessOk === b.witnessOk) return;
+    const loser = a.witnessOk ? b : a;
+    if (this.mono - this.splitSince === this.cfg.timeoutMs + 3000 && loser.app) {
+      this.violations.push(`${(this.mono / 1000).toFixed(1)}s: ${loser.name} runs the application without reaching the witness during a partition`);
+    }
+  }
+
   private checkInvariant() {
+    this.checkWitnessInvariant();
     // "See each other": both daemons alive and heartbeating over a connected LAN. A node whose daemon is dead
     // cannot release anything; that fault is the daemon-restart scenario's business, not this invariant's.
     const holders = [...this.nodes.values()].filter((n) => n.vip);

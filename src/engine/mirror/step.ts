@@ -238,10 +238,13 @@ function settle(t: Tx, state: ModState, ready: boolean, waitReason: WaitReason |
   if (ready && state !== 'WAIT' && s.p.lastState !== state) t.persist({ lastState: state });
 }
 
+/** How long a refused claim (witness, VIP conflict, failed start or reintegration) waits before it is tried again. */
+const retryInterval = (s: MirrorState) => Math.max(s.cfg.timeoutMs, 2000);
+
 function toWait(t: Tx, reason: WaitReason, msg: string) {
   const { s } = t;
   s.retryAt = reason === 'witness' || reason === 'vip-conflict' || reason === 'start-failed' || reason === 'inconsistent'
-    ? s.mono + Math.max(s.cfg.timeoutMs, 2000) : null;
+    ? s.mono + retryInterval(s) : null;
   const from = s.state;
   t.note(msg);
   if (running(from)) {
@@ -472,6 +475,7 @@ function onWitness(t: Tx, purpose: ClaimPurpose, reachable: boolean) {
   s.pending = null;
   if (reachable) {
     t.alarm('witness', false);
+    if (purpose.recheck) return;
     return probe(t, purpose);
   }
   t.alarm('witness', true, `split-brain witness unreachable: not taking the primary role without ${s.peer}`);
@@ -731,8 +735,24 @@ function decideRunning(t: Tx) {
   const pb = seenPeer(s);
   if (!pb) {
     if (s.state === 'PRIM') return claim(t, { target: 'ALONE', why: `${s.peer} lost`, peerUnseen: true, forced: false });
+    // ALONE a heartbeat before becoming PRIM: the lost peer was a ready SECOND on our generation, so it may be taking
+    // over right now. Like a PRIM, keep the application only through the split-brain witness (and a new generation).
+    const last = s.peerBeacon;
+    const couldTakeOver = last?.state === 'SECOND' && last.ready && !!last.gen && !!s.p.gen && genId(last.gen) === genId(s.p.gen);
+    if (couldTakeOver) return claim(t, { target: 'ALONE', why: `${s.peer} lost while a ready SECOND`, peerUnseen: true, forced: false });
+    // With a witness, a node without its peer runs the application only while it reaches the witness.
+    if (s.cfg.witness) {
+      if (s.retryAt === null) s.retryAt = s.mono + retryInterval(s);
+      else if (s.mono >= s.retryAt) {
+        s.retryAt = null;
+        const id = t.id();
+        s.pending = { kind: 'witness', id, purpose: { target: 'ALONE', why: 'witness re-check while alone', peerUnseen: true, forced: false, recheck: true } };
+        t.actions.push({ kind: 'check-witness', id });
+      }
+    }
     return;
   }
+  if (s.state === 'ALONE') s.retryAt = null;
   if (running(pb.state)) return resolveBothRunning(t, pb);
   const inSync = pb.state === 'SECOND' && pb.ready && pb.consistent && !!pb.gen && !!s.p.gen && genId(pb.gen) === genId(s.p.gen);
   if (s.state === 'ALONE') {

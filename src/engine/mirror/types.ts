@@ -123,6 +123,8 @@ export interface ClaimPurpose {
   peerUnseen: boolean;
   /** administrator forced it (`tandem prim`) */
   forced: boolean;
+  /** an ALONE node without its peer re-checking the witness: keep running (no new generation) or stop */
+  recheck?: boolean;
 }
 
 export interface Alarm {

@@ -1,6 +1,7 @@
 import { ExternalError, UserError } from '../../errors.js';
 import { formatCommand, run as defaultRun, type RunFn } from '../exec.js';
 import type { ProbeResult, VipAdapter } from './types.js';
+import { inNet, ipv4ToInt } from '../../net/ipv4.js';
 
 export interface LinuxVipOptions {
   log: (msg: string) => void;
@@ -241,18 +242,9 @@ export function subnetInterface(addr: string, addrs: LocalAddr[]): LocalAddr | u
   for (const a of addrs) {
     const local = ipv4ToInt(a.local);
     if (local === null || a.local === addr || a.prefixlen <= 0 || a.prefixlen > 32) continue;
-    const mask = a.prefixlen === 32 ? 0xffffffff : ~(0xffffffff >>> a.prefixlen) >>> 0;
-    if (((local & mask) >>> 0) === ((target & mask) >>> 0) && (!best || a.prefixlen > best.prefixlen)) best = a;
+    if (inNet(target, { addr: local, len: a.prefixlen }) && (!best || a.prefixlen > best.prefixlen)) best = a;
   }
   return best;
-}
-
-function ipv4ToInt(s: string): number | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return null;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return null;
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
 }
 
 function checkIpv4(addr: string): void {

@@ -18,8 +18,11 @@ export function parseCidr(s: string): { addr: number; len: number } | undefined 
   return { addr, len };
 }
 
+/** The netmask of a prefix length (JavaScript shifts are mod 32, so 0 and 32 are spelled out). */
 export function prefixMask(len: number): number {
-  return len === 0 ? 0 : (~(0xffffffff >>> len)) >>> 0;
+  if (len <= 0) return 0;
+  if (len >= 32) return 0xffffffff;
+  return (~(0xffffffff >>> len)) >>> 0;
 }
 
 /** Whether `addr` lies in the network `net`. */

@@ -16,6 +16,8 @@ test('parseCidr and inNet: membership at every prefix length edge', () => {
   assert.ok(inNet(ipv4ToInt('203.0.113.7')!, parseCidr('203.0.113.7/32')!));
   assert.not.ok(inNet(ipv4ToInt('203.0.113.8')!, parseCidr('203.0.113.7/32')!));
   assert.is(prefixMask(24), 0xffffff00);
+  assert.is(prefixMask(32), 0xffffffff);
+  assert.is(prefixMask(0), 0);
   assert.is(parseCidr('198.51.100.0/33'), undefined);
   assert.is(parseCidr('198.51.100.0'), undefined);
 });

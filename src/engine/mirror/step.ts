@@ -624,7 +624,8 @@ function decideReattach(t: Tx) {
   if (running(s.state)) {
     if (pb && running(pb.state)) return resolveBothRunning(t, pb);
     const inSync = pb?.state === 'SECOND' && pb.ready && pb.gen && s.p.gen && genId(pb.gen) === genId(s.p.gen);
-    if (s.state === 'PRIM' && !inSync) return commitClaim(t, { target: 'ALONE', why: 'reattached without a ready SECOND', peerUnseen: !pb, forced: false });
+    // Like a PRIM losing its peer: through the witness when the peer is unseen, then a new generation.
+    if (s.state === 'PRIM' && !inSync) return claim(t, { target: 'ALONE', why: 'reattached without a ready SECOND', peerUnseen: !pb, forced: false });
     // Re-announce the VIP we kept; the application is untouched.
     t.execute({ kind: 'become', target: s.state }, s.cfg.hasVip ? [{ kind: 'acquire-vips' }] : []);
     return;

@@ -1,0 +1,522 @@
+import type { BigIntStats } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { BugError, UserError } from '../../errors.js';
+import { writeDurably } from '../../daemon/state-store.js';
+import { assertRelPath, isUnder, shallowestFirst, deepestFirst } from '../record/extent-map.js';
+import type { ReintegrationProgress } from '../types.js';
+import { STAGING_DIR } from './compare.js';
+import { planBytes, planFromJson, planId, planToJson, type MetaSet, type Plan, type Range } from './plan.js';
+import { Quarantine } from './quarantine.js';
+
+/**
+ * Where content comes from while a plan is applied: a local directory (tests, `localSourceReader`) or the peer
+ * over the replication channel. `readRange` returns up to `length` bytes at `offset` (fewer at end of file: the
+ * source shrank since the plan) and rejects with an error whose `code` is 'ENOENT' if the path is gone.
+ */
+export interface SourceReader {
+  readRange(path: string, offset: number, length: number): Promise<Buffer>;
+  readlink(path: string): Promise<string>;
+}
+
+export function localSourceReader(root: string): SourceReader {
+  return {
+    async readRange(rel, offset, length) {
+      const fh = await fs.open(path.join(root, rel), 'r');
+      try {
+        const buf = Buffer.allocUnsafe(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return buf.subarray(0, got);
+      } finally {
+        await fh.close();
+      }
+    },
+    readlink: (rel) => fs.readlink(path.join(root, rel)),
+  };
+}
+
+/**
+ * The target does not hold what the plan expects (a file to patch or a base object to move is missing): the plan
+ * was computed from a change record whose base the target does not have. The caller recomputes the plan by
+ * comparison (compare.ts).
+ */
+export class PlanMismatchError extends UserError {
+  constructor(what: string) {
+    super(`${what}: the local copy does not match the change record it is being updated from.`,
+      'tandem falls back to comparing the trees; if this repeats, run the reintegration with --fullsync.');
+  }
+}
+
+export interface ApplyOptions {
+  /** the tree to update */
+  targetRoot: string;
+  source: SourceReader;
+  /** small directory for the durable checkpoint (plan.json, progress.json); one per reintegration target */
+  checkpointDir: string;
+  /** required when the plan quarantines files: where, and the generation of the local data being set aside */
+  quarantine?: { root: string; generation: string };
+  /** monotonic ms, for the rate and the checkpoint period */
+  now?: () => number;
+  /** wall clock, for the quarantine's name */
+  wallNow?: () => Date;
+  /** checkpoint at most this often (ms); 0 = after every step */
+  checkpointEveryMs?: number;
+  /** bytes read from the source per request */
+  chunkSize?: number;
+  signal?: AbortSignal;
+  /** called after each step is done; an exception interrupts the run (after a checkpoint), as a failure would */
+  onStepDone?: (s: StepInfo) => void | Promise<void>;
+}
+
+export interface StepInfo {
+  index: number;
+  kind: Step['k'];
+  path: string;
+}
+
+export interface ApplyReport {
+  /** bytes read from the source during this run ("bytes sent") */
+  bytesTransferred: number;
+  /** bytes the whole plan reads from the source */
+  bytesPlanned: number;
+  /** step the run started at (0 = from the beginning; >0 = resumed) */
+  resumedAt: number;
+  steps: number;
+  stepsRun: number;
+  counts: Record<Step['k'], number>;
+  quarantine: { name: string; dir: string; files: number } | null;
+}
+
+type Step =
+  | { k: 'quarantine'; path: string; restore: boolean }
+  | { k: 'stage'; i: number; from: string }
+  | { k: 'delete'; path: string }
+  | { k: 'place'; i: number; to: string }
+  | { k: 'mkdir'; path: string }
+  | { k: 'copy'; path: string; size: number }
+  | { k: 'patch'; path: string; size: number; ranges: Range[] }
+  | { k: 'symlink'; path: string }
+  | { k: 'meta'; m: MetaSet }
+  | { k: 'finish' };
+
+interface Progress {
+  v: 1;
+  planId: string;
+  /** steps before `next` are done */
+  next: number;
+  /** bytes of step `next`'s ranges already durably written */
+  stepOffset: number;
+  bytesDone: number;
+  quarantineName: string | null;
+}
+
+const PLAN_FILE = 'plan.json';
+const PROGRESS_FILE = 'progress.json';
+
+const stagePath = (i: number) => `${STAGING_DIR}/stage/${i}`;
+const RESTORE_TMP = `${STAGING_DIR}/restore.tmp`;
+
+/**
+ * The plan as a flat list of idempotent steps, in the order documented on `Plan`. Deterministic: a checkpoint is
+ * an index into this list. Deletions under a staged move source are rewritten to the staged location.
+ */
+export function planSteps(plan: Plan): Step[] {
+  for (const p of plan.patches) if (p.ranges === null) throw new BugError(`patch of ${p.path} has no ranges (call withBlockRanges)`);
+  const all = [
+    ...plan.quarantine, ...plan.moves.flatMap((m) => [m.from, m.to]), ...plan.deletes, ...plan.mkdirs,
+    ...plan.copies.map((c) => c.path), ...plan.patches.map((p) => p.path), ...plan.symlinks.map((s) => s.path),
+    ...plan.metadata.map((m) => m.path),
+  ];
+  for (const p of all) assertRelPath(p);
+  const patched = new Set(plan.patches.map((p) => p.path));
+  const staged = plan.moves.map((m, i) => ({ ...m, i })).sort((a, b) => deepestFirst(a.from, b.from));
+  const stageIndex = new Map(staged.map((m, n) => [m.i, n]));
+  const translate = (d: string): string => {
+    let best: { from: string; i: number } | null = null;
+    for (const m of staged) if (isUnder(d, m.from) && (!best || m.from.length > best.from.length)) best = m;
+    return best ? stagePath(stageIndex.get(best.i)!) + d.slice(best.from.length) : d;
+  };
+  return [
+    ...plan.quarantine.map((p): Step => ({ k: 'quarantine', path: p, restore: patched.has(p) })),
+    ...staged.map((m, n): Step => ({ k: 'stage', i: n, from: m.from })),
+    ...plan.deletes.map((d): Step => ({ k: 'delete', path: translate(d) })),
+    ...staged.map((m, n) => ({ n, to: m.to })).sort((a, b) => shallowestFirst(a.to, b.to))
+      .map((m): Step => ({ k: 'place', i: m.n, to: m.to })),
+    ...plan.mkdirs.map((p): Step => ({ k: 'mkdir', path: p })),
+    ...plan.copies.map((c): Step => ({ k: 'copy', path: c.path, size: c.size })),
+    ...plan.patches.map((p): Step => ({ k: 'patch', path: p.path, size: p.size, ranges: p.ranges! })),
+    ...plan.symlinks.map((s): Step => ({ k: 'symlink', path: s.path })),
+    ...plan.metadata.map((m): Step => ({ k: 'meta', m })),
+    { k: 'finish' },
+  ];
+}
+
+/**
+ * Steps after which the checkpoint is written at once. Every step is idempotent on its own, but replaying a
+ * sequence is not always: replaying a delete of `b` after the move that put a new object at `b` would remove that
+ * object (and the replayed move would find nothing left to move). So a crash never leaves the checkpoint before a
+ * completed stage or place step, nor before the end of the quarantine and delete phases when a place follows.
+ */
+function isBarrier(step: Step, next: Step | undefined): boolean {
+  if (step.k === 'stage' || step.k === 'place') return true;
+  return (step.k === 'quarantine' || step.k === 'delete') && next?.k !== step.k;
+}
+
+function stepPath(s: Step): string {
+  switch (s.k) {
+    case 'stage': return s.from;
+    case 'place': return s.to;
+    case 'meta': return s.m.path;
+    case 'finish': return '';
+    default: return s.path;
+  }
+}
+
+/** The plan of an interrupted reintegration in `checkpointDir`, to resume it after a restart; null if none. */
+export async function loadPendingPlan(checkpointDir: string): Promise<Plan | null> {
+  try {
+    return planFromJson(await fs.readFile(path.join(checkpointDir, PLAN_FILE), 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/**
+ * Applies a plan to `targetRoot`, resumably. Contract:
+ * - steps run in the order of `planSteps`; each is idempotent, and the checkpoint is forced where replaying a
+ *   run of steps would not be (`isBarrier`), so redoing the steps after the last checkpoint (after a crash) gives
+ *   the same result;
+ * - a checkpoint says "steps before N are done (and step N up to byte K)" only once their effects are durable:
+ *   written files and changed directories are fsync'd before the checkpoint is written (writeDurably);
+ * - a run of the same plan with an existing checkpoint resumes from it; a different plan starts over;
+ * - on completion the checkpoint is removed and the staging directory is gone;
+ * - on failure or abort, a checkpoint of the work done is written (best effort) before the error is rethrown.
+ * The source may change while the plan runs (the application keeps writing): bytes are copied as read, and the
+ * caller's live replication must apply later operations after the copied ranges (ARCHITECTURE.md).
+ */
+export class PlanApplier {
+  private readonly steps: Step[];
+  private readonly id: string;
+  private readonly bytesTotal: number;
+  private readonly now: () => number;
+  private bytesDone = 0;
+  private bytesAtStart = 0;
+  private startedAt = 0;
+  private transferred = 0;
+  private next = 0;
+  private stepOffset = 0;
+  private durableStepOffset = 0;
+  private lastSave = 0;
+  private quarantine: Quarantine | null = null;
+  private readonly unsyncedFiles = new Set<string>();
+  private readonly dirtyDirs = new Set<string>();
+  private readonly counts = Object.fromEntries(
+    ['quarantine', 'stage', 'delete', 'place', 'mkdir', 'copy', 'patch', 'symlink', 'meta', 'finish'].map((k) => [k, 0]),
+  ) as Record<Step['k'], number>;
+
+  constructor(private readonly plan: Plan, private readonly opts: ApplyOptions) {
+    if (plan.quarantine.length > 0 && !opts.quarantine) throw new BugError('the plan quarantines files but no quarantine root was given');
+    this.steps = planSteps(plan);
+    this.id = planId(plan);
+    this.bytesTotal = planBytes(plan);
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  progress(): ReintegrationProgress {
+    const secs = (this.now() - this.startedAt) / 1000;
+    return {
+      bytesDone: this.bytesDone,
+      bytesTotal: this.bytesTotal,
+      rateBytesPerS: secs > 0 ? Math.round((this.bytesDone - this.bytesAtStart) / secs) : 0,
+    };
+  }
+
+  async run(): Promise<ApplyReport> {
+    const cp = await this.loadProgress();
+    this.next = cp?.next ?? 0;
+    this.stepOffset = this.durableStepOffset = cp?.stepOffset ?? 0;
+    this.bytesDone = this.bytesAtStart = cp?.bytesDone ?? 0;
+    this.startedAt = this.lastSave = this.now();
+    const resumedAt = this.next;
+    if (!cp) {
+      await writeDurably(path.join(this.opts.checkpointDir, PLAN_FILE), planToJson(this.plan));
+      await this.saveProgress();
+    }
+    if (this.opts.quarantine && this.plan.quarantine.length > 0) {
+      this.quarantine = await Quarantine.open(this.opts.quarantine.root, {
+        generation: this.opts.quarantine.generation,
+        from: this.opts.targetRoot,
+        now: (this.opts.wallNow ?? (() => new Date()))(),
+        ...(cp?.quarantineName ? { name: cp.quarantineName } : {}),
+      });
+      await this.saveProgress();
+    }
+    let stepsRun = 0;
+    try {
+      for (let i = this.next; i < this.steps.length; i++) {
+        this.checkAbort();
+        const step = this.steps[i]!;
+        await this.exec(step);
+        this.counts[step.k]++;
+        this.next = i + 1;
+        this.stepOffset = this.durableStepOffset = 0;
+        stepsRun++;
+        await this.opts.onStepDone?.({ index: i, kind: step.k, path: stepPath(step) });
+        if (isBarrier(step, this.steps[i + 1]) || this.now() - this.lastSave >= (this.opts.checkpointEveryMs ?? 1000)) {
+          await this.checkpoint();
+        }
+      }
+    } catch (e) {
+      this.bytesDone -= this.stepOffset - this.durableStepOffset; // not durable: redone on resume
+      this.stepOffset = this.durableStepOffset;
+      await this.checkpoint().catch(() => undefined);
+      throw e;
+    }
+    await this.syncPending();
+    await fs.rm(path.join(this.opts.checkpointDir, PROGRESS_FILE), { force: true });
+    await fs.rm(path.join(this.opts.checkpointDir, PLAN_FILE), { force: true });
+    await syncDir(this.opts.checkpointDir);
+    const q = this.quarantine;
+    return {
+      bytesTransferred: this.transferred,
+      bytesPlanned: this.bytesTotal,
+      resumedAt,
+      steps: this.steps.length,
+      stepsRun,
+      counts: { ...this.counts },
+      quarantine: q ? { name: q.name, dir: q.dir, files: q.files().length } : null,
+    };
+  }
+
+  private abs(rel: string): string {
+    return path.join(this.opts.targetRoot, rel);
+  }
+
+  private checkAbort(): void {
+    const s = this.opts.signal;
+    if (s?.aborted) throw s.reason instanceof Error ? s.reason : new Error('reintegration aborted');
+  }
+
+  private async exec(step: Step): Promise<void> {
+    switch (step.k) {
+      case 'quarantine': {
+        const dirs = await this.quarantine!.add(step.path);
+        for (const d of dirs ?? []) this.dirtyDirs.add(d);
+        if (step.restore && !(await exists(this.abs(step.path)))) {
+          // the patch needs the old content as its base: a copy (a clone where the filesystem can) comes back
+          const tmp = this.abs(RESTORE_TMP);
+          await fs.mkdir(path.dirname(tmp), { recursive: true });
+          await fs.copyFile(path.join(this.quarantine!.dir, step.path), tmp, fs.constants.COPYFILE_FICLONE);
+          await syncFile(tmp);
+          await fs.rename(tmp, this.abs(step.path));
+          this.dirtyDirs.add(path.dirname(this.abs(step.path)));
+        }
+        return;
+      }
+      case 'stage': {
+        const dest = this.abs(stagePath(step.i));
+        await fs.mkdir(path.dirname(dest), { recursive: true });
+        try {
+          await fs.rename(this.abs(step.from), dest);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          if (!(await exists(dest))) throw new PlanMismatchError(`${step.from} (renamed by the source) is missing here`);
+        }
+        this.dirtyDirs.add(path.dirname(this.abs(step.from)));
+        this.dirtyDirs.add(path.dirname(dest));
+        return;
+      }
+      case 'delete':
+        await fs.rm(this.abs(step.path), { recursive: true, force: true });
+        this.dirtyDirs.add(path.dirname(this.abs(step.path)));
+        return;
+      case 'place': {
+        const src = this.abs(stagePath(step.i));
+        if (!(await exists(src))) return; // placed before the interruption
+        await fs.mkdir(path.dirname(this.abs(step.to)), { recursive: true });
+        await fs.rename(src, this.abs(step.to));
+        this.dirtyDirs.add(path.dirname(src));
+        this.dirtyDirs.add(path.dirname(this.abs(step.to)));
+        return;
+      }
+      case 'mkdir':
+        await fs.mkdir(this.abs(step.path), { recursive: true });
+        this.dirtyDirs.add(path.dirname(this.abs(step.path)));
+        return;
+      case 'copy':
+        return this.transfer(step.path, step.size, [[0, step.size]], false);
+      case 'patch':
+        return this.transfer(step.path, step.size, step.ranges, true);
+      case 'symlink': {
+        let target: string;
+        try {
+          target = await this.opts.source.readlink(step.path);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // gone at the source since the plan
+          throw e;
+        }
+        await fs.rm(this.abs(step.path), { force: true });
+        await fs.symlink(target, this.abs(step.path));
+        this.dirtyDirs.add(path.dirname(this.abs(step.path)));
+        return;
+      }
+      case 'meta':
+        return setMeta(this.abs(step.m.path), step.m);
+      case 'finish':
+        await fs.rm(this.abs(STAGING_DIR), { recursive: true, force: true });
+        this.dirtyDirs.add(this.opts.targetRoot);
+        await this.quarantine?.save(true);
+        return;
+    }
+  }
+
+  /**
+   * Writes `ranges` of the source's `rel` into the target's, then sets its size. Resumes at `stepOffset` bytes
+   * into the ranges. A patch needs the target file (its base); a copy creates it.
+   */
+  private async transfer(rel: string, size: number, ranges: Range[], patch: boolean): Promise<void> {
+    const abs = this.abs(rel);
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(abs, patch || this.stepOffset > 0 ? 'r+' : 'w', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      if (patch) throw new PlanMismatchError(`${rel} (to be patched) is missing here`);
+      this.bytesDone -= this.stepOffset; // the partial copy is gone: start the file again
+      this.stepOffset = this.durableStepOffset = 0;
+      fh = await fs.open(abs, 'w', 0o600);
+    }
+    const chunk = this.opts.chunkSize ?? 1024 * 1024;
+    let gone = false;
+    try {
+      let skip = this.stepOffset;
+      for (const [s, e] of ranges) {
+        let pos = s;
+        if (skip >= e - s) { skip -= e - s; continue; }
+        pos += skip;
+        skip = 0;
+        while (pos < e) {
+          this.checkAbort();
+          const len = Math.min(chunk, e - pos);
+          let buf: Buffer;
+          try {
+            buf = await this.opts.source.readRange(rel, pos, len);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') { gone = true; break; }
+            throw err;
+          }
+          if (buf.length > 0) await fh.write(buf, 0, buf.length, pos);
+          this.transferred += buf.length;
+          this.bytesDone += len;
+          this.stepOffset += len;
+          pos += len;
+          if (this.now() - this.lastSave >= (this.opts.checkpointEveryMs ?? 1000)) {
+            await fh.sync();
+            this.durableStepOffset = this.stepOffset;
+            await this.checkpoint();
+          }
+        }
+        if (gone) break;
+      }
+      if (!gone) await fh.truncate(size);
+    } finally {
+      await fh.close();
+    }
+    if (gone) {
+      // deleted at the source since the plan: so is the local copy (the live stream agrees)
+      await fs.rm(abs, { force: true });
+      this.dirtyDirs.add(path.dirname(abs));
+      return;
+    }
+    this.unsyncedFiles.add(abs);
+    if (!patch) this.dirtyDirs.add(path.dirname(abs));
+  }
+
+  private async syncPending(): Promise<void> {
+    for (const f of this.unsyncedFiles) {
+      await syncFile(f).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+    }
+    this.unsyncedFiles.clear();
+    for (const d of this.dirtyDirs) {
+      await syncDir(d).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+    }
+    this.dirtyDirs.clear();
+  }
+
+  /** Makes the work done durable, then records it. */
+  private async checkpoint(): Promise<void> {
+    await this.syncPending();
+    await this.quarantine?.save();
+    await this.saveProgress();
+    this.lastSave = this.now();
+  }
+
+  private async saveProgress(): Promise<void> {
+    const p: Progress = {
+      v: 1, planId: this.id, next: this.next, stepOffset: this.stepOffset, bytesDone: this.bytesDone,
+      quarantineName: this.quarantine?.name ?? null,
+    };
+    await writeDurably(path.join(this.opts.checkpointDir, PROGRESS_FILE), JSON.stringify(p));
+  }
+
+  private async loadProgress(): Promise<Progress | null> {
+    let p: Progress;
+    try {
+      p = JSON.parse(await fs.readFile(path.join(this.opts.checkpointDir, PROGRESS_FILE), 'utf8')) as Progress;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || e instanceof SyntaxError) return null;
+      throw e;
+    }
+    if (p?.v !== 1 || p.planId !== this.id || !Number.isInteger(p.next) || p.next < 0 || p.next > this.steps.length) return null;
+    return p;
+  }
+}
+
+/** Applies `plan` (see PlanApplier). */
+export function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyReport> {
+  return new PlanApplier(plan, opts).run();
+}
+
+/**
+ * Owner, then mode (chown clears set-id bits), then times. Times are set with microsecond precision (libuv
+ * truncates to microseconds; +0.5 µs keeps the double from rounding below the intended microsecond).
+ */
+async function setMeta(abs: string, m: MetaSet): Promise<void> {
+  let st: BigIntStats;
+  try {
+    st = await fs.lstat(abs, { bigint: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // gone at the source since the plan
+    throw e;
+  }
+  if (Number(st.uid) !== m.uid || Number(st.gid) !== m.gid) await fs.lchown(abs, m.uid, m.gid);
+  if (!st.isSymbolicLink()) await fs.chmod(abs, m.mode);
+  await fs.lutimes(abs, nsToSeconds(st.atimeNs), nsToSeconds(m.mtimeNs));
+}
+
+export function nsToSeconds(ns: bigint): number {
+  return Number(ns / 1_000_000_000n) + (Number((ns % 1_000_000_000n) / 1000n) + 0.5) / 1e6;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.lstat(p).then(() => true, () => false);
+}
+
+async function syncFile(f: string): Promise<void> {
+  const fh = await fs.open(f, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function syncDir(d: string): Promise<void> {
+  await syncFile(d);
+}

@@ -1,0 +1,140 @@
+import fs from 'node:fs';
+import { UserError } from '../../errors.js';
+import { abortFuseConnection, findMount, isFuseMounted, mountFuse, openFuseDevice, unmountFuse } from './mount.js';
+import { DEFAULT_INIT_FLAGS } from './protocol.js';
+import { FuseServer, type FuseReady, type FuseStats } from './server.js';
+import type { AsyncChangeSink } from './sink.js';
+
+export type { AsyncChangeSink, Change, ChangeSink, Timespec } from './sink.js';
+export { noopSink, RecordingSink, describeChange } from './sink.js';
+export type { FuseStats } from './server.js';
+
+/**
+ * Serves `backing` at `mountpoint` through the tandem FUSE passthrough (root only).
+ *
+ * Contract:
+ * - Resolves once the kernel's INIT is answered: from then on every operation on the mount is applied to the backing
+ *   directory, and every successful change is shown to `sink` before the application's system call returns.
+ * - `mountpoint` may be `backing` itself (mounted over it): the server reaches the backing store through a directory
+ *   fd opened before the mount.
+ * - The calling process must never do synchronous I/O on the mount (the server runs in one of its threads); async
+ *   fs calls or child processes are fine.
+ * - `unmount()` always leaves the mount gone from /proc/mounts: umount, else umount -l; if the server does not stop,
+ *   blocked sink calls are released, the connection is aborted through fusectl, and the worker is terminated.
+ */
+export interface MountPassthroughOptions {
+  backing: string;
+  mountpoint: string;
+  /** default: none (no change is built or sent anywhere) */
+  sink?: AsyncChangeSink;
+  /** fail an operation with EIO when the sink has not answered after this long; default 0 = wait forever */
+  sinkTimeoutMs?: number;
+  log?: (line: string) => void;
+  /** bytes per WRITE request, a multiple of 4096 between 128 KiB and 1 MiB; default 1 MiB */
+  maxWrite?: number;
+  /** kernel cache timeouts, seconds; default 1 */
+  entryTimeout?: number;
+  attrTimeout?: number;
+}
+
+export interface PassthroughMount {
+  readonly backing: string;
+  readonly mountpoint: string;
+  /** the fusectl connection number, for diagnostics */
+  readonly connection: number;
+  readonly protocol: FuseReady;
+  unmount(): Promise<void>;
+  stats(): FuseStats;
+}
+
+export async function mountPassthrough(o: MountPassthroughOptions): Promise<PassthroughMount> {
+  const log = o.log ?? (() => {});
+  const maxWrite = o.maxWrite ?? 1 << 20;
+  if (maxWrite % 4096 !== 0 || maxWrite < 128 * 1024 || maxWrite > 1 << 20) {
+    throw new UserError(`maxWrite ${maxWrite} is not a multiple of 4096 between 131072 and 1048576.`);
+  }
+  const backing = realDir(o.backing, 'backing directory');
+  const mountpoint = realDir(o.mountpoint, 'mount point');
+  if (isFuseMounted(mountpoint)) throw new UserError(`${mountpoint} is already a FUSE mount. Unmount it first (umount ${mountpoint}).`);
+
+  const dirfd = fs.openSync(backing, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  let fd: number;
+  try {
+    fd = openFuseDevice();
+  } catch (err) {
+    fs.closeSync(dirfd);
+    throw new UserError(`cannot open /dev/fuse: ${(err as Error).message}. Run as root with the fuse module loaded (modprobe fuse).`);
+  }
+  try {
+    await mountFuse(fd, mountpoint, { fsname: 'tandemfs', subtype: 'tandem' });
+  } catch (err) {
+    fs.closeSync(fd);
+    fs.closeSync(dirfd);
+    throw err;
+  }
+  const connection = findMount(mountpoint)?.connection ?? -1;
+  const server = new FuseServer({
+    fd, dirfd, maxWrite, initFlags: DEFAULT_INIT_FLAGS, sink: o.sink, sinkTimeoutMs: o.sinkTimeoutMs,
+    entryTimeout: o.entryTimeout, attrTimeout: o.attrTimeout, log,
+  });
+
+  void server.stopped.then((reason) => log(`FUSE server for ${mountpoint} stopped: ${reason}`));
+
+  let unmounting: Promise<void> | null = null;
+  const unmount = () => (unmounting ??= stop());
+  async function stop(): Promise<void> {
+    try {
+      if (isFuseMounted(mountpoint)) await unmountFuse(mountpoint, { log });
+      if (!(await settles(server.stopped, 5000))) {
+        log(`FUSE server for ${mountpoint} did not stop; releasing its sink and aborting connection ${connection}`);
+        server.release();
+        if (connection >= 0) await abortFuseConnection(connection).catch((err: Error) => log(`fusectl abort failed: ${err.message}`));
+        if (!(await settles(server.stopped, 5000))) await server.terminate();
+      }
+      if (isFuseMounted(mountpoint)) await unmountFuse(mountpoint, { log });
+    } finally {
+      server.release();
+      closeQuietly(fd);
+      closeQuietly(dirfd);
+    }
+  }
+
+  let protocol: FuseReady;
+  try {
+    protocol = await Promise.race([
+      server.ready,
+      new Promise<never>((_, rej) => setTimeout(() => rej(new Error('FUSE INIT did not arrive within 10 s')), 10_000).unref()),
+    ]);
+  } catch (err) {
+    await unmount();
+    throw err;
+  }
+  log(`mounted ${backing} at ${mountpoint} (FUSE 7.${protocol.minor}, kernel 7.${protocol.kernelMinor}, max_write ${protocol.maxWrite})`);
+  return { backing, mountpoint, connection, protocol, unmount, stats: () => server.stats() };
+}
+
+function realDir(p: string, what: string): string {
+  let real: string;
+  try {
+    real = fs.realpathSync(p);
+  } catch {
+    throw new UserError(`${what} ${p} does not exist. Create it first.`);
+  }
+  if (!fs.statSync(real).isDirectory()) throw new UserError(`${what} ${p} is not a directory.`);
+  return real;
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+function settles(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms);
+    p.then(() => { clearTimeout(t); resolve(true); }, () => { clearTimeout(t); resolve(true); });
+  });
+}

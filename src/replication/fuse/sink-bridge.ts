@@ -1,0 +1,43 @@
+import { BlockingCaller, type BlockingServer, serveBlockingCalls, type WorkerEnd } from './blocking-call.js';
+import type { AsyncChangeSink, Change, ChangeSink } from './sink.js';
+
+/**
+ * Lets a ChangeSink that lives on the main thread (the replication layer: sockets, timers, promises) block the FUSE
+ * worker synchronously, as the ChangeSink contract requires: the worker's onChange/onSync return only when the
+ * main-thread sink's promise has settled, and throw if it rejected (the operation then fails with EIO).
+ *
+ * Write data is copied once into a fresh buffer that is transferred, not cloned, to the main thread; the main-thread
+ * sink may keep it.
+ */
+type SinkCall = { kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean };
+
+/** Main thread: serve `sink` to a worker. Pass `workerEnd` to the worker; `close()` when the mount is gone. */
+export function serveSink(sink: AsyncChangeSink): BlockingServer {
+  return serveBlockingCalls<SinkCall, null>(async (call) => {
+    if (call.kind === 'change') await sink.onChange(call.change);
+    else await sink.onSync(call.path, call.datasync);
+    return null;
+  });
+}
+
+/** Worker thread: a ChangeSink that forwards to the main thread and waits. `timeoutMs` 0 waits forever. */
+export class BridgedSink implements ChangeSink {
+  private readonly caller: BlockingCaller<SinkCall, null>;
+  constructor(end: WorkerEnd, timeoutMs = 0) {
+    this.caller = new BlockingCaller(end, timeoutMs);
+  }
+  onChange(change: Change): void {
+    if (change.op === 'write' || change.op === 'setxattr') {
+      const src = change.op === 'write' ? change.data : change.value;
+      const copy = new Uint8Array(src.byteLength);
+      copy.set(src);
+      const c = change.op === 'write' ? { ...change, data: copy } : { ...change, value: copy };
+      this.caller.call({ kind: 'change', change: c }, [copy.buffer]);
+      return;
+    }
+    this.caller.call({ kind: 'change', change });
+  }
+  onSync(path: string, datasync: boolean): void {
+    this.caller.call({ kind: 'sync', path, datasync });
+  }
+}

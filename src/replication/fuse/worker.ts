@@ -1,0 +1,105 @@
+import fs from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { WorkerEnd } from './blocking-call.js';
+import { Dispatcher, Stat } from './dispatch.js';
+import { HostCalls } from './host-calls.js';
+import { Passthrough } from './passthrough.js';
+import { FUSE_MIN_READ_BUFFER, OutHeader } from './protocol.js';
+import { BridgedSink } from './sink-bridge.js';
+
+/**
+ * The FUSE worker thread: loops on a blocking read(2) of /dev/fuse, answers each request with one write(2), and
+ * owns all filesystem state (inode table, handles). Synchronous fs calls here are on the backing store only, never
+ * on the mount. It talks to the main thread only through postMessage (logs, ready, stopped), the shared stats
+ * array, and the two blocking channels (ChangeSink, host calls).
+ *
+ * Loop contract: ENOENT from read (the request was interrupted before we took it), EINTR and EAGAIN are retried;
+ * ENODEV (unmounted) and ECONNABORTED (aborted through fusectl) end the loop. A reply write failing with ENOENT
+ * (the kernel no longer waits for that request) is ignored.
+ *
+ * More workers can later share the same fd (the kernel hands each request to one reader) once the state below is
+ * shared or partitioned; today one worker serializes every request.
+ */
+export interface WorkerConfig {
+  tandemFuseWorker: true;
+  fd: number;
+  dirfd: number;
+  maxWrite: number;
+  initFlags: number;
+  entryTimeout: number;
+  attrTimeout: number;
+  sink: WorkerEnd | null;
+  sinkTimeoutMs: number;
+  host: WorkerEnd | null;
+  stats: SharedArrayBuffer;
+}
+
+export type WorkerMessage =
+  | { type: 'log'; msg: string }
+  | { type: 'ready'; kernelMinor: number; minor: number; flags: number; maxWrite: number; maxPages: number }
+  | { type: 'stopped'; reason: string };
+
+export function serve(cfg: WorkerConfig, post: (m: WorkerMessage) => void): string {
+  const log = (msg: string) => post({ type: 'log', msg });
+  const stats = new Float64Array(cfg.stats);
+  const fs_ = new Passthrough({
+    root: `/proc/self/fd/${cfg.dirfd}`,
+    hostRoot: `/proc/${process.pid}/fd/${cfg.dirfd}`,
+    hostFd: (fd) => `/proc/${process.pid}/fd/${fd}`,
+    sink: cfg.sink ? new BridgedSink(cfg.sink, cfg.sinkTimeoutMs) : null,
+    host: cfg.host ? new HostCalls(cfg.host) : null,
+    entryTimeout: cfg.entryTimeout,
+    attrTimeout: cfg.attrTimeout,
+    log,
+  });
+  const dispatcher = new Dispatcher(fs_, {
+    init: { maxWrite: cfg.maxWrite, wantFlags: cfg.initFlags },
+    log,
+    stats,
+    onInit: (out, k) => post({ type: 'ready', kernelMinor: k.minor, minor: out.minor, flags: out.flags, maxWrite: out.maxWrite, maxPages: out.maxPages }),
+  });
+  const req = Buffer.allocUnsafe(Math.max(FUSE_MIN_READ_BUFFER, cfg.maxWrite + 4096));
+  const out = Buffer.allocUnsafe(OutHeader.size + cfg.maxWrite + 4096);
+  for (;;) {
+    let n: number;
+    try {
+      n = fs.readSync(cfg.fd, req, 0, req.length, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'EINTR' || code === 'EAGAIN') continue;
+      if (code === 'ENODEV') return 'unmounted';
+      if (code === 'ECONNABORTED') return 'aborted';
+      return `read /dev/fuse failed: ${(err as Error).message}`;
+    }
+    if (n < 40) return `short read from /dev/fuse (${n} bytes)`;
+    const len = dispatcher.handle(req, n, out);
+    stats[Stat.inodes] = fs_.table.size;
+    if (len > 0) {
+      try {
+        fs.writeSync(cfg.fd, out, 0, len);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') continue;
+        if (code === 'ENODEV') return 'unmounted';
+        if (code === 'ECONNABORTED') return 'aborted';
+        return `write /dev/fuse failed: ${(err as Error).message}`;
+      }
+    }
+    if (dispatcher.fatal) return dispatcher.fatal;
+    if (dispatcher.destroyed) return 'destroyed';
+  }
+}
+
+const cfg = workerData as WorkerConfig | undefined;
+if (parentPort && cfg?.tandemFuseWorker) {
+  const port = parentPort;
+  let reason: string;
+  try {
+    reason = serve(cfg, (m) => port.postMessage(m));
+  } catch (err) {
+    reason = `worker crashed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`;
+  }
+  cfg.sink?.port.close();
+  cfg.host?.port.close();
+  port.postMessage({ type: 'stopped', reason } satisfies WorkerMessage);
+}

@@ -1,0 +1,33 @@
+// Worker thread used by sink-bridge.test.ts: makes the calls the test asks for through a BridgedSink and reports,
+// for each, how long it blocked and whether it threw.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { WorkerEnd } from '../../../src/replication/fuse/blocking-call.js';
+import type { Change } from '../../../src/replication/fuse/sink.js';
+import { BridgedSink } from '../../../src/replication/fuse/sink-bridge.js';
+
+export interface BridgeWorkerData {
+  end: WorkerEnd;
+  timeoutMs: number;
+  calls: ({ kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean })[];
+}
+export interface BridgeWorkerResult {
+  blockedMs: number;
+  error: string | null;
+}
+
+const d = workerData as BridgeWorkerData;
+const sink = new BridgedSink(d.end, d.timeoutMs);
+const results: BridgeWorkerResult[] = [];
+for (const c of d.calls) {
+  const t0 = performance.now();
+  let error: string | null = null;
+  try {
+    if (c.kind === 'change') sink.onChange(c.change);
+    else sink.onSync(c.path, c.datasync);
+  } catch (err) {
+    error = (err as Error).message;
+  }
+  results.push({ blockedMs: performance.now() - t0, error });
+}
+d.end.port.close();
+parentPort!.postMessage(results);

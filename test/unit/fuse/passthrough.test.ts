@@ -1,0 +1,408 @@
+// The passthrough driven through the Dispatcher by a fake kernel: requests are encoded as the kernel would, replies
+// decoded, and the backing directory (a temp dir) checked. No /dev/fuse, no mount, no threads.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs, { constants as C } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Dispatcher } from '../../../src/replication/fuse/dispatch.js';
+import { Passthrough } from '../../../src/replication/fuse/passthrough.js';
+import * as P from '../../../src/replication/fuse/protocol.js';
+import type { Change, ChangeSink } from '../../../src/replication/fuse/sink.js';
+import { RecordingSink } from '../../../src/replication/fuse/sink.js';
+
+const E = os.constants.errno;
+
+interface Reply {
+  error: number;
+  body: Buffer;
+}
+
+class FakeKernel {
+  private unique = 1;
+  private readonly req = Buffer.alloc(1 << 20);
+  private readonly out = Buffer.alloc((1 << 20) + 4096);
+  readonly sink = new RecordingSink();
+  readonly backing: string;
+  readonly fs: Passthrough;
+  readonly d: Dispatcher;
+  readonly logs: string[] = [];
+  sinkFails = false;
+  now = 1_800_000_000_123_456_789n;
+
+  constructor() {
+    this.backing = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-fuse-unit-'));
+    const sink: ChangeSink = {
+      onChange: (c: Change) => {
+        if (this.sinkFails) throw new Error('replica gone');
+        this.sink.onChange(c);
+      },
+      onSync: (p, d) => this.sink.onSync(p, d),
+    };
+    this.fs = new Passthrough({
+      root: this.backing, hostRoot: this.backing, hostFd: (fd) => `/proc/self/fd/${fd}`,
+      sink, host: null, entryTimeout: 1, attrTimeout: 1.5, log: (m) => this.logs.push(m), nowNs: () => this.now,
+    });
+    this.d = new Dispatcher(this.fs, { init: { maxWrite: 1 << 20, wantFlags: P.DEFAULT_INIT_FLAGS }, log: (m) => this.logs.push(m) });
+  }
+
+  call(opcode: number, nodeid: number, body?: { struct: P.Struct<any>; value: unknown }, tail?: Buffer | string[], who = { uid: 0, gid: 0 }): Reply {
+    const t = Array.isArray(tail) ? Buffer.concat(tail.map((s) => Buffer.from(`${s}\0`))) : tail;
+    const n = P.encodeRequest(this.req, { opcode, unique: this.unique++, nodeid, uid: who.uid, gid: who.gid, pid: 1 }, body, t);
+    const len = this.d.handle(this.req, n, this.out);
+    if (len === 0) return { error: 0, body: Buffer.alloc(0) };
+    const h = P.OutHeader.decode(this.out);
+    assert.is(h.len, len);
+    return { error: -h.error, body: Buffer.from(this.out.subarray(16, len)) };
+  }
+
+  ok(opcode: number, nodeid: number, body?: { struct: P.Struct<any>; value: unknown }, tail?: Buffer | string[], who?: { uid: number; gid: number }): Buffer {
+    const r = this.call(opcode, nodeid, body, tail, who);
+    assert.is(r.error, 0, `${P.opName(opcode)} failed with errno ${r.error}`);
+    return r.body;
+  }
+
+  init(): void {
+    this.ok(P.Op.INIT, 0, { struct: P.InitIn, value: { major: 7, minor: 45, maxReadahead: 131072, flags: 0xffff_ffff >>> 0, flags2: 0 } });
+  }
+
+  lookup(parent: number, name: string): P.EntryOut {
+    return P.EntryOut.decode(this.ok(P.Op.LOOKUP, parent, undefined, [name]));
+  }
+  create(parent: number, name: string, mode = 0o644, flags = C.O_WRONLY | C.O_CREAT, who?: { uid: number; gid: number }): { nodeid: number; fh: number } {
+    const b = this.ok(P.Op.CREATE, parent, { struct: P.CreateIn, value: { flags, mode: 0o100000 | mode, umask: 0o22, openFlags: 0 } }, [name], who);
+    return { nodeid: P.EntryOut.decode(b).nodeid, fh: P.OpenOut.decode(b, 128).fh };
+  }
+  open(nodeid: number, flags: number): number {
+    return P.OpenOut.decode(this.ok(P.Op.OPEN, nodeid, { struct: P.OpenIn, value: { flags, openFlags: 0 } })).fh;
+  }
+  write(nodeid: number, fh: number, offset: number, data: string, flags = C.O_WRONLY): number {
+    const r = this.call(P.Op.WRITE, nodeid, { struct: P.WriteIn, value: { fh, offset, size: Buffer.byteLength(data), writeFlags: 0, lockOwner: 0, flags } }, Buffer.from(data));
+    if (r.error) return -r.error;
+    return P.WriteOut.decode(r.body).size;
+  }
+  read(nodeid: number, fh: number, offset: number, size: number): string {
+    return this.ok(P.Op.READ, nodeid, { struct: P.ReadIn, value: { fh, offset, size, readFlags: 0, lockOwner: 0, flags: 0 } }).toString();
+  }
+  release(nodeid: number, fh: number): void {
+    this.ok(P.Op.RELEASE, nodeid, { struct: P.ReleaseIn, value: { fh, flags: 0, releaseFlags: 0, lockOwner: 0 } });
+  }
+  getattr(nodeid: number, fh?: number): P.Attr {
+    const b = this.ok(P.Op.GETATTR, nodeid, { struct: P.GetattrIn, value: { getattrFlags: fh ? P.FUSE_GETATTR_FH : 0, fh: fh ?? 0 } });
+    return P.AttrOut.decode(b).attr;
+  }
+  setattr(nodeid: number, v: Partial<P.SetattrIn>): Reply {
+    const value = { valid: 0, fh: 0, size: 0, lockOwner: 0, atime: 0, mtime: 0, ctime: 0, atimensec: 0, mtimensec: 0, ctimensec: 0, mode: 0, uid: 0, gid: 0, ...v };
+    return this.call(P.Op.SETATTR, nodeid, { struct: P.SetattrIn, value });
+  }
+  rename(from: string, to: string, flags = 0, dir = 1, newdir = 1): number {
+    const r = flags
+      ? this.call(P.Op.RENAME2, dir, { struct: P.Rename2In, value: { newdir, flags } }, [from, to])
+      : this.call(P.Op.RENAME, dir, { struct: P.RenameIn, value: { newdir } }, [from, to]);
+    return r.error;
+  }
+  b(rel: string): string {
+    return path.join(this.backing, rel);
+  }
+  done(): void {
+    fs.rmSync(this.backing, { recursive: true, force: true });
+  }
+}
+
+function withKernel(fn: (k: FakeKernel) => void): () => void {
+  return () => {
+    const k = new FakeKernel();
+    try {
+      k.init();
+      fn(k);
+    } finally {
+      k.done();
+    }
+  };
+}
+
+test('requests before INIT get EIO; INIT answers 7.31', () => {
+  const k = new FakeKernel();
+  try {
+    assert.is(k.call(P.Op.GETATTR, 1, { struct: P.GetattrIn, value: { getattrFlags: 0, fh: 0 } }).error, E.EIO);
+    const b = k.ok(P.Op.INIT, 0, { struct: P.InitIn, value: { major: 7, minor: 40, maxReadahead: 65536, flags: P.DEFAULT_INIT_FLAGS, flags2: 0 } });
+    const out = P.InitOut.decode(b);
+    assert.is(out.minor, 31);
+    assert.is(out.maxWrite, 1 << 20);
+    assert.is(out.maxPages, 256);
+    assert.is(k.getattr(1).mode & 0o170000, 0o040000);
+  } finally {
+    k.done();
+  }
+});
+
+test('create as a user, write, read back; the backing file has the caller as owner and the exact mode', withKernel((k) => {
+  assert.is(k.call(P.Op.LOOKUP, 1, undefined, ['a.txt']).error, E.ENOENT);
+  const { nodeid, fh } = k.create(1, 'a.txt', 0o664, C.O_RDWR | C.O_CREAT, { uid: 65534, gid: 65534 });
+  assert.is(k.write(nodeid, fh, 0, 'hello world'), 11);
+  assert.is(k.read(nodeid, fh, 6, 100), 'world');
+  const st = fs.statSync(k.b('a.txt'));
+  assert.is(st.uid, 65534);
+  assert.is(st.gid, 65534);
+  assert.is(st.mode & 0o7777, 0o664, 'group write kept although the server umask would strip it');
+  assert.is(fs.readFileSync(k.b('a.txt'), 'utf8'), 'hello world');
+  const a = k.getattr(nodeid);
+  assert.is(a.size, 11);
+  assert.is(a.ino, st.ino);
+  k.release(nodeid, fh);
+  assert.equal(k.sink.summary(), ['create a.txt 100664 65534:65534', 'write a.txt @0 +11']);
+}));
+
+test('O_APPEND writes land at the end of the backing file whatever offset the kernel sends; the Change has the real offset', withKernel((k) => {
+  fs.writeFileSync(k.b('log'), '12345');
+  const { nodeid } = k.lookup(1, 'log');
+  const fh = k.open(nodeid, C.O_WRONLY | C.O_APPEND);
+  assert.is(k.write(nodeid, fh, 0, 'abc', C.O_WRONLY | C.O_APPEND), 3);
+  assert.is(k.write(nodeid, fh, 2, 'de', C.O_WRONLY | C.O_APPEND), 2);
+  assert.is(fs.readFileSync(k.b('log'), 'utf8'), '12345abcde');
+  assert.equal(k.sink.summary(), ['write log @5 +3', 'write log @8 +2']);
+}));
+
+test('FSYNC and FSYNC with FDATASYNC reach onSync (the kernel sends them after O_SYNC/O_DSYNC writes too)', withKernel((k) => {
+  const { nodeid, fh } = k.create(1, 'db', 0o600, C.O_RDWR | C.O_CREAT | C.O_SYNC);
+  k.write(nodeid, fh, 0, 'x', C.O_RDWR | C.O_SYNC);
+  k.ok(P.Op.FSYNC, nodeid, { struct: P.FsyncIn, value: { fh, fsyncFlags: 0 } });
+  k.write(nodeid, fh, 1, 'y', C.O_RDWR | C.O_DSYNC);
+  k.ok(P.Op.FSYNC, nodeid, { struct: P.FsyncIn, value: { fh, fsyncFlags: P.FUSE_FSYNC_FDATASYNC } });
+  assert.equal(k.sink.summary(), ['create db 100600 0:0', 'write db @0 +1', 'fsync db', 'write db @1 +1', 'fdatasync db']);
+}));
+
+test('open with O_TRUNC truncates and reports it', withKernel((k) => {
+  fs.writeFileSync(k.b('t'), 'old content');
+  const { nodeid } = k.lookup(1, 't');
+  k.open(nodeid, C.O_WRONLY | C.O_TRUNC);
+  assert.is(fs.statSync(k.b('t')).size, 0);
+  assert.equal(k.sink.summary(), ['truncate t 0']);
+}));
+
+test('rename: plain, over an existing file (orphaning it), NOREPLACE refuses, EXCHANGE refused with EINVAL', withKernel((k) => {
+  fs.writeFileSync(k.b('a'), 'A');
+  fs.writeFileSync(k.b('b'), 'B');
+  fs.mkdirSync(k.b('d'));
+  const a = k.lookup(1, 'a');
+  const b = k.lookup(1, 'b');
+  const d = k.lookup(1, 'd');
+  const fhB = k.open(b.nodeid, C.O_RDONLY);
+  assert.is(k.rename('a', 'b', P.RENAME_NOREPLACE), E.EEXIST);
+  assert.is(k.rename('a', 'b', P.RENAME_EXCHANGE), E.EINVAL);
+  assert.is(k.rename('a', 'b', P.RENAME_WHITEOUT), E.EINVAL);
+  assert.is(fs.readFileSync(k.b('a'), 'utf8'), 'A', 'refused renames change nothing');
+  assert.is(k.rename('a', 'b'), 0);
+  assert.is(fs.readFileSync(k.b('b'), 'utf8'), 'A');
+  assert.is(k.read(b.nodeid, fhB, 0, 10), 'B', 'the overwritten file stays readable through its handle');
+  assert.is(k.getattr(b.nodeid).size, 1);
+  assert.is(k.rename('b', 'moved', P.RENAME_NOREPLACE, 1, d.nodeid), 0);
+  assert.is(fs.readFileSync(k.b('d/moved'), 'utf8'), 'A');
+  assert.is(k.getattr(a.nodeid).size, 1, 'the renamed inode follows its file');
+  assert.equal(k.sink.summary(), ['rename a → b', 'rename b → d/moved flags 1']);
+}));
+
+test('a renamed open file keeps its handle; its writes are reported under the new path', withKernel((k) => {
+  const { nodeid, fh } = k.create(1, 'f', 0o644, C.O_RDWR | C.O_CREAT);
+  k.ok(P.Op.MKDIR, 1, { struct: P.MkdirIn, value: { mode: 0o755, umask: 0 } }, ['dir']);
+  const dir = k.lookup(1, 'dir');
+  assert.is(k.rename('f', 'g', 0, 1, dir.nodeid), 0);
+  assert.is(k.rename('dir', 'dir2'), 0);
+  k.write(nodeid, fh, 0, 'after', C.O_RDWR);
+  assert.is(fs.readFileSync(k.b('dir2/g'), 'utf8'), 'after');
+  assert.equal(k.sink.summary().slice(-3), ['rename f → dir/g', 'rename dir → dir2', 'write dir2/g @0 +5']);
+}));
+
+test('an unlinked open file stays readable and writable; its writes are not reported', withKernel((k) => {
+  const { nodeid, fh } = k.create(1, 'gone', 0o644, C.O_RDWR | C.O_CREAT);
+  k.write(nodeid, fh, 0, 'data');
+  k.ok(P.Op.UNLINK, 1, undefined, ['gone']);
+  assert.not.ok(fs.existsSync(k.b('gone')));
+  assert.is(k.read(nodeid, fh, 0, 10), 'data');
+  assert.is(k.write(nodeid, fh, 4, '+more'), 5);
+  assert.is(k.read(nodeid, fh, 0, 20), 'data+more');
+  assert.is(k.getattr(nodeid).size, 9, 'getattr without fh answers from the open fd');
+  assert.is(k.setattr(nodeid, { valid: P.FATTR.SIZE, size: 2 }).error, 0, 'truncate through the fd');
+  assert.is(k.read(nodeid, fh, 0, 20), 'da');
+  assert.equal(k.sink.summary(), ['create gone 100644 0:0', 'write gone @0 +4', 'unlink gone']);
+  k.release(nodeid, fh);
+  k.call(P.Op.FORGET, nodeid, { struct: P.ForgetIn, value: { nlookup: 1 } });
+  assert.is(k.fs.table.get(nodeid), undefined);
+}));
+
+test('hard links are refused with EPERM; xattrs, locks and statx with ENOSYS', withKernel((k) => {
+  fs.writeFileSync(k.b('x'), '');
+  const x = k.lookup(1, 'x');
+  assert.is(k.call(P.Op.LINK, 1, { struct: P.LinkIn, value: { oldnodeid: x.nodeid } }, ['y']).error, E.EPERM);
+  assert.not.ok(fs.existsSync(k.b('y')));
+  assert.is(k.call(P.Op.GETXATTR, x.nodeid, { struct: P.GetxattrIn, value: { size: 0 } }, ['user.a']).error, E.ENOSYS);
+  assert.is(k.call(P.Op.SETXATTR, x.nodeid, { struct: P.SetxattrIn, value: { size: 1, flags: 0 } }, Buffer.from('user.a\0v')).error, E.ENOSYS);
+  assert.is(k.call(P.Op.LISTXATTR, x.nodeid, { struct: P.GetxattrIn, value: { size: 0 } }).error, E.ENOSYS);
+  assert.is(k.call(P.Op.REMOVEXATTR, x.nodeid, undefined, ['user.a']).error, E.ENOSYS);
+  assert.is(k.call(P.Op.STATX, x.nodeid).error, E.ENOSYS);
+  assert.is(k.call(P.Op.SETLK, x.nodeid).error, E.ENOSYS);
+  assert.equal(k.sink.summary(), []);
+}));
+
+test('FORGET, BATCH_FORGET and INTERRUPT get no reply; counts drop to zero and inodes go', withKernel((k) => {
+  for (const n of ['p', 'q']) fs.writeFileSync(k.b(n), '');
+  const p = k.lookup(1, 'p');
+  k.lookup(1, 'p');
+  const q = k.lookup(1, 'q');
+  const before = k.fs.table.size;
+  const batch = Buffer.alloc(32);
+  P.ForgetOne.encode(batch, 0, { nodeid: p.nodeid, nlookup: 2 });
+  P.ForgetOne.encode(batch, 16, { nodeid: q.nodeid, nlookup: 1 });
+  const r = k.call(P.Op.BATCH_FORGET, 0, { struct: P.BatchForgetIn, value: { count: 2 } }, batch);
+  assert.equal(r, { error: 0, body: Buffer.alloc(0) });
+  assert.is(k.fs.table.size, before - 2);
+  assert.equal(k.call(P.Op.INTERRUPT, 0, { struct: P.InterruptIn, value: { unique: 3 } }), { error: 0, body: Buffer.alloc(0) });
+}));
+
+test('readdir pages through 300 entries in small buffers, each once, with . and ..', withKernel((k) => {
+  fs.mkdirSync(k.b('big'));
+  const names = Array.from({ length: 300 }, (_, i) => `entry-${i}`);
+  for (const n of names) fs.writeFileSync(k.b(`big/${n}`), '');
+  const dir = k.lookup(1, 'big');
+  const fh = P.OpenOut.decode(k.ok(P.Op.OPENDIR, dir.nodeid, { struct: P.OpenIn, value: { flags: 0, openFlags: 0 } })).fh;
+  const seen: string[] = [];
+  let offset = 0;
+  for (;;) {
+    const body = k.ok(P.Op.READDIR, dir.nodeid, { struct: P.ReadIn, value: { fh, offset, size: 512, readFlags: 0, lockOwner: 0, flags: 0 } });
+    if (body.length === 0) break;
+    assert.ok(body.length <= 512);
+    assert.is(body.length % 8, 0);
+    const ents = P.decodeDirents(body, 0, body.length);
+    for (const e of ents) {
+      seen.push(e.name.toString());
+      assert.ok(e.ino > 0, 'a real inode number (glibc hides d_ino 0)');
+    }
+    offset = ents[ents.length - 1]!.off;
+  }
+  assert.equal(seen.slice(0, 2), ['.', '..']);
+  assert.equal(seen.slice(2).sort(), [...names].sort());
+  k.ok(P.Op.RELEASEDIR, dir.nodeid, { struct: P.ReleaseIn, value: { fh, flags: 0, releaseFlags: 0, lockOwner: 0 } });
+}));
+
+test('readdirplus returns attributes and counts one lookup per named entry (none for . and ..)', withKernel((k) => {
+  fs.mkdirSync(k.b('d'));
+  fs.writeFileSync(k.b('d/one'), '1');
+  fs.symlinkSync('one', k.b('d/two'));
+  const dir = k.lookup(1, 'd');
+  const fh = P.OpenOut.decode(k.ok(P.Op.OPENDIR, dir.nodeid, { struct: P.OpenIn, value: { flags: 0, openFlags: 0 } })).fh;
+  const body = k.ok(P.Op.READDIRPLUS, dir.nodeid, { struct: P.ReadIn, value: { fh, offset: 0, size: 4096, readFlags: 0, lockOwner: 0, flags: 0 } });
+  const ents = P.decodeDirentplus(body, 0, body.length);
+  const byName = new Map(ents.map((e) => [e.dirent.name.toString(), e]));
+  assert.equal([...byName.keys()].sort(), ['.', '..', 'one', 'two']);
+  assert.is(byName.get('.')!.entry.nodeid, 0);
+  assert.is(byName.get('..')!.entry.nodeid, 0);
+  const one = byName.get('one')!;
+  assert.is(one.entry.attr.size, 1);
+  assert.is(one.dirent.type, 8);
+  assert.is(byName.get('two')!.dirent.type, 10);
+  assert.is(one.entry.attrValid, 1);
+  assert.is(one.entry.attrValidNsec, 500_000_000);
+  assert.is(k.fs.table.get(one.entry.nodeid)!.nlookup, 1);
+}));
+
+test('setattr: chown, chmod, truncate, times (incl. UTIME_NOW and omitted sides) in that order', withKernel((k) => {
+  fs.writeFileSync(k.b('f'), '0123456789');
+  fs.utimesSync(k.b('f'), 1000, 2000);
+  const f = k.lookup(1, 'f');
+  const r = k.setattr(f.nodeid, {
+    valid: P.FATTR.UID | P.FATTR.MODE | P.FATTR.SIZE | P.FATTR.MTIME, uid: 65534, mode: 0o100640, size: 4,
+    mtime: 1_600_000_000, mtimensec: 250_000_000,
+  });
+  assert.is(r.error, 0);
+  const attr = P.AttrOut.decode(r.body).attr;
+  const st = fs.statSync(k.b('f'));
+  assert.is(st.uid, 65534);
+  assert.is(st.gid, 0);
+  assert.is(st.mode & 0o7777, 0o640);
+  assert.is(st.size, 4);
+  assert.is(st.mtimeMs, 1_600_000_000_250);
+  assert.is(Math.round(st.atimeMs), 1_000_000, 'omitted atime kept');
+  assert.equal([attr.uid, attr.mode & 0o7777, attr.size, attr.mtime], [65534, 0o640, 4, 1_600_000_000]);
+  k.setattr(f.nodeid, { valid: P.FATTR.ATIME | P.FATTR.ATIME_NOW });
+  assert.is(Math.floor(fs.statSync(k.b('f')).atimeMs / 1000), 1_800_000_000, 'UTIME_NOW uses the server clock');
+  assert.equal(k.sink.summary(), [
+    'chown f 65534:-1', 'chmod f 640', 'truncate f 4', 'utimens f omit 1600000000.250000000',
+    'utimens f 1800000000.123456789 omit',
+  ]);
+}));
+
+test('chmod of a symlink is refused; symlink and readlink round-trip', withKernel((k) => {
+  const e = P.EntryOut.decode(k.ok(P.Op.SYMLINK, 1, undefined, ['ln', '../some/where'], { uid: 65534, gid: 65534 }));
+  assert.is(fs.readlinkSync(k.b('ln')), '../some/where');
+  assert.is(fs.lstatSync(k.b('ln')).uid, 65534);
+  assert.is(k.ok(P.Op.READLINK, e.nodeid).toString(), '../some/where');
+  assert.is(k.setattr(e.nodeid, { valid: P.FATTR.MODE, mode: 0o600 }).error, E.EOPNOTSUPP);
+  assert.equal(k.sink.summary(), ['symlink ln → ../some/where 65534:65534']);
+}));
+
+test('mkdir/rmdir; mknod of a regular file; fifo without a host helper and sockets are refused', withKernel((k) => {
+  k.ok(P.Op.MKDIR, 1, { struct: P.MkdirIn, value: { mode: 0o775, umask: 0o22 } }, ['d'], { uid: 1000, gid: 1000 });
+  assert.is(fs.statSync(k.b('d')).mode & 0o7777, 0o775);
+  assert.is(fs.statSync(k.b('d')).uid, 1000);
+  assert.is(k.call(P.Op.RMDIR, 1, undefined, ['nonexistent']).error, E.ENOENT);
+  fs.writeFileSync(k.b('d/x'), '');
+  assert.is(k.call(P.Op.RMDIR, 1, undefined, ['d']).error, E.ENOTEMPTY);
+  fs.unlinkSync(k.b('d/x'));
+  k.ok(P.Op.RMDIR, 1, undefined, ['d']);
+  k.ok(P.Op.MKNOD, 1, { struct: P.MknodIn, value: { mode: 0o100600, rdev: 0, umask: 0 } }, ['reg']);
+  assert.ok(fs.statSync(k.b('reg')).isFile());
+  assert.is(k.call(P.Op.MKNOD, 1, { struct: P.MknodIn, value: { mode: 0o010644, rdev: 0, umask: 0 } }, ['fifo']).error, E.EOPNOTSUPP);
+  assert.is(k.call(P.Op.MKNOD, 1, { struct: P.MknodIn, value: { mode: 0o140644, rdev: 0, umask: 0 } }, ['sock']).error, E.EOPNOTSUPP);
+  assert.equal(k.sink.summary(), ['mkdir d 40775 1000:1000', 'rmdir d', 'mknod reg 100600 0:0']);
+}));
+
+test('a setgid directory gives new files its group and new directories its setgid bit', withKernel((k) => {
+  fs.mkdirSync(k.b('shared'));
+  fs.chownSync(k.b('shared'), 0, 4242);
+  fs.chmodSync(k.b('shared'), 0o2775);
+  const shared = k.lookup(1, 'shared');
+  k.create(shared.nodeid, 'f', 0o644, C.O_WRONLY | C.O_CREAT, { uid: 1000, gid: 1000 });
+  k.ok(P.Op.MKDIR, shared.nodeid, { struct: P.MkdirIn, value: { mode: 0o755, umask: 0 } }, ['sub'], { uid: 1000, gid: 1000 });
+  assert.equal([fs.statSync(k.b('shared/f')).uid, fs.statSync(k.b('shared/f')).gid], [1000, 4242]);
+  const sub = fs.statSync(k.b('shared/sub'));
+  assert.equal([sub.uid, sub.gid, sub.mode & 0o7777], [1000, 4242, 0o2755]);
+}));
+
+test('lseek SEEK_DATA/SEEK_HOLE: the whole file is data; ENXIO at or past the end', withKernel((k) => {
+  fs.writeFileSync(k.b('s'), Buffer.alloc(10000));
+  const s = k.lookup(1, 's');
+  const fh = k.open(s.nodeid, C.O_RDONLY);
+  const seek = (offset: number, whence: number) => k.call(P.Op.LSEEK, s.nodeid, { struct: P.LseekIn, value: { fh, offset, whence } });
+  assert.is(P.LseekOut.decode(seek(100, P.SEEK_DATA).body).offset, 100);
+  assert.is(P.LseekOut.decode(seek(100, P.SEEK_HOLE).body).offset, 10000);
+  assert.is(seek(10000, P.SEEK_DATA).error, E.ENXIO);
+  assert.is(seek(0, 0).error, E.EINVAL);
+}));
+
+test('a sink that throws fails the operation with EIO after the local change was made', withKernel((k) => {
+  const { nodeid, fh } = k.create(1, 'w', 0o644, C.O_RDWR | C.O_CREAT);
+  k.sinkFails = true;
+  assert.is(k.write(nodeid, fh, 0, 'abc'), -E.EIO);
+  assert.is(fs.readFileSync(k.b('w'), 'utf8'), 'abc', 'applied locally');
+  assert.is(k.call(P.Op.MKDIR, 1, { struct: P.MkdirIn, value: { mode: 0o755, umask: 0 } }, ['d']).error, E.EIO);
+  assert.is(k.fs.table.child(k.fs.table.root, 'd'), undefined, 'no lookup counted for a failed reply');
+  assert.ok(k.logs.some((l) => l.includes('replica gone')));
+}));
+
+test('statfs, access, and names that are not UTF-8', withKernel((k) => {
+  const s = P.Kstatfs.decode(k.ok(P.Op.STATFS, 1));
+  const real = fs.statfsSync(k.backing);
+  assert.is(s.bsize, real.bsize);
+  assert.is(s.blocks, real.blocks);
+  assert.is(s.namelen, 255);
+  fs.writeFileSync(k.b('private'), '');
+  fs.chmodSync(k.b('private'), 0o600);
+  const p = k.lookup(1, 'private');
+  const access = (mask: number, uid: number) => k.call(P.Op.ACCESS, p.nodeid, { struct: P.AccessIn, value: { mask } }, undefined, { uid, gid: uid }).error;
+  assert.is(access(4, 0), 0);
+  assert.is(access(4, 65534), E.EACCES);
+  assert.is(access(1, 0), E.EACCES, 'root needs an x bit to execute');
+  assert.is(k.call(P.Op.LOOKUP, 1, undefined, Buffer.from([0xff, 0xfe, 0])).error, E.EILSEQ);
+}));
+
+test.run();

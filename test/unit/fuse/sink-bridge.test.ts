@@ -1,0 +1,112 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Worker } from 'node:worker_threads';
+import { serveSink } from '../../../src/replication/fuse/sink-bridge.js';
+import type { AsyncChangeSink, Change } from '../../../src/replication/fuse/sink.js';
+import { RecordingSink } from '../../../src/replication/fuse/sink.js';
+import type { BridgeWorkerData, BridgeWorkerResult } from './bridge-worker.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function runWorker(sink: AsyncChangeSink, calls: BridgeWorkerData['calls'], timeoutMs = 0, onServer?: (close: () => void) => void): Promise<BridgeWorkerResult[]> {
+  const server = serveSink(sink);
+  onServer?.(() => server.close());
+  const data: BridgeWorkerData = { end: server.workerEnd, timeoutMs, calls };
+  const w = new Worker(new URL('./bridge-worker.js', import.meta.url), { workerData: data, transferList: [server.workerEnd.port] });
+  return new Promise((resolve, reject) => {
+    w.once('message', (r: BridgeWorkerResult[]) => resolve(r));
+    w.once('error', reject);
+    w.once('exit', () => server.close());
+  });
+}
+
+const write: Change = { op: 'write', path: 'dir/a.txt', offset: 4096, data: new Uint8Array([1, 2, 3]) };
+const rename: Change = { op: 'rename', from: 'dir/a.txt', to: 'dir/b.txt', flags: 0 };
+
+test('the worker stays blocked until the main-thread sink answers, and the main thread keeps running meanwhile', async () => {
+  const rec = new RecordingSink();
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 10);
+  const sink: AsyncChangeSink = {
+    async onChange(c) {
+      await sleep(150);
+      rec.onChange(c);
+    },
+    async onSync(path, datasync) {
+      await sleep(100);
+      rec.onSync(path, datasync);
+    },
+  };
+  const results = await runWorker(sink, [
+    { kind: 'change', change: write },
+    { kind: 'change', change: rename },
+    { kind: 'sync', path: 'dir/b.txt', datasync: true },
+  ]);
+  clearInterval(timer);
+  assert.equal(results.map((r) => r.error), [null, null, null]);
+  assert.ok(results[0]!.blockedMs >= 140, `write blocked ${results[0]!.blockedMs} ms`);
+  assert.ok(results[1]!.blockedMs >= 140, `rename blocked ${results[1]!.blockedMs} ms`);
+  assert.ok(results[2]!.blockedMs >= 90, `sync blocked ${results[2]!.blockedMs} ms`);
+  assert.ok(ticks >= 20, `main thread ticked ${ticks} times while the worker waited`);
+  assert.equal(rec.summary(), ['write dir/a.txt @4096 +3', 'rename dir/a.txt → dir/b.txt', 'fdatasync dir/b.txt']);
+  const w = rec.events[0] as Extract<Change, { op: 'write' }>;
+  assert.equal([...w.data], [1, 2, 3]);
+});
+
+test('a sink that throws or rejects makes the worker-side call throw', async () => {
+  const sink: AsyncChangeSink = {
+    onChange(c) {
+      if (c.op === 'write') throw new Error('peer unreachable');
+    },
+    async onSync() {
+      throw new Error('disk full on peer');
+    },
+  };
+  const results = await runWorker(sink, [
+    { kind: 'change', change: write },
+    { kind: 'change', change: rename },
+    { kind: 'sync', path: 'x', datasync: false },
+  ]);
+  assert.match(results[0]!.error ?? '', /peer unreachable/);
+  assert.is(results[1]!.error, null);
+  assert.match(results[2]!.error ?? '', /disk full on peer/);
+});
+
+test('with a timeout, an unanswered call fails and a later call still gets its own answer', async () => {
+  let first = true;
+  const seen: string[] = [];
+  const sink: AsyncChangeSink = {
+    async onChange(c) {
+      seen.push(c.op);
+      if (first) {
+        first = false;
+        await sleep(400);
+      }
+    },
+    onSync() {},
+  };
+  const results = await runWorker(sink, [
+    { kind: 'change', change: write },
+    { kind: 'change', change: rename },
+  ], 100);
+  assert.match(results[0]!.error ?? '', /did not answer within 100 ms/);
+  assert.ok(results[0]!.blockedMs >= 95 && results[0]!.blockedMs < 350, `${results[0]!.blockedMs}`);
+  assert.is(results[1]!.error, null);
+  assert.equal(seen, ['write', 'rename']);
+});
+
+test('closing the server releases a worker blocked on a sink that never answers', async () => {
+  let close!: () => void;
+  const sink: AsyncChangeSink = {
+    onChange() {
+      setTimeout(close, 100); // the worker is blocked on this call now
+      return new Promise<void>(() => {});
+    },
+    onSync() {},
+  };
+  const results = await runWorker(sink, [{ kind: 'change', change: rename }], 0, (c) => { close = c; });
+  assert.match(results[0]!.error ?? '', /closed/);
+  assert.ok(results[0]!.blockedMs >= 90, `${results[0]!.blockedMs}`);
+});
+
+test.run();

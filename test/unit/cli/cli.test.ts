@@ -192,6 +192,21 @@ test('state without a module: exit 10 "needs a module"', async () => {
   expectUserError(r, /needs a module/);
 });
 
+test('daemon start errors: no cluster.xml, no key, no local address of the cluster (exit 10, what to do)', async () => {
+  const empty = tmp();
+  const env = { TANDEM_HOME: empty, TANDEM_RUN_DIR: path.join(empty, 'run') };
+  expectUserError(await tandem(['daemon'], env), /cluster\.xml/, /README/);
+
+  const home = offlineHome();
+  expectUserError(await tandem(['daemon'], home.env), /no cluster key/, /tandem cluster genkey/);
+
+  // key present, but none of the cluster's addresses is configured here and TANDEM_NODE is not set
+  await writeKeyFile(path.join(home.root, 'cluster.key'), generateKey());
+  const { TANDEM_NODE: _unused, ...noNode } = home.env;
+  expectUserError(await tandem(['daemon'], noNode), /198\.51\.100\.1/, /TANDEM_NODE/);
+  assert.not.ok(fs.existsSync(path.join(home.root, 'control.sock')), 'no control socket left behind');
+});
+
 test('log of an unknown module: exit 10', async () => {
   const { env } = offlineHome();
   const r = await tandem(['log', '-m', 'nosuch'], env);

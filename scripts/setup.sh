@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tandem needs on a Debian machine (as root) and builds it. Idempotent; fast when nothing changed.
-#   Debian packages: iproute2 (ip), arping, iputils-ping, util-linux (nsenter/unshare), curl, nftables
+#   Debian packages: iproute2 (ip), arping, iputils-ping, util-linux (nsenter/unshare), curl, nftables,
+#                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started)
 #   npm packages:    from package-lock.json (npm ci)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,31 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# PostgreSQL, the application of examples/postgres (lab tests, benchmarks). Installed without a host-wide cluster and
+# without starting any service: each lab node runs its own server on its own data directory.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || ! compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null \
+   || ! command -v psql >/dev/null; then
+  echo "setup: installing PostgreSQL (no cluster is created, no service is started)"
+  mkdir -p /etc/postgresql-common
+  pgcc=/etc/postgresql-common/createcluster.conf
+  if grep -qE '^[[:space:]#]*create_main_cluster' "$pgcc" 2>/dev/null; then
+    sed -ri 's/^[[:space:]#]*create_main_cluster.*/create_main_cluster = false/' "$pgcc"
+  else
+    echo 'create_main_cluster = false' >> "$pgcc"
+  fi
+  pgpolicy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# tandem scripts/setup.sh: start no service while PostgreSQL is installed\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    pgpolicy=/usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confold postgresql postgresql-client >/dev/null
+  if [ -n "$pgpolicy" ]; then rm -f "$pgpolicy"; trap - EXIT; fi
 fi
 
 lockhash=$(sha256sum package-lock.json | cut -c1-16)

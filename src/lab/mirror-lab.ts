@@ -1,6 +1,7 @@
 /**
- * A lab holding a two-node mirror cluster with the demo module (examples/demo): cluster.xml over the lab's LANs,
- * one cluster key, the module installed on both nodes. Used by the lab tests, `tandem lab up` and the demo.
+ * A lab holding a two-node mirror cluster with the demo module (examples/demo), or another module given in
+ * `MirrorLabOptions.module`: cluster.xml over the lab's LANs, one cluster key, the module installed on both nodes.
+ * Used by the lab tests, `tandem lab up` and the demo.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -25,7 +26,19 @@ export interface MirrorLabOptions {
   /** start both daemons (default true) */
   daemons?: boolean;
   spec?: Partial<LabSpec>;
+  /** the module installed on both nodes (default: the demo, `DEMO_LAB_MODULE`) */
+  module?: LabModule;
 }
+
+/** A module for a mirror lab: its files, and the userconfig.xml written over theirs from the lab options. */
+export interface LabModule {
+  name: string;
+  /** directory copied as the module (userconfig.xml, bin/, anything else); default `<repo>/examples/<name>` */
+  dir?: string;
+  userconfig: (o: MirrorLabOptions, witnessAddr: string) => string;
+}
+
+export const DEMO_LAB_MODULE: LabModule = { name: DEMO_MODULE, userconfig: (o, w) => demoUserconfig(o, w) };
 
 export function demoUserconfig(o: MirrorLabOptions, witnessAddr: string): string {
   const rfs = o.syncdelta ? `\n    <rfs async="none" syncdelta="${o.syncdelta}"><replicated dir="/srv/demo/data"/></rfs>` : '';
@@ -53,21 +66,23 @@ export function nodesOf(lab: Lab): string[] {
   return lab.spec.hosts.filter((h) => h.role === 'node').map((h) => h.name);
 }
 
-/** Write cluster.xml, cluster.key and the demo module into every node's home (no daemon involved). */
+/** Write cluster.xml, cluster.key and the module (default the demo) into every node's home (no daemon involved). */
 export async function provisionMirror(lab: Lab, o: MirrorLabOptions): Promise<void> {
   const nodes = nodesOf(lab);
   const key = generateKey();
   const witness = lab.spec.hosts.find((h) => h.role === 'witness');
-  const xml = demoUserconfig(o, witness ? lab.addr(witness.name) : '198.51.100.254');
+  const labModule = o.module ?? DEMO_LAB_MODULE;
+  const xml = labModule.userconfig(o, witness ? lab.addr(witness.name) : '198.51.100.254');
+  const source = labModule.dir ?? path.join(repoRoot(), 'examples', labModule.name);
   for (const n of nodes) {
     const home = { root: lab.paths(n).home, runDir: lab.paths(n).run };
     await fs.mkdir(home.root, { recursive: true });
     await fs.writeFile(homePaths.clusterXml(home), clusterXml(lab, nodes));
     await writeKeyFile(homePaths.clusterKey(home), key, { force: true });
-    const mod = homePaths.moduleDir(home, DEMO_MODULE);
+    const mod = homePaths.moduleDir(home, labModule.name);
     await fs.rm(mod, { recursive: true, force: true });
-    await fs.cp(path.join(repoRoot(), 'examples', 'demo'), mod, { recursive: true });
-    await fs.writeFile(homePaths.userconfig(home, DEMO_MODULE), xml);
+    await fs.cp(source, mod, { recursive: true });
+    await fs.writeFile(homePaths.userconfig(home, labModule.name), xml);
   }
 }
 

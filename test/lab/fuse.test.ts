@@ -4,12 +4,14 @@
 // do the rest. Every operation is checked against the backing directory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../../src/platform/exec.js';
 import { mountPassthrough, type PassthroughMount, RecordingSink } from '../../src/replication/fuse/index.js';
-import type { AsyncChangeSink, Change } from '../../src/replication/fuse/sink.js';
+import { InitFlag } from '../../src/replication/fuse/protocol.js';
+import { type AsyncChangeSink, type Change, type ChangeSink, describeChange } from '../../src/replication/fuse/sink.js';
 
 const PREFIX = '/tmp/tandem-fuse-lab-';
 
@@ -34,6 +36,8 @@ interface LabOptions {
   over?: boolean;
   /** a test that deliberately leaves the mount busy/hung needs longer */
   timeoutMs?: number;
+  writebackCache?: boolean;
+  writeBehindBytes?: number;
 }
 
 async function withMount(fn: (l: Lab) => Promise<void>, o: LabOptions = {}): Promise<void> {
@@ -48,7 +52,11 @@ async function withMount(fn: (l: Lab) => Promise<void>, o: LabOptions = {}): Pro
   let m: PassthroughMount | null = null;
   try {
     if (o.over) await fsp.writeFile(path.join(backing, 'pre-existing'), 'was here before the mount');
-    m = await mountPassthrough({ backing, mountpoint: mnt, sink: o.sink ?? sink, sinkTimeoutMs: o.sinkTimeoutMs, log: (l) => logs.push(l) });
+    m = await mountPassthrough({
+      backing, mountpoint: mnt, sink: o.sink ?? sink, sinkTimeoutMs: o.sinkTimeoutMs, log: (l) => logs.push(l),
+      writebackCache: o.writebackCache, writeBehindBytes: o.writeBehindBytes,
+    });
+    assert.is((m.protocol.flags & InitFlag.WRITEBACK_CACHE) !== 0, o.writebackCache === true, 'writeback cache as asked');
     const lab: Lab = {
       base, backing, mnt, m, sink, logs,
       sh: (script) => run('sh', ['-c', `cd '${mnt}' && umask 022 && ${script}`], { reject: false, timeoutMs: 120_000 }),
@@ -104,7 +112,9 @@ async function rejects(p: Promise<unknown>, code: string): Promise<void> {
 const asNobody = (script: string) =>
   run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', script], { reject: false, timeoutMs: 60_000 });
 
-test('create, write, read, append, truncate through the mount match the backing dir', () => withMount(async (l) => {
+const MODES: { name: string; o: LabOptions }[] = [{ name: '', o: {} }, { name: ' [writeback cache]', o: { writebackCache: true } }];
+
+for (const { name, o } of MODES) test(`create, write, read, append, truncate through the mount match the backing dir${name}`, () => withMount(async (l) => {
   await fsp.writeFile(l.M('a.txt'), 'hello');
   assert.is(await fsp.readFile(l.B('a.txt'), 'utf8'), 'hello');
   await fsp.appendFile(l.M('a.txt'), ' world');
@@ -123,7 +133,7 @@ test('create, write, read, append, truncate through the mount match the backing 
   await fh.close();
   const s = await same(l, 'pos');
   assert.is(s.size, 10_000_003);
-}));
+}, o));
 
 test('O_APPEND from two handles interleaves at the real end of file', () => withMount(async (l) => {
   const a = await fsp.open(l.M('log'), 'a');
@@ -139,7 +149,7 @@ test('O_APPEND from two handles interleaves at the real end of file', () => with
   assert.equal(writes.map((w) => w.offset), [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]);
 }));
 
-test('rename: plain, over an existing file, of an open file; mv across directories', () => withMount(async (l) => {
+for (const { name, o } of MODES) test(`rename: plain, over an existing file, of an open file; mv across directories${name}`, () => withMount(async (l) => {
   await ok(l, 'echo one > one && echo two > two && mkdir d');
   const open = await fsp.open(l.M('one'), 'r+');
   await ok(l, 'mv one two');
@@ -159,7 +169,7 @@ test('rename: plain, over an existing file, of an open file; mv across directori
   assert.is(await fsp.readFile(l.M('e/three'), 'utf8'), 'new');
   const renames = l.sink.summary().filter((s) => s.startsWith('rename'));
   assert.equal(renames, ['rename one → two', 'rename two → d/three flags 1', 'rename d → e', 'rename replacement → e/three']);
-}));
+}, o));
 
 test('unlink of an open file: still readable and writable through the handle', () => withMount(async (l) => {
   await fsp.writeFile(l.M('tmp'), 'keep me');
@@ -386,11 +396,11 @@ test('mounted over its own backing directory: existing files visible, changes la
   assert.is(await fsp.readFile(path.join(l.backing, 'dir/new'), 'utf8'), 'through\n');
 }, { over: true }));
 
-test('concurrent writers from several processes', () => withMount(async (l) => {
+for (const { name, o } of MODES) test(`concurrent writers from several processes${name}`, () => withMount(async (l) => {
   await ok(l, 'for i in 1 2 3 4; do (head -c 2000000 /dev/urandom > f$i; cp f$i g$i) & done; wait; for i in 1 2 3 4; do cmp f$i g$i || exit 1; done');
   for (const i of [1, 2, 3, 4]) await same(l, `g${i}`);
   assert.ok(l.m.stats().writes > 0);
-}));
+}, o));
 
 test('unmount with a file still open falls back to a lazy unmount and an abort, leaving nothing mounted', () => withMount(async (l) => {
   const fh = await fsp.open(l.M('held'), 'w');
@@ -412,5 +422,228 @@ test('a sink that never answers: unmount releases the blocked writer and leaves 
     assert.equal(mountedUnder(l.base), []);
   }, { sink, timeoutMs: 60_000 });
 });
+
+// ── cache modes: what reaches the sink, and when ────────────────────────────────────────────────────────────────
+
+/**
+ * Applies the changes it sees to an in-memory copy of the tree, as a replica would, and keeps the content a file had
+ * in that copy at each onSync: what a failover right after that fsync returned would find.
+ */
+class ReplaySink implements ChangeSink {
+  readonly files = new Map<string, Buffer>();
+  readonly events: string[] = [];
+  readonly synced: { path: string; content: Buffer }[] = [];
+  onChange(c: Change): void {
+    this.events.push(describeChange(c));
+    const file = (p: string) => this.files.get(p) ?? Buffer.alloc(0);
+    switch (c.op) {
+      case 'create':
+        this.files.set(c.path, Buffer.alloc(0));
+        break;
+      case 'write': {
+        const b = file(c.path);
+        const end = c.offset + c.data.byteLength;
+        const out = Buffer.concat([b, Buffer.alloc(Math.max(0, end - b.length))]);
+        out.set(c.data, c.offset);
+        this.files.set(c.path, out);
+        break;
+      }
+      case 'truncate': {
+        const b = file(c.path);
+        this.files.set(c.path, c.size <= b.length ? Buffer.from(b.subarray(0, c.size)) : Buffer.concat([b, Buffer.alloc(c.size - b.length)]));
+        break;
+      }
+      case 'unlink':
+        this.files.delete(c.path);
+        break;
+      case 'rename': {
+        const b = this.files.get(c.from);
+        this.files.delete(c.from);
+        if (b) this.files.set(c.to, b);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  onSync(path: string, datasync: boolean): void {
+    this.events.push(describeChange({ op: 'sync', path, datasync }));
+    this.synced.push({ path, content: Buffer.from(this.files.get(path) ?? Buffer.alloc(0)) });
+  }
+  /** the content the replica has for `path` at its last onSync */
+  lastSynced(path: string): Buffer | undefined {
+    return this.synced.filter((s) => s.path === path).pop()?.content;
+  }
+}
+
+/** a local model of a file: the bytes the application has written, for comparison */
+function put(model: Buffer, data: Buffer, offset: number): Buffer {
+  const out = Buffer.concat([model, Buffer.alloc(Math.max(0, offset + data.length - model.length))]);
+  data.copy(out, offset);
+  return out;
+}
+
+for (const { name, o } of MODES) {
+  test(`every byte written before fsync/fdatasync reaches the sink before its onSync, also after ftruncate${name}`, () => {
+    const replay = new ReplaySink();
+    return withMount(async (l) => {
+      const fh = await fsp.open(l.M('db'), 'w+');
+      let model: Buffer = Buffer.alloc(0);
+      const w = async (data: Buffer, at: number) => {
+        await fh.write(data, 0, data.length, at);
+        model = put(model, data, at);
+      };
+      await w(crypto.randomBytes(1 << 20), 0);
+      await w(crypto.randomBytes(100), 5000);
+      await w(Buffer.from('xyz'), 4094); // across a page boundary
+      await w(crypto.randomBytes(10), (3 << 20) - 10);
+      await fh.sync();
+      assert.ok(replay.lastSynced('db')!.equals(model), 'the replica has every byte at the fsync');
+      await w(crypto.randomBytes(20000), 7000);
+      await fh.truncate(9000); // over dirty pages
+      model = model.subarray(0, 9000);
+      await w(Buffer.from('after truncate'), 12000);
+      await fh.datasync();
+      assert.ok(replay.lastSynced('db')!.equals(model), 'the replica has every byte at the fdatasync');
+      assert.is(replay.events.filter((e) => e === 'fsync db').length, 1);
+      assert.is(replay.events.filter((e) => e === 'fdatasync db').length, 1);
+      await fh.close();
+      assert.ok((await fsp.readFile(l.B('db'))).equals(model), 'backing store');
+      assert.ok(replay.files.get('db')!.equals(model), 'replica after close');
+    }, { ...o, sink: replay });
+  });
+
+  test(`O_SYNC and O_DSYNC writes each reach the sink, then onSync, before they return${name}`, () => {
+    const replay = new ReplaySink();
+    return withMount(async (l) => {
+      await ok(l, 'head -c 12288 /dev/urandom > src && dd if=src of=osync bs=4096 count=3 oflag=sync status=none && dd if=src of=odsync bs=4096 count=3 oflag=dsync status=none');
+      const src = await fsp.readFile(l.B('src'));
+      for (const [f, sync] of [['osync', 'fsync'], ['odsync', 'fdatasync']] as const) {
+        const syncs = replay.synced.filter((s) => s.path === f);
+        assert.is(syncs.length, 3, `${f}: one ${sync} per write (${replay.events.filter((e) => e.includes(f)).join(', ')})`);
+        syncs.forEach((s, i) => assert.ok(s.content.equals(src.subarray(0, 4096 * (i + 1))), `${f}: ${i + 1} blocks at sync ${i + 1}`));
+        const syncEvents = replay.events.filter((e) => e === `fsync ${f}` || e === `fdatasync ${f}`);
+        assert.equal(syncEvents, [`${sync} ${f}`, `${sync} ${f}`, `${sync} ${f}`]);
+      }
+    }, { ...o, sink: replay });
+  });
+
+  test(`stores through a shared mmap reach the sink by fsync, and by munmap + close${name}`, async () => {
+    if ((await run('sh', ['-c', 'command -v python3'], { reject: false })).code !== 0) return;
+    const replay = new ReplaySink();
+    return withMount(async (l) => {
+      const py = [
+        'import mmap, os, sys',
+        'fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)',
+        'os.ftruncate(fd, 3 * 4096)',
+        'm = mmap.mmap(fd, 3 * 4096)',
+        "m[0:5] = b'hello'; m[8202:8207] = b'world'",
+        'os.fsync(fd)',
+        "m[100:103] = b'abc'",
+        'm.close(); os.close(fd)',
+      ].join('\n');
+      const r = await run('python3', ['-c', py, l.M('mapped')], { reject: false });
+      assert.is(r.code, 0, r.stderr);
+      const atSync = Buffer.alloc(3 * 4096);
+      atSync.write('hello', 0);
+      atSync.write('world', 8202);
+      assert.ok(replay.lastSynced('mapped')!.equals(atSync), 'mmap stores before the fsync are in the replica at the fsync');
+      const final = Buffer.from(atSync);
+      final.write('abc', 100);
+      assert.ok((await fsp.readFile(l.B('mapped'))).equals(final));
+      assert.ok(replay.files.get('mapped')!.equals(final), 'the store after the fsync reached the replica by the close');
+    }, { ...o, sink: replay });
+  });
+
+  test(`an open file written, unlinked, then written again: nothing reported after the unlink${name}`, () => {
+    const replay = new ReplaySink();
+    return withMount(async (l) => {
+      const fh = await fsp.open(l.M('tmp'), 'w+');
+      await fh.write('before');
+      await fsp.unlink(l.M('tmp'));
+      await fh.write(' after', 6);
+      const buf = Buffer.alloc(12);
+      await fh.read(buf, 0, 12, 0);
+      assert.is(buf.toString(), 'before after');
+      await fh.sync();
+      await fh.close();
+      assert.not.ok(fs.existsSync(l.B('tmp')));
+      assert.not.ok(replay.files.has('tmp'));
+      const i = replay.events.indexOf('unlink tmp');
+      assert.ok(i >= 0);
+      assert.equal(replay.events.slice(i + 1), [], 'no change to the orphan reported');
+    }, { ...o, sink: replay });
+  });
+}
+
+test('writeback cache: write(2) returns before the sink sees the data; fsync waits for the sink', () => {
+  let writes = 0;
+  const sink: AsyncChangeSink = {
+    async onChange(c) {
+      if (c.op === 'write') {
+        await new Promise((r) => setTimeout(r, 300));
+        writes++;
+      }
+    },
+    onSync() {},
+  };
+  return withMount(async (l) => {
+    const fh = await fsp.open(l.M('cached'), 'w');
+    const t0 = Date.now();
+    await fh.write(Buffer.alloc(64 * 1024, 1));
+    const t1 = Date.now();
+    assert.ok(t1 - t0 < 250, `the write was cached (${t1 - t0} ms)`);
+    await fh.sync();
+    assert.ok(Date.now() - t1 >= 290, 'fsync waited for the sink');
+    assert.ok(writes >= 1);
+    await fh.close();
+  }, { sink, writebackCache: true });
+});
+
+test('writeback cache: O_APPEND from two handles; the kernel picks the offsets and the server honours them', () => {
+  const replay = new ReplaySink();
+  return withMount(async (l) => {
+    await fsp.writeFile(l.M('log'), 'start\n');
+    const a = await fsp.open(l.M('log'), 'a');
+    const b = await fsp.open(l.M('log'), 'a');
+    for (let i = 0; i < 5; i++) {
+      await a.write(`a${i}\n`);
+      await b.write(`b${i}\n`);
+    }
+    assert.is((await a.stat()).size, 36, 'the kernel knows the size before any writeback');
+    await a.close();
+    await b.close();
+    const want = 'start\na0\nb0\na1\nb1\na2\nb2\na3\nb3\na4\nb4\n';
+    assert.is(await fsp.readFile(l.B('log'), 'utf8'), want);
+    assert.is(replay.files.get('log')!.toString(), want);
+    await ok(l, 'echo tail >> log');
+    assert.is(await fsp.readFile(l.B('log'), 'utf8'), `${want}tail\n`);
+  }, { sink: replay, writebackCache: true });
+});
+
+test('writeback cache: partial pages written through a write-only handle; size and mtime agree with the backing store', () => withMount(async (l) => {
+  const original = crypto.randomBytes(10_000);
+  await fsp.writeFile(l.B('f'), original);
+  const fh = await fsp.open(l.M('f'), fs.constants.O_WRONLY);
+  await fh.write('abc', 0, 'utf8');
+  await fh.write('tail', 12_000, 'utf8');
+  assert.is((await fsp.stat(l.M('f'))).size, 12_004, 'the mount shows the kernel size while it caches');
+  await fh.close();
+  const want = Buffer.concat([original, Buffer.alloc(2000), Buffer.from('tail')]);
+  want.write('abc', 0);
+  assert.ok((await fsp.readFile(l.B('f'))).equals(want), 'the kernel read the partial pages through the write-only handle');
+  await same(l, 'f');
+  await ok(l, "touch -d '2001-02-03 04:05:06.123456789' f");
+  const st = await same(l, 'f');
+  assert.is(st.mtimeMs, Date.UTC(2001, 1, 3, 4, 5, 6) + 123.456, 'truncated to the microsecond everywhere');
+  assert.ok(l.sink.summary().some((e) => e.startsWith('utimens f omit ')), `the kernel's mtime reaches the sink: ${l.sink.summary().join(', ')}`);
+}, { writebackCache: true }));
+
+test('write-behind: a large write hands the file to the helper thread every writeBehindBytes; data intact', () => withMount(async (l) => {
+  await ok(l, 'head -c 25165824 /dev/urandom > big && sync big');
+  const s = l.m.stats();
+  assert.ok(s.writeBehinds >= 5 && s.writeBehinds <= 6, `write-behind requests: ${s.writeBehinds}`);
+  await same(l, 'big');
+}, { writeBehindBytes: 4 << 20 }));
 
 test.run();

@@ -19,8 +19,10 @@ export const Stat = {
   inodes: 7,
   openFiles: 8,
   openDirs: 9,
+  /** write-behind requests handed to the helper thread */
+  writeBehinds: 10,
 } as const;
-export const STAT_SLOTS = 10;
+export const STAT_SLOTS = 11;
 
 export interface DispatcherOptions {
   init: InitOptions;
@@ -79,6 +81,7 @@ export class Dispatcher {
     const len = InitOut.encode(out, OutHeader.size, d.out);
     if (d.kind === 'reply') {
       this.initialized = true;
+      this.fs.negotiated(d.out.flags);
       this.o.onInit?.(d.out, kin);
     }
     return writeOutHeader(out, unique, 0, len);

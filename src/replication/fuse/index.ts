@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { UserError } from '../../errors.js';
 import { abortFuseConnection, findMount, isFuseMounted, mountFuse, openFuseDevice, unmountFuse } from './mount.js';
-import { DEFAULT_INIT_FLAGS } from './protocol.js';
+import { DEFAULT_INIT_FLAGS, InitFlag } from './protocol.js';
 import { FuseServer, type FuseReady, type FuseStats } from './server.js';
 import type { AsyncChangeSink } from './sink.js';
 
@@ -15,6 +15,10 @@ export type { FuseStats } from './server.js';
  * Contract:
  * - Resolves once the kernel's INIT is answered: from then on every operation on the mount is applied to the backing
  *   directory, and every successful change is shown to `sink` before the application's system call returns.
+ *   With `writebackCache` a write(2) (or a store through a shared mmap) returns once the kernel has cached it: its
+ *   bytes reach the sink when the kernel writes the pages back, at the latest before an fsync/fdatasync/close (or a
+ *   munmap of the last mapping) of that file returns, and always before the onSync of that fsync. Other changes
+ *   still reach the sink before their system call returns.
  * - `mountpoint` may be `backing` itself (mounted over it): the server reaches the backing store through a directory
  *   fd opened before the mount.
  * - The calling process must never do synchronous I/O on the mount (the server runs in one of its threads); async
@@ -32,6 +36,17 @@ export interface MountPassthroughOptions {
   log?: (line: string) => void;
   /** bytes per WRITE request, a multiple of 4096 between 128 KiB and 1 MiB; default 1 MiB */
   maxWrite?: number;
+  /** ask for FUSE_WRITEBACK_CACHE (see the contract above and protocol.ts); default false */
+  writebackCache?: boolean;
+  /** INIT max_background / congestion_threshold; default 0 = the kernel's (12 / 9) */
+  maxBackground?: number;
+  congestionThreshold?: number;
+  /**
+   * fdatasync a backing file in a helper thread each time this many bytes were written to it through one handle
+   * since its last fsync (write-behind.ts), so a later fsync finds most of it on disk; 0 = never. Default
+   * DEFAULT_WRITE_BEHIND_BYTES.
+   */
+  writeBehindBytes?: number;
   /** kernel cache timeouts, seconds; default 1 */
   entryTimeout?: number;
   attrTimeout?: number;
@@ -46,6 +61,9 @@ export interface PassthroughMount {
   unmount(): Promise<void>;
   stats(): FuseStats;
 }
+
+/** 8 MiB: the bench's 256 MiB write + fsync gains most from 4–32 MiB; files written in smaller amounts between fsyncs never trigger it. */
+export const DEFAULT_WRITE_BEHIND_BYTES = 8 << 20;
 
 export async function mountPassthrough(o: MountPassthroughOptions): Promise<PassthroughMount> {
   const log = o.log ?? (() => {});
@@ -74,7 +92,9 @@ export async function mountPassthrough(o: MountPassthroughOptions): Promise<Pass
   }
   const connection = findMount(mountpoint)?.connection ?? -1;
   const server = new FuseServer({
-    fd, dirfd, maxWrite, initFlags: DEFAULT_INIT_FLAGS, sink: o.sink, sinkTimeoutMs: o.sinkTimeoutMs,
+    fd, dirfd, maxWrite, initFlags: DEFAULT_INIT_FLAGS | (o.writebackCache ? InitFlag.WRITEBACK_CACHE : 0),
+    maxBackground: o.maxBackground, congestionThreshold: o.congestionThreshold, sink: o.sink, sinkTimeoutMs: o.sinkTimeoutMs,
+    writeBehindBytes: o.writeBehindBytes ?? DEFAULT_WRITE_BEHIND_BYTES,
     entryTimeout: o.entryTimeout, attrTimeout: o.attrTimeout, log,
   });
 

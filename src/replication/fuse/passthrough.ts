@@ -6,7 +6,7 @@ import { type Inode, InodeTable } from './inodes.js';
 import {
   type Attr, type AttrOut, type EntryOut, type Kstatfs, type SetattrIn,
   direntplusSize, dtype, encodeDirent, encodeDirentplus,
-  FATTR, FUSE_WRITE_CACHE, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE,
+  FATTR, FUSE_WRITE_CACHE, InitFlag, RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE,
 } from './protocol.js';
 import type { Change, ChangeSink, Timespec } from './sink.js';
 
@@ -29,6 +29,13 @@ import type { Change, ChangeSink, Timespec } from './sink.js';
  *   has the same flag); the kernel then sends FSYNC (fdatasync for O_DSYNC) before the write returns to the
  *   application (generic_write_sync in fuse_cache_write_iter), and that FSYNC reaches onSync, so each such write is
  *   followed by exactly one onSync (asserted by the lab test).
+ * - Writeback cache (`negotiated` with FUSE_WRITEBACK_CACHE): the kernel owns size, mtime and O_APPEND, so every
+ *   WRITE goes at the offset it carries; write-only opens get an O_RDWR backing fd, because the kernel READs a
+ *   partially written page through whatever handle wrote it; the kernel's mtime/ctime arrive as a SETATTR (ctime
+ *   cannot be set and is ignored). Attributes we reply for regular files keep the backing store's size and times;
+ *   the kernel ignores those while it caches the file.
+ * - Write-behind (`writeBehind`): after every `bytes` written through one handle the backing fd is handed to a
+ *   helper thread that fdatasyncs it, so its disk writeback overlaps with the rest of the write.
  * - rename: flags 0 and RENAME_NOREPLACE (checked then renamed; atomic for everything that goes through this
  *   mount because one worker serializes all requests). RENAME_EXCHANGE and RENAME_WHITEOUT are refused with EINVAL:
  *   Node has no renameat2, and a three-step exchange would not be atomic.
@@ -68,11 +75,28 @@ export interface PassthroughOptions {
   log: (msg: string) => void;
   /** clock for UTIME_NOW (ns since the epoch) */
   nowNs?: () => bigint;
+  /** write-behind (write-behind.ts); absent: none */
+  writeBehind?: WriteBehindHook | null;
+}
+
+/**
+ * How the passthrough drives write-behind: `request(fd)` each time `bytes` more have been written through one handle
+ * since it was last synced (must not block); `cancel(fd)` before that backing fd is closed (may wait for an
+ * fdatasync of it under way); `failed(fd)` after each successful fsync of it: true when a write-behind fdatasync of
+ * it failed since, and the fsync then fails with EIO instead of reaching onSync.
+ */
+export interface WriteBehindHook {
+  bytes: number;
+  request(fd: number): void;
+  cancel(fd: number): void;
+  failed(fd: number): boolean;
 }
 
 interface FileHandle {
   fd: number;
   node: Inode;
+  /** bytes written since the last fsync or write-behind request */
+  unsynced: number;
 }
 
 interface DirEntry {
@@ -93,6 +117,7 @@ const S_IFIFO = 0o010000;
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_ISGID = 0o2000;
+const O_ACCMODE = 3;
 
 /** Open flags passed to the backing open. O_APPEND is handled by write(); O_DIRECT would need aligned buffers. */
 const PASS_FLAGS = C.O_RDONLY | C.O_WRONLY | C.O_RDWR | C.O_TRUNC | C.O_DSYNC | C.O_SYNC | C.O_NOATIME | C.O_NOFOLLOW;
@@ -126,12 +151,23 @@ export class Passthrough {
   private nextFh = 1;
   private warnedNames = false;
   private readonly nowNs: () => bigint;
+  /** FUSE_WRITEBACK_CACHE was agreed at INIT (see `negotiated`) */
+  private writeback = false;
 
   constructor(private readonly o: PassthroughOptions) {
     const st = fs.statSync(o.root, { bigint: true });
     if (!st.isDirectory()) throw new FsError(E.ENOTDIR, `${o.root} is not a directory`);
     this.table = new InodeTable(Number(st.ino));
     this.nowNs = o.nowNs ?? (() => BigInt(Date.now()) * 1_000_000n);
+  }
+
+  /** INIT was answered with `flags`: adapt to the cache mode the kernel agreed to. */
+  negotiated(flags: number): void {
+    this.writeback = (flags & InitFlag.WRITEBACK_CACHE) !== 0;
+  }
+
+  get writebackCache(): boolean {
+    return this.writeback;
   }
 
   get openFiles(): number {
@@ -190,15 +226,14 @@ export class Passthrough {
       this.emit(rel, { op: 'truncate', path: rel!, size: a.size });
     }
     if (a.valid & (FATTR.ATIME | FATTR.MTIME)) {
-      const now = timespec(this.nowNs());
+      const now = toMicros(timespec(this.nowNs()));
       const atime: Timespec | null = a.valid & FATTR.ATIME_NOW ? now : a.valid & FATTR.ATIME ? { sec: a.atime, nsec: a.atimensec } : null;
       const mtime: Timespec | null = a.valid & FATTR.MTIME_NOW ? now : a.valid & FATTR.MTIME ? { sec: a.mtime, nsec: a.mtimensec } : null;
       const cur = atime && mtime ? null : this.statNode(node, fd);
       const at = atime ?? timespec(cur!.atimeNs);
       const mt = mtime ?? timespec(cur!.mtimeNs);
-      const secs = (t: Timespec) => t.sec + t.nsec / 1e9;
-      if (viaFd) fs.futimesSync(fd!, secs(at), secs(mt));
-      else fs.lutimesSync(bp!, secs(at), secs(mt));
+      if (viaFd) fs.futimesSync(fd!, utimesArg(at), utimesArg(mt));
+      else fs.lutimesSync(bp!, utimesArg(at), utimesArg(mt));
       this.emit(rel, { op: 'utimens', path: rel!, atime, mtime });
     }
     return this.attrOut(this.statNode(node, fd));
@@ -309,10 +344,10 @@ export class Passthrough {
     const node = this.node(nodeid);
     const rel = this.table.pathOf(node);
     let fd: number;
-    if (rel !== null) fd = fs.openSync(this.bp(rel), flags & PASS_FLAGS);
+    if (rel !== null) fd = fs.openSync(this.bp(rel), this.backingFlags(flags));
     else {
       const any = this.anyFd(node);
-      fd = fs.openSync(`/proc/self/fd/${any}`, flags & PASS_FLAGS);
+      fd = fs.openSync(`/proc/self/fd/${any}`, this.backingFlags(flags));
     }
     try {
       if (flags & C.O_TRUNC) this.emit(rel, { op: 'truncate', path: rel!, size: 0 });
@@ -332,10 +367,10 @@ export class Passthrough {
     let created = true;
     let fd: number;
     try {
-      fd = fs.openSync(bp, (flags & PASS_FLAGS) | C.O_CREAT | C.O_EXCL, perm);
+      fd = fs.openSync(bp, this.backingFlags(flags) | C.O_CREAT | C.O_EXCL, perm);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || flags & C.O_EXCL) throw err;
-      fd = fs.openSync(bp, flags & PASS_FLAGS); // it appeared since the kernel's lookup: a plain open
+      fd = fs.openSync(bp, this.backingFlags(flags)); // it appeared since the kernel's lookup: a plain open
       created = false;
     }
     try {
@@ -363,7 +398,7 @@ export class Passthrough {
   /** `flags` is the file's current f_flags (fuse_write_in.flags). Returns the byte count written. */
   write(fh: number, offset: number, data: Buffer, writeFlags: number, flags: number): number {
     const h = this.file(fh);
-    const pos = flags & C.O_APPEND && !(writeFlags & FUSE_WRITE_CACHE) ? fs.fstatSync(h.fd).size : offset;
+    const pos = !this.writeback && flags & C.O_APPEND && !(writeFlags & FUSE_WRITE_CACHE) ? fs.fstatSync(h.fd).size : offset;
     let done = 0;
     while (done < data.length) {
       const n = fs.writeSync(h.fd, data, done, data.length - done, pos + done);
@@ -373,6 +408,11 @@ export class Passthrough {
     if (this.o.sink) {
       const rel = this.table.pathOf(h.node);
       this.emit(rel, { op: 'write', path: rel!, offset: pos, data: data.subarray(0, done) });
+    }
+    const wb = this.o.writeBehind;
+    if (wb && (h.unsynced += done) >= wb.bytes) {
+      h.unsynced = 0;
+      wb.request(h.fd);
     }
     return done;
   }
@@ -386,6 +426,7 @@ export class Passthrough {
     if (!h) return;
     this.files.delete(fh);
     try {
+      this.o.writeBehind?.cancel(h.fd);
       fs.closeSync(h.fd);
     } finally {
       this.table.removeFd(h.node, h.fd);
@@ -396,6 +437,8 @@ export class Passthrough {
     const h = this.file(fh);
     if (datasync) fs.fdatasyncSync(h.fd);
     else fs.fsyncSync(h.fd);
+    h.unsynced = 0;
+    if (this.o.writeBehind?.failed(h.fd)) throw new FsError(E.EIO, 'an earlier write-behind fdatasync failed');
     const rel = this.table.pathOf(h.node);
     if (rel !== null) this.sync(rel, datasync);
   }
@@ -508,6 +551,12 @@ export class Passthrough {
     return rel === '' ? `${this.o.root}/.` : `${this.o.root}/${rel}`;
   }
 
+  /** The flags for the backing open(2). Under writeback caching the kernel may READ through a write-only handle. */
+  private backingFlags(flags: number): number {
+    const f = flags & PASS_FLAGS;
+    return this.writeback && (f & O_ACCMODE) === C.O_WRONLY ? (f & ~O_ACCMODE) | C.O_RDWR : f;
+  }
+
   private node(nodeid: number): Inode {
     const n = this.table.get(nodeid);
     if (!n) throw new FsError(E.ESTALE, `unknown nodeid ${nodeid}`);
@@ -541,7 +590,7 @@ export class Passthrough {
 
   private addFile(node: Inode, fd: number): number {
     const fh = this.nextFh++;
-    this.files.set(fh, { fd, node });
+    this.files.set(fh, { fd, node, unsynced: 0 });
     this.table.addFd(node, fd);
     return fh;
   }
@@ -621,6 +670,20 @@ export class Passthrough {
       throw new FsError(E.EIO, 'change sink failed');
     }
   }
+}
+
+/** UTIME_NOW at the precision the backing store gets (protocol.ts TIME_GRAN). */
+function toMicros(t: Timespec): Timespec {
+  return { sec: t.sec, nsec: t.nsec - (t.nsec % 1000) };
+}
+
+/**
+ * The number to give Node's (l|f)utimes so the backing store gets exactly t's microsecond: libuv converts the double
+ * back to a timespec and truncates to whole microseconds, and a double near 2e9 s carries about 0.24 µs of rounding
+ * error, so aim at the middle of the microsecond.
+ */
+export function utimesArg(t: Timespec): number {
+  return t.sec + (Math.floor(t.nsec / 1000) + 0.5) / 1e6;
 }
 
 function split(seconds: number): [number, number] {

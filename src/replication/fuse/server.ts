@@ -6,6 +6,8 @@ import type { AsyncChangeSink } from './sink.js';
 import { noopSink } from './sink.js';
 import { serveSink } from './sink-bridge.js';
 import type { WorkerConfig, WorkerMessage } from './worker.js';
+import { stopWriteBehind, writeBehindGone, writeBehindQueue } from './write-behind.js';
+import type { WriteBehindWorkerData } from './write-behind-worker.js';
 
 /**
  * Main-thread control of the FUSE worker: starts it on an already mounted /dev/fuse fd, relays its log lines,
@@ -18,12 +20,16 @@ import type { WorkerConfig, WorkerMessage } from './worker.js';
  *   worker stops by itself when the mount goes away; `release()` frees a worker blocked in a sink or host call
  *   (that call then fails with EIO), and `terminate()` is the last resort.
  * - The main thread must never do synchronous I/O on the mount (the worker could be waiting for it).
+ * - With `writeBehindBytes`, a second thread (write-behind-worker.ts) fdatasyncs the backing files the worker hands
+ *   it; it is asked to stop when the worker exits, and `terminate()` ends it too.
  */
 export interface FuseServerOptions {
   fd: number;
   dirfd: number;
   maxWrite: number;
   initFlags: number;
+  maxBackground?: number;
+  congestionThreshold?: number;
   /** kernel cache timeouts in seconds (default 1) */
   entryTimeout?: number;
   attrTimeout?: number;
@@ -31,6 +37,8 @@ export interface FuseServerOptions {
   sink?: AsyncChangeSink;
   /** give up waiting for the sink after this long and fail the operation with EIO; 0 = wait forever */
   sinkTimeoutMs?: number;
+  /** write-behind threshold in bytes (write-behind.ts); 0 or absent: none */
+  writeBehindBytes?: number;
   log: (msg: string) => void;
 }
 
@@ -53,12 +61,14 @@ export interface FuseStats {
   inodes: number;
   openFiles: number;
   openDirs: number;
+  writeBehinds: number;
 }
 
 export class FuseServer {
   readonly ready: Promise<FuseReady>;
   readonly stopped: Promise<string>;
   private readonly worker: Worker;
+  private readonly flusher: Worker | null = null;
   private readonly channels: BlockingServer[] = [];
   private readonly counters: Float64Array;
   private exited = false;
@@ -76,13 +86,24 @@ export class FuseServer {
       dirfd: o.dirfd,
       maxWrite: o.maxWrite,
       initFlags: o.initFlags,
+      maxBackground: o.maxBackground ?? 0,
+      congestionThreshold: o.congestionThreshold ?? 0,
       entryTimeout: o.entryTimeout ?? 1,
       attrTimeout: o.attrTimeout ?? 1,
       sink: sink?.workerEnd ?? null,
       sinkTimeoutMs: o.sinkTimeoutMs ?? 0,
       host: host.workerEnd,
       stats: statsSab,
+      writeBehind: null,
     };
+    const wbQueue = o.writeBehindBytes ? writeBehindQueue() : null;
+    if (wbQueue) {
+      cfg.writeBehind = { queue: wbQueue, bytes: o.writeBehindBytes! };
+      const workerData: WriteBehindWorkerData = { tandemWriteBehind: wbQueue };
+      this.flusher = new Worker(new URL('./write-behind-worker.js', import.meta.url), { workerData });
+      this.flusher.on('error', (err) => o.log(`write-behind thread failed: ${err.message}`));
+      this.flusher.on('exit', () => writeBehindGone(wbQueue));
+    }
     this.worker = new Worker(new URL('./worker.js', import.meta.url), {
       workerData: cfg,
       transferList: [...(sink ? [sink.workerEnd.port] : []), host.workerEnd.port],
@@ -101,6 +122,7 @@ export class FuseServer {
       this.worker.on('error', (err) => { reason = `worker error: ${err.stack ?? err.message}`; });
       this.worker.on('exit', () => {
         this.exited = true;
+        if (wbQueue) stopWriteBehind(wbQueue);
         this.release();
         readyReject(new Error(`FUSE worker stopped before INIT: ${reason}`));
         resolve(reason);
@@ -118,6 +140,7 @@ export class FuseServer {
       requests: c[Stat.requests]!, errors: c[Stat.errors]!, reads: c[Stat.reads]!, writes: c[Stat.writes]!,
       bytesRead: c[Stat.bytesRead]!, bytesWritten: c[Stat.bytesWritten]!, fsyncs: c[Stat.fsyncs]!,
       inodes: c[Stat.inodes]!, openFiles: c[Stat.openFiles]!, openDirs: c[Stat.openDirs]!,
+      writeBehinds: c[Stat.writeBehinds]!,
     };
   }
 
@@ -127,6 +150,7 @@ export class FuseServer {
   }
 
   async terminate(): Promise<void> {
+    await this.flusher?.terminate();
     await this.worker.terminate();
   }
 }

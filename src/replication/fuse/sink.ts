@@ -8,6 +8,13 @@
  *
  * Changes to a file that is no longer reachable by any path (unlinked or replaced while open) are not reported: the
  * replica already removed it, and nothing written to it can ever be seen through a path again.
+ *
+ * With the kernel's writeback cache (mountPassthrough `writebackCache`), "before the reply" still holds, but a
+ * WRITE is the kernel writing back cached pages, not the application's write(2): it comes later, in page-sized
+ * pieces merged or split at the kernel's choice, possibly after a rename (then under the new path) or an ftruncate
+ * of the same file, and the kernel's mtime/ctime follow as a `utimens`. The kernel writes back and waits for every
+ * dirty page of a file before it sends the FSYNC, so every byte written before an fsync reaches onChange before the
+ * onSync of that fsync.
  */
 
 /** Seconds and nanoseconds since the epoch (a struct timespec). */

@@ -6,7 +6,7 @@ import fs, { constants as C } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Dispatcher } from '../../../src/replication/fuse/dispatch.js';
-import { Passthrough } from '../../../src/replication/fuse/passthrough.js';
+import { Passthrough, utimesArg } from '../../../src/replication/fuse/passthrough.js';
 import * as P from '../../../src/replication/fuse/protocol.js';
 import type { Change, ChangeSink } from '../../../src/replication/fuse/sink.js';
 import { RecordingSink } from '../../../src/replication/fuse/sink.js';
@@ -30,7 +30,12 @@ class FakeKernel {
   sinkFails = false;
   now = 1_800_000_000_123_456_789n;
 
-  constructor() {
+  readonly writeBehinds: number[] = [];
+  readonly writeBehindCancels: number[] = [];
+  /** fds whose (pretend) write-behind fdatasync failed */
+  readonly writeBehindFailed = new Set<number>();
+
+  constructor(o: { writebackCache?: boolean; writeBehindBytes?: number } = {}) {
     this.backing = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-fuse-unit-'));
     const sink: ChangeSink = {
       onChange: (c: Change) => {
@@ -42,8 +47,15 @@ class FakeKernel {
     this.fs = new Passthrough({
       root: this.backing, hostRoot: this.backing, hostFd: (fd) => `/proc/self/fd/${fd}`,
       sink, host: null, entryTimeout: 1, attrTimeout: 1.5, log: (m) => this.logs.push(m), nowNs: () => this.now,
+      writeBehind: o.writeBehindBytes ? {
+        bytes: o.writeBehindBytes,
+        request: (fd) => void this.writeBehinds.push(fd),
+        cancel: (fd) => void this.writeBehindCancels.push(fd),
+        failed: (fd) => this.writeBehindFailed.delete(fd),
+      } : null,
     });
-    this.d = new Dispatcher(this.fs, { init: { maxWrite: 1 << 20, wantFlags: P.DEFAULT_INIT_FLAGS }, log: (m) => this.logs.push(m) });
+    const wantFlags = P.DEFAULT_INIT_FLAGS | (o.writebackCache ? P.InitFlag.WRITEBACK_CACHE : 0);
+    this.d = new Dispatcher(this.fs, { init: { maxWrite: 1 << 20, wantFlags }, log: (m) => this.logs.push(m) });
   }
 
   call(opcode: number, nodeid: number, body?: { struct: P.Struct<any>; value: unknown }, tail?: Buffer | string[], who = { uid: 0, gid: 0 }): Reply {
@@ -76,8 +88,8 @@ class FakeKernel {
   open(nodeid: number, flags: number): number {
     return P.OpenOut.decode(this.ok(P.Op.OPEN, nodeid, { struct: P.OpenIn, value: { flags, openFlags: 0 } })).fh;
   }
-  write(nodeid: number, fh: number, offset: number, data: string, flags = C.O_WRONLY): number {
-    const r = this.call(P.Op.WRITE, nodeid, { struct: P.WriteIn, value: { fh, offset, size: Buffer.byteLength(data), writeFlags: 0, lockOwner: 0, flags } }, Buffer.from(data));
+  write(nodeid: number, fh: number, offset: number, data: string, flags = C.O_WRONLY, writeFlags = 0): number {
+    const r = this.call(P.Op.WRITE, nodeid, { struct: P.WriteIn, value: { fh, offset, size: Buffer.byteLength(data), writeFlags, lockOwner: 0, flags } }, Buffer.from(data));
     if (r.error) return -r.error;
     return P.WriteOut.decode(r.body).size;
   }
@@ -109,9 +121,9 @@ class FakeKernel {
   }
 }
 
-function withKernel(fn: (k: FakeKernel) => void): () => void {
+function withKernel(fn: (k: FakeKernel) => void, o: ConstructorParameters<typeof FakeKernel>[0] = {}): () => void {
   return () => {
-    const k = new FakeKernel();
+    const k = new FakeKernel(o);
     try {
       k.init();
       fn(k);
@@ -327,7 +339,7 @@ test('setattr: chown, chmod, truncate, times (incl. UTIME_NOW and omitted sides)
   assert.is(Math.floor(fs.statSync(k.b('f')).atimeMs / 1000), 1_800_000_000, 'UTIME_NOW uses the server clock');
   assert.equal(k.sink.summary(), [
     'chown f 65534:-1', 'chmod f 640', 'truncate f 4', 'utimens f omit 1600000000.250000000',
-    'utimens f 1800000000.123456789 omit',
+    'utimens f 1800000000.123456000 omit', // UTIME_NOW at the microsecond the backing store keeps
   ]);
 }));
 
@@ -404,5 +416,68 @@ test('statfs, access, and names that are not UTF-8', withKernel((k) => {
   assert.is(access(1, 0), E.EACCES, 'root needs an x bit to execute');
   assert.is(k.call(P.Op.LOOKUP, 1, undefined, Buffer.from([0xff, 0xfe, 0])).error, E.EILSEQ);
 }));
+
+test('writeback cache: write-only opens can serve the kernel\'s partial-page READs; O_APPEND writes go at the kernel\'s offset', withKernel((k) => {
+  assert.ok(k.fs.writebackCache, 'negotiated');
+  fs.writeFileSync(k.b('f'), '0123456789');
+  const { nodeid } = k.lookup(1, 'f');
+  const fh = k.open(nodeid, C.O_WRONLY);
+  assert.is(k.read(nodeid, fh, 0, 4096), '0123456789', 'the backing fd is O_RDWR');
+  const created = k.create(1, 'g', 0o644, C.O_WRONLY | C.O_CREAT);
+  k.write(created.nodeid, created.fh, 0, 'abc', C.O_WRONLY, P.FUSE_WRITE_CACHE);
+  assert.is(k.read(created.nodeid, created.fh, 0, 10), 'abc');
+  const app = k.open(nodeid, C.O_WRONLY | C.O_APPEND);
+  assert.is(k.write(nodeid, app, 4, 'XY', C.O_WRONLY | C.O_APPEND), 2, 'a direct write at the offset the kernel chose');
+  assert.is(k.write(nodeid, app, 10, 'end', C.O_WRONLY | C.O_APPEND, P.FUSE_WRITE_CACHE), 3);
+  assert.is(fs.readFileSync(k.b('f'), 'utf8'), '0123XY6789end');
+  assert.equal(k.sink.summary().filter((e) => e.startsWith('write f')), ['write f @4 +2', 'write f @10 +3']);
+  assert.not.ok(fs.readFileSync(k.b('f'), 'utf8').includes('\0'));
+}, { writebackCache: true }));
+
+test('write-through: a write-only open cannot be read; O_APPEND still goes at the real end of file', withKernel((k) => {
+  assert.not.ok(k.fs.writebackCache);
+  fs.writeFileSync(k.b('f'), '0123456789');
+  const { nodeid } = k.lookup(1, 'f');
+  const fh = k.open(nodeid, C.O_WRONLY);
+  assert.is(k.call(P.Op.READ, nodeid, { struct: P.ReadIn, value: { fh, offset: 0, size: 10, readFlags: 0, lockOwner: 0, flags: 0 } }).error, E.EBADF);
+}));
+
+test('write-behind: one request per `bytes` written through a handle; fsync starts the count again', withKernel((k) => {
+  const { nodeid, fh } = k.create(1, 'big', 0o644, C.O_RDWR | C.O_CREAT);
+  const fd = [...k.fs.table.get(nodeid)!.fds][0]!;
+  k.write(nodeid, fh, 0, 'x'.repeat(600));
+  assert.equal(k.writeBehinds, []);
+  k.write(nodeid, fh, 600, 'x'.repeat(500));
+  assert.equal(k.writeBehinds, [fd], 'after 1100 ≥ 1000 bytes');
+  k.write(nodeid, fh, 1100, 'x'.repeat(900));
+  k.ok(P.Op.FSYNC, nodeid, { struct: P.FsyncIn, value: { fh, fsyncFlags: 0 } });
+  k.write(nodeid, fh, 2000, 'x'.repeat(900));
+  assert.equal(k.writeBehinds, [fd], 'the fsync reset the count');
+  k.write(nodeid, fh, 2900, 'x'.repeat(100));
+  assert.equal(k.writeBehinds, [fd, fd]);
+  k.writeBehindFailed.add(fd);
+  assert.is(k.call(P.Op.FSYNC, nodeid, { struct: P.FsyncIn, value: { fh, fsyncFlags: 0 } }).error, E.EIO, 'a failed write-behind fails the next fsync');
+  assert.is(k.call(P.Op.FSYNC, nodeid, { struct: P.FsyncIn, value: { fh, fsyncFlags: 0 } }).error, 0, 'once');
+  k.release(nodeid, fh);
+  assert.equal(k.writeBehindCancels, [fd], 'cancelled before the close');
+}, { writeBehindBytes: 1000 }));
+
+test('utimesArg: the backing store gets exactly the requested microsecond', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-fuse-unit-'));
+  try {
+    const f = path.join(dir, 'f');
+    fs.writeFileSync(f, '');
+    let seed = 12345;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let i = 0; i < 2000; i++) {
+      const t = { sec: 1_000_000_000 + rnd(1_000_000_000), nsec: rnd(1_000_000_000) };
+      fs.utimesSync(f, utimesArg(t), utimesArg(t));
+      const want = BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec - (t.nsec % 1000));
+      assert.is(fs.statSync(f, { bigint: true }).mtimeNs, want, `${t.sec}.${t.nsec}`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test.run();

@@ -184,7 +184,8 @@ test('INIT: minor is min(kernel, 31); only offered flags granted; max_pages from
   assert.is(d.out.maxWrite, 1 << 20);
   assert.is(d.out.maxPages, 256);
   assert.is(d.out.maxReadahead, 131072);
-  assert.is(d.out.timeGran, 1);
+  assert.is(d.out.timeGran, 1000, 'microseconds: what the backing store can be given');
+  assert.is(d.out.maxBackground, 0, 'kernel default unless asked');
   for (const f of ['ASYNC_READ', 'BIG_WRITES', 'ATOMIC_O_TRUNC', 'MAX_PAGES'] as const) assert.ok(d.out.flags & P.InitFlag[f], f);
   assert.not.ok(d.out.flags & P.InitFlag.WRITEBACK_CACHE, 'no writeback cache');
 
@@ -195,6 +196,11 @@ test('INIT: minor is min(kernel, 31); only offered flags granted; max_pages from
     assert.is(old.out.flags, P.InitFlag.ASYNC_READ | P.InitFlag.BIG_WRITES);
     assert.is(old.out.maxPages, 0, 'no MAX_PAGES offered');
   }
+  const wb = P.negotiateInit(kin, { maxWrite: 1 << 20, wantFlags: P.DEFAULT_INIT_FLAGS | P.InitFlag.WRITEBACK_CACHE, maxBackground: 64, congestionThreshold: 48 });
+  assert.ok(wb.kind === 'reply' && wb.out.flags & P.InitFlag.WRITEBACK_CACHE, 'writeback cache when asked');
+  assert.ok(wb.kind === 'reply' && wb.out.maxBackground === 64 && wb.out.congestionThreshold === 48);
+  const noWb = P.negotiateInit({ ...kin, flags: P.DEFAULT_INIT_FLAGS }, { maxWrite: 1 << 20, wantFlags: P.DEFAULT_INIT_FLAGS | P.InitFlag.WRITEBACK_CACHE });
+  assert.ok(noWb.kind === 'reply' && !(noWb.out.flags & P.InitFlag.WRITEBACK_CACHE), 'not when the kernel does not offer it');
   assert.is(P.negotiateInit({ ...kin, major: 8 }, { maxWrite: 131072, wantFlags: 0 }).kind, 'major-only');
   assert.is(P.negotiateInit({ ...kin, major: 6 }, { maxWrite: 131072, wantFlags: 0 }).kind, 'refuse');
 });

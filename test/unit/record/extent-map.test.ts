@@ -1,18 +1,9 @@
 import { test } from 'uvu';
+import { rng } from '../rng.js';
 import * as assert from 'uvu/assert';
 import { BugError } from '../../../src/errors.js';
 import { ExtentMap, MAX_RANGES_PER_FILE, type FsChange, type Range } from '../../../src/replication/record/extent-map.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mapOf(changes: FsChange[]): ExtentMap {
   const m = new ExtentMap();

@@ -1,4 +1,5 @@
 /** Real temporary trees for the reintegration tests: build, clone, describe, compare. */
+export { rng } from '../rng.js';
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -95,13 +96,3 @@ export function assertSameTree(target: string, source: string, skip?: (rel: stri
   assert.equal(diffs, [], `${msg} trees differ:\n${diffs.slice(0, 20).join('\n')}`);
 }
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -1,21 +1,11 @@
 import { promises as fsp } from 'node:fs';
+export { rng } from '../rng.js';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { ApplyFs, ApplyHandle } from '../../../src/replication/stream/fs.js';
 import { realFs } from '../../../src/replication/stream/fs.js';
 
-/** A seeded PRNG (mulberry32): the same seed gives the same test inputs. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export async function tmpDir(prefix: string): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), `tandem-${prefix}-`));

@@ -25,7 +25,9 @@ import { LinuxVip } from '../platform/vip/linux.js';
 import type { VipAdapter } from '../platform/vip/types.js';
 import { LinuxWitness } from '../platform/witness/linux.js';
 import type { WitnessChecker } from '../platform/witness/types.js';
-import { DirsNotReplicated, NoFilesReplicator } from '../replication/none.js';
+import { FileReplicator } from '../replication/files/replicator.js';
+import { ReplicationHub } from '../replication/files/hub.js';
+import { NoFilesReplicator } from '../replication/none.js';
 import type { Replicator } from '../replication/types.js';
 import { configHash } from './config-hash.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
@@ -44,7 +46,7 @@ export interface Platform {
   vip: (log: Logger) => VipAdapter;
   scripts: (home: Home) => ScriptRunner;
   witness: (log: Logger) => WitnessChecker;
-  replicator: (cfg: MirrorModuleConfig, log: Logger) => Replicator;
+  replicator: (ctx: ReplicatorContext) => Replicator;
   localAddrs: () => string[];
 }
 
@@ -58,9 +60,31 @@ export const linuxPlatform: Platform = {
     logFile: (m) => homePaths.moduleLog(home, m),
   }),
   witness: (log) => new LinuxWitness({ log: (m) => log.warn(m) }),
-  replicator: (cfg, log) => (cfg.rfs ? new DirsNotReplicated(cfg.rfs.replicated.map((r) => r.dir), (m) => log.warn(m)) : new NoFilesReplicator()),
+  replicator: (ctx) => {
+    if (!ctx.cfg.rfs) return new NoFilesReplicator();
+    const peer = ctx.cluster.nodes.find((n) => n !== ctx.self)!;
+    const r = new FileReplicator({
+      module: ctx.cfg.name, self: ctx.self, peer, cfg: ctx.cfg, home: ctx.home, key: ctx.key, log: ctx.log,
+      peerEndpoint: ctx.hub.endpoint(ctx.cfg, peer), replicationFailed: ctx.replicationFailed,
+    });
+    ctx.hub.register(ctx.cfg, (ch) => r.accept(ch));
+    return r;
+  },
   localAddrs: localIPv4Addrs,
 };
+
+/** What a module's replicator is built from. */
+export interface ReplicatorContext {
+  cfg: MirrorModuleConfig;
+  cluster: ClusterConfig;
+  self: string;
+  home: Home;
+  key: Buffer;
+  log: Logger;
+  hub: ReplicationHub;
+  /** posts the engine event `replication-failed` to the module's driver */
+  replicationFailed: (reason: string) => void;
+}
 
 const VERBS: ReadonlySet<string> = new Set(['start', 'stop', 'forcestop', 'restart', 'prim', 'second', 'swap']);
 
@@ -78,6 +102,8 @@ export class Daemon {
     private readonly transport: HeartbeatTransport,
     private readonly platform: Platform,
     readonly log: Logger,
+    private readonly key: Buffer,
+    private readonly hub: ReplicationHub,
   ) {}
 
   static async start(home: Home, env: NodeJS.ProcessEnv, platform: Platform = linuxPlatform, echo = true): Promise<Daemon> {
@@ -88,13 +114,16 @@ export class Daemon {
     const self = whoami(cluster, platform.localAddrs(), env.TANDEM_NODE || undefined);
     const boot = await nextBootCounter(path.join(home.root, 'state', 'boot'));
     const transport = await platform.transport(cluster, self, key, boot, log);
-    const d = new Daemon(home, self, cluster, transport, platform, log);
+    const hub = new ReplicationHub({ cluster, self, key, log: (m) => log.warn(m) });
+    const d = new Daemon(home, self, cluster, transport, platform, log, key, hub);
     log.info(`tandem daemon starting: node ${self}, home ${home.root}, boot ${boot}, pid ${process.pid}`);
     transport.onMessage((m) => d.onHeartbeat(m.lan, m.from, m.body));
     try {
       for (const name of listModules(home)) await d.load(name);
+      await hub.start();
       d.control = await startControlServer(homePaths.controlSocket(home), (req) => d.handle(req), { home: home.root });
     } catch (e) {
+      await hub.close();
       await transport.close();
       throw e;
     }
@@ -111,7 +140,9 @@ export class Daemon {
     for (const drv of this.drivers.values()) {
       drv.detach();
       await drv.settled();
+      await drv.d.replicator.close();
     }
+    await this.hub.close();
     await this.control?.close();
     await this.transport.close();
     this.log.info('tandem daemon stopped (modules left as they are)');
@@ -160,13 +191,20 @@ export class Daemon {
       return null;
     }
     this.broken.delete(name);
+    let drvRef: ModuleDriver | null = null;
+    const replicator = this.platform.replicator({
+      cfg, cluster: this.cluster, self: this.self, home: this.home, key: this.key, log: this.moduleLog(name), hub: this.hub,
+      replicationFailed: (reason) => drvRef?.post({ kind: 'replication-failed', reason }),
+    });
     const drv = await ModuleDriver.create({
       home: this.home, self: this.self, cluster: this.cluster, config: cfg, clock: this.platform.clock,
       scripts: this.platform.scripts(this.home), vip: this.platform.vip(this.moduleLog(name)),
-      witness: this.platform.witness(this.moduleLog(name)), replicator: this.platform.replicator(cfg, this.moduleLog(name)),
+      witness: this.platform.witness(this.moduleLog(name)), replicator,
       send: (lan, to, body) => this.transport.send(lan, to, body), log: this.moduleLog(name),
     });
+    drvRef = drv;
     this.drivers.set(name, drv);
+    await this.hub.refresh();
     return drv;
   }
 
@@ -213,6 +251,7 @@ export class Daemon {
     }
     if (old.state.state === 'STOP' && !old.state.pending) {
       await old.settled();
+      await old.d.replicator.close();
       this.drivers.delete(name);
       const drv = await this.load(name);
       await drv!.boot();
@@ -234,7 +273,10 @@ export class Daemon {
     if (d && d.state.state !== 'STOP') {
       throw new UserError(`module ${name} is ${d.state.state}: stop it first with \`tandem stop -m ${name}\`.`);
     }
-    if (d) await d.settled();
+    if (d) {
+      await d.settled();
+      await d.d.replicator.close();
+    }
     this.drivers.delete(name);
     this.broken.delete(name);
     return { module: name };

@@ -16,7 +16,8 @@ import type { Clock } from '../platform/clock/types.js';
 import type { ScriptRunner } from '../platform/scripts/types.js';
 import type { VipAdapter } from '../platform/vip/types.js';
 import type { WitnessChecker } from '../platform/witness/types.js';
-import type { Replicator, ReintegrationProgress } from '../replication/types.js';
+import type { Replicator, ReintegrationProgress, ReplicationView } from '../replication/types.js';
+import { genId } from '../engine/mirror/generation.js';
 import { loadState, saveState } from './state-store.js';
 import type { Logger } from './logger.js';
 import { configHash } from './config-hash.js';
@@ -160,11 +161,21 @@ export class ModuleDriver {
         this.s = r.state;
         for (const a of r.actions) await this.apply(a);
         this.publish();
+        this.d.replicator.observe(this.replicationView());
       }
     } finally {
       this.pumping = false;
       for (const r of this.idle.splice(0)) r();
     }
+  }
+
+  private replicationView(): ReplicationView {
+    const s = this.s;
+    const pb = s.peerUp ? s.peerBeacon : null;
+    return {
+      state: s.state, ready: s.ready, gen: s.p.gen ? genId(s.p.gen) : null, prevGen: s.p.history[0] ?? null,
+      peer: pb ? { state: pb.state, ready: pb.ready, gen: pb.gen ? genId(pb.gen) : null, resyncFrom: pb.resyncFrom } : null,
+    };
   }
 
   /** Make the new state visible to the peer; send at once when something it decides on changed. */
@@ -203,6 +214,8 @@ export class ModuleDriver {
         else log.info(`alarm cleared: ${a.code}`);
         return;
       case 'execute':
+        // the replicator sees the (persisted) state the plan was made for before its steps run
+        this.d.replicator.observe(this.replicationView());
         if (!this.detached) void this.runPlan(a.id, a.steps, a.bestEffort);
         return;
       case 'abort':
@@ -278,7 +291,9 @@ export class ModuleDriver {
         signal.addEventListener('abort', onAbort);
         try {
           this.d.log.info(`reintegration from ${st.from} (${st.full ? 'full compare' : 'changes only'}${st.quarantine ? ', divergent files to quarantine' : ''})`);
-          await this.d.replicator.reintegrate({ module: this.name, from: st.from, full: st.full, quarantine: st.quarantine, signal: ac.signal });
+          await this.d.replicator.reintegrate({
+            module: this.name, from: st.from, full: st.full, quarantine: st.quarantine, sourceGen: st.sourceGen, signal: ac.signal,
+          });
         } finally {
           signal.removeEventListener('abort', onAbort);
           this.resyncAbort = null;
@@ -287,6 +302,9 @@ export class ModuleDriver {
       }
       case 'cancel-resync':
         this.resyncAbort?.abort();
+        return;
+      case 'files':
+        await this.d.replicator.setRole(st.role);
         return;
     }
   }
@@ -322,6 +340,7 @@ function describeStep(st: Step): string {
   switch (st.kind) {
     case 'script': return `script ${st.script} ${st.args.join(' ')}`;
     case 'resync': return `reintegration from ${st.from}`;
+    case 'files': return `replicated directories (${st.role} layout)`;
     default: return st.kind;
   }
 }

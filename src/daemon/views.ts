@@ -1,6 +1,6 @@
 import type { Beacon, ModState } from '../engine/mirror/types.js';
 import type { TransportStats } from '../platform/transport/types.js';
-import type { ReintegrationProgress } from '../replication/types.js';
+import type { ReintegrationProgress, ReplicationStatus } from '../replication/types.js';
 import { genId } from '../engine/mirror/generation.js';
 import { isRunning, type ModuleDriver } from './module-driver.js';
 
@@ -26,6 +26,8 @@ export interface ModuleView {
   vips: { addr: string; holder: string | null }[];
   alarms: { code: string; message: string }[];
   reintegration: ReintegrationProgress | null;
+  /** the replicated directories (modules with `<rfs>`), else null */
+  replication: ReplicationStatus | null;
   error?: string;
 }
 
@@ -68,6 +70,7 @@ export function moduleView(d: ModuleDriver, nowMono: number): ModuleView {
       ...(d.d.replicator.alarm() ? [{ code: 'replication', message: d.d.replicator.alarm()! }] : []),
     ],
     reintegration: s.state === 'SECOND' && !s.ready ? d.reintegration() : null,
+    replication: d.d.replicator.status(),
   };
 }
 

@@ -1,10 +1,12 @@
-import type { ReintegrateRequest, ReintegrationProgress, Replicator } from './types.js';
+import type { FilesRole, ReintegrateRequest, ReintegrationProgress, ReplicationStatus, ReplicationView, Replicator } from './types.js';
 
 /**
  * The replicator of a module with no `<rfs>`: it has no replicated directories, so its copy is always complete
  * and reintegration has nothing to transfer.
  */
 export class NoFilesReplicator implements Replicator {
+  async setRole(_role: FilesRole): Promise<void> {}
+  observe(_view: ReplicationView): void {}
   async reintegrate(req: ReintegrateRequest): Promise<void> {
     if (req.signal.aborted) throw new Error('reintegration aborted');
   }
@@ -14,24 +16,8 @@ export class NoFilesReplicator implements Replicator {
   alarm(): string | null {
     return null;
   }
-}
-
-/**
- * The replicator of a module with `<rfs>` in this version, where file replication is not implemented yet: the
- * state machine runs (roles, VIP, scripts), but the replicated directories are NOT copied to the peer. Every
- * reintegration says so in the log and `tandem status` shows it as a standing alarm, so nobody mistakes a SECOND
- * for a copy of the data.
- */
-export class DirsNotReplicated implements Replicator {
-  constructor(private readonly dirs: string[], private readonly log: (msg: string) => void) {}
-  async reintegrate(req: ReintegrateRequest): Promise<void> {
-    if (req.signal.aborted) throw new Error('reintegration aborted');
-    this.log(`file replication is not implemented in this version: ${this.dirs.join(', ')} NOT copied from ${req.from}`);
-  }
-  progress(): ReintegrationProgress | null {
+  status(): ReplicationStatus | null {
     return null;
   }
-  alarm(): string | null {
-    return `file replication is not implemented in this version: ${this.dirs.join(', ')} are not copied between the nodes`;
-  }
+  async close(): Promise<void> {}
 }

@@ -1,18 +1,47 @@
+import type { ModState } from '../engine/mirror/types.js';
+
 /**
- * The replication seam between the engine's driver and file replication (issue 3 fills it with FUSE interception,
- * the replication stream and reintegration).
+ * The replication seam between the engine's driver and file replication (src/replication/files/ for modules with
+ * `<rfs>`, none.ts for the others).
  *
- * Contract of `reintegrate`: resolves only when the local copy of every replicated directory equals the source's
- * (the caller then adopts the source's generation and reports SECOND ready); rejects with the reason otherwise
- * (source lost, disk full, I/O error). It must stop promptly when `signal` aborts, leaving the copy marked
- * incomplete. `quarantine`: local files that differ are moved aside (reported in status), never discarded.
+ * - `setRole` runs the plan step `files` (engine): `primary` = the interception is mounted over the replicated
+ *   directories before start_prim, every change goes to the SECOND (or into the change record while ALONE);
+ *   `secondary` = the directories are read-only for applications and the local copy is updated from the peer;
+ *   `off` = neither. Idempotent; rejects when the layout cannot be set up (the plan fails).
+ * - `observe` gets the engine's view after every event (generations, the peer), synchronously; it must not block.
+ * - `reintegrate` resolves only when the local copy of every replicated directory equals the source's generation
+ *   `sourceGen` and live replication from it runs (the caller then adopts that generation and reports SECOND
+ *   ready); rejects with the reason otherwise (disk full, I/O error, source gone for good). It stops promptly when
+ *   `signal` aborts, leaving the copy marked incomplete. `quarantine`: local files that differ are moved aside
+ *   (reported in status), never discarded.
+ * - The replicator reports a write it could not replicate through the `replicationFailed` callback it was built
+ *   with; the driver posts the engine event `replication-failed`. The write stays unacknowledged until the engine
+ *   persisted a new generation (visible through `observe`).
  */
 export interface Replicator {
+  setRole(role: FilesRole): Promise<void>;
+  observe(view: ReplicationView): void;
   reintegrate(req: ReintegrateRequest): Promise<void>;
   /** progress of a running reintegration, for `tandem status` */
   progress(): ReintegrationProgress | null;
   /** a standing problem to show as an alarm in `tandem status`, or null */
   alarm(): string | null;
+  /** what `tandem status` shows about the replicated directories; null for a module without them */
+  status(): ReplicationStatus | null;
+  /** daemon shutdown */
+  close(): Promise<void>;
+}
+
+export type FilesRole = 'primary' | 'secondary' | 'off';
+
+export interface ReplicationView {
+  state: ModState;
+  ready: boolean;
+  gen: string | null;
+  /** the generation the local data had before `gen` (history[0]): the base of a change record started now */
+  prevGen: string | null;
+  /** the peer as its heartbeats show it; null while it is not heard */
+  peer: { state: ModState; ready: boolean; gen: string | null; resyncFrom: string | null } | null;
 }
 
 export interface ReintegrateRequest {
@@ -20,6 +49,8 @@ export interface ReintegrateRequest {
   from: string;
   full: boolean;
   quarantine: boolean;
+  /** the source's generation the copy must equal (null: whatever the source has) */
+  sourceGen: string | null;
   signal: AbortSignal;
 }
 
@@ -27,4 +58,17 @@ export interface ReintegrationProgress {
   bytesDone: number;
   bytesTotal: number;
   rateBytesPerS: number;
+}
+
+export interface ReplicationStatus {
+  role: FilesRole;
+  /** primary: `live` (every change goes to the SECOND), `recording` (ALONE), `reintegrating` (the peer catches up),
+   *  `waiting` (PRIM waiting for its SECOND to connect), `failing` (a change could not be replicated); secondary:
+   *  `live`, `reintegrating`, `idle` */
+  mode: string;
+  dirs: string[];
+  /** quarantines kept on this node (split brain), newest last */
+  quarantines: { dir: string; path: string; files: number }[];
+  /** the last reintegration: how it went */
+  lastReintegration: { mode: string; bytes: number; ms: number; passes: number; freezeMs: number; at: string } | null;
 }

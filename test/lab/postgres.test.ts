@@ -68,10 +68,12 @@ test('postgres module: starts on the PRIM, serves commits through the VIP, hands
     assert.ok(moduleLog('node1').includes('postgres stopped (fast shutdown'), 'stop_prim stopped postgres cleanly');
     assert.ok(postgresPids(l, 'node2').length > 0, 'postgres runs on node2');
 
-    // TODO(issue 3): file replication is not wired yet, so node2 started on a fresh cluster of its own (initdb ran
-    // there). Once <rfs> replicates /srv/pg/data, assert here that every commit acknowledged on node1 survived the
-    // handover, (await rec.verify('node2')).missing equal to [], and that node2 did NOT run initdb.
-    assert.ok(moduleLog('node2').includes('initialising a new PostgreSQL cluster'), 'node2 has a fresh cluster (no replication yet)');
+    // /srv/pg/data is replicated: node2 started on node1's cluster, with every acknowledged commit
+    assert.not.ok(moduleLog('node2').includes('initialising a new PostgreSQL cluster'), 'node2 did not run initdb');
+    assert.is(await waitForSql(l, 'client'), PG_VIP);
+    const v1b = await rec.verify('node2');
+    assert.equal(v1b.missing, [], 'every commit acknowledged on node1 is on node2 after the handover');
+    assert.is(v1b.present, 200);
 
     assert.is(await waitForSql(l, 'client'), PG_VIP);
     const rec2 = new CommitRecorder(l, { firstId: 1001 });

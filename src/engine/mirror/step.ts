@@ -238,6 +238,11 @@ function settle(t: Tx, state: ModState, ready: boolean, waitReason: WaitReason |
   if (ready && state !== 'WAIT' && s.p.lastState !== state) t.persist({ lastState: state });
 }
 
+/** The replicated directories' layout steps (the driver's replication layer; no-ops for modules without <rfs>). */
+const FILES_PRIMARY: Step = { kind: 'files', role: 'primary' };
+const FILES_SECONDARY: Step = { kind: 'files', role: 'secondary' };
+const FILES_OFF: Step = { kind: 'files', role: 'off' };
+
 /** How long a refused claim (witness, VIP conflict, failed start or reintegration) waits before it is tried again. */
 const retryInterval = (s: MirrorState) => Math.max(s.cfg.timeoutMs, 2000);
 
@@ -248,12 +253,12 @@ function toWait(t: Tx, reason: WaitReason, msg: string) {
   const from = s.state;
   t.note(msg);
   if (running(from)) {
-    t.execute({ kind: 'to-wait', reason }, [script('stop_prim', from, 'WAIT', 'stop'), { kind: 'release-vips' }], true);
+    t.execute({ kind: 'to-wait', reason }, [script('stop_prim', from, 'WAIT', 'stop'), FILES_OFF, { kind: 'release-vips' }], true);
     s.state = from;
     s.ready = false;
   } else if (from === 'SECOND') {
     const steps: Step[] = s.ready ? [] : [{ kind: 'cancel-resync' }];
-    steps.push(script('stop_second', from, 'WAIT', 'stop'));
+    steps.push(script('stop_second', from, 'WAIT', 'stop'), FILES_OFF);
     t.execute({ kind: 'to-wait', reason }, steps, true);
     s.ready = false;
   } else {
@@ -375,11 +380,11 @@ function stopModule(t: Tx, c: AdminCommand, force: boolean) {
   const sole = from === 'ALONE' && !(s.peerUp && running(s.peerBeacon?.state));
   t.persist({ wanted: 'stop', cleanSole: sole });
   const steps: Step[] = [];
-  if (running(from)) steps.push(script('stop_prim', from, 'STOP', 'stop', force));
+  if (running(from)) steps.push(script('stop_prim', from, 'STOP', 'stop', force), FILES_OFF);
   if (s.cfg.hasVip) steps.push({ kind: 'release-vips' });
   if (from === 'SECOND') {
     if (!s.ready) steps.push({ kind: 'cancel-resync' });
-    steps.push(script('stop_second', from, 'STOP', 'stop', force));
+    steps.push(script('stop_second', from, 'STOP', 'stop', force), FILES_OFF);
   }
   steps.push(script('poststop', from, 'STOP', 'stop', force));
   s.ready = false;
@@ -528,7 +533,7 @@ function commitClaim(t: Tx, purpose: ClaimPurpose) {
     s.state = 'PRIM';
     s.ready = false;
     s.swapRequest = false;
-    const steps: Step[] = [script('stop_second', from, 'PRIM', 'stop')];
+    const steps: Step[] = [script('stop_second', from, 'PRIM', 'stop'), FILES_PRIMARY];
     if (s.cfg.hasVip) steps.push({ kind: 'acquire-vips' });
     steps.push(script('start_prim', from, 'PRIM', 'start'));
     t.execute({ kind: 'become', target: 'PRIM' }, steps);
@@ -553,6 +558,7 @@ function commitClaim(t: Tx, purpose: ClaimPurpose) {
   }
   const steps: Step[] = [];
   if (from === 'SECOND') steps.push(script('stop_second', from, 'ALONE', 'stop'));
+  steps.push(FILES_PRIMARY);
   if (s.cfg.hasVip) steps.push({ kind: 'acquire-vips' });
   steps.push(script('start_prim', from, 'ALONE', 'start'));
   s.state = 'ALONE';
@@ -584,15 +590,16 @@ function becomeSecond(t: Tx, why: string, requested: { quarantine: boolean; full
   const steps: Step[] = [];
   if (running(from)) steps.push(script('stop_prim', from, 'SECOND', 'stop'));
   if (s.cfg.hasVip) steps.push({ kind: 'release-vips' });
+  steps.push(FILES_SECONDARY);
   if (from !== 'SECOND') steps.push(script('start_second', from, 'SECOND', 'start'));
-  steps.push({ kind: 'resync', from: s.peer, full: opts.full || s.p.fullsync, quarantine: opts.quarantine });
+  const sourceGen = s.peerBeacon?.gen ? genId(s.peerBeacon.gen) : undefined;
+  steps.push({ kind: 'resync', from: s.peer, full: opts.full || s.p.fullsync, quarantine: opts.quarantine, sourceGen: sourceGen ?? null });
   s.state = 'SECOND';
   s.ready = false;
   s.waitReason = null;
   s.reattach = false;
   s.joinDeadline = null;
   s.lastNote = null;
-  const sourceGen = s.peerBeacon?.gen ? genId(s.peerBeacon.gen) : undefined;
   t.execute({ kind: 'become', target: 'SECOND', quarantine: opts.quarantine, ...(sourceGen ? { sourceGen } : {}) }, steps);
 }
 
@@ -775,7 +782,7 @@ function decideRunning(t: Tx) {
     s.state = 'SECOND';
     t.execute({ kind: 'yield' }, [
       script('stop_prim', 'PRIM', 'SECOND', 'stop'), ...(s.cfg.hasVip ? [{ kind: 'release-vips' } as Step] : []),
-      script('start_second', 'PRIM', 'SECOND', 'start'),
+      FILES_SECONDARY, script('start_second', 'PRIM', 'SECOND', 'start'),
     ]);
   }
 }

@@ -212,8 +212,15 @@ export type Step =
   | { kind: 'acquire-vips' }
   | { kind: 'release-vips' }
   /** reintegrate the local copy from the peer; `quarantine`: keep local divergent files aside (split brain) */
-  | { kind: 'resync'; from: string; full: boolean; quarantine: boolean }
-  | { kind: 'cancel-resync' };
+  /** `sourceGen`: the peer's generation when the plan was made; the copy is only good for that one */
+  | { kind: 'resync'; from: string; full: boolean; quarantine: boolean; sourceGen: string | null }
+  | { kind: 'cancel-resync' }
+  /**
+   * the replicated directories' role: `primary` = interception mounted over them (before start_prim: every change
+   * of the application goes through replication); `secondary` = read-only for applications, the copy is updated from
+   * the peer; `off` = neither (after stop_prim / stop_second). Idempotent.
+   */
+  | { kind: 'files'; role: 'primary' | 'secondary' | 'off' };
 
 /**
  * Actions, applied by the driver in array order. The engine emits them in this documented order:

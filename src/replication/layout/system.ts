@@ -25,6 +25,9 @@ export interface LayoutFuseMount {
   readonly connection: number;
   unmount(): Promise<void>;
   stats?(): FuseStats;
+  /** mutating operations wait from when this resolves until `thaw()` (fuse/index.ts) */
+  freeze?(): Promise<void>;
+  thaw?(): void;
 }
 
 export const linuxSystem: LayoutSystem = {

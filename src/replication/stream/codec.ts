@@ -64,11 +64,18 @@ export type Message =
   | { type: 'sync'; seq: number; dir: string; path: string; datasync: boolean }
   | { type: 'ack'; upTo: number }
   | { type: 'nack'; seq: number; errno: number; code: string; message: string }
-  | { type: 'heartbeat' };
+  | { type: 'heartbeat' }
+  /**
+   * Reintegration control (src/replication/files/session.ts): a JSON body (an object) and optional raw bytes. Only
+   * exchanged before the live stream starts on a channel.
+   */
+  | { type: 'ctl'; body: Record<string, unknown>; data?: Buffer };
 
 export type DecodeResult = { ok: true; msg: Message } | { ok: false; error: string };
 
-const TYPE = { hello: 1, change: 2, sync: 3, ack: 4, nack: 5, heartbeat: 6 } as const;
+const TYPE = { hello: 1, change: 2, sync: 3, ack: 4, nack: 5, heartbeat: 6, ctl: 7 } as const;
+/** bytes of a ctl message's JSON body */
+export const MAX_CTL_JSON = 8 * 1024 * 1024;
 const OPS = [
   'write', 'truncate', 'create', 'mknod', 'mkdir', 'unlink', 'rmdir', 'rename', 'symlink', 'link', 'chmod', 'chown',
   'utimens', 'setxattr', 'removexattr', 'fallocate',
@@ -116,6 +123,17 @@ export function encode(m: Message): Buffer {
       break;
     case 'heartbeat':
       break;
+    case 'ctl': {
+      const json = Buffer.from(JSON.stringify(m.body), 'utf8');
+      if (json.length > MAX_CTL_JSON) fail(`ctl body of ${json.length} bytes (max ${MAX_CTL_JSON})`);
+      const data = m.data ?? Buffer.alloc(0);
+      if (data.length > MAX_WRITE) fail(`ctl data of ${data.length} bytes (max ${MAX_WRITE})`);
+      w.u32(json.length);
+      w.bytes(json);
+      w.u32(data.length);
+      w.bytes(data);
+      break;
+    }
   }
   return w.finish();
 }
@@ -319,6 +337,22 @@ function decodeBody(r: Reader, type: number): Message {
       return { type: 'nack', seq: r.u64('seq'), errno: r.u16('errno'), code: r.str8('code'), message: r.str16('message') };
     case TYPE.heartbeat:
       return { type: 'heartbeat' };
+    case TYPE.ctl: {
+      const n = r.u32('ctl body length');
+      if (n > MAX_CTL_JSON) throw new Malformed(`ctl: body of ${n} bytes (max ${MAX_CTL_JSON})`);
+      const text = r.bytes(n, 'ctl body').toString('utf8');
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        throw new Malformed('ctl: body is not JSON');
+      }
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Malformed('ctl: body is not an object');
+      const d = r.u32('ctl data length');
+      if (d > MAX_WRITE) throw new Malformed(`ctl: data of ${d} bytes (max ${MAX_WRITE})`);
+      const data = r.bytes(d, 'ctl data');
+      return d > 0 ? { type: 'ctl', body: body as Record<string, unknown>, data } : { type: 'ctl', body: body as Record<string, unknown> };
+    }
     default:
       throw new Malformed(`unknown message type ${type}`);
   }

@@ -264,10 +264,12 @@ export class CommitRecorder {
    * acknowledged id is in the table.
    */
   async verify(node: string): Promise<VerifyResult> {
+    // the ids acknowledged BEFORE the query: while the recorder runs, later ones may commit after the query's snapshot
+    const acked = [...this.acked];
     const out = await psql(this.lab, node, `SELECT id FROM ${this.table}`, { ...this.target, addr: this.lab.addr(node) }, 30_000);
     const present = new Set(out.split('\n').filter(Boolean).map(Number));
-    const missing = this.acked.filter((id) => !present.has(id));
-    return { node, acknowledged: this.acked.length, present: this.acked.length - missing.length, missing };
+    const missing = acked.filter((id) => !present.has(id));
+    return { node, acknowledged: acked.length, present: acked.length - missing.length, missing };
   }
 
   private summary(t0: number): RecorderSummary {

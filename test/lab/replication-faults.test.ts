@@ -1,0 +1,125 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { controlRequest } from '../../src/daemon/control.js';
+import type { StatusView } from '../../src/daemon/views.js';
+import { APPENDER_DATA, APPENDER_MODULE, createAppenderLab } from '../../src/lab/appender.js';
+import type { Lab } from '../../src/lab/lab.js';
+import { controlSocketOf } from '../../src/lab/mirror-lab.js';
+import { moduleState, startPair, waitForStates } from '../../src/lab/postgres.js';
+import { treeDigest } from '../../src/lab/tree-digest.js';
+
+// Faults of the replication path itself, on real daemons, FUSE and TCP in the lab (examples/appender as the module;
+// the test writes into the replicated directory from inside the node, as an application would):
+// - split brain: both nodes ALONE and writing; after the heal the loser keeps its divergent files in quarantine;
+// - disk full on the SECOND: the write it cannot take is never acknowledged as replicated: the PRIM goes ALONE on a
+//   new generation before the application's fsync returns.
+
+const M = APPENDER_MODULE;
+const logOf = (l: Lab, n: string) => {
+  try {
+    return fs.readFileSync(path.join(l.paths(n).home, 'log', `${M}.log`), 'utf8');
+  } catch {
+    return '';
+  }
+};
+const status = async (l: Lab, n: string) =>
+  ((await controlRequest(controlSocketOf(l, n), 'status', M, undefined, { timeoutMs: 3000 })) as StatusView).modules[0]!;
+/** Runs a shell command inside a node (its mount namespace: through the FUSE mount when it is primary). */
+const sh = (l: Lab, n: string, script: string) => l.exec(n, ['sh', '-c', script], { timeoutMs: 60_000 });
+
+async function dumpLogs(l: Lab | null) {
+  if (!l) return;
+  for (const n of ['node1', 'node2']) console.log(`--- ${n} ${M}.log (tail)\n${logOf(l, n).split('\n').slice(-50).join('\n')}`);
+}
+
+test('split brain: both nodes write; the loser keeps its divergent files in quarantine, nothing silently lost', async () => {
+  let lab: Lab | null = null;
+  let ok = false;
+  const t0 = performance.now();
+  try {
+    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
+    const l = lab;
+    await startPair(l, 'node1', 'node2', 60_000, M);
+    await sh(l, 'node1', `echo common > ${APPENDER_DATA}/common.txt && sync ${APPENDER_DATA}/common.txt`);
+
+    // isolation: both heartbeat LANs cut, each node runs the module ALONE and writes its own data
+    await l.cut('default');
+    await l.cut('replication');
+    await waitForStates(l, { node1: 'ALONE', node2: 'ALONE' }, 30_000, M);
+    for (const n of ['node1', 'node2']) {
+      await sh(l, n, `echo "written by ${n} during the split brain" > ${APPENDER_DATA}/only-${n}.txt && echo "${n} version" > ${APPENDER_DATA}/common.txt && sync`);
+    }
+    await l.heal();
+
+    // node1 kept the application from PRIM: it wins; node2 resyncs from it and keeps its own writes aside
+    await waitForStates(l, { node1: 'PRIM', node2: 'SECOND' }, 60_000, M);
+    const backing2 = path.join(l.paths('node2').root, APPENDER_DATA);
+    assert.is(fs.readFileSync(path.join(backing2, 'common.txt'), 'utf8'), 'node1 version\n', "node2's copy now holds node1's data");
+    assert.ok(fs.existsSync(path.join(backing2, 'only-node1.txt')));
+    assert.not.ok(fs.existsSync(path.join(backing2, 'only-node2.txt')), "node2's own file left its copy");
+
+    const st = await status(l, 'node2');
+    const q = st.replication?.quarantines ?? [];
+    assert.is(q.length, 1, `one quarantine reported by status: ${JSON.stringify(q)}`);
+    const qdir = q[0]!.path; // under the node's home, a path of this host in the lab
+    assert.is(fs.readFileSync(path.join(qdir, 'only-node2.txt'), 'utf8'), 'written by node2 during the split brain\n');
+    assert.is(fs.readFileSync(path.join(qdir, 'common.txt'), 'utf8'), 'node2 version\n');
+    assert.ok(/split brain/.test(logOf(l, 'node2')), 'the log says split brain');
+    console.log(`  quarantine on node2: ${qdir} (${q[0]!.files} files)`);
+
+    const [d1, d2] = await Promise.all([treeDigest(path.join(l.paths('node1').root, APPENDER_DATA)), treeDigest(backing2)]);
+    assert.is(d2.digest, d1.digest, 'copies identical after the resync');
+    ok = true;
+  } finally {
+    if (!ok) await dumpLogs(lab);
+    await lab?.down();
+    console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+});
+
+test('disk full on the SECOND: the write is not acknowledged as replicated; PRIM goes ALONE first, SECOND is outdated', async () => {
+  let lab: Lab | null = null;
+  let ok = false;
+  const t0 = performance.now();
+  try {
+    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
+    const l = lab;
+    // node2's disk for the module is a 4 MiB tmpfs (in node2's own mount namespace)
+    await l.exec('node2', ['mount', '-t', 'tmpfs', '-o', 'size=4m,mode=0755', 'tandem-lab-small', '/srv/appender']);
+    await startPair(l, 'node1', 'node2', 60_000, M);
+    const genBefore = (await status(l, 'node1')).generation;
+
+    // 8 MiB written and fsync'd on the PRIM through the replicated directory
+    const r = await sh(l, 'node1', `dd if=/dev/urandom of=${APPENDER_DATA}/big bs=1M count=8 conv=fsync status=none && date +%s%3N`);
+    const ddDoneAt = Number(r.stdout.trim());
+    const st1 = await status(l, 'node1');
+    assert.is(fs.statSync(path.join(l.paths('node1').root, APPENDER_DATA, 'big')).size, 8 << 20, 'the write completed on the PRIM');
+    assert.is.not(st1.generation, genBefore, 'a new generation: the SECOND is outdated');
+    assert.is(st1.state, 'ALONE');
+    const log1 = logOf(l, 'node1');
+    const failed = log1.split('\n').find((x) => /replication to node2 failed/.test(x));
+    assert.ok(failed && /ENOSPC|no space/i.test(failed), `the PRIM logged the SECOND's refusal: ${failed}`);
+    const genLine = log1.split('\n').find((x) => x.includes(`new data generation ${st1.generation}`));
+    const genAt = Date.parse(genLine!.split(' ')[0]!);
+    assert.ok(genAt <= ddDoneAt, `the new generation (${genLine}) was persisted before the fsync returned (${new Date(ddDoneAt).toISOString()})`);
+    console.log(`  ${failed!.replace(/^\S+ \S+\s+/, '')}`);
+
+    // the SECOND cannot become an up-to-date copy again while its disk is full
+    await new Promise((res) => setTimeout(res, 3000));
+    const s2 = await moduleState(l, 'node2', M);
+    assert.ok(s2 !== 'SECOND', `node2 is not a ready SECOND (${s2})`);
+    const st2 = await status(l, 'node2');
+    assert.ok(st2.alarms.some((a) => a.code === 'replication') || /ENOSPC|no space/i.test(logOf(l, 'node2')), 'node2 reports the failure');
+    console.log(`  node2 is ${s2}: ${st2.alarms.map((a) => a.message).join('; ') || st2.waitReason}`);
+    ok = true;
+  } finally {
+    if (!ok) await dumpLogs(lab);
+    await lab?.down();
+    console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+});
+
+test.run();

@@ -92,7 +92,20 @@ export class ModuleDriver {
   async boot(): Promise<void> {
     const marker = await fs.readFile(homePaths.runMarker(this.d.home, this.name), 'utf8').catch(() => null);
     const recorded = marker?.trim().split(/\s+/)[0];
-    const reattach = recorded && ['WAIT', 'ALONE', 'PRIM', 'SECOND'].includes(recorded) ? (recorded as ModState) : null;
+    let reattach = recorded && ['WAIT', 'ALONE', 'PRIM', 'SECOND'].includes(recorded) ? (recorded as ModState) : null;
+    if (reattach && isRunning(reattach) && this.d.config.rfs) {
+      // The interception of the replicated directories ran in the daemon that died: the application now works on a
+      // dead mount. Nothing can be reattached; stop it as after a crash, and decide afresh (the peer takes over).
+      this.d.log.error(`the daemon restarted while ${this.name} was ${reattach}: its replicated directories were served by the ` +
+        'previous daemon, so the application is stopped (stop_prim force) and the module starts again as after a crash');
+      await this.d.scripts.run({
+        module: this.name, script: 'stop_prim', args: [reattach, 'STOP', 'force'], timeoutMs: this.d.config.user.forcestoptimeoutMs,
+        env: { ...this.d.config.user.vars, TANDEM_MODULE: this.name, TANDEM_NODE: this.d.self, TANDEM_HOME: this.d.home.root, TANDEM_RUN_DIR: this.d.home.runDir },
+      }).catch((e: Error) => this.d.log.error(`stop_prim force: ${e.message}`));
+      for (const v of this.d.config.vips) await this.d.vip.release(v.addr).catch((e: Error) => this.d.log.error(`releasing ${v.addr}: ${e.message}`));
+      await fs.rm(homePaths.runMarker(this.d.home, this.name), { force: true });
+      reattach = null;
+    }
     if (reattach) {
       for (const v of this.d.config.vips) if (await this.d.vip.holds(v.addr)) this.vipsHeld.add(v.addr);
     }

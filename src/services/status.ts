@@ -25,6 +25,17 @@ export function formatModule(m: ModuleView): string[] {
     const eta = r.rateBytesPerS > 0 ? `${Math.round((r.bytesTotal - r.bytesDone) / r.rateBytesPerS)} s` : '?';
     lines.push(`  reintegration: ${r.bytesDone}/${r.bytesTotal} bytes, ${(r.rateBytesPerS / 1048576).toFixed(1)} MiB/s, ETA ${eta}`);
   }
+  const rp = m.replication;
+  if (rp) {
+    const mode = rp.mode === 'live' ? chalk.green(rp.mode) : rp.mode === 'failing' ? chalk.red(rp.mode) : chalk.yellow(rp.mode);
+    lines.push(`  replication: ${rp.dirs.join(', ')} ${rp.role === 'off' ? chalk.dim('(not in use)') : `${rp.role}, ${mode}`}`);
+    const last = rp.lastReintegration;
+    if (last) {
+      lines.push(`  last reintegration: ${last.at} by ${last.mode === 'changes' ? 'recorded changes' : 'comparison'}, ` +
+        `${last.bytes} bytes, ${last.passes} passes, ${(last.ms / 1000).toFixed(1)} s${last.freezeMs ? `, writes held ${last.freezeMs} ms` : ''}`);
+    }
+    for (const q of rp.quarantines) lines.push(`  ${chalk.yellow('quarantine')} (split brain) of ${q.dir}: ${q.files} file(s) kept in ${q.path}`);
+  }
   for (const a of m.alarms) lines.push(`  ${chalk.red('alarm')} ${a.code}: ${a.message}`);
   return lines;
 }

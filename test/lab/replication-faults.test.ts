@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { controlRequest } from '../../src/daemon/control.js';
 import type { StatusView } from '../../src/daemon/views.js';
-import { APPENDER_DATA, APPENDER_MODULE, createAppenderLab } from '../../src/lab/appender.js';
+import { APPENDER_DATA, APPENDER_MODULE, AppendRecorder, createAppenderLab } from '../../src/lab/appender.js';
 import type { Lab } from '../../src/lab/lab.js';
 import { controlSocketOf } from '../../src/lab/mirror-lab.js';
 import { moduleState, startPair, waitForStates } from '../../src/lab/postgres.js';
@@ -114,6 +114,36 @@ test('disk full on the SECOND: the write is not acknowledged as replicated; PRIM
     const st2 = await status(l, 'node2');
     assert.ok(st2.alarms.some((a) => a.code === 'replication') || /ENOSPC|no space/i.test(logOf(l, 'node2')), 'node2 reports the failure');
     console.log(`  node2 is ${s2}: ${st2.alarms.map((a) => a.message).join('; ') || st2.waitReason}`);
+    ok = true;
+  } finally {
+    if (!ok) await dumpLogs(lab);
+    await lab?.down();
+    console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+});
+
+test('daemon killed under a replicating PRIM: the application is stopped, the SECOND takes over, no acknowledged record lost', async () => {
+  let lab: Lab | null = null;
+  let ok = false;
+  const t0 = performance.now();
+  try {
+    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
+    const l = lab;
+    await startPair(l, 'node1', 'node2', 60_000, M);
+    const rec = new AppendRecorder(l);
+    rec.start();
+    await l.waitFor('appends flowing', async () => rec.acknowledged.length >= 100, 30_000, 100);
+    l.killDaemon('node1', 'SIGKILL');
+    await l.waitFor('daemon of node1 gone', async () => l.daemonPid('node1') === undefined, 5000, 20);
+    const before = rec.acknowledged.length;
+    l.spawnDaemon('node1');
+    await waitForStates(l, { node2: 'PRIM', node1: 'SECOND' }, 60_000, M);
+    await l.waitFor('appends after the takeover', async () => rec.acknowledged.length > before + 50, 30_000, 100);
+    const s = await rec.stop();
+    const v = rec.verify('node2');
+    console.log(`  node2 took over after node1's daemon was killed: ${s.acknowledged.length} acknowledged, ${v.missing.length} missing`);
+    assert.equal(v.missing, [], 'every acknowledged record is on node2');
+    assert.ok(/application is stopped \(stop_prim force\)/.test(logOf(l, 'node1')), 'node1 says why it did not reattach');
     ok = true;
   } finally {
     if (!ok) await dumpLogs(lab);

@@ -106,6 +106,8 @@ export class ModuleDriver {
       await fs.rm(homePaths.runMarker(this.d.home, this.name), { force: true });
       reattach = null;
     }
+    // leftovers of a previous daemon (a dead FUSE mount answers ENOTCONN even to prestart's mkdir): removed first
+    if (this.d.config.rfs) await this.d.replicator.setRole('off').catch((e: Error) => this.d.log.error(`cleaning up the replicated directories: ${e.message}`));
     if (reattach) {
       for (const v of this.d.config.vips) if (await this.d.vip.holds(v.addr)) this.vipsHeld.add(v.addr);
     }

@@ -7,7 +7,8 @@ import type { ModState } from '../engine/mirror/types.js';
  * - `setRole` runs the plan step `files` (engine): `primary` = the interception is mounted over the replicated
  *   directories before start_prim, every change goes to the SECOND (or into the change record while ALONE);
  *   `secondary` = the directories are read-only for applications and the local copy is updated from the peer;
- *   `off` = neither. Idempotent; rejects when the layout cannot be set up (the plan fails).
+ *   `off` = neither. Idempotent; rejects when the layout cannot be set up (the plan fails). The first call
+ *   of a daemon, even `off`, first removes leftovers of an earlier daemon (dead mounts).
  * - `observe` gets the engine's view after every event (generations, the peer), synchronously; it must not block.
  * - `reintegrate` resolves only when the local copy of every replicated directory equals the source's generation
  *   `sourceGen` and live replication from it runs (the caller then adopts that generation and reports SECOND

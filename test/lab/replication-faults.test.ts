@@ -30,6 +30,9 @@ const status = async (l: Lab, n: string) =>
 /** Runs a shell command inside a node (its mount namespace: through the FUSE mount when it is primary). */
 const sh = (l: Lab, n: string, script: string) => l.exec(n, ['sh', '-c', script], { timeoutMs: 60_000 });
 
+/** the running recorder of the current test: stopped before its lab goes down, also on failure */
+let recorder: AppendRecorder | null = null;
+
 async function dumpLogs(l: Lab | null) {
   if (!l) return;
   for (const n of ['node1', 'node2']) console.log(`--- ${n} ${M}.log (tail)\n${logOf(l, n).split('\n').slice(-50).join('\n')}`);
@@ -75,6 +78,8 @@ test('split brain: both nodes write; the loser keeps its divergent files in quar
     ok = true;
   } finally {
     if (!ok) await dumpLogs(lab);
+    await recorder?.stop().catch(() => {});
+    recorder = null;
     await lab?.down();
     console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
@@ -117,6 +122,47 @@ test('disk full on the SECOND: the write is not acknowledged as replicated; PRIM
     ok = true;
   } finally {
     if (!ok) await dumpLogs(lab);
+    await recorder?.stop().catch(() => {});
+    recorder = null;
+    await lab?.down();
+    console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+});
+
+test('swap under load: roles exchange without a new generation, the old PRIM attaches as SECOND, nothing lost', async () => {
+  let lab: Lab | null = null;
+  let ok = false;
+  const t0 = performance.now();
+  try {
+    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
+    const l = lab;
+    await startPair(l, 'node1', 'node2', 60_000, M);
+    const gen = (await status(l, 'node1')).generation;
+    const rec = new AppendRecorder(l);
+    recorder = rec;
+    rec.start();
+    await l.waitFor('appends flowing', async () => rec.acknowledged.length >= 100, 30_000, 100);
+    await l.cli('node2', ['swap', '-m', M]);
+    await waitForStates(l, { node2: 'PRIM', node1: 'SECOND' }, 60_000, M);
+    const before = rec.acknowledged.length;
+    await l.waitFor('appends after the swap', async () => rec.acknowledged.length > before + 50, 30_000, 100);
+    const [s1, s2] = [await status(l, 'node1'), await status(l, 'node2')];
+    assert.is(s2.generation, gen, 'same generation after a swap');
+    assert.is(s2.replication?.mode, 'live', 'node2 replicates live to node1');
+    assert.is(s1.replication?.mode, 'live', 'node1 applies the live stream');
+    const s = await rec.stop();
+    recorder = null;
+    await new Promise((res) => setTimeout(res, 500));
+    const v = rec.verify('node2');
+    assert.equal(v.missing, [], 'every acknowledged record is on node2');
+    const [d1, d2] = await Promise.all([1, 2].map((i) => treeDigest(path.join(l.paths(`node${i}`).root, APPENDER_DATA))));
+    assert.is(d1!.digest, d2!.digest, 'copies identical');
+    console.log(`  swap: ${s.acknowledged.length} acknowledged, 0 missing, generation ${gen} kept, copies identical`);
+    ok = true;
+  } finally {
+    if (!ok) await dumpLogs(lab);
+    await recorder?.stop().catch(() => {});
+    recorder = null;
     await lab?.down();
     console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
@@ -131,22 +177,31 @@ test('daemon killed under a replicating PRIM: the application is stopped, the SE
     const l = lab;
     await startPair(l, 'node1', 'node2', 60_000, M);
     const rec = new AppendRecorder(l);
+    recorder = rec;
     rec.start();
     await l.waitFor('appends flowing', async () => rec.acknowledged.length >= 100, 30_000, 100);
     l.killDaemon('node1', 'SIGKILL');
     await l.waitFor('daemon of node1 gone', async () => l.daemonPid('node1') === undefined, 5000, 20);
     const before = rec.acknowledged.length;
     l.spawnDaemon('node1');
-    await waitForStates(l, { node2: 'PRIM', node1: 'SECOND' }, 60_000, M);
+    // either node may end up primary (node2 takes over, or node1's restarted daemon claims its role back first)
+    await l.waitFor('PRIM/SECOND again', async () => {
+      const st = [await moduleState(l, 'node1', M), await moduleState(l, 'node2', M)].sort().join('/');
+      return st === 'PRIM/SECOND';
+    }, 60_000, 200);
+    const prim = (await moduleState(l, 'node1', M)) === 'PRIM' ? 'node1' : 'node2';
     await l.waitFor('appends after the takeover', async () => rec.acknowledged.length > before + 50, 30_000, 100);
     const s = await rec.stop();
-    const v = rec.verify('node2');
-    console.log(`  node2 took over after node1's daemon was killed: ${s.acknowledged.length} acknowledged, ${v.missing.length} missing`);
-    assert.equal(v.missing, [], 'every acknowledged record is on node2');
+    recorder = null;
+    const v = rec.verify(prim);
+    console.log(`  ${prim} PRIM after node1's daemon was killed: ${s.acknowledged.length} acknowledged, ${v.missing.length} missing`);
+    assert.equal(v.missing, [], `every acknowledged record is on ${prim}`);
     assert.ok(/application is stopped \(stop_prim force\)/.test(logOf(l, 'node1')), 'node1 says why it did not reattach');
     ok = true;
   } finally {
     if (!ok) await dumpLogs(lab);
+    await recorder?.stop().catch(() => {});
+    recorder = null;
     await lab?.down();
     console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }

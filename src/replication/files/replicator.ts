@@ -230,7 +230,7 @@ export class FileReplicator implements Replicator {
   // ───────────────────────────── roles ─────────────────────────────
 
   private async changeRole(role: FilesRole): Promise<void> {
-    if (role === this.role) return;
+    if (role === this.role && (this.recovered || role !== 'off')) return;
     if (this.role === 'primary') await this.leavePrimary();
     else if (this.role === 'secondary') await this.leaveSecondary();
     this.role = 'off';
@@ -739,6 +739,8 @@ export class FileReplicator implements Replicator {
         this.o.log.info(`attached to ${this.o.peer}: live replication of generation ${gen}`);
       } catch (e) {
         ctl.close();
+        // refused before anything was applied: the copy is still exactly `gen`
+        if (rx === null) await fs.rm(this.dirtyFile(), { force: true });
         throw e;
       }
     } catch (e) {

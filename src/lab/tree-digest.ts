@@ -5,10 +5,13 @@ import path from 'node:path';
 /**
  * A digest of a directory tree as replication must reproduce it: for every entry (lstat, symlinks not followed) its
  * relative path, type, permission bits, owner, size, symlink target and the SHA-256 of a file's content. Times are
- * left out (they are replicated to the microsecond at best). `skip` leaves out relative paths (and what is below).
+ * left out unless `mtimes` (then to the microsecond: replication sets times with microsecond precision; symlinks'
+ * own times are not compared). `skip` leaves out relative paths (and what is below).
  * Read it only from outside any FUSE mount this process serves (e.g. a lab node's private disk from the host).
  */
-export async function treeDigest(root: string, skip: (rel: string) => boolean = () => false): Promise<{ digest: string; entries: Map<string, string> }> {
+export async function treeDigest(
+  root: string, skip: (rel: string) => boolean = () => false, opts: { mtimes?: boolean } = {},
+): Promise<{ digest: string; entries: Map<string, string> }> {
   const entries = new Map<string, string>();
   async function walk(rel: string): Promise<void> {
     const names = (await fs.readdir(path.join(root, rel))).sort();
@@ -16,8 +19,9 @@ export async function treeDigest(root: string, skip: (rel: string) => boolean = 
       const r = rel ? `${rel}/${n}` : n;
       if (skip(r)) continue;
       const abs = path.join(root, r);
-      const st = await fs.lstat(abs);
-      const meta = `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
+      const st = await fs.lstat(abs, { bigint: true });
+      const mtime = opts.mtimes && !st.isSymbolicLink() ? ` mtime ${st.mtimeNs / 1000n}us` : '';
+      const meta = `${(Number(st.mode) & 0o7777).toString(8)} ${st.uid}:${st.gid}${mtime}`;
       if (st.isDirectory()) {
         entries.set(r, `dir ${meta}`);
         await walk(r);

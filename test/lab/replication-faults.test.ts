@@ -9,7 +9,7 @@ import { APPENDER_DATA, APPENDER_MODULE, AppendRecorder, createAppenderLab } fro
 import type { Lab } from '../../src/lab/lab.js';
 import { controlSocketOf } from '../../src/lab/mirror-lab.js';
 import { moduleState, startPair, waitForStates } from '../../src/lab/postgres.js';
-import { treeDigest } from '../../src/lab/tree-digest.js';
+import { digestDiff, treeDigest } from '../../src/lab/tree-digest.js';
 
 // Faults of the replication path itself, on real daemons, FUSE and TCP in the lab (examples/appender as the module;
 // the test writes into the replicated directory from inside the node, as an application would):
@@ -155,8 +155,9 @@ test('swap under load: roles exchange without a new generation, the old PRIM att
     await new Promise((res) => setTimeout(res, 500));
     const v = rec.verify('node2');
     assert.equal(v.missing, [], 'every acknowledged record is on node2');
-    const [d1, d2] = await Promise.all([1, 2].map((i) => treeDigest(path.join(l.paths(`node${i}`).root, APPENDER_DATA))));
-    assert.is(d1!.digest, d2!.digest, 'copies identical');
+    await new Promise((res) => setTimeout(res, 1500)); // file times follow within a second
+    const [d1, d2] = await Promise.all([1, 2].map((i) => treeDigest(path.join(l.paths(`node${i}`).root, APPENDER_DATA), undefined, { mtimes: true })));
+    assert.is(d1!.digest, d2!.digest, `copies identical, modification times included: ${digestDiff(d1!.entries, d2!.entries).join('; ')}`);
     console.log(`  swap: ${s.acknowledged.length} acknowledged, 0 missing, generation ${gen} kept, copies identical`);
     ok = true;
   } finally {

@@ -130,6 +130,9 @@ export class FileReplicator implements Replicator {
   private switching = false;
   private session: Session | null = null;
   private unreplicated = false;
+  /** live mode: paths (per dir) whose times changed since the SECOND last got them (see `sendTimes`) */
+  private timesDirty: Set<string>[] = [];
+  private timesTimer: NodeJS.Timeout | null = null;
 
   // secondary side
   private receiver: Receiver | null = null;
@@ -330,6 +333,7 @@ export class FileReplicator implements Replicator {
           const cs = toStream(this.dirs[i]!.dir, c);
           try {
             await Promise.all(cs.map((x) => sender.replicate(x)));
+            this.noteTimes(i, c);
             return;
           } catch (e) {
             this.onSendFailure(sender, e as Error);
@@ -354,6 +358,7 @@ export class FileReplicator implements Replicator {
         case 'live': {
           const sender = this.sender!;
           try {
+            if (this.timesDirty[i]?.has(p)) await this.sendTimes(sender, i, [p]);
             await sender.replicate({ dir: this.dirs[i]!.dir, op: 'sync', path: p || '.', datasync });
             return;
           } catch (e) {
@@ -369,6 +374,59 @@ export class FileReplicator implements Replicator {
           await this.modeChanged();
       }
     }
+  }
+
+  /**
+   * File times: the SECOND's own writes give its copy its own mtimes. The primary's times follow: at the next fsync
+   * of the path, and for every changed path within a second (so that the size/mtime comparison of a later
+   * reintegration finds equal files equal).
+   */
+  private noteTimes(i: number, c: FuseChange) {
+    const set = (this.timesDirty[i] ??= new Set());
+    const parent = (p: string) => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
+    switch (c.op) {
+      case 'write': case 'truncate': case 'fallocate':
+        set.add(c.path);
+        break;
+      case 'create': case 'mknod': case 'mkdir': case 'symlink':
+        set.add(c.path);
+        set.add(parent(c.path));
+        break;
+      case 'unlink': case 'rmdir':
+        set.delete(c.path);
+        set.add(parent(c.path));
+        break;
+      case 'rename':
+        set.delete(c.from);
+        set.add(c.to);
+        set.add(parent(c.from));
+        set.add(parent(c.to));
+        break;
+      default:
+        return;
+    }
+    this.timesTimer ??= setTimeout(() => {
+      this.timesTimer = null;
+      const sender = this.sender;
+      if (!sender || this.mode !== 'live') return;
+      for (const [d, paths] of this.timesDirty.entries()) {
+        if (paths?.size) void this.sendTimes(sender, d, [...paths].slice(0, 4096)).catch(() => {});
+      }
+    }, 1000);
+  }
+
+  private async sendTimes(sender: ReplicationSender, i: number, paths: string[]): Promise<void> {
+    const set = this.timesDirty[i]!;
+    for (const p of paths) set.delete(p);
+    const root = this.backings[i]!;
+    const ts = (ns: bigint): [number, number] => [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)];
+    const sends: Promise<void>[] = [];
+    for (const p of paths) {
+      const st = await fs.lstat(p ? path.join(root, p) : root, { bigint: true }).catch(() => null);
+      if (!st || sender !== this.sender) continue;
+      sends.push(sender.replicate({ dir: this.dirs[i]!.dir, op: 'utimens', path: p || '.', atime: ts(st.atimeNs), mtime: ts(st.mtimeNs) }));
+    }
+    await Promise.all(sends);
   }
 
   private recordChange(i: number, c: FuseChange) {
@@ -437,6 +495,9 @@ export class FileReplicator implements Replicator {
   }
 
   private clearTimers() {
+    if (this.timesTimer) clearTimeout(this.timesTimer);
+    this.timesTimer = null;
+    this.timesDirty = [];
     if (this.failTimer) clearInterval(this.failTimer);
     if (this.awaitTimer) clearTimeout(this.awaitTimer);
     this.failTimer = this.awaitTimer = null;

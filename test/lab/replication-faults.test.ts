@@ -169,6 +169,46 @@ test('swap under load: roles exchange without a new generation, the old PRIM att
   }
 });
 
+test('reintegration interrupted (replication LAN cut) resumes: the second attempt copies only what is missing', async () => {
+  let lab: Lab | null = null;
+  let ok = false;
+  const t0 = performance.now();
+  try {
+    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
+    const l = lab;
+    for (const n of ['node1', 'node2']) await l.cli(n, ['start', '-m', M]);
+    await waitForStates(l, { node1: 'WAIT', node2: 'WAIT' }, 30_000, M);
+    await l.cli('node1', ['prim', '-m', M]);
+    await waitForStates(l, { node1: 'ALONE' }, 30_000, M);
+    const total = 160 << 20;
+    await sh(l, 'node1', `for i in $(seq 1 40); do dd if=/dev/urandom of=${APPENDER_DATA}/f$i bs=1M count=4 status=none; done; sync`);
+
+    await l.cli('node2', ['second', '-m', M]);
+    let seen = 0;
+    await l.waitFor('a third of the copy done', async () => {
+      const r = (await status(l, 'node2')).reintegration;
+      seen = r?.bytesDone ?? 0;
+      return seen >= total / 3;
+    }, 60_000, 20);
+    await l.cut('replication');
+    console.log(`  replication LAN cut after ${(seen / 1048576).toFixed(0)} MiB of ${total / 1048576} MiB`);
+    await l.waitFor('the channel given up', async () => /reintegration from node1 \(attempt 1\)/.test(logOf(l, 'node2')), 20_000, 100);
+    assert.is(await moduleState(l, 'node2', M), 'SECOND?', 'node2 still reintegrating (transient SECOND)');
+    await l.uncut('replication');
+    await waitForStates(l, { node1: 'PRIM', node2: 'SECOND' }, 60_000, M);
+    const last = (await status(l, 'node2')).replication!.lastReintegration!;
+    console.log(`  resumed: the completing attempt copied ${(last.bytes / 1048576).toFixed(1)} MiB (${last.mode}, ${last.passes} passes)`);
+    assert.ok(last.bytes < total - seen / 2, `the completing attempt did not start over (${last.bytes} bytes)`);
+    const [d1, d2] = await Promise.all([1, 2].map((i) => treeDigest(path.join(l.paths(`node${i}`).root, APPENDER_DATA))));
+    assert.is(d1!.digest, d2!.digest, 'copies identical');
+    ok = true;
+  } finally {
+    if (!ok) await dumpLogs(lab);
+    await lab?.down();
+    console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+});
+
 test('daemon killed under a replicating PRIM: the application is stopped, the SECOND takes over, no acknowledged record lost', async () => {
   let lab: Lab | null = null;
   let ok = false;

@@ -30,8 +30,8 @@ export class CtlPeer {
   private handedOff: Buffer[] | null = null;
   private failure: Error | null = null;
 
-  constructor(readonly ch: Channel) {
-    this.ka = keepalive(ch);
+  constructor(readonly ch: Channel, liveness: { heartbeatMs?: number; deadMs?: number } = {}) {
+    this.ka = keepalive(ch, liveness.heartbeatMs, liveness.deadMs);
     ch.onFrame((f) => this.onFrame(f));
     void ch.closed.then((e) => {
       this.failure = e ?? new ReplicationError('link-lost', `the replication channel to ${ch.peer} closed`);

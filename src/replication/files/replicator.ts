@@ -223,7 +223,7 @@ export class FileReplicator implements Replicator {
 
   /** A replication channel the peer opened to this node (the daemon's listener routes it here). */
   accept(ch: Channel): void {
-    const ctl = new CtlPeer(ch);
+    const ctl = new CtlPeer(ch, this.liveness());
     ctl.serve((b, d) => this.handle(ctl, b, d));
     void ch.closed.then((e) => {
       if (this.session?.ctl === ctl) this.endSession(`channel closed${e ? `: ${e.message}` : ''}`);
@@ -446,6 +446,16 @@ export class FileReplicator implements Replicator {
 
   private modeChanged(): Promise<void> {
     return new Promise((r) => this.waiters.push(r));
+  }
+
+  /**
+   * Keepalive of the live stream, from the module's heartbeat settings: a silent replication channel (its LAN cut
+   * while heartbeats still pass on another) is given up after twice the heartbeat timeout (at least 2 s), so that
+   * writes do not wait longer than that before the primary goes ALONE.
+   */
+  private liveness(): { heartbeatMs: number; deadMs: number } {
+    const { pulseMs, timeoutMs } = this.o.cfg.heart;
+    return { heartbeatMs: Math.max(100, Math.min(pulseMs, 1000)), deadMs: Math.max(2 * timeoutMs, 2000) };
   }
 
   private awaitMs(): number {
@@ -681,6 +691,7 @@ export class FileReplicator implements Replicator {
     })();
     const sender = createSender({
       channel: ch, module: this.o.module, generation: gen, mode: this.o.cfg.rfs!.async, dirs: this.dirs.map((d) => d.dir),
+      ...this.liveness(),
     });
     sender.onFailure((e) => this.onSendFailure(sender, e));
     this.sender = sender;
@@ -728,7 +739,7 @@ export class FileReplicator implements Replicator {
   // ───────────────────────────── secondary ─────────────────────────────
 
   private async syncOnce(req: ReintegrateRequest): Promise<void> {
-    const ctl = new CtlPeer(await this.connect());
+    const ctl = new CtlPeer(await this.connect(), this.liveness());
     const onAbort = () => ctl.close(new Error('reintegration aborted'));
     req.signal.addEventListener('abort', onAbort);
     const t0 = performance.now();
@@ -789,7 +800,7 @@ export class FileReplicator implements Replicator {
     try {
       const clean = !(await this.isDirty());
       if (!clean) return;
-      const ctl = new CtlPeer(await this.connect());
+      const ctl = new CtlPeer(await this.connect(), this.liveness());
       let rx: Promise<void> | null = null;
       try {
         await this.markDirty();
@@ -825,7 +836,7 @@ export class FileReplicator implements Replicator {
     let accepted!: () => void;
     const ok = new Promise<void>((r) => (accepted = r));
     const rx = receiveChanges({
-      channel: ch, applier, mode: this.o.cfg.rfs!.async, log: (m) => this.o.log.warn(m),
+      channel: ch, applier, mode: this.o.cfg.rfs!.async, log: (m) => this.o.log.warn(m), ...this.liveness(),
       acceptHello: (h) => {
         if (h.generation !== gen) return `generation ${h.generation}, expected ${gen}`;
         accepted();

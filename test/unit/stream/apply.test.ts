@@ -401,4 +401,30 @@ test('pending directory fsyncs follow a renamed directory and are dropped with a
   }, { fs: (events) => hookedFs({}, events) });
 });
 
+test('kept write descriptors follow names: after a rename, an unlink or a re-create, writes reach the object now at the path', async () => {
+  await withCopy(async ({ copy, a }) => {
+    const ap = (c: NoDir<Change>) => a.apply({ dir: D, ...c } as Change);
+    const read = (r: string) => fsp.readFile(path.join(copy, r), 'utf8');
+    await ap({ op: 'create', path: 'a', mode: 0o644 });
+    await ap({ op: 'write', path: 'a', offset: 0, data: Buffer.from('first') });
+    await ap({ op: 'rename', from: 'a', to: 'b', flags: 0 });
+    await ap({ op: 'create', path: 'a', mode: 0o644 });
+    await ap({ op: 'write', path: 'a', offset: 0, data: Buffer.from('second') });
+    assert.is(await read('b'), 'first', 'the renamed file kept its content');
+    assert.is(await read('a'), 'second', 'the new file got the write');
+    await ap({ op: 'write', path: 'b', offset: 5, data: Buffer.from('+') });
+    await ap({ op: 'unlink', path: 'a' });
+    await ap({ op: 'create', path: 'a', mode: 0o644 });
+    await ap({ op: 'write', path: 'a', offset: 0, data: Buffer.from('third') });
+    await ap({ op: 'truncate', path: 'b', size: 3 });
+    await ap({ op: 'sync', path: 'a', datasync: true });
+    assert.is(await read('a'), 'third');
+    assert.is(await read('b'), 'fir');
+    // more files than the descriptor cache holds: every write still lands
+    for (let i = 0; i < 100; i++) await ap({ op: 'create', path: `f${i}`, mode: 0o600 });
+    for (let r = 0; r < 2; r++) for (let i = 0; i < 100; i++) await ap({ op: 'write', path: `f${i}`, offset: r, data: Buffer.from(String(r)) });
+    for (let i = 0; i < 100; i++) assert.is(await read(`f${i}`), '01');
+  });
+});
+
 test.run();

@@ -130,6 +130,7 @@ export class FileReplicator implements Replicator {
   private switching = false;
   private session: Session | null = null;
   private unreplicated = false;
+  private unacked: { i: number; c: FuseChange }[] = [];
   /** live mode: paths (per dir) whose times changed since the SECOND last got them (see `sendTimes`) */
   private timesDirty: Set<string>[] = [];
   private timesTimer: NodeJS.Timeout | null = null;
@@ -284,14 +285,24 @@ export class FileReplicator implements Replicator {
     const layout = this.primaryLayout;
     this.primaryLayout = null;
     this.setMode('off', null); // held changes fail (the application is stopped by now)
+    const sender = this.sender;
     try {
       await layout?.leave();
+      if (sender && !failing) {
+        // the application is stopped and the mount gone: what it wrote without fsync must still reach the SECOND
+        await sender.replicate({ dir: this.dirs[0]!.dir, op: 'sync', path: '.', datasync: false }).catch((e: Error) => {
+          this.unreplicated = true;
+          this.o.log.error(`the last changes may not have reached ${this.o.peer}: ${e.message}`);
+        });
+      }
     } finally {
       this.sender?.close();
       this.sender = null;
       await this.closeRecords(!failing);
       this.clearTimers();
     }
+    if (this.unacked.length > 0) this.unreplicated = true; // streamed writes neither acknowledged nor recorded
+    this.unacked = [];
     if (!failing && !this.unreplicated) await this.clearDirty(this.backings);
     this.backings = [];
   }
@@ -331,6 +342,21 @@ export class FileReplicator implements Replicator {
         case 'live': {
           const sender = this.sender!;
           const cs = toStream(this.dirs[i]!.dir, c);
+          if (c.op === 'write') {
+            // Data writes stream ahead, in order: write(2) returns once the change is queued; the next fsync (or
+            // O_SYNC/O_DSYNC, which reach onSync) waits for it, acknowledgements being cumulative. A streamed write
+            // the SECOND does not take is recorded once the engine persisted the new generation (flushUnacked).
+            const noted = { op: 'write', path: c.path, offset: c.offset, data: { length: c.data.byteLength } } as unknown as FuseChange;
+            const p = sender.replicate(cs[0]!);
+            p.catch((e: Error) => {
+              this.unacked.push({ i, c: noted });
+              if (this.mode === 'record') this.flushUnacked();
+              else this.onSendFailure(sender, e);
+            });
+            this.noteTimes(i, c);
+            if (sender.stats().queued > 0) await p.catch(() => {}); // over the in-flight limit: the application waits
+            return;
+          }
           try {
             await Promise.all(cs.map((x) => sender.replicate(x)));
             this.noteTimes(i, c);
@@ -429,6 +455,11 @@ export class FileReplicator implements Replicator {
     await Promise.all(sends);
   }
 
+  /** Streamed writes the SECOND did not acknowledge go into the record, before anything that waited behind them. */
+  private flushUnacked() {
+    for (const u of this.unacked.splice(0)) this.recordChange(u.i, u.c);
+  }
+
   private recordChange(i: number, c: FuseChange) {
     this.records![i]!.recordIntercepted(c);
     if (this.segments) {
@@ -495,6 +526,7 @@ export class FileReplicator implements Replicator {
     try {
       this.clearTimers();
       await this.openRecords(base ?? this.view?.prevGen ?? this.view!.gen!, true);
+      this.flushUnacked();
       this.setMode('record', null);
       this.o.log.info(`recording changes for ${this.o.peer} (its copy holds generation ${base ?? 'unknown'})`);
     } catch (e) {

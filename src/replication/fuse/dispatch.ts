@@ -1,3 +1,4 @@
+import { constants as C } from 'node:fs';
 import { E, errnoOf } from './errno.js';
 import type { Passthrough } from './passthrough.js';
 import {
@@ -21,8 +22,52 @@ export const Stat = {
   openDirs: 9,
   /** write-behind requests handed to the helper thread */
   writeBehinds: 10,
+  /** mutating requests held at the freeze gate, their total and longest wait in ms (freeze-gate.ts) */
+  gateWaits: 11,
+  gateWaitMs: 12,
+  gateWaitMaxMs: 13,
 } as const;
-export const STAT_SLOTS = 11;
+export const STAT_SLOTS = 14;
+
+/**
+ * The opcodes the freeze gate holds (freeze-gate.ts): every request that may change the backing store or report to
+ * the ChangeSink, i.e. SETATTR (truncate, chmod, chown, utimens), SYMLINK, MKNOD, MKDIR, UNLINK, RMDIR, RENAME(2),
+ * CREATE, WRITE, FALLOCATE, and also:
+ * - FSYNC and FSYNCDIR: they change no byte, but they reach onSync, and their reply promises durability under the
+ *   sink's current mode; a mode switch during a freeze must not fall between a sync and its reply.
+ * - LINK, SETXATTR, REMOVEXATTR, COPY_FILE_RANGE, TMPFILE, SYNCFS: refused today (EPERM / ENOSYS) but changes if
+ *   ever implemented; holding them costs nothing.
+ * - OPEN only with O_TRUNC (sent because we agree to ATOMIC_O_TRUNC) or O_CREAT (the kernel strips it, but a
+ *   truncating or creating open is a change by definition): see `mutates`.
+ * Not held: FLUSH (only checks the handle; under writeback caching the kernel writes dirty pages back with WRITEs,
+ * which are held, before it sends FLUSH), RELEASE / RELEASEDIR (close a backing fd: no byte or name changes; the last
+ * close of an unlinked file frees blocks no path leads to), FORGET, INTERRUPT, and every read-only request. Reads
+ * may still update atimes on the backing store (as the backing mount's atime options say); that is not content.
+ */
+const HELD = new Uint8Array(64);
+for (const op of [
+  Op.SETATTR, Op.SYMLINK, Op.MKNOD, Op.MKDIR, Op.UNLINK, Op.RMDIR, Op.RENAME, Op.RENAME2, Op.LINK, Op.CREATE, Op.WRITE,
+  Op.FALLOCATE, Op.FSYNC, Op.FSYNCDIR, Op.SETXATTR, Op.REMOVEXATTR, Op.COPY_FILE_RANGE, Op.TMPFILE, Op.SYNCFS,
+]) HELD[op] = 1;
+const OPEN_CHANGES = C.O_TRUNC | C.O_CREAT;
+
+/**
+ * The nodeid of the regular file a held request is on, when the kernel cannot drop that inode while the request
+ * waits (an open file or a writeback is behind it): WRITE, FSYNC, FALLOCATE, OPEN. 0 for the others. The freeze gate
+ * uses it to wake the worker (freeze-gate.ts).
+ */
+export function pinnedFile(req: Buffer): number {
+  const opcode = req.readUInt32LE(4);
+  if (opcode !== Op.WRITE && opcode !== Op.FSYNC && opcode !== Op.FALLOCATE && opcode !== Op.OPEN) return 0;
+  return InHeader.decode(req, 0).nodeid;
+}
+
+/** Does the request in req[0, n) change the backing store or reach the sink (see HELD)? */
+export function mutates(req: Buffer, n: number): boolean {
+  const opcode = req.readUInt32LE(4);
+  if (opcode < HELD.length && HELD[opcode] === 1) return true;
+  return opcode === Op.OPEN && n >= InHeader.size + OpenIn.size && (req.readUInt32LE(InHeader.size) & OPEN_CHANGES) !== 0;
+}
 
 export interface DispatcherOptions {
   init: InitOptions;
@@ -107,7 +152,11 @@ export class Dispatcher {
         return 0;
       }
       case Op.INTERRUPT:
-        // One worker answers requests in order, so the interrupted request has already been answered.
+        // One worker answers requests in order, so the interrupted request has already been answered (or is held at
+        // the freeze gate, where it stays until the thaw).
+        return 0;
+      case Op.NOTIFY_REPLY:
+        // The kernel's answer to the freeze gate's wake-up (freeze-gate.ts); it takes no reply.
         return 0;
       case Op.GETATTR: {
         const g = GetattrIn.decode(req, body);

@@ -58,6 +58,20 @@ export interface PassthroughMount {
   /** the fusectl connection number, for diagnostics */
   readonly connection: number;
   readonly protocol: FuseReady;
+  /**
+   * Closes the freeze gate (freeze-gate.ts) and resolves once the backing directory is quiescent: no mutating
+   * operation (dispatch.ts `mutates`: every change to the backing store, and fsync/fsyncdir) is between starting
+   * its change and sending its reply — one waiting for the sink or a host call is waited for — and none starts until
+   * `thaw()`. Mutating requests that arrive meanwhile wait in the server (the application's call blocks; nothing
+   * fails); read-only ones are served as usual. Calling it again while frozen returns the same promise. It also
+   * resolves, without that guarantee, if `thaw()` or `unmount()` comes first, and at once after `unmount()`.
+   */
+  freeze(): Promise<void>;
+  /** Opens the gate: held operations run in arrival order, before newer mutating ones. A no-op when not frozen. */
+  thaw(): void;
+  /** whether the gate is closed (freeze() called, thaw() not yet) */
+  readonly frozen: boolean;
+  /** Also opens the freeze gate first, for good, so held operations finish and the unmount does not hang. */
   unmount(): Promise<void>;
   stats(): FuseStats;
 }
@@ -95,7 +109,7 @@ export async function mountPassthrough(o: MountPassthroughOptions): Promise<Pass
     fd, dirfd, maxWrite, initFlags: DEFAULT_INIT_FLAGS | (o.writebackCache ? InitFlag.WRITEBACK_CACHE : 0),
     maxBackground: o.maxBackground, congestionThreshold: o.congestionThreshold, sink: o.sink, sinkTimeoutMs: o.sinkTimeoutMs,
     writeBehindBytes: o.writeBehindBytes ?? DEFAULT_WRITE_BEHIND_BYTES,
-    entryTimeout: o.entryTimeout, attrTimeout: o.attrTimeout, log,
+    entryTimeout: o.entryTimeout, attrTimeout: o.attrTimeout, mountpoint, log,
   });
 
   void server.stopped.then((reason) => log(`FUSE server for ${mountpoint} stopped: ${reason}`));
@@ -103,6 +117,7 @@ export async function mountPassthrough(o: MountPassthroughOptions): Promise<Pass
   let unmounting: Promise<void> | null = null;
   const unmount = () => (unmounting ??= stop());
   async function stop(): Promise<void> {
+    server.closeGate();
     try {
       if (isFuseMounted(mountpoint)) await unmountFuse(mountpoint, { log });
       if (!(await settles(server.stopped, 5000))) {
@@ -130,7 +145,10 @@ export async function mountPassthrough(o: MountPassthroughOptions): Promise<Pass
     throw err;
   }
   log(`mounted ${backing} at ${mountpoint} (FUSE 7.${protocol.minor}, kernel 7.${protocol.kernelMinor}, max_write ${protocol.maxWrite})`);
-  return { backing, mountpoint, connection, protocol, unmount, stats: () => server.stats() };
+  return {
+    backing, mountpoint, connection, protocol, unmount, stats: () => server.stats(),
+    freeze: () => server.freeze(), thaw: () => server.thaw(), get frozen() { return server.frozen; },
+  };
 }
 
 function realDir(p: string, what: string): string {

@@ -559,6 +559,27 @@ export function writeOutHeader(b: Buffer, unique: number, error: number, len: nu
   return len;
 }
 
+/** fuse_notify_code: a notification is an out header with unique 0 and the code in `error`, then its struct. */
+export const NotifyCode = {
+  RETRIEVE: 5,
+} as const;
+
+export const NotifyRetrieveOut = struct('fuse_notify_retrieve_out', [
+  ['notifyUnique', 'u64'], ['nodeid', 'u64'], ['offset', 'u64'], ['size', 'u32'], ['', 'u32'],
+] as const);
+
+/**
+ * A FUSE_NOTIFY_RETRIEVE notification: the kernel answers it by queueing a NOTIFY_REPLY request (unique =
+ * `notifyUnique`, which must not be 0) carrying the cached bytes of [offset, offset+size) of `nodeid`; the server
+ * must not reply to that request. With size 0 it carries no data: a way to make a server thread blocked in
+ * read(2) of /dev/fuse return (freeze-gate.ts). Returns the message length.
+ */
+export function encodeNotifyRetrieve(b: Buffer, r: { notifyUnique: number; nodeid: number; offset: number; size: number }): number {
+  const len = NotifyRetrieveOut.encode(b, OutHeader.size, r);
+  OutHeader.encode(b, 0, { len, error: NotifyCode.RETRIEVE, unique: 0 });
+  return len;
+}
+
 /** An error reply: header only. `errno` is positive (ENOENT = 2); the wire carries it negated. */
 export function encodeError(b: Buffer, unique: number, errno: number): number {
   return writeOutHeader(b, unique, -Math.abs(errno), OutHeader.size);

@@ -1,7 +1,11 @@
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { run } from '../../platform/exec.js';
 import type { BlockingServer } from './blocking-call.js';
 import { Stat, STAT_SLOTS } from './dispatch.js';
+import { FreezeControl, freezeGateBuffer } from './freeze-gate.js';
 import { serveHostCalls } from './host-calls.js';
+import { encodeNotifyRetrieve, NotifyRetrieveOut, OutHeader } from './protocol.js';
 import type { AsyncChangeSink } from './sink.js';
 import { noopSink } from './sink.js';
 import { serveSink } from './sink-bridge.js';
@@ -20,6 +24,8 @@ import type { WriteBehindWorkerData } from './write-behind-worker.js';
  *   worker stops by itself when the mount goes away; `release()` frees a worker blocked in a sink or host call
  *   (that call then fails with EIO), and `terminate()` is the last resort.
  * - The main thread must never do synchronous I/O on the mount (the worker could be waiting for it).
+ * - `freeze()` / `thaw()` close and open the freeze gate (freeze-gate.ts) for mutating requests; the gate opens for
+ *   good (`closeGate()`, and by itself when the worker exits), so a stopping server never keeps requests held.
  * - With `writeBehindBytes`, a second thread (write-behind-worker.ts) fdatasyncs the backing files the worker hands
  *   it; it is asked to stop when the worker exits, and `terminate()` ends it too.
  */
@@ -39,6 +45,8 @@ export interface FuseServerOptions {
   sinkTimeoutMs?: number;
   /** write-behind threshold in bytes (write-behind.ts); 0 or absent: none */
   writeBehindBytes?: number;
+  /** where the mount is: a thaw may statfs it from a child process to wake the worker (`wake`) */
+  mountpoint?: string;
   log: (msg: string) => void;
 }
 
@@ -62,7 +70,18 @@ export interface FuseStats {
   openFiles: number;
   openDirs: number;
   writeBehinds: number;
+  /** freeze() calls that closed the freeze gate */
+  freezes: number;
+  /** mutating requests waiting at the freeze gate now */
+  gateHeld: number;
+  /** mutating requests that have waited at the freeze gate, their total and longest wait (ms) */
+  gateWaits: number;
+  gateWaitMs: number;
+  gateWaitMaxMs: number;
 }
+
+/** notify_unique of the freeze gate's wake-up; any value but 0 (the kernel's own uniques are even). */
+const WAKE_UNIQUE = 0x5741_4b45;
 
 export class FuseServer {
   readonly ready: Promise<FuseReady>;
@@ -71,15 +90,19 @@ export class FuseServer {
   private readonly flusher: Worker | null = null;
   private readonly channels: BlockingServer[] = [];
   private readonly counters: Float64Array;
+  private readonly gate: FreezeControl;
+  private readonly wakeMsg = Buffer.alloc(OutHeader.size + NotifyRetrieveOut.size);
   private exited = false;
 
-  constructor(o: FuseServerOptions) {
+  constructor(private readonly o: FuseServerOptions) {
     const statsSab = new SharedArrayBuffer(STAT_SLOTS * 8);
     this.counters = new Float64Array(statsSab);
     const sink = o.sink && o.sink !== noopSink ? serveSink(o.sink) : null;
     const host = serveHostCalls();
     if (sink) this.channels.push(sink);
     this.channels.push(host);
+    const gateSab = freezeGateBuffer();
+    this.gate = new FreezeControl(gateSab, (nodeid) => this.wake(nodeid));
     const cfg: WorkerConfig = {
       tandemFuseWorker: true,
       fd: o.fd,
@@ -94,6 +117,7 @@ export class FuseServer {
       sinkTimeoutMs: o.sinkTimeoutMs ?? 0,
       host: host.workerEnd,
       stats: statsSab,
+      gate: gateSab,
       writeBehind: null,
     };
     const wbQueue = o.writeBehindBytes ? writeBehindQueue() : null;
@@ -122,6 +146,7 @@ export class FuseServer {
       this.worker.on('error', (err) => { reason = `worker error: ${err.stack ?? err.message}`; });
       this.worker.on('exit', () => {
         this.exited = true;
+        this.gate.close();
         if (wbQueue) stopWriteBehind(wbQueue);
         this.release();
         readyReject(new Error(`FUSE worker stopped before INIT: ${reason}`));
@@ -140,8 +165,55 @@ export class FuseServer {
       requests: c[Stat.requests]!, errors: c[Stat.errors]!, reads: c[Stat.reads]!, writes: c[Stat.writes]!,
       bytesRead: c[Stat.bytesRead]!, bytesWritten: c[Stat.bytesWritten]!, fsyncs: c[Stat.fsyncs]!,
       inodes: c[Stat.inodes]!, openFiles: c[Stat.openFiles]!, openDirs: c[Stat.openDirs]!,
-      writeBehinds: c[Stat.writeBehinds]!,
+      writeBehinds: c[Stat.writeBehinds]!, freezes: this.gate.freezes, gateHeld: this.gate.held,
+      gateWaits: c[Stat.gateWaits]!, gateWaitMs: c[Stat.gateWaitMs]!, gateWaitMaxMs: c[Stat.gateWaitMaxMs]!,
     };
+  }
+
+  /** Closes the freeze gate; see FreezeControl.freeze. */
+  freeze(): Promise<void> {
+    return this.gate.freeze();
+  }
+
+  thaw(): void {
+    this.gate.thaw();
+  }
+
+  get frozen(): boolean {
+    return this.gate.isFrozen;
+  }
+
+  /** Opens the freeze gate for good (the mount is going): held requests run, freeze() resolves at once. */
+  closeGate(): void {
+    this.gate.close();
+  }
+
+  /**
+   * Makes a request reach the worker blocked in read(2) of /dev/fuse, without blocking this thread: a
+   * FUSE_NOTIFY_RETRIEVE of 0 bytes of `nodeid` (a notification the kernel handles at once, answered by a
+   * NOTIFY_REPLY request; recent kernels accept it for regular files only), else, when there is no such file or the
+   * kernel refused, a statfs of the mount in a child process (STATFS always reaches the server).
+   */
+  private wake(nodeid: number): void {
+    if (this.exited) return;
+    if (nodeid > 0) {
+      encodeNotifyRetrieve(this.wakeMsg, { notifyUnique: WAKE_UNIQUE, nodeid, offset: 0, size: 0 });
+      try {
+        fs.writeSync(this.o.fd, this.wakeMsg);
+        return;
+      } catch {
+        // the inode is gone already (its request ran): fall back
+      }
+    }
+    const mnt = this.o.mountpoint;
+    if (!mnt) {
+      this.o.log('cannot wake the FUSE worker after a thaw: no mount point known');
+      return;
+    }
+    void run('stat', ['-f', '--', mnt], { reject: false, timeoutMs: 60_000 }).then(
+      (r) => { if (r.code !== 0 && !this.exited) this.o.log(`waking the FUSE worker with stat -f ${mnt} failed: ${r.stderr.trim()}`); },
+      (err: Error) => this.o.log(`waking the FUSE worker with stat -f ${mnt} failed: ${err.message}`),
+    );
   }
 
   /** Closes the sink and host-call channels: a worker blocked in one is released (the call fails). */

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { WorkerEnd } from './blocking-call.js';
-import { Dispatcher, Stat } from './dispatch.js';
+import { Dispatcher, mutates, pinnedFile, Stat } from './dispatch.js';
+import { FreezeGate } from './freeze-gate.js';
 import { HostCalls } from './host-calls.js';
 import { Passthrough, type WriteBehindHook } from './passthrough.js';
 import { FUSE_MIN_READ_BUFFER, OutHeader } from './protocol.js';
@@ -16,7 +17,9 @@ import { WriteBehind } from './write-behind.js';
  *
  * Loop contract: ENOENT from read (the request was interrupted before we took it), EINTR and EAGAIN are retried;
  * ENODEV (unmounted) and ECONNABORTED (aborted through fusectl) end the loop. A reply write failing with ENOENT
- * (the kernel no longer waits for that request) is ignored.
+ * (the kernel no longer waits for that request) is ignored. Mutating requests pass the freeze gate
+ * (freeze-gate.ts): while it is closed they are held in arrival order and the loop goes on with the others; held
+ * requests run, oldest first, as soon as a request (any, or the gate's wake-up) is read with the gate open.
  *
  * One worker serializes every request. Several readers of the same fd would be allowed by the kernel, but measured
  * on 2 vCPUs (a throw-away prototype: one thread reads /dev/fuse, a second does the WRITE payload and its reply)
@@ -38,6 +41,8 @@ export interface WorkerConfig {
   sinkTimeoutMs: number;
   host: WorkerEnd | null;
   stats: SharedArrayBuffer;
+  /** the freeze gate's shared state (freeze-gate.ts) */
+  gate: SharedArrayBuffer;
   /** write-behind queue (write-behind.ts) and the byte count that triggers a request; null: none */
   writeBehind: { queue: SharedArrayBuffer; bytes: number } | null;
 }
@@ -80,8 +85,42 @@ export function serve(cfg: WorkerConfig, post: (m: WorkerMessage) => void): stri
     stats,
     onInit: (out, k) => post({ type: 'ready', kernelMinor: k.minor, minor: out.minor, flags: out.flags, maxWrite: out.maxWrite, maxPages: out.maxPages }),
   });
+  const gate = new FreezeGate(cfg.gate, (ms) => {
+    stats[Stat.gateWaits]!++;
+    stats[Stat.gateWaitMs]! += ms;
+    if (ms > stats[Stat.gateWaitMaxMs]!) stats[Stat.gateWaitMaxMs] = ms;
+  });
   const req = Buffer.allocUnsafe(Math.max(FUSE_MIN_READ_BUFFER, cfg.maxWrite + 4096));
   const out = Buffer.allocUnsafe(OutHeader.size + cfg.maxWrite + 4096);
+
+  /** Handles one request and writes its reply; a reason to stop, or null. */
+  const answer = (r: Buffer, n: number): string | null => {
+    const len = dispatcher.handle(r, n, out);
+    stats[Stat.inodes] = fs_.table.size;
+    if (len > 0) {
+      try {
+        fs.writeSync(cfg.fd, out, 0, len);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENODEV') return 'unmounted';
+        if (code === 'ECONNABORTED') return 'aborted';
+        if (code !== 'ENOENT') return `write /dev/fuse failed: ${(err as Error).message}`;
+      }
+    }
+    if (dispatcher.fatal) return dispatcher.fatal;
+    if (dispatcher.destroyed) return 'destroyed';
+    return null;
+  };
+  /** Runs held mutating requests, oldest first, until none is left or the gate closes again. */
+  const drain = (): string | null => {
+    for (let h = gate.next(); h; h = gate.next()) {
+      const stop = answer(h.req, h.n);
+      gate.leave();
+      if (stop) return stop;
+    }
+    return null;
+  };
+
   for (;;) {
     let n: number;
     try {
@@ -94,21 +133,17 @@ export function serve(cfg: WorkerConfig, post: (m: WorkerMessage) => void): stri
       return `read /dev/fuse failed: ${(err as Error).message}`;
     }
     if (n < 40) return `short read from /dev/fuse (${n} bytes)`;
-    const len = dispatcher.handle(req, n, out);
-    stats[Stat.inodes] = fs_.table.size;
-    if (len > 0) {
-      try {
-        fs.writeSync(cfg.fd, out, 0, len);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') continue;
-        if (code === 'ENODEV') return 'unmounted';
-        if (code === 'ECONNABORTED') return 'aborted';
-        return `write /dev/fuse failed: ${(err as Error).message}`;
-      }
+    let stop: string | null;
+    if (gate.runnable && (stop = drain())) return stop;
+    if (!mutates(req, n)) stop = answer(req, n);
+    else if (gate.enter()) {
+      stop = answer(req, n);
+      gate.leave();
+    } else {
+      gate.hold(req, n, pinnedFile(req));
+      stop = gate.runnable ? drain() : null; // thawed since enter(): thaw() may not have seen it held
     }
-    if (dispatcher.fatal) return dispatcher.fatal;
-    if (dispatcher.destroyed) return 'destroyed';
+    if (stop) return stop;
   }
 }
 

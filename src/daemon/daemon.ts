@@ -277,6 +277,8 @@ export class Daemon {
       await d.settled();
       await d.d.replicator.close();
     }
+    this.hub.unregister(name);
+    await this.hub.refresh();
     this.drivers.delete(name);
     this.broken.delete(name);
     return { module: name };

@@ -5,7 +5,7 @@ import { keepalive, type Keepalive } from '../stream/keepalive.js';
 
 /**
  * Request/response over a replication channel's `ctl` messages, used by reintegration before the live stream starts
- * (session.ts). Requests carry `{id, op, …}`, responses `{re: id, ok: true, …}` or `{re: id, ok: false, error, code}`.
+ * (replicator.ts). Requests carry `{id, op, …}`, responses `{re: id, ok: true, …}` or `{re: id, ok: false, error, code}`.
  * A keepalive runs while the peer owns the channel. `handoff()` gives the channel to the live stream: frames that
  * arrive after the call are kept and delivered to whatever `onFrame` the new owner sets on the returned channel.
  */
@@ -54,7 +54,12 @@ export class CtlPeer {
     const id = this.nextId++;
     return new Promise<CtlReply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, ...(sync ? { sync } : {}) });
-      this.send({ ...body, id }, data);
+      try {
+        this.send({ ...body, id }, data);
+      } catch (e) {
+        this.pending.delete(id);
+        reject(e as Error);
+      }
     });
   }
 
@@ -104,7 +109,12 @@ export class CtlPeer {
       this.pending.delete(b.re);
       if (b.ok === true) {
         const r: CtlReply = { body: b, ...(m.data ? { data: m.data } : {}) };
-        p.sync?.(r);
+        try {
+          p.sync?.(r);
+        } catch (e) {
+          p.reject(e as Error);
+          throw e; // closes the channel
+        }
         p.resolve(r);
       } else {
         p.reject(new CtlError(String(b.error ?? 'refused'), typeof b.code === 'string' ? b.code : undefined));
@@ -118,9 +128,19 @@ export class CtlPeer {
       this.send({ re: id, ok: false, error: 'this node does not serve reintegration requests on this channel' });
       return;
     }
+    const refuse = (e: Error & { code?: string }) =>
+      this.send({ re: id, ok: false, error: e.message, ...(typeof e.code === 'string' ? { code: e.code } : {}) });
     h(b, m.data).then(
-      (r) => { if (r.body.answered !== true) this.send({ ...r.body, re: id, ok: true }, r.data); },
-      (e: Error & { code?: string }) => this.send({ re: id, ok: false, error: e.message, ...(typeof e.code === 'string' ? { code: e.code } : {}) }),
+      (r) => {
+        if (r.body.answered === true) return;
+        try {
+          this.send({ ...r.body, re: id, ok: true }, r.data);
+        } catch (e) {
+          // an answer the codec refuses (too large): the requester gets an error, the node does not crash
+          refuse(new Error(`cannot send the answer to ${String(b.op)}: ${(e as Error).message}`));
+        }
+      },
+      refuse,
     );
   }
 

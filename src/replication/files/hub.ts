@@ -34,6 +34,11 @@ export class ReplicationHub {
     this.routes.set(cfg.name, { lan: ReplicationHub.lanOf(cfg), accept });
   }
 
+  /** The module was unloaded: its channels are refused from the next `refresh()`. */
+  unregister(module: string): void {
+    this.routes.delete(module);
+  }
+
   /** Binds the listeners of every registered module's LAN. Throws UserError when an address cannot be bound. */
   async start(): Promise<void> {
     this.started = true;
@@ -44,6 +49,11 @@ export class ReplicationHub {
   async refresh(): Promise<void> {
     if (!this.started) return;
     const lans = new Set([...this.routes.values()].map((r) => r.lan));
+    for (const [name, l] of [...this.listeners]) {
+      if (lans.has(name)) continue;
+      await l.listener.close();
+      this.listeners.delete(name);
+    }
     for (const name of lans) {
       const lan = this.o.cluster.lans.find((l) => l.name === name)!;
       const me = lan.nodes.find((n) => n.name === this.o.self)!;

@@ -32,6 +32,7 @@
  * exit (unmount with nothing unreplicated pending, or end of the live stream, then `sync -f`). A node that crashed
  * is always compared, never patched from a record.
  */
+import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -68,6 +69,7 @@ export const MAX_PASSES = 6;
 /** a frozen primary thaws and drops the session if the SECOND has not finished the final pass by then */
 export const FREEZE_LIMIT_MS = 120_000;
 const READ_MAX = 1 << 20;
+const SUMS_PAGE = 65536;
 
 export interface ReplicatorLog {
   info(msg: string): void;
@@ -100,6 +102,8 @@ interface Session {
   recordMode: boolean;
   frozen: boolean;
   freezeTimer: NodeJS.Timeout | null;
+  /** block sums of the file last asked for (answered in pages) */
+  sums?: { key: string; sums: Buffer[] };
 }
 
 const isLinkError = (e: unknown) =>
@@ -599,19 +603,28 @@ export class FileReplicator implements Replicator {
       case 'sums': {
         const i = this.dirIndex(b.dir);
         const abs = await this.sourcePath(i, b.path);
-        const sums = await blockSums(abs, Number(b.blockSize));
-        return { body: { n: sums.length }, data: Buffer.concat(sums) };
+        const blockSize = intIn(b.blockSize, 4096, 16 << 20, 'blockSize');
+        if (!(await fs.lstat(abs)).isFile()) throw new CtlError(`${String(b.path)} is not a regular file`, 'EINVAL');
+        // answered in pages of SUMS_PAGE (a file over 8 GiB has more sums than one message carries)
+        const key = `${i}\0${abs}\0${blockSize}`;
+        if (s.sums?.key !== key) s.sums = { key, sums: await blockSums(abs, blockSize) };
+        const first = b.first === undefined ? 0 : intIn(b.first, 0, Number.MAX_SAFE_INTEGER, 'first');
+        const page = s.sums.sums.slice(first, first + SUMS_PAGE);
+        return { body: { n: s.sums.sums.length, first }, data: Buffer.concat(page) };
       }
       case 'read': {
         const i = this.dirIndex(b.dir);
         const abs = await this.sourcePath(i, b.path);
-        const length = Math.min(Number(b.length), READ_MAX);
-        const fh = await fs.open(abs, 'r');
+        const length = intIn(b.length, 0, READ_MAX, 'length');
+        const offset = intIn(b.offset, 0, Number.MAX_SAFE_INTEGER, 'offset');
+        const fh = await fs.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
+          throw new CtlError(e.code === 'ELOOP' ? `${String(b.path)} is a symlink` : e.message, e.code);
+        });
         try {
           const buf = Buffer.allocUnsafe(length);
           let got = 0;
           while (got < length) {
-            const { bytesRead } = await fh.read(buf, got, length - got, Number(b.offset) + got);
+            const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
             if (bytesRead === 0) break;
             got += bytesRead;
           }
@@ -623,8 +636,7 @@ export class FileReplicator implements Replicator {
       }
       case 'readlink': {
         const i = this.dirIndex(b.dir);
-        const rel = this.relPath(b.path);
-        return { body: { target: await fs.readlink(path.join(this.backings[i]!, rel)) } };
+        return { body: { target: await fs.readlink(await this.sourcePath(i, b.path)) } };
       }
       case 'done': {
         if (!s.frozen) throw new CtlError('done before the final pass', 'EPROTO');
@@ -742,9 +754,8 @@ export class FileReplicator implements Replicator {
   }
 
   private dirIndex(v: unknown): number {
-    const i = Number(v);
-    if (!Number.isInteger(i) || i < 0 || i >= this.dirs.length) throw new CtlError(`no replicated dir #${String(v)}`, 'EINVAL');
-    return i;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= this.dirs.length) throw new CtlError(`no replicated dir #${String(v)}`, 'EINVAL');
+    return v;
   }
 
   private relPath(p: unknown): string {
@@ -923,10 +934,14 @@ export class FileReplicator implements Replicator {
     const ranges = new Map<string, Range[]>();
     for (const p of plan.patches) {
       if (signal.aborted) throw new Error('reintegration aborted');
-      const s = await ctl.request({ op: 'sums', dir: i, path: p.path, blockSize: plan.blockSize });
-      const data = s.data ?? Buffer.alloc(0);
       const src: Buffer[] = [];
-      for (let o2 = 0; o2 + 32 <= data.length; o2 += 32) src.push(data.subarray(o2, o2 + 32));
+      for (let total = 1; src.length < total;) {
+        const s = await ctl.request({ op: 'sums', dir: i, path: p.path, blockSize: plan.blockSize, first: src.length });
+        const data = s.data ?? Buffer.alloc(0);
+        total = Number(s.body.n);
+        if (data.length === 0) break;
+        for (let o2 = 0; o2 + 32 <= data.length; o2 += 32) src.push(data.subarray(o2, o2 + 32));
+      }
       const tgt = await blockSums(path.join(this.backings[i]!, p.path), plan.blockSize);
       ranges.set(p.path, planBlocks(src, tgt, plan.blockSize, p.size));
     }
@@ -997,6 +1012,11 @@ export class FileReplicator implements Replicator {
     }
     await fs.rm(this.dirtyFile(), { force: true });
   }
+}
+
+function intIn(v: unknown, min: number, max: number, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new CtlError(`${what} must be an integer in [${min}, ${max}]`, 'EINVAL');
+  return v;
 }
 
 async function readBase(dir: string): Promise<string | null> {

@@ -388,11 +388,14 @@ export function listenChannels(opts: ListenOptions): Promise<Listener> {
         address: a.address,
         port: a.port,
         stats: () => ({ accepted, refused: { ...refused } }),
+        // server.close() frees the port at once; its callback would wait for the established channels, which
+        // belong to their owners and may live on
         close: () =>
           new Promise<void>((res) => {
             for (const s of pending) s.destroy();
             pending.clear();
-            server.close(() => res());
+            server.close();
+            setImmediate(res);
           }),
       });
     });

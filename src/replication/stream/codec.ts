@@ -66,7 +66,7 @@ export type Message =
   | { type: 'nack'; seq: number; errno: number; code: string; message: string }
   | { type: 'heartbeat' }
   /**
-   * Reintegration control (src/replication/files/session.ts): a JSON body (an object) and optional raw bytes. Only
+   * Reintegration control (src/replication/files/ctl.ts, replicator.ts): a JSON body (an object) and optional raw bytes. Only
    * exchanged before the live stream starts on a channel.
    */
   | { type: 'ctl'; body: Record<string, unknown>; data?: Buffer };

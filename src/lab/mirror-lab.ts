@@ -49,7 +49,7 @@ export function demoUserconfig(o: MirrorLabOptions, witnessAddr: string): string
     <vip><interface_list><interface check="on"><real_interface>
       <virtual_addr addr="${DEMO_VIP}" where="one_side_alias"/>
     </real_interface></interface></interface_list></vip>${rfs}${witness}
-    <user nicestoptimeout="30s" forcestoptimeout="10s"/>
+    <user nicestoptimeout="30s" forcestoptimeout="10s">${o.syncdelta ? '<var name="DEMO_DATA" value="/srv/demo/data"/>' : ''}</user>
   </service>
 </safe>
 `;

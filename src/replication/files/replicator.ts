@@ -476,6 +476,7 @@ export class FileReplicator implements Replicator {
   private setMode(m: PrimaryMode, gen: string | null) {
     this.mode = m;
     this.modeGen = gen;
+    for (const d of this.primaryLayout?.dirs ?? []) d.mount.streamWrites?.(m === 'live');
     for (const w of this.waiters.splice(0)) w();
   }
 
@@ -523,6 +524,7 @@ export class FileReplicator implements Replicator {
     this.sender?.close();
     this.sender = null;
     this.mode = 'failing';
+    for (const d of this.primaryLayout?.dirs ?? []) d.mount.streamWrites?.(false);
   }
 
   private async switchToRecord(base: string | null) {
@@ -745,7 +747,10 @@ export class FileReplicator implements Replicator {
   private freezeStartedAt = 0;
   private async freeze(): Promise<void> {
     this.freezeStartedAt = performance.now();
-    for (const d of this.primaryLayout?.dirs ?? []) await d.mount.freeze?.();
+    for (const d of this.primaryLayout?.dirs ?? []) {
+      await d.mount.freeze?.();
+      await d.mount.sinkDrained?.(); // writes streamed before the freeze are recorded before the last delta is made
+    }
   }
 
   private async thaw(): Promise<number> {

@@ -71,6 +71,14 @@ export interface PassthroughMount {
   thaw(): void;
   /** whether the gate is closed (freeze() called, thaw() not yet) */
   readonly frozen: boolean;
+  /**
+   * With `true`, a data write is handed to the sink without waiting for it (the sink queues it in order and its
+   * next answered call covers it); the sink must then accept writes it cannot refuse (they already returned). Off by
+   * default.
+   */
+  streamWrites(on: boolean): void;
+  /** resolves once the sink handled every write streamed so far */
+  sinkDrained(): Promise<void>;
   /** Also opens the freeze gate first, for good, so held operations finish and the unmount does not hang. */
   unmount(): Promise<void>;
   stats(): FuseStats;
@@ -148,6 +156,7 @@ export async function mountPassthrough(o: MountPassthroughOptions): Promise<Pass
   return {
     backing, mountpoint, connection, protocol, unmount, stats: () => server.stats(),
     freeze: () => server.freeze(), thaw: () => server.thaw(), get frozen() { return server.frozen; },
+    streamWrites: (on: boolean) => server.streamWrites(on), sinkDrained: () => server.sinkDrained(),
   };
 }
 

@@ -435,12 +435,28 @@ export class Passthrough {
 
   fsync(fh: number, datasync: boolean): void {
     const h = this.file(fh);
-    if (datasync) fs.fdatasyncSync(h.fd);
-    else fs.fsyncSync(h.fd);
+    const rel = this.table.pathOf(h.node);
+    // the sink's sync (the peer's) runs while the local fsync does; both must succeed
+    const sink = this.o.sink;
+    const token = rel !== null && sink?.startSync ? this.guardSink(() => sink.startSync!(rel, datasync), 'sync') : undefined;
+    try {
+      if (datasync) fs.fdatasyncSync(h.fd);
+      else fs.fsyncSync(h.fd);
+    } finally {
+      if (token !== undefined) this.guardSink(() => sink!.finishSync!(token), 'sync');
+    }
     h.unsynced = 0;
     if (this.o.writeBehind?.failed(h.fd)) throw new FsError(E.EIO, 'an earlier write-behind fdatasync failed');
-    const rel = this.table.pathOf(h.node);
-    if (rel !== null) this.sync(rel, datasync);
+    if (rel !== null && token === undefined) this.sync(rel, datasync);
+  }
+
+  private guardSink<T>(fn: () => T, what: string): T {
+    try {
+      return fn();
+    } catch (err) {
+      this.o.log(`change sink refused ${what}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new FsError(E.EIO, 'change sink failed');
+    }
   }
 
   fallocate(fh: number, offset: number, length: number, mode: number): void {

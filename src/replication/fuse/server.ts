@@ -89,6 +89,7 @@ export class FuseServer {
   private readonly worker: Worker;
   private readonly flusher: Worker | null = null;
   private readonly channels: BlockingServer[] = [];
+  private readonly sinkServer: BlockingServer | null;
   private readonly counters: Float64Array;
   private readonly gate: FreezeControl;
   private readonly wakeMsg = Buffer.alloc(OutHeader.size + NotifyRetrieveOut.size);
@@ -97,7 +98,9 @@ export class FuseServer {
   constructor(private readonly o: FuseServerOptions) {
     const statsSab = new SharedArrayBuffer(STAT_SLOTS * 8);
     this.counters = new Float64Array(statsSab);
-    const sink = o.sink && o.sink !== noopSink ? serveSink(o.sink) : null;
+    const sink = o.sink && o.sink !== noopSink
+      ? serveSink(o.sink, (e) => o.log(`change sink failed on a streamed write: ${e instanceof Error ? e.message : String(e)}`)) : null;
+    this.sinkServer = sink;
     const host = serveHostCalls();
     if (sink) this.channels.push(sink);
     this.channels.push(host);
@@ -214,6 +217,16 @@ export class FuseServer {
       (r) => { if (r.code !== 0 && !this.exited) this.o.log(`waking the FUSE worker with stat -f ${mnt} failed: ${r.stderr.trim()}`); },
       (err: Error) => this.o.log(`waking the FUSE worker with stat -f ${mnt} failed: ${err.message}`),
     );
+  }
+
+  /** Lets the worker post data writes to the sink without waiting (see sink-bridge.ts). */
+  streamWrites(on: boolean): void {
+    this.sinkServer?.setFlag(on);
+  }
+
+  /** Resolves once every write posted so far has been handled by the sink. */
+  sinkDrained(): Promise<void> {
+    return this.sinkServer?.drained() ?? Promise.resolve();
   }
 
   /** Closes the sink and host-call channels: a worker blocked in one is released (the call fails). */

@@ -11,16 +11,29 @@ import type { AsyncChangeSink, Change, ChangeSink } from './sink.js';
  */
 type SinkCall = { kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean };
 
-/** Main thread: serve `sink` to a worker. Pass `workerEnd` to the worker; `close()` when the mount is gone. */
-export function serveSink(sink: AsyncChangeSink): BlockingServer {
+/** writes posted and not yet handled above which the worker waits again (bounds memory) */
+export const MAX_POSTED_WRITES = 1024;
+
+/**
+ * Main thread: serve `sink` to a worker. Pass `workerEnd` to the worker; `close()` when the mount is gone.
+ * `setFlag(true)` lets the worker POST writes (not wait for them): see BridgedSink.
+ */
+export function serveSink(sink: AsyncChangeSink, onPostError: (e: unknown) => void = () => {}): BlockingServer {
   return serveBlockingCalls<SinkCall, null>(async (call) => {
     if (call.kind === 'change') await sink.onChange(call.change);
     else await sink.onSync(call.path, call.datasync);
     return null;
-  });
+  }, onPostError);
 }
 
-/** Worker thread: a ChangeSink that forwards to the main thread and waits. `timeoutMs` 0 waits forever. */
+/**
+ * Worker thread: a ChangeSink that forwards to the main thread and waits. `timeoutMs` 0 waits forever.
+ * Streamed writes: while the main thread set the flag (its sink queues writes in order without waiting, the
+ * replication layer's live mode), a data write is posted and the worker goes on at once, unless
+ * MAX_POSTED_WRITES are still unhandled. The main thread handles posts and calls strictly in order, so a later
+ * sync or change still comes after them. `startSync`/`finishSync` split onSync so that the local fsync runs while the
+ * main thread works on the sync.
+ */
 export class BridgedSink implements ChangeSink {
   private readonly caller: BlockingCaller<SinkCall, null>;
   constructor(end: WorkerEnd, timeoutMs = 0) {
@@ -32,6 +45,10 @@ export class BridgedSink implements ChangeSink {
       const copy = new Uint8Array(src.byteLength);
       copy.set(src);
       const c = change.op === 'write' ? { ...change, data: copy } : { ...change, value: copy };
+      if (change.op === 'write' && this.caller.flag() && this.caller.posted() < MAX_POSTED_WRITES) {
+        this.caller.post({ kind: 'change', change: c }, [copy.buffer]);
+        return;
+      }
       this.caller.call({ kind: 'change', change: c }, [copy.buffer]);
       return;
     }
@@ -39,5 +56,11 @@ export class BridgedSink implements ChangeSink {
   }
   onSync(path: string, datasync: boolean): void {
     this.caller.call({ kind: 'sync', path, datasync });
+  }
+  startSync(path: string, datasync: boolean): number {
+    return this.caller.begin({ kind: 'sync', path, datasync });
+  }
+  finishSync(token: unknown): void {
+    this.caller.wait(token as number);
   }
 }

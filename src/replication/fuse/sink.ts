@@ -61,6 +61,12 @@ export interface ChangeSink {
   onChange(change: Change): void;
   /** fsync/fdatasync/O_SYNC write: return only when the change is durable where it must be. */
   onSync(path: string, datasync: boolean): void;
+  /**
+   * Optional split of onSync: `startSync` before the local fsync, `finishSync(token)` after it (it blocks like
+   * onSync and throws like it), so both run at the same time. Every startSync is followed by its finishSync.
+   */
+  startSync?(path: string, datasync: boolean): unknown;
+  finishSync?(token: unknown): void;
 }
 
 /**

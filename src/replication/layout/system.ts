@@ -28,6 +28,8 @@ export interface LayoutFuseMount {
   /** mutating operations wait from when this resolves until `thaw()` (fuse/index.ts) */
   freeze?(): Promise<void>;
   thaw?(): void;
+  streamWrites?(on: boolean): void;
+  sinkDrained?(): Promise<void>;
 }
 
 export const linuxSystem: LayoutSystem = {

@@ -448,10 +448,14 @@ async function fallocate(h: ApplyHandle, mode: number, offset: number, length: n
   }
 }
 
+/**
+ * Seconds as the double libuv's utimes takes; it keeps microseconds (truncating), so the microsecond is centred
+ * (+0.5 µs) to survive the double's rounding: the copy's time then equals PRIM's to the microsecond.
+ */
 function seconds([sec, nsec]: Timespec): number {
-  return sec + nsec / 1e9;
+  return sec + (Math.floor(nsec / 1000) + 0.5) / 1e6;
 }
 
 function nsToSeconds(ns: bigint): number {
-  return Number(ns / 1_000_000_000n) + Number(ns % 1_000_000_000n) / 1e9;
+  return seconds([Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)]);
 }

@@ -8,8 +8,11 @@ import type { BridgeWorkerData, BridgeWorkerResult } from './bridge-worker.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function runWorker(sink: AsyncChangeSink, calls: BridgeWorkerData['calls'], timeoutMs = 0, onServer?: (close: () => void) => void): Promise<BridgeWorkerResult[]> {
+function runWorker(
+  sink: AsyncChangeSink, calls: BridgeWorkerData['calls'], timeoutMs = 0, onServer?: (close: () => void) => void, stream = false,
+): Promise<BridgeWorkerResult[]> {
   const server = serveSink(sink);
+  server.setFlag(stream);
   onServer?.(() => server.close());
   const data: BridgeWorkerData = { end: server.workerEnd, timeoutMs, calls };
   const w = new Worker(new URL('./bridge-worker.js', import.meta.url), { workerData: data, transferList: [server.workerEnd.port] });
@@ -72,6 +75,8 @@ test('a sink that throws or rejects makes the worker-side call throw', async () 
   assert.match(results[2]!.error ?? '', /disk full on peer/);
 });
 
+// Calls are handled one after the other: the later call is answered once the slow handler finished (150 ms), within
+// its own 100 ms timeout that started when the first call gave up.
 test('with a timeout, an unanswered call fails and a later call still gets its own answer', async () => {
   let first = true;
   const seen: string[] = [];
@@ -80,7 +85,7 @@ test('with a timeout, an unanswered call fails and a later call still gets its o
       seen.push(c.op);
       if (first) {
         first = false;
-        await sleep(400);
+        await sleep(150);
       }
     },
     onSync() {},
@@ -107,6 +112,31 @@ test('closing the server releases a worker blocked on a sink that never answers'
   const results = await runWorker(sink, [{ kind: 'change', change: rename }], 0, (c) => { close = c; });
   assert.match(results[0]!.error ?? '', /closed/);
   assert.ok(results[0]!.blockedMs >= 90, `${results[0]!.blockedMs}`);
+});
+
+test('streamed writes: the worker does not wait for them, and the sink still sees every call in order', async () => {
+  const seen: string[] = [];
+  const sink: AsyncChangeSink = {
+    async onChange(c) {
+      await sleep(c.op === 'write' ? 30 : 0);
+      seen.push(c.op === 'write' ? `write@${c.offset}` : c.op);
+    },
+    async onSync(p) {
+      seen.push(`sync ${p}`);
+    },
+  };
+  const w = (offset: number): BridgeWorkerData['calls'][number] => ({ kind: 'change', change: { ...write, offset } });
+  const results = await runWorker(sink, [w(0), w(1), w(2), { kind: 'sync', path: 'dir/a.txt', datasync: true }, w(3), { kind: 'change', change: rename }], 0, undefined, true);
+  assert.ok(results[0]!.blockedMs < 25 && results[1]!.blockedMs < 25, `writes did not wait: ${results.map((r) => r.blockedMs.toFixed(1)).join(' ')}`);
+  assert.ok(results[3]!.blockedMs >= 60, 'the sync waited for the three writes before it');
+  assert.equal(seen, ['write@0', 'write@1', 'write@2', 'sync dir/a.txt', 'write@3', 'rename']);
+  assert.ok(results.every((r) => r.error === null));
+});
+
+test('without the flag, writes wait as any change', async () => {
+  const sink: AsyncChangeSink = { async onChange() { await sleep(30); }, onSync() {} };
+  const results = await runWorker(sink, [{ kind: 'change', change: write }], 0, undefined, false);
+  assert.ok(results[0]!.blockedMs >= 25);
 });
 
 test.run();

@@ -427,4 +427,17 @@ test('kept write descriptors follow names: after a rename, an unlink or a re-cre
   });
 });
 
+test('utimens sets times exact to the microsecond (no double rounding below it)', async () => {
+  await withCopy(async ({ copy, a }) => {
+    await a.apply({ dir: D, op: 'create', path: 't', mode: 0o644 });
+    for (const [sec, nsec] of [[1795330317, 647628123], [1795330317, 999999999], [1700000000, 1000], [1234567890, 0]] as const) {
+      await a.apply({ dir: D, op: 'utimens', path: 't', atime: [sec, nsec], mtime: [sec, nsec] });
+      const s = await st(path.join(copy, 't'));
+      const want = BigInt(sec) * 1_000_000n + BigInt(Math.floor(nsec / 1000));
+      assert.is(s.mtimeNs / 1000n, want, `mtime ${sec}.${nsec}`);
+      assert.is(s.atimeNs / 1000n, want, `atime ${sec}.${nsec}`);
+    }
+  });
+});
+
 test.run();

@@ -388,7 +388,6 @@ export class FileReplicator implements Replicator {
         case 'live': {
           const sender = this.sender!;
           try {
-            if (this.timesDirty[i]?.has(p)) await this.sendTimes(sender, i, [p]);
             await sender.replicate({ dir: this.dirs[i]!.dir, op: 'sync', path: p || '.', datasync });
             return;
           } catch (e) {
@@ -407,9 +406,9 @@ export class FileReplicator implements Replicator {
   }
 
   /**
-   * File times: the SECOND's own writes give its copy its own mtimes. The primary's times follow: at the next fsync
-   * of the path, and for every changed path within a second (so that the size/mtime comparison of a later
-   * reintegration finds equal files equal).
+   * File times: the SECOND's own writes give its copy its own mtimes. The primary's times follow within a second
+   * for every changed path (so that the size/mtime comparison of a later reintegration finds equal files equal);
+   * not at each fsync, which would add a stat and a change to every commit.
    */
   private noteTimes(i: number, c: FuseChange) {
     const set = (this.timesDirty[i] ??= new Set());

@@ -1,0 +1,327 @@
+/**
+ * Reintegration cost: bytes sent to the returning SECOND against bytes changed while it was away, and copy rate, in
+ * one lab run (root). The module is a bare one defined here (`bench`): one replicated dir, async="none", no
+ * application. A data set (`files` × `fileMiB` MiB) is written on the PRIM through its FUSE mount, then:
+ *   1. clean stop of the SECOND: the PRIM goes ALONE and records changes; the SECOND returns and is patched from the
+ *      change record. Target: bytes sent / bytes changed ≤ 1.1.
+ *   2. power-off of the SECOND: its copy may hold changes of its own, so the trees are compared (size/mtime, then
+ *      SHA-256 per 64 KiB block) and whole differing blocks are sent.
+ *   3. full copy into an empty directory (`tandem second --fullsync` after wiping the SECOND's copy), `fullRounds`
+ *      times, alternating with a raw copy of the same files on this disk (`cp -a` then `sync -f`, the same fsync
+ *      guarantee the reintegration gives); the ratio is reintegration MiB/s / raw MiB/s.
+ * The change set (cases 1 and 2): 4 KiB writes at random offsets in 50 files (8 per file, each inside its own 64 KiB
+ * block, no overlap), 2 new files of 1 MiB, one rename, one delete. "Changed" counts the bytes written (a rename or
+ * a delete writes none). "Sent" is the file data the PRIM read for the SECOND (`lastReintegration.bytes` of the PRIM
+ * in `tandem status --json`); manifests and block checksums of a comparison are not in it.
+ *   node dist/bench/reintegration.js [files=200] [fileMiB=1] [fullRounds=3]
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { controlRequest } from '../src/daemon/control.js';
+import type { ModuleView, StatusView } from '../src/daemon/views.js';
+import type { Lab } from '../src/lab/lab.js';
+import { controlSocketOf, createMirrorLab, type LabModule, type MirrorLabOptions } from '../src/lab/mirror-lab.js';
+import { startPair, waitForStates } from '../src/lab/postgres.js';
+import { digestDiff, treeDigest } from '../src/lab/tree-digest.js';
+
+const run = promisify(execFile);
+const files = Number(process.argv[2] ?? 200);
+const fileMiB = Number(process.argv[3] ?? 1);
+const fullRounds = Number(process.argv[4] ?? 3);
+
+const MiB = 1 << 20;
+const MODULE = 'bench';
+const PRIVATE_DIR = '/srv/bench';
+const DATA = `${PRIVATE_DIR}/data`;
+const PRIM = 'node1';
+const SECOND = 'node2';
+
+function benchUserconfig(o: MirrorLabOptions): string {
+  return `<safe>
+  <service mode="mirror" defaultprim="alone" failover="on">
+    <heart pulse="${o.pulse ?? '500ms'}" timeout="${o.timeout ?? '5s'}"><heartbeat name="default"/><heartbeat name="replication"/></heart>
+    <rfs async="none"><replicated dir="${DATA}"/></rfs>
+    <user nicestoptimeout="30s" forcestoptimeout="10s"/>
+  </service>
+</safe>
+`;
+}
+
+/** A module with no application: only prestart, which creates the replicated dir (it must exist on both nodes). */
+function benchModuleDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-bench-module-'));
+  fs.mkdirSync(path.join(dir, 'bin'));
+  fs.writeFileSync(path.join(dir, 'userconfig.xml'), benchUserconfig({}));
+  fs.writeFileSync(path.join(dir, 'bin', 'prestart'), `#!/bin/sh\nmkdir -p ${DATA}\n`, { mode: 0o755 });
+  return dir;
+}
+
+/**
+ * Runs on a lab node (inside its mount namespace, so through the FUSE mount), cwd = DATA. Reads a JSON list of
+ * operations on stdin, fsyncs every file it writes, prints the bytes written.
+ */
+const WRITER = `
+const fs = require('fs'), crypto = require('crypto');
+const ops = JSON.parse(fs.readFileSync(0, 'utf8'));
+let written = 0;
+for (const o of ops) {
+  if (o.op === 'create') {
+    const fd = fs.openSync(o.path, 'w');
+    for (let off = 0; off < o.size; off += 1 << 20) written += fs.writeSync(fd, crypto.randomBytes(Math.min(1 << 20, o.size - off)));
+    fs.fsyncSync(fd); fs.closeSync(fd);
+  } else if (o.op === 'write') {
+    const fd = fs.openSync(o.path, 'r+');
+    for (const [offset, length] of o.ranges) written += fs.writeSync(fd, crypto.randomBytes(length), 0, length, offset);
+    fs.fsyncSync(fd); fs.closeSync(fd);
+  } else if (o.op === 'rename') fs.renameSync(o.from, o.to);
+  else if (o.op === 'unlink') fs.unlinkSync(o.path);
+}
+console.log(written);
+`;
+
+type Op =
+  | { op: 'create'; path: string; size: number }
+  | { op: 'write'; path: string; ranges: [number, number][] }
+  | { op: 'rename'; from: string; to: string }
+  | { op: 'unlink'; path: string };
+
+async function applyOps(lab: Lab, node: string, ops: Op[]): Promise<{ bytes: number; ms: number }> {
+  const t0 = performance.now();
+  const r = await lab.exec(node, [process.execPath, '-e', WRITER], { input: JSON.stringify(ops), cwd: DATA, timeoutMs: 900_000 });
+  return { bytes: Number(r.stdout.trim()), ms: performance.now() - t0 };
+}
+
+/** mulberry32: the same change set on every run */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The change set of one case over the current file names `names` (updated in place): 50 files × 8 writes of 4 KiB,
+ * each write in a distinct 64 KiB block at a random (unaligned) offset inside it; 2 new files; a rename and a delete
+ * of files that are not written.
+ */
+function changeSet(names: string[], tag: string, seed: number): { ops: Op[]; expected: number } {
+  const rnd = prng(seed);
+  const pick = <T>(xs: T[]) => xs.splice(Math.floor(rnd() * xs.length), 1)[0]!;
+  const pool = [...names];
+  const ops: Op[] = [];
+  const size = fileMiB * MiB;
+  const blocks = size / (64 * 1024);
+  let expected = 0;
+  if (pool.length < 52) throw new Error(`the change set needs at least 52 files; the data set has ${pool.length}`);
+  for (let f = 0; f < 50; f++) {
+    const name = pick(pool);
+    const free = Array.from({ length: blocks }, (_, i) => i);
+    const ranges: [number, number][] = [];
+    for (let w = 0; w < 8; w++) {
+      const b = pick(free);
+      ranges.push([b * 64 * 1024 + Math.floor(rnd() * (64 * 1024 - 4096)), 4096]);
+      expected += 4096;
+    }
+    ops.push({ op: 'write', path: name, ranges });
+  }
+  for (let i = 0; i < 2; i++) {
+    ops.push({ op: 'create', path: `new-${tag}-${i}`, size: MiB });
+    names.push(`new-${tag}-${i}`);
+    expected += MiB;
+  }
+  const from = pick(pool);
+  const to = `renamed-${tag}`;
+  ops.push({ op: 'rename', from, to });
+  names.splice(names.indexOf(from), 1, to);
+  const gone = pick(pool);
+  ops.push({ op: 'unlink', path: gone });
+  names.splice(names.indexOf(gone), 1);
+  return { ops, expected };
+}
+
+async function moduleView(lab: Lab, node: string): Promise<ModuleView> {
+  const v = (await controlRequest(controlSocketOf(lab, node), 'status', MODULE, undefined, { timeoutMs: 5000 })) as StatusView;
+  return v.modules[0]!;
+}
+
+/** The PRIM has a change record open (ALONE, recording): changes made now are recorded for the SECOND. */
+async function waitRecording(lab: Lab): Promise<void> {
+  await waitForStates(lab, { [PRIM]: 'ALONE' }, 60_000, MODULE);
+  await lab.waitFor(`${PRIM} recording changes`, async () => (await moduleView(lab, PRIM)).replication?.mode === 'recording', 30_000, 100);
+}
+
+const dataOf = (lab: Lab, node: string) => path.join(lab.paths(node).root, DATA);
+
+function logLines(lab: Lab, node: string, re: RegExp): string[] {
+  try {
+    return fs.readFileSync(path.join(lab.paths(node).home, 'log', `${MODULE}.log`), 'utf8').split('\n').filter((l) => re.test(l));
+  } catch {
+    return [];
+  }
+}
+
+/** Both copies identical on disk (backing dirs, read from outside the lab), else throws with the differences. */
+async function assertIdentical(lab: Lab): Promise<number> {
+  const [a, b] = await Promise.all([treeDigest(dataOf(lab, PRIM)), treeDigest(dataOf(lab, SECOND))]);
+  if (a.digest !== b.digest) throw new Error(`copies differ after reintegration: ${digestDiff(a.entries, b.entries).join('; ')}`);
+  return a.entries.size;
+}
+
+interface CaseResult {
+  name: string;
+  changed: number;
+  sent: number;
+  copiedBySecond: number;
+  mode: string;
+  passes: number;
+  primMs: number;
+  secondMs: number;
+  freezeMs: number;
+  wallMs: number;
+}
+
+/** Rejoins the SECOND with `rejoin` and waits for PRIM/SECOND; returns both sides' lastReintegration. */
+async function reintegrate(lab: Lab, name: string, changed: number, rejoin: () => Promise<void>): Promise<CaseResult> {
+  const before = (await moduleView(lab, PRIM)).replication?.lastReintegration?.at ?? null;
+  const cpu0 = { prim: daemonCpuMs(lab, PRIM), second: daemonCpuMs(lab, SECOND) };
+  const t0 = performance.now();
+  await rejoin();
+  // progress samples of the copy (the SECOND's `reintegration` in status) until the pair is settled
+  const samples: { t: number; bytes: number }[] = [];
+  await lab.waitFor(`${PRIM} PRIM and ${SECOND} SECOND`, async () => {
+    const [p, s] = await Promise.all([moduleView(lab, PRIM).catch(() => null), moduleView(lab, SECOND).catch(() => null)]);
+    if (s?.reintegration) samples.push({ t: performance.now(), bytes: s.reintegration.bytesDone });
+    return p?.state === 'PRIM' && p.ready && s?.state === 'SECOND' && s.ready;
+  }, 900_000, 100);
+  const wallMs = performance.now() - t0;
+  const cpu = { prim: daemonCpuMs(lab, PRIM) - cpu0.prim, second: daemonCpuMs(lab, SECOND) - cpu0.second };
+  const p = (await moduleView(lab, PRIM)).replication?.lastReintegration;
+  const s = (await moduleView(lab, SECOND)).replication?.lastReintegration;
+  if (!p || p.at === before || !s) throw new Error(`${name}: no new lastReintegration in status (PRIM ${JSON.stringify(p)}, SECOND ${JSON.stringify(s)})`);
+  const entries = await assertIdentical(lab);
+  const r: CaseResult = {
+    name, changed, sent: p.bytes, copiedBySecond: s.bytes, mode: p.mode, passes: p.passes, primMs: p.ms, secondMs: s.ms, freezeMs: p.freezeMs, wallMs,
+  };
+  const mibps = r.sent / MiB / (r.secondMs / 1000);
+  console.log(`${name}: changed ${changed} B, sent ${r.sent} B (SECOND copied ${r.copiedBySecond} B), sent/changed ${(r.sent / Math.max(1, changed)).toFixed(3)}; ` +
+    `mode ${r.mode}, ${r.passes} passes, ${r.secondMs} ms on the SECOND (${r.primMs} ms PRIM session, writes held ${r.freezeMs} ms), ` +
+    `${mibps.toFixed(1)} MiB/s; rejoin to PRIM/SECOND ${(wallMs / 1000).toFixed(1)} s; copies identical (${entries} entries)`);
+  const moving = samples.filter((x) => x.bytes > 0);
+  const copy = moving.length >= 2 ? (moving.at(-1)!.bytes - moving[0]!.bytes) / MiB / ((moving.at(-1)!.t - moving[0]!.t) / 1000) : NaN;
+  console.log(`  daemon CPU during the rejoin: ${PRIM} ${cpu.prim.toFixed(0)} ms, ${SECOND} ${cpu.second.toFixed(0)} ms (a booted daemon: since its start); ` +
+    `copy rate between progress samples ${Number.isNaN(copy) ? 'n/a (too short)' : `${copy.toFixed(1)} MiB/s over ${moving.length} samples`}`);
+  for (const l of logLines(lab, PRIM, /caught up|reintegrates from/).slice(-2)) console.log(`  ${PRIM}: ${l.replace(/^\S+ \S+\s+/, '')}`);
+  for (const l of logLines(lab, SECOND, /reintegration from .* done|becoming SECOND/).slice(-2)) console.log(`  ${SECOND}: ${l.replace(/^\S+ \S+\s+/, '')}`);
+  return r;
+}
+
+/** utime + stime of the node's daemon (ms), 0 when it does not run. */
+function daemonCpuMs(lab: Lab, node: string): number {
+  const pid = lab.daemonPid(node);
+  if (pid === undefined) return 0;
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** `cp -a` of the PRIM's backing copy to a fresh dir on the same disk, then `sync -f`; returns MiB/s. */
+async function rawCopy(lab: Lab, bytes: number): Promise<number> {
+  const base = fs.mkdtempSync(path.join(lab.dir, 'raw-copy-'));
+  try {
+    const t0 = performance.now();
+    await run('cp', ['-a', dataOf(lab, PRIM), path.join(base, 'data')]);
+    await run('sync', ['-f', path.join(base, 'data')]);
+    return bytes / MiB / ((performance.now() - t0) / 1000);
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+}
+
+const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+const t0 = performance.now();
+const moduleDir = benchModuleDir();
+const module: LabModule = { name: MODULE, dir: moduleDir, userconfig: (o) => benchUserconfig(o) };
+let lab: Lab | null = null;
+try {
+  lab = await createMirrorLab({ pulse: '200ms', timeout: '1s', module, spec: { privateDirs: [PRIVATE_DIR] } });
+  const l = lab;
+  await startPair(l, PRIM, SECOND, 120_000, MODULE);
+
+  const names = Array.from({ length: files }, (_, i) => `f${String(i).padStart(4, '0')}`);
+  const initial = await applyOps(l, PRIM, names.map((n) => ({ op: 'create', path: n, size: fileMiB * MiB })));
+  console.log(`data set: ${files} files × ${fileMiB} MiB written on the PRIM through FUSE with synchronous replication: ` +
+    `${(initial.bytes / MiB).toFixed(0)} MiB in ${(initial.ms / 1000).toFixed(1)} s, ${(initial.bytes / MiB / (initial.ms / 1000)).toFixed(1)} MiB/s; load average ${loadavg()}`);
+  await assertIdentical(l);
+
+  // 1. clean stop: patched from the change record
+  await l.cli(SECOND, ['stop', '-m', MODULE]);
+  await waitForStates(l, { [SECOND]: 'STOP' }, 60_000, MODULE);
+  await waitRecording(l);
+  const c1 = changeSet(names, 'c1', 1);
+  const w1 = await applyOps(l, PRIM, c1.ops);
+  if (w1.bytes !== c1.expected) throw new Error(`writer wrote ${w1.bytes} B, expected ${c1.expected}`);
+  const r1 = await reintegrate(l, 'clean stop (change record)', w1.bytes, async () => void await l.cli(SECOND, ['start', '-m', MODULE]));
+
+  // 2. power-off: compared
+  await sleep(1000);
+  await l.poweroff(SECOND);
+  await waitRecording(l);
+  const c2 = changeSet(names, 'c2', 2);
+  const w2 = await applyOps(l, PRIM, c2.ops);
+  const r2 = await reintegrate(l, 'power-off (comparison)', w2.bytes, () => l.boot(SECOND));
+
+  // 3. full copy into an empty dir, alternating with the raw copy
+  const total = fs.readdirSync(dataOf(l, PRIM)).reduce((n, f) => n + fs.statSync(path.join(dataOf(l, PRIM), f)).size, 0);
+  const raws: number[] = [];
+  const fulls: CaseResult[] = [];
+  for (let i = 0; i < fullRounds; i++) {
+    raws.push(await rawCopy(l, total));
+    console.log(`raw copy (cp -a + sync -f) of ${(total / MiB).toFixed(0)} MiB: ${raws.at(-1)!.toFixed(1)} MiB/s`);
+    await l.cli(SECOND, ['stop', '-m', MODULE]);
+    await waitForStates(l, { [SECOND]: 'STOP' }, 60_000, MODULE);
+    await waitRecording(l);
+    const d = dataOf(l, SECOND); // nothing is mounted on it while the module is stopped there
+    for (const e of fs.readdirSync(d)) fs.rmSync(path.join(d, e), { recursive: true, force: true });
+    fulls.push(await reintegrate(l, `full copy ${i + 1} (empty dir, --fullsync)`, total, async () => void await l.cli(SECOND, ['second', '-m', MODULE, '--fullsync'])));
+  }
+  raws.push(await rawCopy(l, total));
+  console.log(`raw copy (cp -a + sync -f) of ${(total / MiB).toFixed(0)} MiB: ${raws.at(-1)!.toFixed(1)} MiB/s`);
+
+  const rate = (r: CaseResult) => r.sent / MiB / (r.secondMs / 1000);
+  const fullRate = median(fulls.map(rate));
+  const rawRate = median(raws);
+  console.log(`\nreintegration bench: ${files} files × ${fileMiB} MiB; load average ${loadavg()}; ${os.cpus().length} CPUs`);
+  console.log(`${'case'.padEnd(34)} ${'changed B'.padStart(11)} ${'sent B'.padStart(11)} ${'sent/changed'.padStart(12)} ${'ms'.padStart(7)} ${'MiB/s'.padStart(7)}  mode`);
+  for (const r of [r1, r2, ...fulls]) {
+    console.log(`${r.name.padEnd(34)} ${String(r.changed).padStart(11)} ${String(r.sent).padStart(11)} ${(r.sent / r.changed).toFixed(3).padStart(12)} ${String(r.secondMs).padStart(7)} ${rate(r).toFixed(1).padStart(7)}  ${r.mode}, ${r.passes} passes`);
+  }
+  console.log(`clean stop: sent/changed ${(r1.sent / r1.changed).toFixed(3)} (target ≤ 1.1: ${r1.sent / r1.changed <= 1.1 ? 'met' : 'NOT met'}); ` +
+    `power-off: ${(r2.sent / r2.changed).toFixed(3)} (whole 64 KiB blocks)`);
+  console.log(`full copy: median ${fullRate.toFixed(1)} MiB/s vs raw cp -a + sync -f median ${rawRate.toFixed(1)} MiB/s (runs ${raws.map((x) => x.toFixed(0)).join(', ')}): ratio ${(fullRate / rawRate).toFixed(2)}`);
+} finally {
+  if (lab) {
+    const report = await lab.down();
+    if (report.problems.length) console.error(`[bench] lab teardown left: ${report.problems.join('; ')}`);
+  }
+  fs.rmSync(moduleDir, { recursive: true, force: true });
+  console.error(`[bench] total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+}

@@ -958,8 +958,35 @@ export class FileReplicator implements Replicator {
       if (e instanceof CtlError && e.code) throw Object.assign(new Error(e.message), { code: e.code });
       throw e;
     };
+    // read-ahead: up to READ_AHEAD requests in flight within the window the applier announced (willRead), so that
+    // the copy does not wait a round trip per MiB; nothing is read outside the window
+    const READ_AHEAD = 4;
+    let window: { path: string; end: number } | null = null;
+    const ahead = new Map<string, Promise<Buffer>>();
+    const fetch = (p: string, offset: number, length: number) => {
+      const pr = ctl.request({ op: 'read', dir: i, path: p, offset, length }).then((r) => r.data ?? Buffer.alloc(0), enoent);
+      pr.catch(() => {}); // a read ahead nobody takes must not be an unhandled rejection
+      return pr;
+    };
     return {
+      willRead: (p, start, end) => {
+        window = { path: p, end };
+        ahead.clear();
+        void start;
+      },
       readRange: async (p, offset, length) => {
+        if (length <= READ_MAX && window?.path === p) {
+          const key = `${offset}:${length}`;
+          const pr = ahead.get(key) ?? fetch(p, offset, length);
+          ahead.delete(key);
+          for (let k = 1, o = offset + length; k <= READ_AHEAD && o < window.end; k++, o += length) {
+            const n = Math.min(length, window.end - o);
+            if (!ahead.has(`${o}:${n}`)) ahead.set(`${o}:${n}`, fetch(p, o, n));
+          }
+          const d = await pr;
+          if (d.length < length) ahead.clear(); // end of file at the source
+          return d;
+        }
         const parts: Buffer[] = [];
         let got = 0;
         while (got < length) {

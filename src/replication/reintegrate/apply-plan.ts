@@ -17,6 +17,8 @@ import { Quarantine } from './quarantine.js';
 export interface SourceReader {
   readRange(path: string, offset: number, length: number): Promise<Buffer>;
   readlink(path: string): Promise<string>;
+  /** optional hint: [start, end) of `path` is about to be read in order (a remote reader may read ahead within it) */
+  willRead?(path: string, start: number, end: number): void;
 }
 
 export function localSourceReader(root: string): SourceReader {
@@ -401,6 +403,7 @@ export class PlanApplier {
         if (skip >= e - s) { skip -= e - s; continue; }
         pos += skip;
         skip = 0;
+        this.opts.source.willRead?.(rel, pos, e);
         while (pos < e) {
           this.checkAbort();
           const len = Math.min(chunk, e - pos);

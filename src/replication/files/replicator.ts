@@ -273,7 +273,10 @@ export class FileReplicator implements Replicator {
       this.setMode('record', null);
     }
     try {
-      this.primaryLayout = await enterPrimary({ ...this.layoutReq(), sinkFor: (dir) => this.sinkFor(dir) });
+      this.primaryLayout = await enterPrimary({
+        ...this.layoutReq(), sinkFor: (dir) => this.sinkFor(dir),
+        notReplicatedFor: (dir) => this.dirs.find((d) => d.dir === dir)?.notreplicated ?? [],
+      });
     } catch (e) {
       await this.closeRecords(true);
       this.setMode('off', null);

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import type { NotReplicated } from '../../config/types.js';
 import { UserError } from '../../errors.js';
 import { abortFuseConnection, findMount, isFuseMounted, mountFuse, openFuseDevice, unmountFuse } from './mount.js';
 import { DEFAULT_INIT_FLAGS, InitFlag } from './protocol.js';
@@ -47,6 +48,8 @@ export interface MountPassthroughOptions {
    * DEFAULT_WRITE_BEHIND_BYTES.
    */
   writeBehindBytes?: number;
+  /** the directory's `<notreplicated>` rules: a rename across them fails with EXDEV (the SECOND could not apply it) */
+  notReplicated?: NotReplicated[];
   /** kernel cache timeouts, seconds; default 1 */
   entryTimeout?: number;
   attrTimeout?: number;
@@ -115,7 +118,7 @@ export async function mountPassthrough(o: MountPassthroughOptions): Promise<Pass
   const connection = findMount(mountpoint)?.connection ?? -1;
   const server = new FuseServer({
     fd, dirfd, maxWrite, initFlags: DEFAULT_INIT_FLAGS | (o.writebackCache ? InitFlag.WRITEBACK_CACHE : 0),
-    maxBackground: o.maxBackground, congestionThreshold: o.congestionThreshold, sink: o.sink, sinkTimeoutMs: o.sinkTimeoutMs,
+    maxBackground: o.maxBackground, congestionThreshold: o.congestionThreshold, sink: o.sink, sinkTimeoutMs: o.sinkTimeoutMs, notReplicated: o.notReplicated,
     writeBehindBytes: o.writeBehindBytes ?? DEFAULT_WRITE_BEHIND_BYTES,
     entryTimeout: o.entryTimeout, attrTimeout: o.attrTimeout, mountpoint, log,
   });

@@ -77,6 +77,11 @@ export interface PassthroughOptions {
   nowNs?: () => bigint;
   /** write-behind (write-behind.ts); absent: none */
   writeBehind?: WriteBehindHook | null;
+  /**
+   * `<notreplicated>` paths of the directory: a rename (or link) between a replicated and a not-replicated path is
+   * refused with EXDEV, as across filesystems (`mv` then copies and deletes), since the SECOND could not apply it
+   */
+  excluded?: ((rel: string, isDir: boolean) => boolean) | null;
 }
 
 /**
@@ -326,6 +331,12 @@ export class Passthrough {
     const newName = this.name(newNameBytes);
     const from = this.childRel(parent, name);
     const to = this.childRel(newParent, newName);
+    if (this.o.excluded) {
+      const isDir = fs.lstatSync(this.bp(from), { throwIfNoEntry: false })?.isDirectory() ?? false;
+      if (this.o.excluded(from, isDir) !== this.o.excluded(to, isDir)) {
+        throw new FsError(E.EXDEV, `rename between a replicated and a not-replicated path (${from} → ${to})`);
+      }
+    }
     if (flags & RENAME_NOREPLACE && fs.lstatSync(this.bp(to), { throwIfNoEntry: false })) throw new FsError(E.EEXIST);
     fs.renameSync(this.bp(from), this.bp(to));
     const node = this.table.child(parent, name);

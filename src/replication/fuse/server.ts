@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import type { NotReplicated } from '../../config/types.js';
 import { Worker } from 'node:worker_threads';
 import { run } from '../../platform/exec.js';
 import type { BlockingServer } from './blocking-call.js';
@@ -45,6 +46,8 @@ export interface FuseServerOptions {
   sinkTimeoutMs?: number;
   /** write-behind threshold in bytes (write-behind.ts); 0 or absent: none */
   writeBehindBytes?: number;
+  /** `<notreplicated>` rules: renames across them fail with EXDEV */
+  notReplicated?: NotReplicated[];
   /** where the mount is: a thaw may statfs it from a child process to wake the worker (`wake`) */
   mountpoint?: string;
   log: (msg: string) => void;
@@ -118,6 +121,7 @@ export class FuseServer {
       attrTimeout: o.attrTimeout ?? 1,
       sink: sink?.workerEnd ?? null,
       sinkTimeoutMs: o.sinkTimeoutMs ?? 0,
+      notReplicated: o.notReplicated ?? [],
       host: host.workerEnd,
       stats: statsSab,
       gate: gateSab,

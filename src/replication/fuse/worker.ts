@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import type { NotReplicated } from '../../config/types.js';
+import { compileFilter } from '../stream/paths.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { WorkerEnd } from './blocking-call.js';
 import { Dispatcher, mutates, pinnedFile, Stat } from './dispatch.js';
@@ -39,6 +41,8 @@ export interface WorkerConfig {
   attrTimeout: number;
   sink: WorkerEnd | null;
   sinkTimeoutMs: number;
+  /** `<notreplicated>` rules of the directory (renames across them fail with EXDEV) */
+  notReplicated: NotReplicated[];
   host: WorkerEnd | null;
   stats: SharedArrayBuffer;
   /** the freeze gate's shared state (freeze-gate.ts) */
@@ -78,6 +82,7 @@ export function serve(cfg: WorkerConfig, post: (m: WorkerMessage) => void): stri
     attrTimeout: cfg.attrTimeout,
     log,
     writeBehind: cfg.writeBehind ? writeBehind(cfg.writeBehind.queue, cfg.writeBehind.bytes, stats) : null,
+    excluded: cfg.notReplicated.length > 0 ? ((f) => (rel: string, isDir: boolean) => f.excluded(rel, isDir))(compileFilter(cfg.notReplicated)) : null,
   });
   const dispatcher = new Dispatcher(fs_, {
     init: { maxWrite: cfg.maxWrite, wantFlags: cfg.initFlags, maxBackground: cfg.maxBackground, congestionThreshold: cfg.congestionThreshold },

@@ -1,4 +1,5 @@
 import fsp from 'node:fs/promises';
+import type { NotReplicated } from '../../config/types.js';
 import path from 'node:path';
 import { BugError, ExternalError, UserError } from '../../errors.js';
 import type { AsyncChangeSink, MountPassthroughOptions } from '../fuse/index.js';
@@ -40,6 +41,8 @@ export interface LayoutRequest extends DirsRequest {
 export interface PrimaryRequest extends LayoutRequest {
   /** the sink for one replicated dir (called with the dir as configured); undefined: no change is sent anywhere */
   sinkFor(dir: string): AsyncChangeSink | undefined;
+  /** the `<notreplicated>` rules of one replicated dir (renames across them are refused with EXDEV) */
+  notReplicatedFor?(dir: string): NotReplicated[];
   /** passed on to mountPassthrough for every dir (sinkTimeoutMs, maxWrite, cache settings, …) */
   fuse?: Omit<MountPassthroughOptions, 'backing' | 'mountpoint' | 'sink' | 'log'>;
 }
@@ -96,7 +99,8 @@ export async function enterPrimary(r: PrimaryRequest): Promise<PrimaryLayout> {
   try {
     for (const d of dirs) {
       await bindBacking(sys, d);
-      const mount = await sys.mountPassthrough({ ...r.fuse, backing: d.backing, mountpoint: d.path, sink: r.sinkFor(d.dir), log });
+      const notReplicated = r.notReplicatedFor?.(d.dir) ?? [];
+      const mount = await sys.mountPassthrough({ ...r.fuse, backing: d.backing, mountpoint: d.path, sink: r.sinkFor(d.dir), notReplicated, log });
       done.push({ dir: d.dir, path: d.path, backing: d.backing, mount });
       log(`primary layout for ${d.dir}: FUSE on ${d.path}, backing ${d.backing}`);
     }

@@ -35,7 +35,7 @@ class FakeKernel {
   /** fds whose (pretend) write-behind fdatasync failed */
   readonly writeBehindFailed = new Set<number>();
 
-  constructor(o: { writebackCache?: boolean; writeBehindBytes?: number } = {}) {
+  constructor(o: { writebackCache?: boolean; writeBehindBytes?: number; excluded?: (rel: string, isDir: boolean) => boolean } = {}) {
     this.backing = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-fuse-unit-'));
     const sink: ChangeSink = {
       onChange: (c: Change) => {
@@ -47,6 +47,7 @@ class FakeKernel {
     this.fs = new Passthrough({
       root: this.backing, hostRoot: this.backing, hostFd: (fd) => `/proc/self/fd/${fd}`,
       sink, host: null, entryTimeout: 1, attrTimeout: 1.5, log: (m) => this.logs.push(m), nowNs: () => this.now,
+      excluded: o.excluded ?? null,
       writeBehind: o.writeBehindBytes ? {
         bytes: o.writeBehindBytes,
         request: (fd) => void this.writeBehinds.push(fd),
@@ -479,5 +480,22 @@ test('utimesArg: the backing store gets exactly the requested microsecond', () =
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('rename between a replicated and a not-replicated path: EXDEV (the SECOND could not apply it), nothing moved', withKernel((k) => {
+  fs.mkdirSync(k.b('tmp'));
+  fs.writeFileSync(k.b('tmp/a'), 'A');
+  fs.writeFileSync(k.b('b'), 'B');
+  fs.mkdirSync(k.b('tmp/sub'));
+  const tmp = k.lookup(1, 'tmp').nodeid;
+  assert.is(k.rename('a', 'a', 0, tmp, 1), E.EXDEV, 'out of a not-replicated dir');
+  assert.is(k.rename('b', 'b', 0, 1, tmp), E.EXDEV, 'into a not-replicated dir');
+  assert.is(k.rename('sub', 'sub', 0, tmp, 1), E.EXDEV, 'a directory too');
+  assert.ok(fs.existsSync(k.b('tmp/a')) && fs.existsSync(k.b('b')) && fs.existsSync(k.b('tmp/sub')), 'nothing moved');
+  const before = k.sink.events.length;
+  assert.is(k.rename('a', 'c', 0, tmp, tmp), 0, 'inside the not-replicated dir: allowed');
+  assert.is(k.rename('b', 'd'), 0, 'inside the replicated tree: allowed');
+  assert.ok(fs.existsSync(k.b('tmp/c')) && fs.existsSync(k.b('d')));
+  assert.is(k.sink.events.length, before + 2);
+}, { excluded: (rel) => rel === 'tmp' || rel.startsWith('tmp/') }));
 
 test.run();

@@ -340,6 +340,7 @@ export class FileReplicator implements Replicator {
     return {
       onChange: (c) => this.onChange(i, c),
       onSync: (p, datasync) => this.onSync(i, p, datasync),
+      syncInOrder: (p, datasync) => this.syncInOrder(i, p, datasync),
     };
   }
 
@@ -459,6 +460,28 @@ export class FileReplicator implements Replicator {
       sends.push(sender.replicate({ dir: this.dirs[i]!.dir, op: 'utimens', path: p || '.', atime: ts(st.atimeNs), mtime: ts(st.mtimeNs) }));
     }
     await Promise.all(sends);
+  }
+
+  /**
+   * An fsync whose reply waits for the SECOND without holding later changes back (the FUSE worker serves other
+   * requests meanwhile, so several commits can be in flight). Live: sent in order now; `done` settles when the
+   * SECOND made it durable, or, if the SECOND did not take it, once the new generation is persisted (the data is
+   * then recorded, and only local). Other modes: handled whole before anything after it.
+   */
+  private async syncInOrder(i: number, p: string, datasync: boolean): Promise<{ done: Promise<void> }> {
+    if (this.mode !== 'live') {
+      await this.onSync(i, p, datasync);
+      return { done: Promise.resolve() };
+    }
+    const sender = this.sender!;
+    const sent = sender.replicate({ dir: this.dirs[i]!.dir, op: 'sync', path: p || '.', datasync });
+    const done = sent.catch(async (e: Error) => {
+      this.onSendFailure(sender, e);
+      // recorded once the new generation is persisted (record; or live again after a reintegration that followed)
+      while (this.mode === 'failing' || this.mode === 'awaiting') await this.modeChanged();
+      if (this.mode === 'off') throw new Error('the module left the primary role');
+    });
+    return { done };
   }
 
   /** Streamed writes the SECOND did not acknowledge go into the record, before anything that waited behind them. */

@@ -229,7 +229,8 @@ export class Dispatcher {
         return ok();
       case Op.FSYNC: {
         const f = FsyncIn.decode(req, body);
-        fs.fsync(f.fh, (f.fsyncFlags & FUSE_FSYNC_FDATASYNC) !== 0);
+        // deferred: the sink's side replies once the peer has it (sink-bridge.ts); no reply from here
+        if (fs.fsync(f.fh, (f.fsyncFlags & FUSE_FSYNC_FDATASYNC) !== 0, h.unique)) return 0;
         return ok();
       }
       case Op.OPENDIR:

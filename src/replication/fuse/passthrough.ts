@@ -444,11 +444,22 @@ export class Passthrough {
     }
   }
 
-  fsync(fh: number, datasync: boolean): void {
+  /** Returns true when the sink took over the reply (deferSync): the caller must not reply. */
+  fsync(fh: number, datasync: boolean, unique?: number): boolean {
     const h = this.file(fh);
     const rel = this.table.pathOf(h.node);
-    // the sink's sync (the peer's) runs while the local fsync does; both must succeed
     const sink = this.o.sink;
+    if (rel !== null && unique !== undefined && sink?.deferSync) {
+      // the local fsync first; then the sink replies once the peer has it, while this thread serves other requests
+      if (datasync) fs.fdatasyncSync(h.fd);
+      else fs.fsyncSync(h.fd);
+      h.unsynced = 0;
+      if (this.o.writeBehind?.failed(h.fd)) throw new FsError(E.EIO, 'an earlier write-behind fdatasync failed');
+      if (this.guardSink(() => sink.deferSync!(rel, datasync, unique), 'sync')) return true;
+      this.sync(rel, datasync);
+      return false;
+    }
+    // the sink's sync (the peer's) runs while the local fsync does; both must succeed
     const token = rel !== null && sink?.startSync ? this.guardSink(() => sink.startSync!(rel, datasync), 'sync') : undefined;
     try {
       if (datasync) fs.fdatasyncSync(h.fd);
@@ -459,6 +470,7 @@ export class Passthrough {
     h.unsynced = 0;
     if (this.o.writeBehind?.failed(h.fd)) throw new FsError(E.EIO, 'an earlier write-behind fdatasync failed');
     if (rel !== null && token === undefined) this.sync(rel, datasync);
+    return false;
   }
 
   private guardSink<T>(fn: () => T, what: string): T {

@@ -6,7 +6,7 @@ import type { BlockingServer } from './blocking-call.js';
 import { Stat, STAT_SLOTS } from './dispatch.js';
 import { FreezeControl, freezeGateBuffer } from './freeze-gate.js';
 import { serveHostCalls } from './host-calls.js';
-import { encodeNotifyRetrieve, NotifyRetrieveOut, OutHeader } from './protocol.js';
+import { encodeNotifyRetrieve, NotifyRetrieveOut, OutHeader, writeOutHeader } from './protocol.js';
 import type { AsyncChangeSink } from './sink.js';
 import { noopSink } from './sink.js';
 import { serveSink } from './sink-bridge.js';
@@ -102,7 +102,8 @@ export class FuseServer {
     const statsSab = new SharedArrayBuffer(STAT_SLOTS * 8);
     this.counters = new Float64Array(statsSab);
     const sink = o.sink && o.sink !== noopSink
-      ? serveSink(o.sink, (e) => o.log(`change sink failed on a streamed write: ${e instanceof Error ? e.message : String(e)}`)) : null;
+      ? serveSink(o.sink, (e) => o.log(`change sink failed on a streamed change: ${e instanceof Error ? e.message : String(e)}`),
+        (unique, error) => this.replyLater(unique, error)) : null;
     this.sinkServer = sink;
     const host = serveHostCalls();
     if (sink) this.channels.push(sink);
@@ -221,6 +222,13 @@ export class FuseServer {
       (r) => { if (r.code !== 0 && !this.exited) this.o.log(`waking the FUSE worker with stat -f ${mnt} failed: ${r.stderr.trim()}`); },
       (err: Error) => this.o.log(`waking the FUSE worker with stat -f ${mnt} failed: ${err.message}`),
     );
+  }
+
+  /** The reply of a deferred fsync, written to /dev/fuse from this thread (a closed connection is ignored). */
+  private replyLater(unique: number, error: number): void {
+    const b = Buffer.alloc(OutHeader.size);
+    writeOutHeader(b, unique, error, OutHeader.size);
+    fs.write(this.o.fd, b, 0, b.length, null, () => {});
   }
 
   /** Lets the worker post data writes to the sink without waiting (see sink-bridge.ts). */

@@ -9,7 +9,9 @@ import type { AsyncChangeSink, Change, ChangeSink } from './sink.js';
  * Write data is copied once into a fresh buffer that is transferred, not cloned, to the main thread; the main-thread
  * sink may keep it.
  */
-type SinkCall = { kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean };
+type SinkCall = { kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean; unique?: number };
+
+const EIO = 5;
 
 /** writes posted and not yet handled above which the worker waits again (bounds memory) */
 export const MAX_POSTED_WRITES = 1024;
@@ -18,10 +20,26 @@ export const MAX_POSTED_WRITES = 1024;
  * Main thread: serve `sink` to a worker. Pass `workerEnd` to the worker; `close()` when the mount is gone.
  * `setFlag(true)` lets the worker POST writes (not wait for them): see BridgedSink.
  */
-export function serveSink(sink: AsyncChangeSink, onPostError: (e: unknown) => void = () => {}): BlockingServer {
+export function serveSink(
+  sink: AsyncChangeSink, onPostError: (e: unknown) => void = () => {},
+  reply: (unique: number, errno: number) => void = () => {},
+): BlockingServer {
   return serveBlockingCalls<SinkCall, null>(async (call) => {
-    if (call.kind === 'change') await sink.onChange(call.change);
-    else await sink.onSync(call.path, call.datasync);
+    if (call.kind === 'change') {
+      await sink.onChange(call.change);
+    } else if (call.unique !== undefined) {
+      // a deferred fsync: placed in order now; the reply goes to the kernel when it is durable
+      const unique = call.unique;
+      const placed = sink.syncInOrder
+        ? await sink.syncInOrder(call.path, call.datasync)
+        : { done: Promise.resolve(sink.onSync(call.path, call.datasync)) };
+      placed.done.then(() => reply(unique, 0), (e: unknown) => {
+        onPostError(e);
+        reply(unique, -EIO);
+      });
+    } else {
+      await sink.onSync(call.path, call.datasync);
+    }
     return null;
   }, onPostError);
 }
@@ -56,6 +74,11 @@ export class BridgedSink implements ChangeSink {
   }
   onSync(path: string, datasync: boolean): void {
     this.caller.call({ kind: 'sync', path, datasync });
+  }
+  deferSync(path: string, datasync: boolean, unique: number): boolean {
+    if (!this.caller.flag() || this.caller.posted() >= MAX_POSTED_WRITES) return false;
+    this.caller.post({ kind: 'sync', path, datasync, unique });
+    return true;
   }
   startSync(path: string, datasync: boolean): number {
     return this.caller.begin({ kind: 'sync', path, datasync });

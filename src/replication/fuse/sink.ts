@@ -67,6 +67,12 @@ export interface ChangeSink {
    */
   startSync?(path: string, datasync: boolean): unknown;
   finishSync?(token: unknown): void;
+  /**
+   * Optional: take over the reply of this fsync (request `unique`), after the local fsync succeeded. Returns false
+   * when it does not (the caller then calls onSync); true means the sink's side replies to the kernel itself, once
+   * the change is durable where it must be (error EIO if that failed), and the caller must not reply.
+   */
+  deferSync?(path: string, datasync: boolean, unique: number): boolean;
 }
 
 /**
@@ -76,6 +82,11 @@ export interface ChangeSink {
 export interface AsyncChangeSink {
   onChange(change: Change): void | Promise<void>;
   onSync(path: string, datasync: boolean): void | Promise<void>;
+  /**
+   * Optional split of onSync for deferred fsync replies: resolves once the sync is placed in order among the
+   * changes (later changes may then be handled), with `done`, which settles when it is durable where it must be.
+   */
+  syncInOrder?(path: string, datasync: boolean): Promise<{ done: Promise<void> }>;
 }
 
 /** Accepts everything. The passthrough treats it as "no sink" and skips building changes altogether. */

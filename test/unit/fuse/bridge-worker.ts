@@ -8,11 +8,14 @@ import { BridgedSink } from '../../../src/replication/fuse/sink-bridge.js';
 export interface BridgeWorkerData {
   end: WorkerEnd;
   timeoutMs: number;
-  calls: ({ kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean })[];
+  calls: ({ kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean }
+    | { kind: 'defer'; path: string; datasync: boolean; unique: number })[];
 }
 export interface BridgeWorkerResult {
   blockedMs: number;
   error: string | null;
+  /** for `defer`: whether the sink took over the reply */
+  deferred?: boolean;
 }
 
 const d = workerData as BridgeWorkerData;
@@ -21,13 +24,15 @@ const results: BridgeWorkerResult[] = [];
 for (const c of d.calls) {
   const t0 = performance.now();
   let error: string | null = null;
+  let deferred: boolean | undefined;
   try {
     if (c.kind === 'change') sink.onChange(c.change);
+    else if (c.kind === 'defer') deferred = sink.deferSync(c.path, c.datasync, c.unique);
     else sink.onSync(c.path, c.datasync);
   } catch (err) {
     error = (err as Error).message;
   }
-  results.push({ blockedMs: performance.now() - t0, error });
+  results.push({ blockedMs: performance.now() - t0, error, ...(deferred !== undefined ? { deferred } : {}) });
 }
 d.end.port.close();
 parentPort!.postMessage(results);

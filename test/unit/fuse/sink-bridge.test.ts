@@ -10,8 +10,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function runWorker(
   sink: AsyncChangeSink, calls: BridgeWorkerData['calls'], timeoutMs = 0, onServer?: (close: () => void) => void, stream = false,
+  reply?: (unique: number, errno: number) => void,
 ): Promise<BridgeWorkerResult[]> {
-  const server = serveSink(sink);
+  const server = serveSink(sink, () => {}, reply);
   server.setFlag(stream);
   onServer?.(() => server.close());
   const data: BridgeWorkerData = { end: server.workerEnd, timeoutMs, calls };
@@ -137,6 +138,53 @@ test('without the flag, writes wait as any change', async () => {
   const sink: AsyncChangeSink = { async onChange() { await sleep(30); }, onSync() {} };
   const results = await runWorker(sink, [{ kind: 'change', change: write }], 0, undefined, false);
   assert.ok(results[0]!.blockedMs >= 25);
+});
+
+test('deferred fsync: the worker goes on at once; later changes are handled while it waits; the reply comes when durable', async () => {
+  const seen: string[] = [];
+  const replies: [number, number, number][] = [];
+  let release!: () => void;
+  const durable = new Promise<void>((r) => (release = r));
+  const t0 = performance.now();
+  const sink: AsyncChangeSink = {
+    async onChange(c) { seen.push(c.op); },
+    onSync() { throw new Error('not used'); },
+    async syncInOrder(p) {
+      seen.push(`sync ${p}`);
+      setTimeout(release, 80);
+      return { done: durable };
+    },
+  };
+  const results = await runWorker(sink, [
+    { kind: 'defer', path: 'wal', datasync: true, unique: 42 },
+    { kind: 'change', change: rename },
+  ], 0, undefined, true, (u, e) => replies.push([u, e, performance.now() - t0]));
+  assert.is(results[0]!.deferred, true);
+  assert.ok(results[0]!.blockedMs < 40, 'the worker did not wait for the sync');
+  assert.ok(results[1]!.blockedMs < 60, 'the rename was handled while the sync waited');
+  await durable;
+  await sleep(10);
+  assert.equal(seen, ['sync wal', 'rename']);
+  assert.is(replies.length, 1);
+  assert.is(replies[0]![0], 42);
+  assert.is(replies[0]![1], 0);
+  assert.ok(replies[0]![2] >= 75, 'replied once durable');
+});
+
+test('deferred fsync whose sync fails is answered EIO; without the stream flag it is not deferred', async () => {
+  const replies: [number, number][] = [];
+  const sink: AsyncChangeSink = {
+    async onChange() {},
+    onSync() {},
+    async syncInOrder() { return { done: Promise.reject(new Error('peer gone')) }; },
+  };
+  const r1 = await runWorker(sink, [{ kind: 'defer', path: 'wal', datasync: true, unique: 7 }], 0, undefined, true, (u, e) => replies.push([u, e]));
+  await sleep(20);
+  assert.is(r1[0]!.deferred, true);
+  assert.equal(replies, [[7, -5]]);
+  const r2 = await runWorker(sink, [{ kind: 'defer', path: 'wal', datasync: true, unique: 8 }], 0, undefined, false, (u, e) => replies.push([u, e]));
+  assert.is(r2[0]!.deferred, false, 'not streaming: the caller syncs itself');
+  assert.is(replies.length, 1);
 });
 
 test.run();

@@ -95,7 +95,9 @@ async function pair(o: PairOptions = {}): Promise<Pair> {
 /** What the FUSE layer's pass-through does on PRIM for the same change, with plain node:fs. */
 async function onPrim(root: string, c: Change): Promise<void> {
   const p = (r: string) => (r === '.' ? root : path.join(root, r));
-  const secs = (t: [number, number] | null) => (t ? t[0] + t[1] / 1e9 : 0);
+  // as PRIM's kernel keeps it, seen to the microsecond (libuv truncates a double to microseconds: centre the
+  // microsecond so the double's rounding cannot cross it, as the applier does)
+  const secs = (t: [number, number] | null) => (t ? t[0] + (Math.floor(t[1] / 1000) + 0.5) / 1e6 : 0);
   switch (c.op) {
     case 'write': {
       const h = await fsp.open(p(c.path), 'r+');

@@ -15,6 +15,7 @@
  * in `tandem status --json`); manifests and block checksums of a comparison are not in it.
  *   node dist/bench/reintegration.js [files=200] [fileMiB=1] [fullRounds=3]
  */
+import { rng } from '../test/unit/rng.js'; // mulberry32: the same change set on every run
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -96,17 +97,6 @@ async function applyOps(lab: Lab, node: string, ops: Op[]): Promise<{ bytes: num
   return { bytes: Number(r.stdout.trim()), ms: performance.now() - t0 };
 }
 
-/** mulberry32: the same change set on every run */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The change set of one case over the current file names `names` (updated in place): 50 files × 8 writes of 4 KiB,
@@ -114,7 +104,7 @@ function prng(seed: number): () => number {
  * of files that are not written.
  */
 function changeSet(names: string[], tag: string, seed: number): { ops: Op[]; expected: number } {
-  const rnd = prng(seed);
+  const rnd = rng(seed);
   const pick = <T>(xs: T[]) => xs.splice(Math.floor(rnd() * xs.length), 1)[0]!;
   const pool = [...names];
   const ops: Op[] = [];

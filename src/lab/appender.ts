@@ -10,7 +10,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Lab } from './lab.js';
-import { createMirrorLab, DEMO_VIP, type LabModule, type MirrorLabOptions } from './mirror-lab.js';
+import { createMirrorLab, DEMO_VIP, mirrorUserconfig, type LabModule, type MirrorLabOptions } from './mirror-lab.js';
 import { repoRoot } from './spec.js';
 
 export const APPENDER_MODULE = 'appender';
@@ -24,21 +24,10 @@ export const APPENDER_RECORDS = 'records.log';
 
 /** userconfig.xml of examples/appender with the lab options applied (heart, witness, failover, defaultprim, syncdelta). */
 export function appenderUserconfig(o: MirrorLabOptions, witnessAddr: string): string {
-  const syncdelta = o.syncdelta ? ` syncdelta="${o.syncdelta}"` : '';
-  const witness = o.witness ? `\n    <splitbrain ident="witness" exec="ping" arg="${witnessAddr}"/>` : '';
-  return `<safe>
-  <service mode="mirror" defaultprim="${o.defaultprim ?? 'alone'}" failover="${o.failover === false ? 'off' : 'on'}">
-    <heart pulse="${o.pulse ?? '500ms'}" timeout="${o.timeout ?? '5s'}"><heartbeat name="default"/><heartbeat name="replication"/></heart>
-    <vip><interface_list><interface check="on"><real_interface>
-      <virtual_addr addr="${APPENDER_VIP}" where="one_side_alias"/>
-    </real_interface></interface></interface_list></vip>
-    <rfs async="none"${syncdelta}><replicated dir="${APPENDER_DATA}"/></rfs>${witness}
-    <user nicestoptimeout="30s" forcestoptimeout="10s">
-      <var name="APPENDER_DIR" value="${APPENDER_DATA}"/><var name="APPENDER_PORT" value="${APPENDER_PORT}"/>
-    </user>
-  </service>
-</safe>
-`;
+  return mirrorUserconfig(o, witnessAddr, {
+    vip: APPENDER_VIP, rfsDir: APPENDER_DATA, nicestop: '30s', forcestop: '10s',
+    vars: { APPENDER_DIR: APPENDER_DATA, APPENDER_PORT: String(APPENDER_PORT) },
+  });
 }
 
 export const APPENDER_LAB_MODULE: LabModule = { name: APPENDER_MODULE, userconfig: appenderUserconfig };

@@ -41,15 +41,36 @@ export interface LabModule {
 export const DEMO_LAB_MODULE: LabModule = { name: DEMO_MODULE, userconfig: (o, w) => demoUserconfig(o, w) };
 
 export function demoUserconfig(o: MirrorLabOptions, witnessAddr: string): string {
-  const rfs = o.syncdelta ? `\n    <rfs async="none" syncdelta="${o.syncdelta}"><replicated dir="/srv/demo/data"/></rfs>` : '';
+  // with syncdelta, the demo replicates a data directory (and its prestart creates it)
+  return mirrorUserconfig(o, witnessAddr, {
+    vip: DEMO_VIP, rfsDir: o.syncdelta ? '/srv/demo/data' : null, nicestop: '30s', forcestop: '10s',
+    vars: o.syncdelta ? { DEMO_DATA: '/srv/demo/data' } : {},
+  });
+}
+
+/** What differs between the lab's mirror modules; the rest of userconfig.xml comes from the lab options. */
+export interface LabModuleShape {
+  vip: string;
+  /** the replicated directory (`<rfs async="none">`, with the lab's syncdelta), or none */
+  rfsDir: string | null;
+  nicestop: string;
+  forcestop: string;
+  vars: Record<string, string>;
+}
+
+/** userconfig.xml of a lab mirror module: heart, witness, failover, defaultprim and syncdelta from the lab options. */
+export function mirrorUserconfig(o: MirrorLabOptions, witnessAddr: string, m: LabModuleShape): string {
+  const syncdelta = o.syncdelta ? ` syncdelta="${o.syncdelta}"` : '';
+  const rfs = m.rfsDir ? `\n    <rfs async="none"${syncdelta}><replicated dir="${m.rfsDir}"/></rfs>` : '';
   const witness = o.witness ? `\n    <splitbrain ident="witness" exec="ping" arg="${witnessAddr}"/>` : '';
+  const vars = Object.entries(m.vars).map(([k, v]) => `<var name="${k}" value="${v}"/>`).join('');
   return `<safe>
   <service mode="mirror" defaultprim="${o.defaultprim ?? 'alone'}" failover="${o.failover === false ? 'off' : 'on'}">
     <heart pulse="${o.pulse ?? '500ms'}" timeout="${o.timeout ?? '5s'}"><heartbeat name="default"/><heartbeat name="replication"/></heart>
     <vip><interface_list><interface check="on"><real_interface>
-      <virtual_addr addr="${DEMO_VIP}" where="one_side_alias"/>
+      <virtual_addr addr="${m.vip}" where="one_side_alias"/>
     </real_interface></interface></interface_list></vip>${rfs}${witness}
-    <user nicestoptimeout="30s" forcestoptimeout="10s">${o.syncdelta ? '<var name="DEMO_DATA" value="/srv/demo/data"/>' : ''}</user>
+    <user nicestoptimeout="${m.nicestop}" forcestoptimeout="${m.forcestop}">${vars}</user>
   </service>
 </safe>
 `;

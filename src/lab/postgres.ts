@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { controlRequest } from '../daemon/control.js';
 import type { StatusView } from '../daemon/views.js';
 import type { Lab } from './lab.js';
-import { controlSocketOf, createMirrorLab, DEMO_VIP, type LabModule, type MirrorLabOptions } from './mirror-lab.js';
+import { controlSocketOf, createMirrorLab, DEMO_VIP, mirrorUserconfig, type LabModule, type MirrorLabOptions } from './mirror-lab.js';
 import { netnsInode, pidsInNetns } from './netns.js';
 
 export const PG_MODULE = 'postgres';
@@ -26,23 +26,10 @@ export const PG_DB = 'tandem';
 
 /** userconfig.xml of examples/postgres with the lab options applied (heart, witness, failover, defaultprim, syncdelta). */
 export function postgresUserconfig(o: MirrorLabOptions, witnessAddr: string): string {
-  const syncdelta = o.syncdelta ? ` syncdelta="${o.syncdelta}"` : '';
-  const witness = o.witness ? `\n    <splitbrain ident="witness" exec="ping" arg="${witnessAddr}"/>` : '';
-  return `<safe>
-  <service mode="mirror" defaultprim="${o.defaultprim ?? 'alone'}" failover="${o.failover === false ? 'off' : 'on'}">
-    <heart pulse="${o.pulse ?? '500ms'}" timeout="${o.timeout ?? '5s'}"><heartbeat name="default"/><heartbeat name="replication"/></heart>
-    <vip><interface_list><interface check="on"><real_interface>
-      <virtual_addr addr="${PG_VIP}" where="one_side_alias"/>
-    </real_interface></interface></interface_list></vip>
-    <rfs async="none"${syncdelta}><replicated dir="${PG_DATA}"/></rfs>${witness}
-    <user nicestoptimeout="90s" forcestoptimeout="30s">
-      <var name="PG_DATA" value="${PG_DATA}"/><var name="PG_PORT" value="${PG_PORT}"/>
-      <var name="PG_USER" value="${PG_USER}"/><var name="PG_PASSWORD" value="${PG_PASSWORD}"/><var name="PG_DB" value="${PG_DB}"/>
-      <var name="PG_CLIENTS" value="198.51.100.0/24"/>
-    </user>
-  </service>
-</safe>
-`;
+  return mirrorUserconfig(o, witnessAddr, {
+    vip: PG_VIP, rfsDir: PG_DATA, nicestop: '90s', forcestop: '30s',
+    vars: { PG_DATA, PG_PORT: String(PG_PORT), PG_USER, PG_PASSWORD, PG_DB, PG_CLIENTS: '198.51.100.0/24' },
+  });
 }
 
 export const POSTGRES_LAB_MODULE: LabModule = { name: PG_MODULE, userconfig: postgresUserconfig };

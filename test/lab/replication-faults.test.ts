@@ -38,214 +38,166 @@ async function dumpLogs(l: Lab | null) {
   for (const n of ['node1', 'node2']) console.log(`--- ${n} ${M}.log (tail)\n${logOf(l, n).split('\n').slice(-50).join('\n')}`);
 }
 
-test('split brain: both nodes write; the loser keeps its divergent files in quarantine, nothing silently lost', async () => {
-  let lab: Lab | null = null;
-  let ok = false;
-  const t0 = performance.now();
-  try {
-    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
-    const l = lab;
-    await startPair(l, 'node1', 'node2', 60_000, M);
-    await sh(l, 'node1', `echo common > ${APPENDER_DATA}/common.txt && sync ${APPENDER_DATA}/common.txt`);
-
-    // isolation: both heartbeat LANs cut, each node runs the module ALONE and writes its own data
-    await l.cut('default');
-    await l.cut('replication');
-    await waitForStates(l, { node1: 'ALONE', node2: 'ALONE' }, 30_000, M);
-    for (const n of ['node1', 'node2']) {
-      await sh(l, n, `echo "written by ${n} during the split brain" > ${APPENDER_DATA}/only-${n}.txt && echo "${n} version" > ${APPENDER_DATA}/common.txt && sync`);
+/** One lab test on a fresh appender lab (pulse 200 ms, timeout 1 s): logs dumped on failure, lab always removed. */
+function labTest(name: string, body: (l: Lab) => Promise<void>) {
+  test(name, async () => {
+    let lab: Lab | null = null;
+    let ok = false;
+    const t0 = performance.now();
+    try {
+      lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
+      await body(lab);
+      ok = true;
+    } finally {
+      if (!ok) await dumpLogs(lab);
+      await recorder?.stop().catch(() => {});
+      recorder = null;
+      await lab?.down();
+      console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
-    await l.heal();
+  });
+}
 
-    // node1 kept the application from PRIM: it wins; node2 resyncs from it and keeps its own writes aside
-    await waitForStates(l, { node1: 'PRIM', node2: 'SECOND' }, 60_000, M);
-    const backing2 = path.join(l.paths('node2').root, APPENDER_DATA);
-    assert.is(fs.readFileSync(path.join(backing2, 'common.txt'), 'utf8'), 'node1 version\n', "node2's copy now holds node1's data");
-    assert.ok(fs.existsSync(path.join(backing2, 'only-node1.txt')));
-    assert.not.ok(fs.existsSync(path.join(backing2, 'only-node2.txt')), "node2's own file left its copy");
+labTest('split brain: both nodes write; the loser keeps its divergent files in quarantine, nothing silently lost', async (l) => {
+  await startPair(l, 'node1', 'node2', 60_000, M);
+  await sh(l, 'node1', `echo common > ${APPENDER_DATA}/common.txt && sync ${APPENDER_DATA}/common.txt`);
 
-    const st = await status(l, 'node2');
-    const q = st.replication?.quarantines ?? [];
-    assert.is(q.length, 1, `one quarantine reported by status: ${JSON.stringify(q)}`);
-    const qdir = q[0]!.path; // under the node's home, a path of this host in the lab
-    assert.is(fs.readFileSync(path.join(qdir, 'only-node2.txt'), 'utf8'), 'written by node2 during the split brain\n');
-    assert.is(fs.readFileSync(path.join(qdir, 'common.txt'), 'utf8'), 'node2 version\n');
-    assert.ok(/split brain/.test(logOf(l, 'node2')), 'the log says split brain');
-    console.log(`  quarantine on node2: ${qdir} (${q[0]!.files} files)`);
-
-    const [d1, d2] = await Promise.all([treeDigest(path.join(l.paths('node1').root, APPENDER_DATA)), treeDigest(backing2)]);
-    assert.is(d2.digest, d1.digest, 'copies identical after the resync');
-    ok = true;
-  } finally {
-    if (!ok) await dumpLogs(lab);
-    await recorder?.stop().catch(() => {});
-    recorder = null;
-    await lab?.down();
-    console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  // isolation: both heartbeat LANs cut, each node runs the module ALONE and writes its own data
+  await l.cut('default');
+  await l.cut('replication');
+  await waitForStates(l, { node1: 'ALONE', node2: 'ALONE' }, 30_000, M);
+  for (const n of ['node1', 'node2']) {
+    await sh(l, n, `echo "written by ${n} during the split brain" > ${APPENDER_DATA}/only-${n}.txt && echo "${n} version" > ${APPENDER_DATA}/common.txt && sync`);
   }
+  await l.heal();
+
+  // node1 kept the application from PRIM: it wins; node2 resyncs from it and keeps its own writes aside
+  await waitForStates(l, { node1: 'PRIM', node2: 'SECOND' }, 60_000, M);
+  const backing2 = path.join(l.paths('node2').root, APPENDER_DATA);
+  assert.is(fs.readFileSync(path.join(backing2, 'common.txt'), 'utf8'), 'node1 version\n', "node2's copy now holds node1's data");
+  assert.ok(fs.existsSync(path.join(backing2, 'only-node1.txt')));
+  assert.not.ok(fs.existsSync(path.join(backing2, 'only-node2.txt')), "node2's own file left its copy");
+
+  const st = await status(l, 'node2');
+  const q = st.replication?.quarantines ?? [];
+  assert.is(q.length, 1, `one quarantine reported by status: ${JSON.stringify(q)}`);
+  const qdir = q[0]!.path; // under the node's home, a path of this host in the lab
+  assert.is(fs.readFileSync(path.join(qdir, 'only-node2.txt'), 'utf8'), 'written by node2 during the split brain\n');
+  assert.is(fs.readFileSync(path.join(qdir, 'common.txt'), 'utf8'), 'node2 version\n');
+  assert.ok(/split brain/.test(logOf(l, 'node2')), 'the log says split brain');
+  console.log(`  quarantine on node2: ${qdir} (${q[0]!.files} files)`);
+
+  const [d1, d2] = await Promise.all([treeDigest(path.join(l.paths('node1').root, APPENDER_DATA)), treeDigest(backing2)]);
+  assert.is(d2.digest, d1.digest, 'copies identical after the resync');
 });
 
-test('disk full on the SECOND: the write is not acknowledged as replicated; PRIM goes ALONE first, SECOND is outdated', async () => {
-  let lab: Lab | null = null;
-  let ok = false;
-  const t0 = performance.now();
-  try {
-    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
-    const l = lab;
-    // node2's disk for the module is a 4 MiB tmpfs (in node2's own mount namespace)
-    await l.exec('node2', ['mount', '-t', 'tmpfs', '-o', 'size=4m,mode=0755', 'tandem-lab-small', '/srv/appender']);
-    await startPair(l, 'node1', 'node2', 60_000, M);
-    const genBefore = (await status(l, 'node1')).generation;
+labTest('disk full on the SECOND: the write is not acknowledged as replicated; PRIM goes ALONE first, SECOND is outdated', async (l) => {
+  // node2's disk for the module is a 4 MiB tmpfs (in node2's own mount namespace)
+  await l.exec('node2', ['mount', '-t', 'tmpfs', '-o', 'size=4m,mode=0755', 'tandem-lab-small', '/srv/appender']);
+  await startPair(l, 'node1', 'node2', 60_000, M);
+  const genBefore = (await status(l, 'node1')).generation;
 
-    // 8 MiB written and fsync'd on the PRIM through the replicated directory
-    const r = await sh(l, 'node1', `dd if=/dev/urandom of=${APPENDER_DATA}/big bs=1M count=8 conv=fsync status=none && date +%s%3N`);
-    const ddDoneAt = Number(r.stdout.trim());
-    const st1 = await status(l, 'node1');
-    assert.is(fs.statSync(path.join(l.paths('node1').root, APPENDER_DATA, 'big')).size, 8 << 20, 'the write completed on the PRIM');
-    assert.is.not(st1.generation, genBefore, 'a new generation: the SECOND is outdated');
-    assert.is(st1.state, 'ALONE');
-    const log1 = logOf(l, 'node1');
-    const failed = log1.split('\n').find((x) => /replication to node2 failed/.test(x));
-    assert.ok(failed && /ENOSPC|no space/i.test(failed), `the PRIM logged the SECOND's refusal: ${failed}`);
-    const genLine = log1.split('\n').find((x) => x.includes(`new data generation ${st1.generation}`));
-    const genAt = Date.parse(genLine!.split(' ')[0]!);
-    assert.ok(genAt <= ddDoneAt, `the new generation (${genLine}) was persisted before the fsync returned (${new Date(ddDoneAt).toISOString()})`);
-    console.log(`  ${failed!.replace(/^\S+ \S+\s+/, '')}`);
+  // 8 MiB written and fsync'd on the PRIM through the replicated directory
+  const r = await sh(l, 'node1', `dd if=/dev/urandom of=${APPENDER_DATA}/big bs=1M count=8 conv=fsync status=none && date +%s%3N`);
+  const ddDoneAt = Number(r.stdout.trim());
+  const st1 = await status(l, 'node1');
+  assert.is(fs.statSync(path.join(l.paths('node1').root, APPENDER_DATA, 'big')).size, 8 << 20, 'the write completed on the PRIM');
+  assert.is.not(st1.generation, genBefore, 'a new generation: the SECOND is outdated');
+  assert.is(st1.state, 'ALONE');
+  const log1 = logOf(l, 'node1');
+  const failed = log1.split('\n').find((x) => /replication to node2 failed/.test(x));
+  assert.ok(failed && /ENOSPC|no space/i.test(failed), `the PRIM logged the SECOND's refusal: ${failed}`);
+  const genLine = log1.split('\n').find((x) => x.includes(`new data generation ${st1.generation}`));
+  const genAt = Date.parse(genLine!.split(' ')[0]!);
+  assert.ok(genAt <= ddDoneAt, `the new generation (${genLine}) was persisted before the fsync returned (${new Date(ddDoneAt).toISOString()})`);
+  console.log(`  ${failed!.replace(/^\S+ \S+\s+/, '')}`);
 
-    // the SECOND cannot become an up-to-date copy again while its disk is full
-    await new Promise((res) => setTimeout(res, 3000));
-    const s2 = await moduleState(l, 'node2', M);
-    assert.ok(s2 !== 'SECOND', `node2 is not a ready SECOND (${s2})`);
-    const st2 = await status(l, 'node2');
-    assert.ok(st2.alarms.some((a) => a.code === 'replication') || /ENOSPC|no space/i.test(logOf(l, 'node2')), 'node2 reports the failure');
-    console.log(`  node2 is ${s2}: ${st2.alarms.map((a) => a.message).join('; ') || st2.waitReason}`);
-    ok = true;
-  } finally {
-    if (!ok) await dumpLogs(lab);
-    await recorder?.stop().catch(() => {});
-    recorder = null;
-    await lab?.down();
-    console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+  // the SECOND cannot become an up-to-date copy again while its disk is full
+  await new Promise((res) => setTimeout(res, 3000));
+  const s2 = await moduleState(l, 'node2', M);
+  assert.ok(s2 !== 'SECOND', `node2 is not a ready SECOND (${s2})`);
+  const st2 = await status(l, 'node2');
+  assert.ok(st2.alarms.some((a) => a.code === 'replication') || /ENOSPC|no space/i.test(logOf(l, 'node2')), 'node2 reports the failure');
+  console.log(`  node2 is ${s2}: ${st2.alarms.map((a) => a.message).join('; ') || st2.waitReason}`);
 });
 
-test('swap under load: roles exchange without a new generation, the old PRIM attaches as SECOND, nothing lost', async () => {
-  let lab: Lab | null = null;
-  let ok = false;
-  const t0 = performance.now();
-  try {
-    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
-    const l = lab;
-    await startPair(l, 'node1', 'node2', 60_000, M);
-    const gen = (await status(l, 'node1')).generation;
-    const rec = new AppendRecorder(l);
-    recorder = rec;
-    rec.start();
-    await l.waitFor('appends flowing', async () => rec.acknowledged.length >= 100, 30_000, 100);
-    await l.cli('node2', ['swap', '-m', M]);
-    await waitForStates(l, { node2: 'PRIM', node1: 'SECOND' }, 60_000, M);
-    const before = rec.acknowledged.length;
-    await l.waitFor('appends after the swap', async () => rec.acknowledged.length > before + 50, 30_000, 100);
-    const [s1, s2] = [await status(l, 'node1'), await status(l, 'node2')];
-    assert.is(s2.generation, gen, 'same generation after a swap');
-    assert.is(s2.replication?.mode, 'live', 'node2 replicates live to node1');
-    assert.is(s1.replication?.mode, 'live', 'node1 applies the live stream');
-    const s = await rec.stop();
-    recorder = null;
-    await new Promise((res) => setTimeout(res, 500));
-    const v = rec.verify('node2');
-    assert.equal(v.missing, [], 'every acknowledged record is on node2');
-    await new Promise((res) => setTimeout(res, 1500)); // file times follow within a second
-    const [d1, d2] = await Promise.all([1, 2].map((i) => treeDigest(path.join(l.paths(`node${i}`).root, APPENDER_DATA), undefined, { mtimes: true })));
-    assert.is(d1!.digest, d2!.digest, `copies identical, modification times included: ${digestDiff(d1!.entries, d2!.entries).join('; ')}`);
-    console.log(`  swap: ${s.acknowledged.length} acknowledged, 0 missing, generation ${gen} kept, copies identical`);
-    ok = true;
-  } finally {
-    if (!ok) await dumpLogs(lab);
-    await recorder?.stop().catch(() => {});
-    recorder = null;
-    await lab?.down();
-    console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+labTest('swap under load: roles exchange without a new generation, the old PRIM attaches as SECOND, nothing lost', async (l) => {
+  await startPair(l, 'node1', 'node2', 60_000, M);
+  const gen = (await status(l, 'node1')).generation;
+  const rec = new AppendRecorder(l);
+  recorder = rec;
+  rec.start();
+  await l.waitFor('appends flowing', async () => rec.acknowledged.length >= 100, 30_000, 100);
+  await l.cli('node2', ['swap', '-m', M]);
+  await waitForStates(l, { node2: 'PRIM', node1: 'SECOND' }, 60_000, M);
+  const before = rec.acknowledged.length;
+  await l.waitFor('appends after the swap', async () => rec.acknowledged.length > before + 50, 30_000, 100);
+  const [s1, s2] = [await status(l, 'node1'), await status(l, 'node2')];
+  assert.is(s2.generation, gen, 'same generation after a swap');
+  assert.is(s2.replication?.mode, 'live', 'node2 replicates live to node1');
+  assert.is(s1.replication?.mode, 'live', 'node1 applies the live stream');
+  const s = await rec.stop();
+  recorder = null;
+  await new Promise((res) => setTimeout(res, 500));
+  const v = rec.verify('node2');
+  assert.equal(v.missing, [], 'every acknowledged record is on node2');
+  await new Promise((res) => setTimeout(res, 1500)); // file times follow within a second
+  const [d1, d2] = await Promise.all([1, 2].map((i) => treeDigest(path.join(l.paths(`node${i}`).root, APPENDER_DATA), undefined, { mtimes: true })));
+  assert.is(d1!.digest, d2!.digest, `copies identical, modification times included: ${digestDiff(d1!.entries, d2!.entries).join('; ')}`);
+  console.log(`  swap: ${s.acknowledged.length} acknowledged, 0 missing, generation ${gen} kept, copies identical`);
 });
 
-test('reintegration interrupted (replication LAN cut) resumes: the second attempt copies only what is missing', async () => {
-  let lab: Lab | null = null;
-  let ok = false;
-  const t0 = performance.now();
-  try {
-    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
-    const l = lab;
-    for (const n of ['node1', 'node2']) await l.cli(n, ['start', '-m', M]);
-    await waitForStates(l, { node1: 'WAIT', node2: 'WAIT' }, 30_000, M);
-    await l.cli('node1', ['prim', '-m', M]);
-    await waitForStates(l, { node1: 'ALONE' }, 30_000, M);
-    const total = 160 << 20;
-    await sh(l, 'node1', `for i in $(seq 1 40); do dd if=/dev/urandom of=${APPENDER_DATA}/f$i bs=1M count=4 status=none; done; sync`);
+labTest('reintegration interrupted (replication LAN cut) resumes: the second attempt copies only what is missing', async (l) => {
+  for (const n of ['node1', 'node2']) await l.cli(n, ['start', '-m', M]);
+  await waitForStates(l, { node1: 'WAIT', node2: 'WAIT' }, 30_000, M);
+  await l.cli('node1', ['prim', '-m', M]);
+  await waitForStates(l, { node1: 'ALONE' }, 30_000, M);
+  const total = 160 << 20;
+  await sh(l, 'node1', `for i in $(seq 1 40); do dd if=/dev/urandom of=${APPENDER_DATA}/f$i bs=1M count=4 status=none; done; sync`);
 
-    await l.cli('node2', ['second', '-m', M]);
-    let seen = 0;
-    await l.waitFor('a third of the copy done', async () => {
-      const r = (await status(l, 'node2')).reintegration;
-      seen = r?.bytesDone ?? 0;
-      return seen >= total / 3;
-    }, 60_000, 20);
-    await l.cut('replication');
-    console.log(`  replication LAN cut after ${(seen / 1048576).toFixed(0)} MiB of ${total / 1048576} MiB`);
-    await l.waitFor('the channel given up', async () => /reintegration from node1 \(attempt 1\)/.test(logOf(l, 'node2')), 20_000, 100);
-    assert.is(await moduleState(l, 'node2', M), 'SECOND?', 'node2 still reintegrating (transient SECOND)');
-    await l.uncut('replication');
-    await waitForStates(l, { node1: 'PRIM', node2: 'SECOND' }, 60_000, M);
-    const last = (await status(l, 'node2')).replication!.lastReintegration!;
-    console.log(`  resumed: the completing attempt copied ${(last.bytes / 1048576).toFixed(1)} MiB (${last.mode}, ${last.passes} passes)`);
-    assert.ok(last.bytes < total - seen / 2, `the completing attempt did not start over (${last.bytes} bytes)`);
-    const [d1, d2] = await Promise.all([1, 2].map((i) => treeDigest(path.join(l.paths(`node${i}`).root, APPENDER_DATA))));
-    assert.is(d1!.digest, d2!.digest, 'copies identical');
-    ok = true;
-  } finally {
-    if (!ok) await dumpLogs(lab);
-    await lab?.down();
-    console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+  await l.cli('node2', ['second', '-m', M]);
+  let seen = 0;
+  await l.waitFor('a third of the copy done', async () => {
+    const r = (await status(l, 'node2')).reintegration;
+    seen = r?.bytesDone ?? 0;
+    return seen >= total / 3;
+  }, 60_000, 20);
+  await l.cut('replication');
+  console.log(`  replication LAN cut after ${(seen / 1048576).toFixed(0)} MiB of ${total / 1048576} MiB`);
+  await l.waitFor('the channel given up', async () => /reintegration from node1 \(attempt 1\)/.test(logOf(l, 'node2')), 20_000, 100);
+  assert.is(await moduleState(l, 'node2', M), 'SECOND?', 'node2 still reintegrating (transient SECOND)');
+  await l.uncut('replication');
+  await waitForStates(l, { node1: 'PRIM', node2: 'SECOND' }, 60_000, M);
+  const last = (await status(l, 'node2')).replication!.lastReintegration!;
+  console.log(`  resumed: the completing attempt copied ${(last.bytes / 1048576).toFixed(1)} MiB (${last.mode}, ${last.passes} passes)`);
+  assert.ok(last.bytes < total - seen / 2, `the completing attempt did not start over (${last.bytes} bytes)`);
+  const [d1, d2] = await Promise.all([1, 2].map((i) => treeDigest(path.join(l.paths(`node${i}`).root, APPENDER_DATA))));
+  assert.is(d1!.digest, d2!.digest, 'copies identical');
 });
 
-test('daemon killed under a replicating PRIM: the application is stopped, the SECOND takes over, no acknowledged record lost', async () => {
-  let lab: Lab | null = null;
-  let ok = false;
-  const t0 = performance.now();
-  try {
-    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
-    const l = lab;
-    await startPair(l, 'node1', 'node2', 60_000, M);
-    const rec = new AppendRecorder(l);
-    recorder = rec;
-    rec.start();
-    await l.waitFor('appends flowing', async () => rec.acknowledged.length >= 100, 30_000, 100);
-    l.killDaemon('node1', 'SIGKILL');
-    await l.waitFor('daemon of node1 gone', async () => l.daemonPid('node1') === undefined, 5000, 20);
-    const before = rec.acknowledged.length;
-    l.spawnDaemon('node1');
-    // either node may end up primary (node2 takes over, or node1's restarted daemon claims its role back first)
-    await l.waitFor('PRIM/SECOND again', async () => {
-      const st = [await moduleState(l, 'node1', M), await moduleState(l, 'node2', M)].sort().join('/');
-      return st === 'PRIM/SECOND';
-    }, 60_000, 200);
-    const prim = (await moduleState(l, 'node1', M)) === 'PRIM' ? 'node1' : 'node2';
-    await l.waitFor('appends after the takeover', async () => rec.acknowledged.length > before + 50, 30_000, 100);
-    const s = await rec.stop();
-    recorder = null;
-    const v = rec.verify(prim);
-    console.log(`  ${prim} PRIM after node1's daemon was killed: ${s.acknowledged.length} acknowledged, ${v.missing.length} missing`);
-    assert.equal(v.missing, [], `every acknowledged record is on ${prim}`);
-    assert.ok(/application is stopped \(stop_prim force\)/.test(logOf(l, 'node1')), 'node1 says why it did not reattach');
-    ok = true;
-  } finally {
-    if (!ok) await dumpLogs(lab);
-    await recorder?.stop().catch(() => {});
-    recorder = null;
-    await lab?.down();
-    console.log(`  total (with teardown): ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+labTest('daemon killed under a replicating PRIM: the application is stopped, the SECOND takes over, no acknowledged record lost', async (l) => {
+  await startPair(l, 'node1', 'node2', 60_000, M);
+  const rec = new AppendRecorder(l);
+  recorder = rec;
+  rec.start();
+  await l.waitFor('appends flowing', async () => rec.acknowledged.length >= 100, 30_000, 100);
+  l.killDaemon('node1', 'SIGKILL');
+  await l.waitFor('daemon of node1 gone', async () => l.daemonPid('node1') === undefined, 5000, 20);
+  const before = rec.acknowledged.length;
+  l.spawnDaemon('node1');
+  // either node may end up primary (node2 takes over, or node1's restarted daemon claims its role back first)
+  await l.waitFor('PRIM/SECOND again', async () => {
+    const st = [await moduleState(l, 'node1', M), await moduleState(l, 'node2', M)].sort().join('/');
+    return st === 'PRIM/SECOND';
+  }, 60_000, 200);
+  const prim = (await moduleState(l, 'node1', M)) === 'PRIM' ? 'node1' : 'node2';
+  await l.waitFor('appends after the takeover', async () => rec.acknowledged.length > before + 50, 30_000, 100);
+  const s = await rec.stop();
+  recorder = null;
+  const v = rec.verify(prim);
+  console.log(`  ${prim} PRIM after node1's daemon was killed: ${s.acknowledged.length} acknowledged, ${v.missing.length} missing`);
+  assert.equal(v.missing, [], `every acknowledged record is on ${prim}`);
+  assert.ok(/application is stopped \(stop_prim force\)/.test(logOf(l, 'node1')), 'node1 says why it did not reattach');
 });
 
 test.run();

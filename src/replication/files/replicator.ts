@@ -46,7 +46,7 @@ import { enterPrimary, enterSecondary, recover, type LayoutSystem, type PrimaryL
 import { ChangeRecord } from '../record/change-record.js';
 import { ExtentMap } from '../record/extent-map.js';
 import { fsChangeOf } from '../record/from-intercepted.js';
-import { PlanApplier, PlanMismatchError, type SourceReader } from '../reintegrate/apply-plan.js';
+import { PlanApplier, PlanMismatchError, readFully, type SourceReader } from '../reintegrate/apply-plan.js';
 import { blockSums, listTree, planBlocks, planFromManifests, withBlockRanges } from '../reintegrate/compare.js';
 import { planFromJson, planToJson, type Manifest, type ManifestEntry, type Plan, type Range } from '../reintegrate/plan.js';
 import { listQuarantines } from '../reintegrate/quarantine.js';
@@ -648,15 +648,9 @@ export class FileReplicator implements Replicator {
           throw new CtlError(e.code === 'ELOOP' ? `${String(b.path)} is a symlink` : e.message, e.code);
         });
         try {
-          const buf = Buffer.allocUnsafe(length);
-          let got = 0;
-          while (got < length) {
-            const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-            if (bytesRead === 0) break;
-            got += bytesRead;
-          }
-          s.bytesServed += got;
-          return { body: {}, data: buf.subarray(0, got) };
+          const data = await readFully(fh, offset, length);
+          s.bytesServed += data.length;
+          return { body: {}, data };
         } finally {
           await fh.close();
         }

@@ -21,19 +21,24 @@ export interface SourceReader {
   willRead?(path: string, start: number, end: number): void;
 }
 
+/** Up to `length` bytes at `offset` of an open file: fewer only at its end. */
+export async function readFully(fh: fs.FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
+}
+
 export function localSourceReader(root: string): SourceReader {
   return {
     async readRange(rel, offset, length) {
       const fh = await fs.open(path.join(root, rel), 'r');
       try {
-        const buf = Buffer.allocUnsafe(length);
-        let got = 0;
-        while (got < length) {
-          const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        return buf.subarray(0, got);
+        return await readFully(fh, offset, length);
       } finally {
         await fh.close();
       }

@@ -100,7 +100,7 @@ export class ModuleDriver {
         'previous daemon, so the application is stopped (stop_prim force) and the module starts again as after a crash');
       await this.d.scripts.run({
         module: this.name, script: 'stop_prim', args: [reattach, 'STOP', 'force'], timeoutMs: this.d.config.user.forcestoptimeoutMs,
-        env: { ...this.d.config.user.vars, TANDEM_MODULE: this.name, TANDEM_NODE: this.d.self, TANDEM_HOME: this.d.home.root, TANDEM_RUN_DIR: this.d.home.runDir },
+        env: this.scriptEnv(),
       }).catch((e: Error) => this.d.log.error(`stop_prim force: ${e.message}`));
       for (const v of this.d.config.vips) await this.d.vip.release(v.addr).catch((e: Error) => this.d.log.error(`releasing ${v.addr}: ${e.message}`));
       await fs.rm(homePaths.runMarker(this.d.home, this.name), { force: true });
@@ -280,7 +280,7 @@ export class ModuleDriver {
         const timeoutMs = force ? config.user.forcestoptimeoutMs : config.user.nicestoptimeoutMs;
         const r = await this.d.scripts.run({
           module: this.name, script: st.script, args: st.args, timeoutMs,
-          env: { ...config.user.vars, TANDEM_MODULE: this.name, TANDEM_NODE: this.d.self, TANDEM_HOME: this.d.home.root, TANDEM_RUN_DIR: this.d.home.runDir },
+          env: this.scriptEnv(),
         });
         if (!r.ok) throw new Error(r.timedOut ? `timed out after ${timeoutMs} ms and was killed` : `exited with ${r.code ?? 'a signal'}${stop ? '' : ` (see \`tandem log -m ${this.name}\`)`}`);
         return;
@@ -322,6 +322,12 @@ export class ModuleDriver {
         await this.d.replicator.setRole(st.role);
         return;
     }
+  }
+
+  /** What every script of the module gets in its environment: the user's <var>s and tandem's own. */
+  private scriptEnv(): Record<string, string> {
+    const { config, self, home } = this.d;
+    return { ...config.user.vars, TANDEM_MODULE: this.name, TANDEM_NODE: self, TANDEM_HOME: home.root, TANDEM_RUN_DIR: home.runDir };
   }
 
   private async checkWitness(id: number) {

@@ -3,6 +3,7 @@
  * `MirrorLabOptions.module`: cluster.xml over the lab's LANs, one cluster key, the module installed on both nodes.
  * Used by the lab tests, `tandem lab up` and the demo.
  */
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { generateKey, writeKeyFile } from '../daemon/key.js';
@@ -119,6 +120,15 @@ export async function createMirrorLab(o: MirrorLabOptions = {}): Promise<Lab> {
   } catch (e) {
     await lab.down({ keepDir: process.env.TANDEM_LAB_KEEP === '1' });
     throw e;
+  }
+}
+
+/** The module's log on a lab node (what `tandem log -m` shows), or '' when there is none yet. */
+export function moduleLogOf(lab: Lab, node: string, module: string): string {
+  try {
+    return readFileSync(path.join(lab.paths(node).home, 'log', `${module}.log`), 'utf8');
+  } catch {
+    return '';
   }
 }
 

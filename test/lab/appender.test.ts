@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'uvu';
@@ -11,6 +9,7 @@ import {
   createAppenderLab,
   recordsDigest,
 } from '../../src/lab/appender.js';
+import { moduleLogOf } from '../../src/lab/mirror-lab.js';
 import type { Lab } from '../../src/lab/lab.js';
 import { moduleState, startPair, waitForStates } from '../../src/lab/postgres.js';
 import { rng } from '../unit/rng.js';
@@ -32,13 +31,7 @@ const NODES = ['node1', 'node2'] as const;
 
 const s1 = (ms: number) => (ms / 1000).toFixed(1);
 
-function logOf(l: Lab, n: string): string {
-  try {
-    return fs.readFileSync(path.join(l.paths(n).home, 'log', `${APPENDER_MODULE}.log`), 'utf8');
-  } catch {
-    return '';
-  }
-}
+const logOf = (l: Lab, n: string) => moduleLogOf(l, n, APPENDER_MODULE);
 
 async function currentPrim(l: Lab): Promise<{ prim: string; other: string }> {
   for (const n of NODES) {

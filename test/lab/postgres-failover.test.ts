@@ -1,9 +1,9 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { moduleLogOf } from '../../src/lab/mirror-lab.js';
 import type { Lab } from '../../src/lab/lab.js';
 import { CommitRecorder, createPostgresLab, moduleState, PG_DATA, PG_MODULE, psql, startPair, waitForStates } from '../../src/lab/postgres.js';
 import { digestDiff, treeDigest } from '../../src/lab/tree-digest.js';
@@ -31,13 +31,7 @@ async function assertIdentical(l: Lab, a: string, b: string): Promise<void> {
   assert.unreachable(`the copies of ${a} and ${b} differ: ${last.join('; ')}`);
 }
 
-function logOf(l: Lab, n: string): string {
-  try {
-    return fs.readFileSync(path.join(l.paths(n).home, 'log', `${PG_MODULE}.log`), 'utf8');
-  } catch {
-    return '';
-  }
-}
+const logOf = (l: Lab, n: string) => moduleLogOf(l, n, PG_MODULE);
 
 async function powerCycle(l: Lab, rec: CommitRecorder, victim: string, survivor: string, label: string) {
   const t0 = performance.now();

@@ -7,7 +7,7 @@ import { controlRequest } from '../../src/daemon/control.js';
 import type { StatusView } from '../../src/daemon/views.js';
 import { APPENDER_DATA, APPENDER_MODULE, AppendRecorder, createAppenderLab } from '../../src/lab/appender.js';
 import type { Lab } from '../../src/lab/lab.js';
-import { controlSocketOf } from '../../src/lab/mirror-lab.js';
+import { controlSocketOf, moduleLogOf } from '../../src/lab/mirror-lab.js';
 import { moduleState, startPair, waitForStates } from '../../src/lab/postgres.js';
 import { digestDiff, treeDigest } from '../../src/lab/tree-digest.js';
 
@@ -18,13 +18,7 @@ import { digestDiff, treeDigest } from '../../src/lab/tree-digest.js';
 //   new generation before the application's fsync returns.
 
 const M = APPENDER_MODULE;
-const logOf = (l: Lab, n: string) => {
-  try {
-    return fs.readFileSync(path.join(l.paths(n).home, 'log', `${M}.log`), 'utf8');
-  } catch {
-    return '';
-  }
-};
+const logOf = (l: Lab, n: string) => moduleLogOf(l, n, M);
 const status = async (l: Lab, n: string) =>
   ((await controlRequest(controlSocketOf(l, n), 'status', M, undefined, { timeoutMs: 3000 })) as StatusView).modules[0]!;
 /** Runs a shell command inside a node (its mount namespace: through the FUSE mount when it is primary). */

@@ -38,7 +38,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MirrorModuleConfig, ReplicatedDir } from '../../config/types.js';
 import { writeDurably } from '../../daemon/state-store.js';
-import { UserError } from '../../errors.js';
+import { BugError } from '../../errors.js';
 import type { Home } from '../../home.js';
 import { run } from '../../platform/exec.js';
 import type { AsyncChangeSink, Change as FuseChange } from '../fuse/index.js';
@@ -90,6 +90,8 @@ export interface FileReplicatorOptions {
   /** posts the engine event `replication-failed` */
   replicationFailed: (reason: string) => void;
   layoutSystem?: LayoutSystem;
+  /** makes a filesystem's dirty data durable (syncfs); default `sync -f DIR` */
+  syncFs?: (dir: string) => Promise<void>;
 }
 
 type PrimaryMode = 'off' | 'record' | 'awaiting' | 'live' | 'failing';
@@ -152,7 +154,7 @@ export class FileReplicator implements Replicator {
   private standingAlarm: string | null = null;
 
   constructor(private readonly o: FileReplicatorOptions) {
-    if (!o.cfg.rfs) throw new UserError(`module ${o.module} has no <rfs>`);
+    if (!o.cfg.rfs) throw new BugError(`FileReplicator built for module ${o.module}, which has no <rfs>`);
     this.dirs = o.cfg.rfs.replicated;
     this.stateDir = path.join(o.home.root, 'state', `${o.module}.files`);
     void this.refreshQuarantines();
@@ -186,7 +188,7 @@ export class FileReplicator implements Replicator {
   async reintegrate(req: ReintegrateRequest): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       if (req.signal.aborted) throw new Error('reintegration aborted');
-      if (this.role !== 'secondary') throw new Error('the replicated directories are not in the secondary layout');
+      if (this.role !== 'secondary') throw new BugError('reintegration asked while the replicated directories are not in the secondary layout');
       if (this.receiver && this.liveGen !== null && this.liveGen === req.sourceGen) return;
       try {
         await this.syncOnce(req);
@@ -260,7 +262,7 @@ export class FileReplicator implements Replicator {
 
   private async enterPrimaryRole(): Promise<void> {
     const v = this.view;
-    if (!v?.gen) throw new Error('no data generation to write in');
+    if (!v?.gen) throw new BugError('entering the primary layout without a data generation');
     await this.markDirty();
     this.unreplicated = false;
     if (v.state === 'PRIM') {
@@ -591,7 +593,7 @@ export class FileReplicator implements Replicator {
       const dir = this.recordDir(i);
       let r: ChangeRecord | null = null;
       if (!fresh) {
-        const existing = await readBase(dir);
+        const existing = await ChangeRecord.storedBase(dir);
         if (existing) {
           r = await ChangeRecord.open(dir, { baseGeneration: existing });
           if (!r.trusted() || (i > 0 && existing !== out[0]!.baseGeneration)) {
@@ -848,7 +850,7 @@ export class FileReplicator implements Replicator {
       await rx!;
       const ms = Math.round(performance.now() - t0);
       this.lastReintegration = {
-        mode: passes > 0 && begun.body.recordMode === true ? 'changes' : 'compare', bytes: total, ms, passes, freezeMs: 0,
+        mode: begun.body.recordMode === true ? 'changes' : 'compare', bytes: total, ms, passes, freezeMs: 0,
         at: new Date().toISOString(),
       };
       this.o.log.info(`reintegration from ${req.from} done: ${total} bytes copied in ${passes} passes, ${ms} ms; live replication of generation ${sourceGen}`);
@@ -866,7 +868,11 @@ export class FileReplicator implements Replicator {
     this.attaching = true;
     try {
       const clean = !(await this.isDirty());
-      if (!clean) return;
+      if (!clean) {
+        this.o.log.info(`not attaching to ${this.o.peer} on generation ${gen}: this copy may differ from it (unclean exit); it will be reintegrated`);
+        this.attachAfter = Infinity;
+        return;
+      }
       const ctl = new CtlPeer(await this.connect(), this.liveness());
       let rx: Promise<void> | null = null;
       try {
@@ -912,6 +918,7 @@ export class FileReplicator implements Replicator {
     });
     this.receiver = rx;
     this.receiverApplier = applier;
+    this.attachAfter = 0; // a copy that followed a live stream may attach again later (swap)
     this.liveGen = gen;
     const backings = [...this.backings];
     void rx.done.then(async (e) => {
@@ -989,10 +996,9 @@ export class FileReplicator implements Replicator {
       return pr;
     };
     return {
-      willRead: (p, start, end) => {
+      willRead: (p, _start, end) => {
         window = { path: p, end };
         ahead.clear();
-        void start;
       },
       readRange: async (p, offset, length) => {
         if (length <= READ_MAX && window?.path === p) {
@@ -1054,10 +1060,12 @@ export class FileReplicator implements Replicator {
 
   /** The tree equals its generation: make that durable (`sync -f` = syncfs of each backing filesystem), then say so. */
   private async clearDirty(backings: string[]): Promise<void> {
+    const syncFs = this.o.syncFs ?? syncFsCommand;
     for (const b of backings) {
-      const r = await run('sync', ['-f', b]);
-      if (r.code !== 0) {
-        this.o.log.warn(`sync -f ${b} failed (${r.stderr.trim()}); the copy will be compared at the next reintegration`);
+      try {
+        await syncFs(b);
+      } catch (e) {
+        this.o.log.warn(`${(e as Error).message}; the copy will be compared at the next reintegration`);
         return;
       }
     }
@@ -1065,16 +1073,13 @@ export class FileReplicator implements Replicator {
   }
 }
 
+async function syncFsCommand(dir: string): Promise<void> {
+  const r = await run('sync', ['-f', dir]);
+  if (r.code !== 0) throw new Error(`sync -f ${dir} failed (${r.stderr.trim()})`);
+}
+
 function intIn(v: unknown, min: number, max: number, what: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new CtlError(`${what} must be an integer in [${min}, ${max}]`, 'EINVAL');
   return v;
 }
 
-async function readBase(dir: string): Promise<string | null> {
-  try {
-    const s = JSON.parse(await fs.readFile(path.join(dir, 'snapshot.json'), 'utf8')) as { baseGeneration?: unknown };
-    return typeof s.baseGeneration === 'string' ? s.baseGeneration : null;
-  } catch {
-    return null;
-  }
-}

@@ -473,6 +473,7 @@ export class Passthrough {
     return false;
   }
 
+  /** Runs a sink call; a sink failure is logged and becomes EIO for the operation. */
   private guardSink<T>(fn: () => T, what: string): T {
     try {
       return fn();
@@ -691,23 +692,15 @@ export class Passthrough {
 
   /** Reports a change made to a reachable path; a sink failure becomes EIO. */
   private emit(rel: string | null, change: Change): void {
-    if (!this.o.sink || rel === null) return;
-    try {
-      this.o.sink.onChange(change);
-    } catch (err) {
-      this.o.log(`change sink refused ${change.op}: ${err instanceof Error ? err.message : String(err)}`);
-      throw new FsError(E.EIO, 'change sink failed');
-    }
+    const sink = this.o.sink;
+    if (!sink || rel === null) return;
+    this.guardSink(() => sink.onChange(change), change.op);
   }
 
   private sync(rel: string, datasync: boolean): void {
-    if (!this.o.sink) return;
-    try {
-      this.o.sink.onSync(rel, datasync);
-    } catch (err) {
-      this.o.log(`change sink refused sync: ${err instanceof Error ? err.message : String(err)}`);
-      throw new FsError(E.EIO, 'change sink failed');
-    }
+    const sink = this.o.sink;
+    if (!sink) return;
+    this.guardSink(() => sink.onSync(rel, datasync), 'sync');
   }
 }
 

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { BlockingCaller, type BlockingServer, serveBlockingCalls, type WorkerEnd } from './blocking-call.js';
 import type { AsyncChangeSink, Change, ChangeSink } from './sink.js';
 
@@ -11,7 +12,7 @@ import type { AsyncChangeSink, Change, ChangeSink } from './sink.js';
  */
 type SinkCall = { kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean; unique?: number };
 
-const EIO = 5;
+const EIO = os.constants.errno.EIO;
 
 /** writes posted and not yet handled above which the worker waits again (bounds memory) */
 export const MAX_POSTED_WRITES = 1024;

@@ -131,6 +131,16 @@ export class ChangeRecord {
     return new ChangeRecord(dir, opts.baseGeneration, map, seq, trusted, reason, journal, bytes, snapBytes, groupCommitMs, compactBytes);
   }
 
+  /** The base generation of the record stored in `dir`, or null when there is none (or it is unreadable). */
+  static async storedBase(dir: string): Promise<string | null> {
+    try {
+      const s = JSON.parse(await fs.readFile(path.join(dir, SNAPSHOT_FILE), 'utf8')) as { baseGeneration?: unknown };
+      return typeof s.baseGeneration === 'string' ? s.baseGeneration : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** Removes a record (after a completed reintegration: the peer holds everything). */
   static async discard(dir: string): Promise<void> {
     for (const f of [CLEAN_FILE, JOURNAL_FILE, SNAPSHOT_FILE]) await fs.rm(path.join(dir, f), { force: true });

@@ -58,7 +58,12 @@ export class ModuleDriver {
   private pumping = false;
   private replies = new Map<number, (r: Reply) => void>();
   private plans = new Map<number, AbortController>();
-  private resyncAbort: AbortController | null = null;
+  /** reintegrations waiting for the engine's `copy-may-begin`, by plan id */
+  private copyWaiters = new Map<number, () => void>();
+  /** the reintegration running now, and its plan */
+  private resyncRun: { planId: number; ac: AbortController } | null = null;
+  /** plans whose reintegration the engine abandoned (`abandon-resync`): it fails at once when reached */
+  private abandoned = new Set<number>();
   private reqSeq = 1;
   private lastPulse = -Infinity;
   /** VIPs this driver configured and has not released */
@@ -158,7 +163,7 @@ export class ModuleDriver {
     this.detached = true;
     this.queue.length = 0;
     for (const ac of this.plans.values()) ac.abort();
-    this.resyncAbort?.abort();
+    this.resyncRun?.ac.abort();
   }
 
   private sendHeartbeats() {
@@ -236,6 +241,13 @@ export class ModuleDriver {
       case 'abort':
         this.plans.get(a.id)?.abort();
         return;
+      case 'abandon-resync':
+        if (this.plans.has(a.id)) this.abandoned.add(a.id);
+        if (this.resyncRun?.planId === a.id) this.resyncRun.ac.abort();
+        return;
+      case 'copy-may-begin':
+        this.copyWaiters.get(a.id)?.();
+        return;
       case 'check-witness':
         void this.checkWitness(a.id);
         return;
@@ -258,7 +270,7 @@ export class ModuleDriver {
     for (const st of steps) {
       if (ac.signal.aborted) break;
       try {
-        await this.runStep(st, ac.signal);
+        await this.runStep(id, st, ac.signal);
       } catch (e) {
         const msg = `${describeStep(st)}: ${(e as Error).message}`;
         this.d.log.error(msg);
@@ -267,11 +279,12 @@ export class ModuleDriver {
       }
     }
     this.plans.delete(id);
+    this.abandoned.delete(id);
     if (ac.signal.aborted) return; // the engine stopped waiting for this plan
     this.post({ kind: 'plan-done', id, ok: error === undefined, ...(error !== undefined ? { error } : {}) });
   }
 
-  private async runStep(st: Step, signal: AbortSignal): Promise<void> {
+  private async runStep(planId: number, st: Step, signal: AbortSignal): Promise<void> {
     const { config, vip } = this.d;
     switch (st.kind) {
       case 'script': {
@@ -300,28 +313,48 @@ export class ModuleDriver {
         }
         return;
       case 'resync': {
+        if (this.abandoned.has(planId)) throw new Error('reintegration abandoned');
         const ac = new AbortController();
-        this.resyncAbort = ac;
+        this.resyncRun = { planId, ac };
         const onAbort = () => ac.abort();
         signal.addEventListener('abort', onAbort);
         try {
           this.d.log.info(`reintegration from ${st.from} (${st.full ? 'full compare' : 'changes only'}${st.quarantine ? ', divergent files to quarantine' : ''})`);
           await this.d.replicator.reintegrate({
             module: this.name, from: st.from, full: st.full, quarantine: st.quarantine, sourceGen: st.sourceGen, signal: ac.signal,
+            beginCopy: () => this.beginCopy(planId, ac.signal),
           });
         } finally {
           signal.removeEventListener('abort', onAbort);
-          this.resyncAbort = null;
+          this.resyncRun = null;
         }
         return;
       }
       case 'cancel-resync':
-        this.resyncAbort?.abort();
+        this.resyncRun?.ac.abort();
         return;
       case 'files':
         await this.d.replicator.setRole(st.role);
         return;
     }
+  }
+
+  /** Asks the engine to persist that plan `planId`'s copy is incomplete; resolves on its `copy-may-begin`. */
+  private beginCopy(planId: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        this.copyWaiters.delete(planId);
+        signal.removeEventListener('abort', abandoned);
+      };
+      const abandoned = () => {
+        done();
+        reject(new Error('reintegration abandoned'));
+      };
+      if (signal.aborted) return abandoned();
+      this.copyWaiters.set(planId, () => { done(); resolve(); });
+      signal.addEventListener('abort', abandoned);
+      this.post({ kind: 'copy-begins', id: planId });
+    });
   }
 
   /** What every script of the module gets in its environment: the user's <var>s and tandem's own. */

@@ -21,6 +21,7 @@ export class LabTarget implements ScenarioTarget {
   private monitor: NodeJS.Timeout | null = null;
   private dualSince: number | null = null;
   private timeoutMs = 1000;
+  private startedAt: number | null = null;
 
   async configure(settings: Record<string, string>) {
     if (this.lab) throw new Error('config must come before the first verb that uses the lab');
@@ -38,6 +39,7 @@ export class LabTarget implements ScenarioTarget {
   async ensure(): Promise<Lab> {
     if (!this.lab) {
       this.lab = await createMirrorLab({ ...this.opts, daemons: false });
+      this.startedAt = Date.now();
       this.monitor = setInterval(() => void this.checkInvariant(), 250);
     }
     return this.lab;
@@ -153,6 +155,8 @@ export class LabTarget implements ScenarioTarget {
   }
 
   violations() { return this.seen; }
+  elapsedMs() { return this.startedAt === null ? 0 : Date.now() - this.startedAt; }
+  writes() { return null; }
 
   async describe() {
     const parts = [];

@@ -53,6 +53,12 @@ export interface ReintegrateRequest {
   /** the source's generation the copy must equal (null: whatever the source has) */
   sourceGen: string | null;
   signal: AbortSignal;
+  /**
+   * Called once the source answered (it runs the module on `sourceGen`) and before the first change of the local
+   * copy (quarantine included); resolves when the engine has persisted that the copy is incomplete, rejects when
+   * the reintegration was abandoned meanwhile. A copy never changed keeps its generation and stays promotable.
+   */
+  beginCopy: () => Promise<void>;
 }
 
 export interface ReintegrationProgress {

@@ -15,6 +15,10 @@
  *   witness node1 down|up      can node1 reach the split-brain witness
  *   fail-script node1 start_prim   /   fix-script node1 start_prim
  *   run 6s                     let time pass
+ *   at 33110ms                 let time pass until the scenario's clock reads that (no-op if it is later already)
+ *   writes on|off              (simulator) the model application writes every 100 ms on the node that runs it
+ *   expect-no-lost-writes      (simulator) every acknowledged write is on the node running the application (or in a
+ *                              split-brain quarantine), and the other node's copy is identical when it is SECOND
  *   expect node1 PRIM [ready|transient]      expect node1 OFF
  *   expect-vip node1|none|both      expect-app node1|none|both      expect-wait node1 REASON
  *   expect-reply node1 ok|error [text…]      expect-alarm node1 CODE      expect-no-alarm node1 CODE
@@ -95,6 +99,12 @@ async function expectThat(c: Ctx, cond: () => Promise<boolean>, failure: () => P
   if (!(await c.t.eventually(EXPECT_WITHIN_MS, cond))) await c.fail(await failure());
 }
 
+function modelWrites(t: ScenarioTarget) {
+  const w = t.writes();
+  if (!w) throw new Error('this target has no model application: write verbs run in the simulator only (the lab tests durability with test/lab/appender.test.ts)');
+  return w;
+}
+
 const whoList = (t: ScenarioTarget, arg: string) => (arg === 'none' ? [] : arg === 'both' ? [...t.nodes] : [arg]);
 
 const handlers: Record<string, (c: Ctx) => Promise<void>> = {
@@ -146,6 +156,27 @@ const handlers: Record<string, (c: Ctx) => Promise<void>> = {
   'fail-script': async ({ t, args }) => t.failScript(args[0]!, args[1]!, true),
   'fix-script': async ({ t, args }) => t.failScript(args[0]!, args[1]!, false),
   run: async ({ t, args }) => t.run(parseSimDuration(args[0]!)),
+  at: async ({ t, args }) => {
+    const wait = parseSimDuration(args[0]!) - t.elapsedMs();
+    if (wait > 0) await t.run(wait);
+  },
+  writes: async ({ t, args }) => {
+    if (args[0] !== 'on' && args[0] !== 'off') throw new Error('writes takes on or off');
+    modelWrites(t).enable(args[0] === 'on');
+  },
+  'expect-no-lost-writes': async (c) => {
+    const w = modelWrites(c.t);
+    const obs = await Promise.all(c.t.nodes.map(async (n) => [n, await c.t.observe(n)] as const));
+    const prim = obs.find(([, o]) => o.state === 'ALONE' || o.state === 'PRIM');
+    if (!prim) return c.fail('no node runs the application, so no copy holds the writes for sure');
+    const lost = w.lost(prim[0]);
+    if (lost.length) return c.fail(`${lost.length} acknowledged write(s) lost on ${prim[0]}: ${lost.slice(0, 8).join(', ')}${lost.length > 8 ? ', …' : ''}`);
+    for (const [n, o] of obs) {
+      if (n === prim[0] || o.state !== 'SECOND' || !o.ready) continue;
+      const [a, b] = [w.held(prim[0]).sort().join(), w.held(n).sort().join()];
+      if (a !== b) await c.fail(`the copies of ${prim[0]} and ${n} differ (${w.held(prim[0]).length} and ${w.held(n).length} writes)`);
+    }
+  },
   expect: async (c) => {
     const [node, state, readiness] = c.args as [string, string, string | undefined];
     const want = readiness ?? 'ready';

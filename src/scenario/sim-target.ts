@@ -2,7 +2,7 @@ import { genId } from '../engine/mirror/generation.js';
 import type { AdminVerb } from '../engine/mirror/types.js';
 import { Sim, defaultSimConfig, type SimConfig } from '../sim/sim.js';
 import { parseSimDuration } from './script.js';
-import type { NodeObservation, Reply, ScenarioTarget } from './target.js';
+import type { NodeObservation, Reply, ScenarioTarget, ScenarioWrites } from './target.js';
 
 /** Scenario target over the deterministic simulator: time moves only with `run`, so `eventually` checks once. */
 export class SimTarget implements ScenarioTarget {
@@ -54,6 +54,15 @@ export class SimTarget implements ScenarioTarget {
   async appNodes() { return this.nodes.filter((n) => this.sim.node(n).app); }
   async eventually(_ms: number, cond: () => Promise<boolean>) { return cond(); }
   violations() { return this.sim.violations; }
+  elapsedMs() { return this.sim.mono; }
+  writes(): ScenarioWrites {
+    const sim = this.sim;
+    return {
+      enable: (on) => { sim.writes = on; },
+      lost: (node) => sim.lostWrites(node),
+      held: (node) => [...sim.node(node).data],
+    };
+  }
   async describe() {
     return this.nodes.map((n) => `${n} ${this.sim.describe(n)} vip=${this.sim.node(n).vip}`).join(', ');
   }

@@ -44,4 +44,20 @@ export interface ScenarioTarget {
   violations(): string[];
   /** a line describing every node, for failure messages */
   describe(): Promise<string>;
+  /** ms since the scenario began (the simulator's clock; the lab's wall clock since its first verb) */
+  elapsedMs(): number;
+  /**
+   * The modelled application's acknowledged writes (simulator only; the lab's durability tests use a real
+   * application, test/lab/appender.test.ts). `null`: this target has no such model.
+   */
+  writes(): ScenarioWrites | null;
+}
+
+/** The simulator's model application: it writes every 100 ms on the node that runs it. */
+export interface ScenarioWrites {
+  enable(on: boolean): void;
+  /** acknowledged writes on neither `node` nor any split-brain quarantine */
+  lost(node: string): number[];
+  /** the ids of the writes a node's copy holds */
+  held(node: string): number[];
 }

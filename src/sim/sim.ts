@@ -36,6 +36,8 @@ interface Work {
   index: number;
   dueAt: number;
   error?: string;
+  /** the engine abandoned this plan's reintegration (`abandon-resync`) */
+  abandoned?: boolean;
 }
 
 interface Query {
@@ -63,6 +65,8 @@ export class SimNode {
   /** writes set aside by a split-brain resync */
   quarantine = new Set<number>();
   replies: { reqId: number; ok: boolean; message: string }[] = [];
+  /** the plan whose reintegration the engine allowed to change the copy (`copy-may-begin`) */
+  copyAllowed: number | null = null;
   constructor(readonly name: string) {}
   get alive() {
     return this.engine !== null;
@@ -160,6 +164,13 @@ export class Sim {
       case 'alarm': n.log.push(`${(this.mono / 1000).toFixed(1)}s alarm ${a.on ? 'on' : 'off'} ${a.code} ${a.msg}`); break;
       case 'execute': n.work = { id: a.id, steps: a.steps, bestEffort: a.bestEffort, index: 0, dueAt: this.mono + this.cost(a.steps[0]) }; break;
       case 'abort': if (n.work?.id === a.id) n.work = null; break;
+      case 'copy-may-begin': n.copyAllowed = a.id; break;
+      case 'abandon-resync':
+        if (n.work?.id === a.id) {
+          n.work.abandoned = true;
+          if (n.work.steps[n.work.index]?.kind === 'resync') n.work.dueAt = this.mono;
+        }
+        break;
       case 'check-witness': n.queries.push({ id: a.id, kind: 'witness', dueAt: this.mono + this.cfg.witnessMs }); break;
       case 'probe-vips': n.queries.push({ id: a.id, kind: 'probe', dueAt: this.mono + this.cfg.probeMs }); break;
       case 'reply': n.replies.push({ reqId: a.reqId, ok: a.ok, message: a.message }); break;
@@ -173,7 +184,7 @@ export class Sim {
     return 20;
   }
 
-  private runStep(n: SimNode, s: Step): string | null {
+  private runStep(n: SimNode, s: Step, w: Work): string | null {
     switch (s.kind) {
       case 'script':
         if (n.failScripts.has(s.script)) return `${s.script} exited 1`;
@@ -182,7 +193,10 @@ export class Sim {
         return null;
       case 'resync': {
         const src = this.node(s.from);
-        if (!this.cfg.lans.some((l) => this.connected(n.name, s.from, l) && src.alive)) return `${s.from} unreachable`;
+        if (w.abandoned) return 'reintegration abandoned';
+        const refused = this.sourceRefuses(n, s);
+        if (refused) return refused;
+        if (n.copyAllowed !== w.id) return 'reintegration abandoned';
         // The copy equals the source at completion; with quarantine, local writes the source lacks are kept aside.
         if (s.quarantine) for (const w of n.data) if (!src.data.has(w)) n.quarantine.add(w);
         n.data = new Set(src.data);
@@ -192,6 +206,34 @@ export class Sim {
       case 'release-vips': n.vip = false; return null;
       default: return null;
     }
+  }
+
+  /**
+   * Why the source of a reintegration does not answer: unreachable, or (the real replicator's ENOTPRIM / EGEN) it
+   * does not run the module on the generation the plan was made for. null: it answers.
+   */
+  private sourceRefuses(n: SimNode, s: Extract<Step, { kind: 'resync' }>): string | null {
+    const src = this.node(s.from);
+    if (!src.engine || !this.cfg.lans.some((l) => this.connected(n.name, s.from, l))) return `${s.from} unreachable`;
+    const se = src.engine;
+    if (se.state !== 'ALONE' && se.state !== 'PRIM') return `${s.from} does not run the module`;
+    if (s.sourceGen && se.p.gen && `${se.p.gen.n}@${se.p.gen.node}` !== s.sourceGen) return `${s.from} is no longer on ${s.sourceGen}`;
+    return null;
+  }
+
+  /**
+   * A plan step begins. A reintegration begins by reaching its source; the engine then records that the copy is
+   * incomplete before it changes it (`copy-begins`), and the copy takes `resyncMs` (it is made whole at the end).
+   * Returns an error when the step fails at once.
+   */
+  private beginStep(n: SimNode, w: Work): string | null {
+    const st = w.steps[w.index];
+    if (st?.kind !== 'resync') return null;
+    if (w.abandoned) return 'reintegration abandoned';
+    const refused = this.sourceRefuses(n, st);
+    if (refused) return refused;
+    this.feed(n, { kind: 'copy-begins', id: w.id });
+    return null;
   }
 
   private progress(n: SimNode) {
@@ -206,14 +248,23 @@ export class Sim {
     }
     while (n.work && n.work.dueAt <= this.mono) {
       const w = n.work;
-      const err = this.runStep(n, w.steps[w.index]!);
+      const err = this.runStep(n, w.steps[w.index]!, w);
+      if (n.work !== w) continue; // the step's own event ended or replaced the plan
       if (err) w.error = w.error ?? err;
       w.index++;
-      if ((err && !w.bestEffort) || w.index >= w.steps.length) {
+      let failed = !!err && !w.bestEffort;
+      if (!failed && w.index < w.steps.length) {
+        w.dueAt = this.mono + this.cost(w.steps[w.index]);
+        const early = this.beginStep(n, w);
+        if (n.work !== w) continue;
+        if (early) {
+          w.error = w.error ?? early;
+          failed = !w.bestEffort;
+        }
+      }
+      if (failed || w.index >= w.steps.length) {
         n.work = null;
         this.feed(n, { kind: 'plan-done', id: w.id, ok: !w.error, ...(w.error ? { error: w.error } : {}) });
-      } else {
-        w.dueAt = this.mono + this.cost(w.steps[w.index]);
       }
     }
   }

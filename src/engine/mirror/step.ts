@@ -36,7 +36,7 @@ export function initialState(a: {
     p: a.persisted ?? freshPersisted(),
     state: 'STOP', ready: true, waitReason: null, mono: 0, wall: 0, joinDeadline: null, reattach: false,
     retryAt: null, lanHeard: Object.fromEntries(a.cfg.lans.map((l) => [l, null])), peerBeacon: null, peerUp: false,
-    peerUpSince: null, swapRequest: false, yielding: false, pending: null, queued: [], nextId: 1, alarms: [],
+    peerUpSince: null, peerReplicaOf: null, swapRequest: false, yielding: false, pending: null, queued: [], nextId: 1, alarms: [],
     syncPersistedAt: 0, lastNote: null,
   };
 }
@@ -48,7 +48,7 @@ export function beacon(s: MirrorState): Beacon {
     consistent: s.p.consistent, lastState: s.p.lastState, intent: s.p.intent, swapRequest: s.swapRequest,
     yielding: s.yielding, configHash: s.cfg.configHash,
     resyncFrom: s.pending?.kind === 'plan' && s.pending.purpose.kind === 'become' && s.pending.purpose.target === 'SECOND'
-      ? s.pending.purpose.sourceGen ?? null : null,
+      && !s.pending.purpose.abandoned ? s.pending.purpose.sourceGen ?? null : null,
   };
 }
 
@@ -98,7 +98,8 @@ class Tx {
   result(): StepResult {
     // Documented order: persist, run-marker, log/alarm, work, reply (stable sort keeps emission order within a class).
     const rank: Record<Action['kind'], number> = {
-      persist: 0, 'run-marker': 1, log: 2, alarm: 2, execute: 3, abort: 3, 'check-witness': 3, 'probe-vips': 3, reply: 4,
+      persist: 0, 'run-marker': 1, log: 2, alarm: 2, execute: 3, abort: 3, 'abandon-resync': 3, 'copy-may-begin': 3, 'check-witness': 3, 'probe-vips': 3,
+      reply: 4,
     };
     const actions = this.actions.map((a, i) => ({ a, i })).sort((x, y) => rank[x.a.kind] - rank[y.a.kind] || x.i - y.i)
       .map((x) => x.a);
@@ -143,6 +144,14 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
         claim(t, { target: 'ALONE', why: `replication to ${t.s.peer} failed`, peerUnseen: t.s.state === 'PRIM', forced: false });
       }
       break;
+    case 'copy-begins': {
+      const p = t.s.pending;
+      if (p?.kind === 'plan' && p.id === e.id && p.purpose.kind === 'become' && p.purpose.target === 'SECOND' && !p.purpose.abandoned) {
+        if (t.s.p.consistent) t.persist({ consistent: false });
+        t.actions.push({ kind: 'copy-may-begin', id: e.id });
+      }
+      break;
+    }
     case 'witness-result':
       if (t.s.pending?.kind === 'witness' && t.s.pending.id === e.id) onWitness(t, t.s.pending.purpose, e.reachable);
       break;
@@ -192,27 +201,25 @@ function membership(t: Tx) {
 }
 
 /**
- * Reintegration needs its source, in the generation it started from: when the peer is lost mid-copy, stop (the
- * incomplete copy is never promoted); when the peer started a new generation mid-copy (a live write did not reach
- * us), start over against the new one.
+ * Reintegration needs its source running, in the generation it started from: when the peer is lost or stops running
+ * the module mid-copy, stop (an incomplete copy is never promoted; one the copy had not begun to change is still
+ * exactly its own generation); when the peer started a new generation mid-copy (a live write did not reach us),
+ * start over against the new one.
  */
 function abandonReintegrationIfPeerLost(t: Tx) {
   const { s } = t;
   const p = s.pending;
-  if (p?.kind !== 'plan' || p.purpose.kind !== 'become' || p.purpose.target !== 'SECOND') return;
-  if (!s.peerUp) {
-    t.actions.push({ kind: 'abort', id: p.id });
-    s.pending = null;
-    s.ready = false;
-    toWait(t, 'inconsistent', `${s.peer} lost during reintegration: the local copy is incomplete and is never promoted`);
-    return;
-  }
+  if (p?.kind !== 'plan' || p.purpose.kind !== 'become' || p.purpose.target !== 'SECOND' || p.purpose.abandoned) return;
+  const purpose = p.purpose;
+  const abandon = (why: string, restart: boolean) => {
+    s.pending = { ...p, purpose: { ...purpose, abandoned: { why, restart } } };
+    t.actions.push({ kind: 'abandon-resync', id: p.id });
+    t.log('info', `${why}: giving up this reintegration`);
+  };
+  if (!s.peerUp) return abandon(`${s.peer} lost during reintegration`, false);
+  if (!running(s.peerBeacon?.state)) return abandon(`${s.peer} stopped running ${s.module} during reintegration`, false);
   const now = s.peerBeacon?.gen ? genId(s.peerBeacon.gen) : undefined;
-  if (p.purpose.sourceGen && now && now !== p.purpose.sourceGen && running(s.peerBeacon?.state)) {
-    t.actions.push({ kind: 'abort', id: p.id });
-    s.pending = null;
-    becomeSecond(t, `${s.peer} moved to generation ${now} during reintegration: starting over`, { quarantine: !!p.purpose.quarantine, full: !!p.purpose.quarantine });
-  }
+  if (p.purpose.sourceGen && now && now !== p.purpose.sourceGen) abandon(`${s.peer} moved to generation ${now} during reintegration`, true);
 }
 
 /** Persist syncedAt now and then while the local data is known to be the newest. */
@@ -246,6 +253,16 @@ const FILES_OFF: Step = { kind: 'files', role: 'off' };
 /** How long a refused claim (witness, VIP conflict, failed start or reintegration) waits before it is tried again. */
 const retryInterval = (s: MirrorState) => Math.max(s.cfg.timeoutMs, 2000);
 
+/**
+ * A reintegration that will not finish: WAIT. A copy it began to change is incomplete (never promoted, `inconsistent`);
+ * an untouched one keeps its generation, and the node waits for the peer, which had newer data.
+ */
+function leaveUnfinishedCopy(t: Tx, why: string, retry = false) {
+  const { s } = t;
+  if (!s.p.consistent) return toWait(t, 'inconsistent', `${why}: the local copy is incomplete and is never promoted`);
+  toWait(t, retry ? 'start-failed' : 'peer-newer', `${why}; the local copy was not changed yet (generation ${s.p.gen ? genId(s.p.gen) : 'none'})`);
+}
+
 function toWait(t: Tx, reason: WaitReason, msg: string) {
   const { s } = t;
   s.retryAt = reason === 'witness' || reason === 'vip-conflict' || reason === 'start-failed' || reason === 'inconsistent'
@@ -259,6 +276,7 @@ function toWait(t: Tx, reason: WaitReason, msg: string) {
   } else if (from === 'SECOND') {
     const steps: Step[] = s.ready ? [] : [{ kind: 'cancel-resync' }];
     steps.push(script('stop_second', from, 'WAIT', 'stop'), FILES_OFF);
+    if (s.cfg.hasVip) steps.push({ kind: 'release-vips' }); // a WAIT node never holds the VIP, whatever came before
     t.execute({ kind: 'to-wait', reason }, steps, true);
     s.ready = false;
   } else {
@@ -289,9 +307,10 @@ function onBoot(t: Tx, reattach: ModState | null) {
     return;
   }
   if (reattach) {
-    // It was WAIT: nothing runs; look for the peer again.
+    // It was WAIT: nothing runs (and no VIP is held); look for the peer again.
     s.state = 'WAIT';
     enterJoin(t);
+    if (s.cfg.hasVip) t.execute({ kind: 'cleanup' }, [{ kind: 'release-vips' }], true);
     return;
   }
   t.log('info', `starting module (wanted since before reboot; last state ${s.p.lastState})`);
@@ -410,11 +429,18 @@ function onPlanDone(t: Tx, purpose: PlanPurpose, ok: boolean, error?: string) {
       return enterJoin(t);
     case 'become': {
       const target = purpose.target;
+      if (!ok && purpose.abandoned) {
+        const { why, restart } = purpose.abandoned;
+        if (restart && s.peerUp && running(s.peerBeacon?.state)) {
+          return becomeSecond(t, `${why}: starting over`, { quarantine: !!purpose.quarantine, full: !!purpose.quarantine });
+        }
+        return leaveUnfinishedCopy(t, why);
+      }
       if (!ok) {
         t.alarm('start-failed', true, `transition to ${target} failed: ${error}`);
         if (target === 'SECOND') {
           t.alarm('resync-failed', true, `reintegration from ${s.peer} failed: ${error}`);
-          return toWait(t, 'inconsistent', `reintegration failed (${error}); will retry`);
+          return leaveUnfinishedCopy(t, `reintegration failed (${error}); will retry`, true);
         }
         return toWait(t, 'start-failed', `transition to ${target} failed (${error}); see \`tandem log -m ${s.module}\``);
       }
@@ -442,7 +468,7 @@ function onPlanDone(t: Tx, purpose: PlanPurpose, ok: boolean, error?: string) {
     case 'resync':
       if (!ok) {
         t.alarm('resync-failed', true, `reintegration from ${s.peer} failed: ${error}`);
-        return toWait(t, 'inconsistent', `reintegration failed (${error}); will retry`);
+        return leaveUnfinishedCopy(t, `reintegration failed (${error}); will retry`, true);
       }
       return finishSecond(t, undefined, false);
     case 'yield':
@@ -464,7 +490,7 @@ function finishSecond(t: Tx, sourceGen: string | undefined, quarantine: boolean)
   const { s } = t;
   const pb = s.peerBeacon;
   if (!s.peerUp || !pb || !running(pb.state) || !pb.gen) {
-    return toWait(t, 'inconsistent', `reintegration ended but ${s.peer} is no longer primary; the local copy may be incomplete`);
+    return leaveUnfinishedCopy(t, `reintegration ended but ${s.peer} is no longer primary`);
   }
   if (sourceGen && genId(pb.gen) !== sourceGen) {
     return becomeSecond(t, `${s.peer} moved to generation ${genId(pb.gen)} during reintegration: starting over`, { quarantine, full: quarantine });
@@ -541,6 +567,7 @@ function commitClaim(t: Tx, purpose: ClaimPurpose) {
   }
   // New generation, durable before the application can write in it.
   const gen: Gen = nextGen(s.self, from, s.p.gen, s.peerBeacon?.gen ?? null);
+  s.peerReplicaOf = null;
   t.persist({
     gen, history: pushHistory(s.p.history, s.p.gen), consistent: true, intent: 'none', cleanSole: false,
     syncedAt: s.wall, wanted: 'run',
@@ -586,7 +613,7 @@ function becomeSecond(t: Tx, why: string, requested: { quarantine: boolean; full
   }
   t.log(opts.quarantine ? 'warn' : 'info', `becoming SECOND: ${why}`);
   if (opts.quarantine) t.alarm('split-brain', true, `split brain: local changes of ${s.self} are kept in quarantine while it resyncs from ${s.peer}`);
-  t.persist({ consistent: false, lastState: 'SECOND' });
+  t.persist({ lastState: 'SECOND' });
   const steps: Step[] = [];
   if (running(from)) steps.push(script('stop_prim', from, 'SECOND', 'stop'));
   if (s.cfg.hasVip) steps.push({ kind: 'release-vips' });
@@ -631,8 +658,9 @@ function decideReattach(t: Tx) {
   if (running(s.state)) {
     if (pb && running(pb.state)) return resolveBothRunning(t, pb);
     const inSync = pb?.state === 'SECOND' && pb.ready && pb.gen && s.p.gen && genId(pb.gen) === genId(s.p.gen);
-    // Like a PRIM losing its peer: through the witness when the peer is unseen, then a new generation.
-    if (s.state === 'PRIM' && !inSync) return claim(t, { target: 'ALONE', why: 'reattached without a ready SECOND', peerUnseen: !pb, forced: false });
+    // Like a PRIM losing its peer: through the witness when the peer is unseen, then a new generation. An ALONE node
+    // too: while this daemon was away the peer may have finished copying our generation and left again.
+    if (!inSync) return claim(t, { target: 'ALONE', why: `reattached without a ready SECOND`, peerUnseen: !pb, forced: false });
     // Re-announce the VIP we kept; the application is untouched.
     t.execute({ kind: 'become', target: s.state }, s.cfg.hasVip ? [{ kind: 'acquire-vips' }] : []);
     return;
@@ -647,7 +675,8 @@ function decideWait(t: Tx) {
   const pb = seenPeer(s);
   const m = s.module;
   // A failed start or reintegration is tried again no sooner than retryAt (set by toWait), never in a tight loop.
-  if ((s.waitReason === 'start-failed' || s.waitReason === 'inconsistent') && s.retryAt !== null && s.mono < s.retryAt) return;
+  const retrying = s.waitReason === 'start-failed' || s.waitReason === 'inconsistent' || s.waitReason === 'vip-conflict';
+  if (retrying && s.retryAt !== null && s.mono < s.retryAt) return;
   if (pb) return decideWaitWithPeer(t, pb);
   if (s.waitReason === 'joining') {
     if (s.mono < (s.joinDeadline ?? 0)) return;
@@ -737,17 +766,25 @@ function decideWaitWithPeer(t: Tx, pb: Beacon) {
   }
 }
 
+/** Is the peer, by this beacon, a live replica of generation `mine`: a SECOND reintegrating from it or ready on it? */
+function liveReplicaOf(pb: Beacon, mine: string): boolean {
+  if (pb.state !== 'SECOND') return false;
+  return pb.ready ? pb.consistent && !!pb.gen && genId(pb.gen) === mine : pb.resyncFrom === mine;
+}
+
 /** ALONE or PRIM. */
 function decideRunning(t: Tx) {
   const { s } = t;
   const pb = seenPeer(s);
+  const mine = s.p.gen ? genId(s.p.gen) : null;
+  if (pb && mine && liveReplicaOf(pb, mine)) s.peerReplicaOf = mine;
+  const wasReplica = mine !== null && s.peerReplicaOf === mine;
   if (!pb) {
     if (s.state === 'PRIM') return claim(t, { target: 'ALONE', why: `${s.peer} lost`, peerUnseen: true, forced: false });
-    // ALONE a heartbeat before becoming PRIM: the lost peer was a ready SECOND on our generation, so it may be taking
-    // over right now. Like a PRIM, keep the application only through the split-brain witness (and a new generation).
-    const last = s.peerBeacon;
-    const couldTakeOver = last?.state === 'SECOND' && last.ready && !!last.gen && !!s.p.gen && genId(last.gen) === genId(s.p.gen);
-    if (couldTakeOver) return claim(t, { target: 'ALONE', why: `${s.peer} lost while a ready SECOND`, peerUnseen: true, forced: false });
+    // ALONE, and the lost peer was a live replica of our generation (reintegrating, or ready a heartbeat before we
+    // became PRIM): it may be taking over right now. Like a PRIM, keep the application only through the split-brain
+    // witness, and in a new generation.
+    if (wasReplica) return claim(t, { target: 'ALONE', why: `${s.peer} lost while it was a live replica of ${mine}`, peerUnseen: true, forced: false });
     // With a witness, a node without its peer runs the application only while it reaches the witness.
     if (s.cfg.witness) {
       if (s.retryAt === null) s.retryAt = s.mono + retryInterval(s);
@@ -762,6 +799,11 @@ function decideRunning(t: Tx) {
   }
   if (s.state === 'ALONE') s.retryAt = null;
   if (running(pb.state)) return resolveBothRunning(t, pb);
+  // The peer stopped being a live replica (it stopped, went WAIT, or left its reintegration) after it may have taken
+  // a complete copy of our generation: every later write must be in a new one (DRBD starts a new current UUID).
+  if (s.state === 'ALONE' && wasReplica && !liveReplicaOf(pb, mine!)) {
+    return claim(t, { target: 'ALONE', why: `${s.peer} is ${pb.state}${pb.ready ? '' : ' (transient)'}: no longer a live replica of ${mine}`, peerUnseen: false, forced: false });
+  }
   const inSync = pb.state === 'SECOND' && pb.ready && pb.consistent && !!pb.gen && !!s.p.gen && genId(pb.gen) === genId(s.p.gen);
   if (s.state === 'ALONE') {
     if (inSync) {
@@ -803,7 +845,7 @@ function decideSecond(t: Tx) {
   const { s } = t;
   const pb = seenPeer(s);
   if (!pb) {
-    if (!s.ready || !s.p.consistent) return toWait(t, 'inconsistent', `${s.peer} lost during reintegration: the local copy is incomplete and is never promoted`);
+    if (!s.ready || !s.p.consistent) return leaveUnfinishedCopy(t, `${s.peer} lost before this copy was up to date`);
     if (!s.cfg.failover) return toWait(t, 'failover-off', `${s.peer} lost and failover="off": WAIT. Run \`tandem prim -m ${s.module}\` to take over.`);
     return claim(t, { target: 'ALONE', why: `${s.peer} lost`, peerUnseen: true, forced: false });
   }
@@ -816,7 +858,7 @@ function decideSecond(t: Tx) {
     if (!s.ready) settle(t, 'SECOND', true);
     return;
   }
-  if (!s.ready || !s.p.consistent) return toWait(t, 'inconsistent', `${s.peer} stopped running ${s.module} during reintegration: the local copy is incomplete`);
+  if (!s.ready || !s.p.consistent) return leaveUnfinishedCopy(t, `${s.peer} stopped running ${s.module} before this copy was up to date`);
   if (pb.state === 'SECOND') {
     if (s.yielding) return;
     if (pb.yielding && pb.ready && sameGen) return claim(t, { target: 'PRIM', why: `${s.peer} yielded the primary role (swap)`, peerUnseen: false, forced: false });

@@ -33,7 +33,10 @@ export interface Persisted {
   gen: Gen | null;
   /** ids of earlier generations of the local data, newest first (bounded) */
   history: string[];
-  /** false while the local copy is being reintegrated (incomplete); an inconsistent copy is never promoted */
+  /**
+   * false from the moment a reintegration begins changing the local copy until it completes (`copy-begins`); an
+   * inconsistent copy is never promoted
+   */
   consistent: boolean;
   /** stopped cleanly while it was the only node running the module: may start ALONE without seeing its peer */
   cleanSole: boolean;
@@ -104,7 +107,12 @@ export type Pending =
 export type PlanPurpose =
   | { kind: 'prestart'; then: 'join' | 'prim' }
   /** `sourceGen`: for SECOND, the primary's generation the reintegration copies; the copy is only good for that one */
-  | { kind: 'become'; target: ModState; gen?: Gen; sourceGen?: string; quarantine?: boolean }
+  /**
+   * `abandoned` (SECOND): the engine gave up this plan's reintegration (its source was lost or stopped running it, or
+   * moved to another generation: `restart`); the plan still runs to its end, its reintegration failing at once, so
+   * that the steps before it (stop_prim, VIP release) are never cut short.
+   */
+  | { kind: 'become'; target: ModState; gen?: Gen; sourceGen?: string; quarantine?: boolean; abandoned?: { why: string; restart: boolean } }
   | { kind: 'stop'; force: boolean }
   | { kind: 'to-wait'; reason: WaitReason }
   | { kind: 'restart' }
@@ -163,6 +171,13 @@ export interface MirrorState {
   peerUp: boolean;
   /** monotonic ms since which the peer is continuously up */
   peerUpSince: number | null;
+  /**
+   * Running (ALONE/PRIM): our generation the peer may hold as a live replica, because it was seen as a SECOND
+   * reintegrating from it or ready on it. When the peer stops being a live replica (seen otherwise, or lost), this
+   * node starts a new generation before it goes on writing (DRBD's rule), so that the peer's copy, labelled with
+   * the old generation, can never again pass for "the same data". Not persisted: a reattaching node assumes it.
+   */
+  peerReplicaOf: string | null;
   /** swap asked on this node */
   swapRequest: boolean;
   yielding: boolean;
@@ -201,6 +216,12 @@ export type MirrorEvent =
    * SECOND is outdated) — a write the SECOND did not take is never reported replicated.
    */
   | { kind: 'replication-failed'; reason: string }
+  /**
+   * The reintegration of plan `id` is about to change the local copy (it reached its source, which runs the module
+   * on the expected generation). The engine persists `consistent: false` and answers `copy-may-begin`; until then
+   * the copy is untouched and still exactly its generation, so a reintegration that never began leaves it promotable.
+   */
+  | { kind: 'copy-begins'; id: number }
   | { kind: 'witness-result'; id: number; reachable: boolean }
   | { kind: 'probe-result'; id: number; inUse: { addr: string; by?: string }[] };
 
@@ -229,7 +250,8 @@ export type Step =
  *   2. `run-marker`   — runtime record (run dir, wiped at reboot) of the current state: after a daemon restart
  *                       it tells which state to reattach to (the application may be running);
  *   3. `log`, `alarm` — observability;
- *   4. `execute`, `abort`, `check-witness`, `probe-vips` — work whose result returns as an event;
+ *   4. `execute`, `abort`, `abandon-resync`, `copy-may-begin`, `check-witness`, `probe-vips` — work whose result
+ *                       returns as an event;
  *   5. `reply`        — the answer to an administrator's command, last, so a reply never precedes its effect.
  * A plan with `bestEffort` keeps going after a failed step (stop and cleanup plans: the VIP is released even if
  * stop_prim fails); otherwise the first failed step ends it. The VIP is always released before a plan that stops the
@@ -243,6 +265,10 @@ export type Action =
   | { kind: 'alarm'; code: string; on: boolean; msg: string }
   | { kind: 'execute'; id: number; steps: Step[]; bestEffort: boolean }
   | { kind: 'abort'; id: number }
+  /** the reintegration step of plan `id` ends at once, or fails as soon as it is reached; the plan then reports done */
+  | { kind: 'abandon-resync'; id: number }
+  /** the copy of plan `id` may now be changed: `consistent: false` is persisted (answers `copy-begins`) */
+  | { kind: 'copy-may-begin'; id: number }
   | { kind: 'check-witness'; id: number }
   | { kind: 'probe-vips'; id: number }
   | { kind: 'reply'; reqId: number; ok: boolean; message: string };

@@ -819,6 +819,7 @@ export class FileReplicator implements Replicator {
         op: 'begin', expectGen: req.sourceGen, targetGen: this.view?.gen ?? null, clean, full: req.full, quarantine: req.quarantine,
       });
       const sourceGen = String(begun.body.gen);
+      await req.beginCopy();
       await this.markDirty();
       let passes = 0;
       let last = Infinity;

@@ -29,8 +29,10 @@ export interface ClusterConfig {
 export interface VirtualAddr {
   addr: string;
   where: 'one_side_alias';
-  /** `<interface check="on">`: the interface is monitored */
+  /** `<interface check="on">`: the interface that carries the VIP is monitored (resource `intf.<ifname>`) */
   check: boolean;
+  /** `<virtual_addr check="on">`: the VIP is checked present while this node holds it (resource `ip.<addr>`) */
+  checkAddr: boolean;
 }
 
 export interface NotReplicated {
@@ -73,6 +75,73 @@ export interface HeartConfig {
   lans: string[];
 }
 
+/** When a checker or a monitored process is watched: `pre` from prestart to poststop, `prim` while PRIM/ALONE, `second`
+ *  while SECOND, `both` while PRIM/ALONE or SECOND (SafeKit's `when` / errd `class`). */
+export type CheckWhen = 'pre' | 'prim' | 'both' | 'second';
+
+/** What a failed resource makes the module do (a failover rule's action), or nothing. */
+export type FailureAction = 'restart' | 'stopstart' | 'stop' | 'wait' | 'swap' | 'noaction';
+
+/** `<errd><proc …/>`: a process that must be alive while its class applies; resource `proc.<name>`. */
+export interface ProcSpec {
+  name: string;
+  /** matched against the process name (comm, 15 characters max); default: the name itself, exactly */
+  nameregex: string | null;
+  /** matched against the whole command line (arguments joined by spaces); default: any */
+  argregex: string | null;
+  /** fewer matching processes than this is a failure (default 1) */
+  atleast: number;
+  /** more than this is a failure; -1 = no limit */
+  atmax: number;
+  action: 'restart' | 'stopstart' | 'stop' | 'noaction';
+  class: CheckWhen;
+  line: number;
+}
+
+export interface ErrdConfig {
+  /** how often the monitored processes are checked */
+  polltimerMs: number;
+  procs: ProcSpec[];
+}
+
+interface CheckerBase {
+  /** the resource ident: the resource is `<type>.<ident>` */
+  ident: string;
+  when: CheckWhen;
+  /** the action of its default rule (`t_<ident>`, `p_<ident>`, `c_<ident>`, …); noaction = no default rule */
+  action: FailureAction;
+  line: number;
+}
+
+/** `<check>` children (SafeKit vocabulary) and the checkers created by `<interface check>` / `<virtual_addr check>`. */
+export type CheckerConfig =
+  /** a TCP connect to addr:port must succeed within timeout, every interval */
+  | (CheckerBase & { type: 'tcp'; addr: string; port: number; intervalMs: number; timeoutMs: number })
+  /** one of the addresses must answer a ping within timeout, every interval */
+  | (CheckerBase & { type: 'ping'; addrs: string[]; intervalMs: number; timeoutMs: number })
+  /** link (carrier) of the interface that holds `localAddr` (or the VIP's subnet); ident = interface name unless set */
+  | (CheckerBase & { type: 'intf'; localAddr: string | null; vip: string | null; intervalMs: number })
+  /** the VIP `addr` is configured on this node while it holds it */
+  | (CheckerBase & { type: 'ip'; addr: string; intervalMs: number })
+  /** a user executable, run in a loop by tandem, that reports with `tandem set -r custom.<ident> -v up|down` */
+  | (CheckerBase & { type: 'custom'; exec: string; args: string[] })
+  /** module `module` runs (ALONE/PRIM ready) on node `node` */
+  | (CheckerBase & { type: 'module'; module: string; node: string; intervalMs: number });
+
+/** `<failover>`: rules from resources to actions (src/engine/rules/). */
+export interface FailoverConfig {
+  /** `extends="yes"` (default): the user's rules are added to the default ones (a same label replaces one) */
+  extends: boolean;
+  /** how often the rules are evaluated */
+  periodMs: number;
+  /** a decided action must stay decided this long before it is taken */
+  handleTimeMs: number;
+  /** the rules' text (CDATA or text of <failover>), and where it starts in userconfig.xml */
+  text: string;
+  line: number;
+  column: number;
+}
+
 export interface MirrorModuleConfig {
   name: string;
   mode: 'mirror';
@@ -84,6 +153,12 @@ export interface MirrorModuleConfig {
   rfs: RfsConfig | null;
   splitbrain: SplitBrainConfig | null;
   user: UserConfig;
+  /** `<service maxloop loop_interval>`: automatic restarts allowed in a sliding window before the node gives up */
+  maxloop: number;
+  loopIntervalMs: number;
+  errd: ErrdConfig | null;
+  checkers: CheckerConfig[];
+  rules: FailoverConfig | null;
 }
 
 export type ModuleConfig = MirrorModuleConfig;

@@ -76,6 +76,11 @@ export function parseUserconfig(
     rfs: parseRfs(optionalChild(service, 'rfs', file), c),
     splitbrain: parseSplitbrain(findSplitbrain(service, file), c),
     user: parseUser(optionalChild(service, 'user', file), c),
+    maxloop: 3,
+    loopIntervalMs: 24 * 3_600_000,
+    errd: null,
+    checkers: [],
+    rules: null,
   };
 }
 
@@ -181,7 +186,7 @@ function parseVip(el: XmlElement | undefined, c: Ctx): VirtualAddr[] {
         if (where !== 'one_side_alias') {
           throw new UserError(`${c.at(va)}: <virtual_addr where="${where}"> is not supported. Use where="one_side_alias" (the default) or remove where.`);
         }
-        vips.push({ addr, where, check });
+        vips.push({ addr, where, check, checkAddr: false });
       }
     }
   }

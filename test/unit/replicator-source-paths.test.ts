@@ -26,6 +26,7 @@ function moduleCfg(dir: string): MirrorModuleConfig {
     rfs: { async: 'second', syncdeltaMs: 0, replicated: [{ dir, mode: 'read_write', notreplicated: [] }] },
     splitbrain: null,
     user: { nicestoptimeoutMs: 30_000, forcestoptimeoutMs: 30_000, vars: {} },
+    maxloop: 3, loopIntervalMs: 86_400_000, errd: null, checkers: [], rules: null,
   };
 }
 

@@ -42,9 +42,9 @@ test('parses the full vocabulary into the exact object', () => {
     failover: false,
     heart: { pulseMs: 1000, timeoutMs: 10_000, lans: ['replication', 'default'] },
     vips: [
-      { addr: '198.51.100.10', where: 'one_side_alias', check: false },
-      { addr: '198.51.100.11', where: 'one_side_alias', check: false },
-      { addr: '203.0.113.10', where: 'one_side_alias', check: true },
+      { addr: '198.51.100.10', where: 'one_side_alias', check: false, checkAddr: false },
+      { addr: '198.51.100.11', where: 'one_side_alias', check: false, checkAddr: false },
+      { addr: '203.0.113.10', where: 'one_side_alias', check: true, checkAddr: false },
     ],
     rfs: {
       async: 'none',
@@ -56,6 +56,7 @@ test('parses the full vocabulary into the exact object', () => {
     },
     splitbrain: { ident: 'witness', exec: 'ping', witnesses: ['198.51.100.254', '192.0.2.1'] },
     user: { nicestoptimeoutMs: 30_000, forcestoptimeoutMs: 60_000, vars: { X: 'y', EMPTY: '' } },
+    maxloop: 3, loopIntervalMs: 86_400_000, errd: null, checkers: [], rules: null,
   });
 });
 
@@ -70,6 +71,7 @@ test('a minimal service gets every default', () => {
     rfs: null,
     splitbrain: null,
     user: { nicestoptimeoutMs: 300_000, forcestoptimeoutMs: 300_000, vars: {} },
+    maxloop: 3, loopIntervalMs: 86_400_000, errd: null, checkers: [], rules: null,
   });
 });
 

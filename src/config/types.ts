@@ -125,8 +125,8 @@ export type CheckerConfig =
   | (CheckerBase & { type: 'ip'; addr: string; intervalMs: number })
   /** a user executable, run in a loop by tandem, that reports with `tandem set -r custom.<ident> -v up|down` */
   | (CheckerBase & { type: 'custom'; exec: string; args: string[] })
-  /** module `module` runs (ALONE/PRIM ready) on node `node` */
-  | (CheckerBase & { type: 'module'; module: string; node: string; intervalMs: number });
+  /** module `module` runs (ALONE/PRIM ready) on node `node` (null: this node) */
+  | (CheckerBase & { type: 'module'; module: string; node: string | null; intervalMs: number });
 
 /** `<failover>`: rules from resources to actions (src/engine/rules/). */
 export interface FailoverConfig {

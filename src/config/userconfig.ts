@@ -13,7 +13,8 @@ import type {
   UserConfig,
   VirtualAddr,
 } from './types.js';
-import { expectOnly, optionalChild, parseXml, type XmlElement } from './xml.js';
+import { CHECK_DEFAULTS, parseChecks, parseErrd, parseFailover, type CheckCtx } from './checks.js';
+import { decodeUtf8, expectOnly, optionalChild, parseXml, type XmlElement } from './xml.js';
 
 /** Defaults applied when userconfig.xml leaves a value out. */
 export const USERCONFIG_DEFAULTS = {
@@ -47,9 +48,12 @@ export function parseUserconfig(
   moduleName: string,
   cluster: ClusterConfig,
   file = 'userconfig.xml',
+  /** the module's directory: relative custom checker programs are checked in its bin/ (null: not checked) */
+  moduleDir: string | null = null,
 ): MirrorModuleConfig {
   validateModuleName(moduleName);
   const root = parseXml(text, file);
+  const src = (typeof text === 'string' ? text : decodeUtf8(text, file)).replace(/^\uFEFF/, '');
   if (root.name !== 'safe') {
     throw new UserError(`${file} line ${root.line}: the root element is <${root.name}>. userconfig.xml must start with <safe>.`);
   }
@@ -58,7 +62,8 @@ export function parseUserconfig(
   if (!service) throw new UserError(`${file} line ${root.line}: <safe> has no <service>. Add <service mode="mirror"> inside <safe>.`);
 
   checkMode(service, file);
-  expectOnly(service, ['mode', 'defaultprim', 'failover'], ['heart', 'vip', 'rfs', 'splitbrain', 'check', 'user'], file);
+  expectOnly(service, ['mode', 'defaultprim', 'failover', 'maxloop', 'loop_interval'],
+    ['heart', 'vip', 'rfs', 'splitbrain', 'check', 'errd', 'failover', 'user'], file);
   if (cluster.nodes.length !== 2) {
     throw new UserError(
       `${file} line ${service.line}: a mirror module needs exactly 2 nodes in cluster.xml, which has ${cluster.nodes.length} ` +
@@ -66,21 +71,28 @@ export function parseUserconfig(
     );
   }
   const c = new Ctx(file, cluster);
+  const cc: CheckCtx = { file, cluster, moduleDir };
+  const vips = parseVip(optionalChild(service, 'vip', file), c);
+  const checks = parseChecks(optionalChild(service, 'check', file), vips, cc);
+  const maxloop = service.attrs.maxloop === undefined ? CHECK_DEFAULTS.maxloop : Number(service.attrs.maxloop);
+  if (!Number.isInteger(maxloop) || maxloop < 0 || !/^\d+$/.test(service.attrs.maxloop ?? '0')) {
+    throw new UserError(`${c.at(service)}: <service maxloop="${service.attrs.maxloop}"> must be a whole number of 0 or more (0: never restart in place).`);
+  }
   return {
     name: moduleName,
     mode: 'mirror',
     defaultprim: parseDefaultprim(service, c),
     failover: onOff(service, 'failover', true, file),
     heart: parseHeart(optionalChild(service, 'heart', file), c),
-    vips: parseVip(optionalChild(service, 'vip', file), c),
+    vips,
     rfs: parseRfs(optionalChild(service, 'rfs', file), c),
-    splitbrain: parseSplitbrain(findSplitbrain(service, file), c),
+    splitbrain: parseSplitbrain(findSplitbrain(service, checks.splitbrain, file), c),
     user: parseUser(optionalChild(service, 'user', file), c),
-    maxloop: 3,
-    loopIntervalMs: 24 * 3_600_000,
-    errd: null,
-    checkers: [],
-    rules: null,
+    maxloop,
+    loopIntervalMs: durationAttr(service, 'loop_interval', CHECK_DEFAULTS.loopIntervalMs, file),
+    errd: parseErrd(optionalChild(service, 'errd', file), cc),
+    checkers: checks.checkers,
+    rules: parseFailover(optionalChild(service, 'failover', file), src, cc),
   };
 }
 
@@ -168,7 +180,7 @@ function parseVip(el: XmlElement | undefined, c: Ctx): VirtualAddr[] {
       expectOnly(real, [], ['virtual_addr'], c.file);
       nonEmpty(real, 'virtual_addr', c);
       for (const va of real.children) {
-        expectOnly(va, ['addr', 'where'], [], c.file);
+        expectOnly(va, ['addr', 'where', 'check'], [], c.file);
         const addr = va.attrs.addr;
         if (!addr) throw new UserError(`${c.at(va)}: <virtual_addr> has no addr. Add addr="<virtual IPv4 address>".`);
         if (!isIPv4(addr)) throw new UserError(`${c.at(va)}: virtual_addr "${addr}" is not an IPv4 address. Write a dotted quad such as 198.51.100.10.`);
@@ -186,7 +198,7 @@ function parseVip(el: XmlElement | undefined, c: Ctx): VirtualAddr[] {
         if (where !== 'one_side_alias') {
           throw new UserError(`${c.at(va)}: <virtual_addr where="${where}"> is not supported. Use where="one_side_alias" (the default) or remove where.`);
         }
-        vips.push({ addr, where, check, checkAddr: false });
+        vips.push({ addr, where, check, checkAddr: onOff(va, 'check', true, c.file) });
       }
     }
   }
@@ -264,19 +276,8 @@ function parseNotreplicated(el: XmlElement, c: Ctx): NotReplicated {
 }
 
 /** `<splitbrain>` may sit directly in `<service>` or inside `<check>` (where SafeKit puts it); at most one overall. */
-function findSplitbrain(service: XmlElement, file: string): XmlElement | undefined {
+function findSplitbrain(service: XmlElement, nested: XmlElement | undefined, file: string): XmlElement | undefined {
   const direct = optionalChild(service, 'splitbrain', file);
-  const check = optionalChild(service, 'check', file);
-  if (!check) return direct;
-  for (const child of check.children) {
-    if (child.name !== 'splitbrain') {
-      throw new UserError(
-        `${file} line ${child.line}: checker <${child.name}> is not supported yet. Remove it; <check> may contain only <splitbrain> for now.`,
-      );
-    }
-  }
-  expectOnly(check, [], ['splitbrain'], file);
-  const nested = optionalChild(check, 'splitbrain', file);
   if (direct && nested) {
     throw new UserError(`${file} line ${nested.line}: a second <splitbrain> (the first is on line ${direct.line}). Keep only one.`);
   }

@@ -8,7 +8,9 @@ import type { MirrorModuleConfig } from '../config/types.js';
  */
 export function configHash(c: MirrorModuleConfig): string {
   const shared = {
-    name: c.name, mode: c.mode, defaultprim: c.defaultprim, failover: c.failover, heart: c.heart, vips: c.vips,
+    // the VIPs as earlier versions hashed them, so that an upgrade of one node does not read as a different config
+    name: c.name, mode: c.mode, defaultprim: c.defaultprim, failover: c.failover, heart: c.heart,
+    vips: c.vips.map(({ addr, where, check }) => ({ addr, where, check })),
     rfs: c.rfs, splitbrain: c.splitbrain,
   };
   return createHash('sha256').update(JSON.stringify(shared)).digest('hex').slice(0, 16);

@@ -34,6 +34,7 @@ import { startControlServer, type ControlRequest, type ControlServer } from './c
 import { readKeyFile } from './key.js';
 import { Logger } from './logger.js';
 import { ModuleDriver } from './module-driver.js';
+import { noMonitor, type ModuleMonitor, type ResourceReport } from './monitor.js';
 import { nextBootCounter } from './state-store.js';
 import { isBeacon, moduleView, type ModuleView, type StatusView } from './views.js';
 
@@ -47,7 +48,21 @@ export interface Platform {
   scripts: (home: Home) => ScriptRunner;
   witness: (log: Logger) => WitnessChecker;
   replicator: (ctx: ReplicatorContext) => Replicator;
+  /** the module's checkers and process monitoring */
+  monitor: (ctx: MonitorContext) => ModuleMonitor;
   localAddrs: () => string[];
+}
+
+/** What a module's checkers are built from. */
+export interface MonitorContext {
+  cfg: MirrorModuleConfig;
+  home: Home;
+  self: string;
+  log: Logger;
+  /** posts a `resource` event to the module's driver */
+  report: ResourceReport;
+  /** another module's state on a node, as this daemon knows it (its own drivers, the heartbeats it receives) */
+  moduleState: (module: string, node: string | null) => { state: string; ready: boolean } | null;
 }
 
 export const linuxPlatform: Platform = {
@@ -70,6 +85,7 @@ export const linuxPlatform: Platform = {
     ctx.hub.register(ctx.cfg, (ch) => r.accept(ch));
     return r;
   },
+  monitor: () => noMonitor(),
   localAddrs: localIPv4Addrs,
 };
 
@@ -196,8 +212,13 @@ export class Daemon {
       cfg, cluster: this.cluster, self: this.self, home: this.home, key: this.key, log: this.moduleLog(name), hub: this.hub,
       replicationFailed: (reason) => drvRef?.post({ kind: 'replication-failed', reason }),
     });
+    const monitor = this.platform.monitor({
+      cfg, home: this.home, self: this.self, log: this.moduleLog(name),
+      report: (resource, state, detail) => drvRef?.post({ kind: 'resource', name: resource, state, detail }),
+      moduleState: (m, node) => this.moduleState(m, node),
+    });
     const drv = await ModuleDriver.create({
-      home: this.home, self: this.self, cluster: this.cluster, config: cfg, clock: this.platform.clock,
+      home: this.home, self: this.self, cluster: this.cluster, config: cfg, clock: this.platform.clock, monitor,
       scripts: this.platform.scripts(this.home), vip: this.platform.vip(this.moduleLog(name)),
       witness: this.platform.witness(this.moduleLog(name)), replicator,
       send: (lan, to, body) => this.transport.send(lan, to, body), log: this.moduleLog(name),
@@ -206,6 +227,14 @@ export class Daemon {
     this.drivers.set(name, drv);
     await this.hub.refresh();
     return drv;
+  }
+
+  /** Module `m`'s state on `node` (null: this node): from its driver here, or from the peer's heartbeats for it. */
+  moduleState(m: string, node: string | null): { state: string; ready: boolean } | null {
+    const d = this.drivers.get(m);
+    if (node === null || node === this.self) return d ? { state: d.state.state, ready: d.state.ready } : null;
+    if (!d || d.peer !== node || !d.state.peerUp || !d.state.peerBeacon) return null;
+    return { state: d.state.peerBeacon.state, ready: d.state.peerBeacon.ready };
   }
 
   private onHeartbeat(lan: string, from: string, body: unknown) {

@@ -16,11 +16,14 @@ import type { Clock } from '../platform/clock/types.js';
 import type { ScriptRunner } from '../platform/scripts/types.js';
 import type { VipAdapter } from '../platform/vip/types.js';
 import type { WitnessChecker } from '../platform/witness/types.js';
+import { moduleRules } from '../engine/rules/index.js';
+import type { ModuleMonitor } from './monitor.js';
 import type { Replicator, ReintegrationProgress, ReplicationView } from '../replication/types.js';
 import { genId } from '../engine/mirror/generation.js';
 import { loadState, saveState } from './state-store.js';
 import type { Logger } from './logger.js';
 import { configHash } from './config-hash.js';
+import { CHECK_DEFAULTS } from '../config/checks.js';
 
 export interface DriverDeps {
   home: Home;
@@ -31,6 +34,8 @@ export interface DriverDeps {
   vip: VipAdapter;
   witness: WitnessChecker;
   replicator: Replicator;
+  /** the module's checkers and process monitoring; reports come back through `post({ kind: 'resource' })` */
+  monitor: ModuleMonitor;
   clock: Clock;
   /** best-effort datagram to the peer on one LAN */
   send: (lan: string, to: string, body: Beacon) => void;
@@ -43,11 +48,13 @@ export interface Reply {
   message: string;
 }
 
-export function engineConfig(c: MirrorModuleConfig): EngineConfig {
+export function engineConfig(c: MirrorModuleConfig, monitored: EngineConfig['monitored'] = []): EngineConfig {
   return {
     pulseMs: c.heart.pulseMs, timeoutMs: c.heart.timeoutMs, failover: c.failover, syncdeltaMs: c.rfs?.syncdeltaMs ?? 0,
     lans: c.heart.lans, hasVip: c.vips.length > 0, witness: c.splitbrain !== null, defaultprim: c.defaultprim,
-    configHash: configHash(c),
+    configHash: configHash(c), hasRfs: c.rfs !== null, rules: moduleRules(c),
+    handleTimeMs: c.rules?.handleTimeMs ?? CHECK_DEFAULTS.failover.handleTimeMs, maxloop: c.maxloop, loopIntervalMs: c.loopIntervalMs,
+    monitored,
   };
 }
 
@@ -82,7 +89,7 @@ export class ModuleDriver {
     const peer = nodes.find((n) => n !== d.self);
     if (!peer) throw new Error(`cluster.xml has no peer for ${d.self}`);
     const persisted = await loadState(homePaths.stateFile(d.home, d.config.name));
-    const s = initialState({ module: d.config.name, self: d.self, peer, nodeOrder: nodes, cfg: engineConfig(d.config), persisted });
+    const s = initialState({ module: d.config.name, self: d.self, peer, nodeOrder: nodes, cfg: engineConfig(d.config, d.monitor.monitored), persisted });
     return new ModuleDriver(d, s);
   }
 
@@ -244,6 +251,9 @@ export class ModuleDriver {
       case 'abandon-resync':
         if (this.plans.has(a.id)) this.abandoned.add(a.id);
         if (this.resyncRun?.planId === a.id) this.resyncRun.ac.abort();
+        return;
+      case 'monitor':
+        this.d.monitor.apply({ phase: a.phase, errd: a.errd, checkers: a.checkers });
         return;
       case 'copy-may-begin':
         this.copyWaiters.get(a.id)?.();

@@ -157,6 +157,7 @@ export class LabTarget implements ScenarioTarget {
   violations() { return this.seen; }
   elapsedMs() { return this.startedAt === null ? 0 : Date.now() - this.startedAt; }
   writes() { return null; }
+  checkers() { return null; }
 
   async describe() {
     const parts = [];

@@ -16,6 +16,12 @@
  *   fail-script node1 start_prim   /   fix-script node1 start_prim
  *   run 6s                     let time pass
  *   at 33110ms                 let time pass until the scenario's clock reads that (no-op if it is later already)
+ *   checker proc.app prim restart errd   (simulator, before boot) a checker and its default rule: resource, when,
+ *                              action, and `errd` for a process (acts at once) or nothing for a checker (handle time)
+ *   report node1 ping.router down        (simulator) a checker's report
+ *   kill-app node1             (simulator) the application's process dies; errd sees it if proc.app is monitored
+ *   expect-resource node1 proc.app up
+ *   resetloop|errd-on|errd-off|checker-on|checker-off|failover-on|failover-off node1
  *   writes on|off              (simulator) the model application writes every 100 ms on the node that runs it
  *   expect-no-lost-writes      (simulator) every acknowledged write is on the node running the application (or in a
  *                              split-brain quarantine), and the other node's copy is identical when it is SECOND
@@ -24,7 +30,9 @@
  *   expect-reply node1 ok|error [text…]      expect-alarm node1 CODE      expect-no-alarm node1 CODE
  *   expect-same-data           both nodes on the same generation
  */
+import type { CheckWhen } from '../config/types.js';
 import type { AdminVerb } from '../engine/mirror/types.js';
+import type { ResourceState, RuleAction } from '../engine/rules/types.js';
 import type { NodeObservation, Reply, ScenarioTarget } from './target.js';
 
 export interface ScenarioResult {
@@ -99,6 +107,12 @@ async function expectThat(c: Ctx, cond: () => Promise<boolean>, failure: () => P
   if (!(await c.t.eventually(EXPECT_WITHIN_MS, cond))) await c.fail(await failure());
 }
 
+function simCheckers(t: ScenarioTarget) {
+  const c = t.checkers();
+  if (!c) throw new Error('this target takes its checkers from the module configuration: checker verbs run in the simulator only');
+  return c;
+}
+
 function modelWrites(t: ScenarioTarget) {
   const w = t.writes();
   if (!w) throw new Error('this target has no model application: write verbs run in the simulator only (the lab tests durability with test/lab/appender.test.ts)');
@@ -160,6 +174,25 @@ const handlers: Record<string, (c: Ctx) => Promise<void>> = {
     const wait = parseSimDuration(args[0]!) - t.elapsedMs();
     if (wait > 0) await t.run(wait);
   },
+  checker: async ({ t, args }) => {
+    const [resource, when, action, by] = args as [string, CheckWhen, RuleAction, string | undefined];
+    simCheckers(t).add(resource, when, action, by === 'errd' ? 'errd' : 'checker');
+  },
+  report: async ({ t, args }) => simCheckers(t).report(args[0]!, args[1]!, args[2] as ResourceState),
+  'kill-app': async ({ t, args }) => { for (const n of args) simCheckers(t).killApp(n); },
+  'expect-resource': async (c) => {
+    const [node, resource, state] = c.args as [string, string, string];
+    let got: string | null = null;
+    await expectThat(c, async () => (got = simCheckers(c.t).resource(node, resource)) === state,
+      async () => `expected ${resource} ${state} on ${node}, got ${got ?? 'no such resource'}`);
+  },
+  resetloop: admin('resetloop'),
+  'errd-on': admin('errd-on'),
+  'errd-off': admin('errd-off'),
+  'checker-on': admin('checker-on'),
+  'checker-off': admin('checker-off'),
+  'failover-on': admin('failover-on'),
+  'failover-off': admin('failover-off'),
   writes: async ({ t, args }) => {
     if (args[0] !== 'on' && args[0] !== 'off') throw new Error('writes takes on or off');
     modelWrites(t).enable(args[0] === 'on');

@@ -2,7 +2,7 @@ import { genId } from '../engine/mirror/generation.js';
 import type { AdminVerb } from '../engine/mirror/types.js';
 import { Sim, defaultSimConfig, type SimConfig } from '../sim/sim.js';
 import { parseSimDuration } from './script.js';
-import type { NodeObservation, Reply, ScenarioTarget, ScenarioWrites } from './target.js';
+import type { NodeObservation, Reply, ScenarioCheckers, ScenarioTarget, ScenarioWrites } from './target.js';
 
 /** Scenario target over the deterministic simulator: time moves only with `run`, so `eventually` checks once. */
 export class SimTarget implements ScenarioTarget {
@@ -20,6 +20,9 @@ export class SimTarget implements ScenarioTarget {
       else if (k === 'failover') c.failover = v === 'on';
       else if (k === 'defaultprim') c.defaultprim = v;
       else if (k === 'resync') c.resyncMs = parseSimDuration(v);
+      else if (k === 'handle') c.handleTimeMs = parseSimDuration(v);
+      else if (k === 'maxloop') c.maxloop = Number(v);
+      else if (k === 'loop_interval') c.loopIntervalMs = parseSimDuration(v);
       else throw new Error(`unknown config key ${k}`);
     }
     this.sim = new Sim(c, this.nodes);
@@ -55,6 +58,25 @@ export class SimTarget implements ScenarioTarget {
   async eventually(_ms: number, cond: () => Promise<boolean>) { return cond(); }
   violations() { return this.sim.violations; }
   elapsedMs() { return this.sim.mono; }
+  checkers(): ScenarioCheckers {
+    const sim = this.sim;
+    const c = this.cfg;
+    return {
+      add: (resource, when, action, by) => {
+        if (this.nodes.some((n) => sim.node(n).alive)) throw new Error('checker must come before the first boot');
+        const [cls, ...rest] = resource.split('.');
+        c.monitored = [...c.monitored, { resource, when, by }];
+        c.rules = [...c.rules, {
+          label: `${cls}_${rest.join('.')}`, action, source: 'default', holdMs: by === 'errd' ? 0 : null, line: 0, column: 0,
+          expr: { kind: 'cmp', ref: { side: 'local', cls: cls!, ident: rest.join('.') }, op: '==', state: 'down' },
+        }];
+        this.sim = new Sim(c, this.nodes);
+      },
+      report: (node, resource, state) => this.sim.report(node, resource, state),
+      killApp: (node) => this.sim.killApp(node),
+      resource: (node, resource) => this.sim.node(node).engine?.resources[resource]?.state ?? null,
+    };
+  }
   writes(): ScenarioWrites {
     const sim = this.sim;
     return {

@@ -1,4 +1,6 @@
+import type { CheckWhen } from '../config/types.js';
 import type { AdminVerb, ModState } from '../engine/mirror/types.js';
+import type { ResourceState, RuleAction } from '../engine/rules/types.js';
 
 /** What a scenario can observe of one node's module. */
 export interface NodeObservation {
@@ -44,6 +46,11 @@ export interface ScenarioTarget {
   violations(): string[];
   /** a line describing every node, for failure messages */
   describe(): Promise<string>;
+  /**
+   * The simulator's checkers (null: this target takes its checkers from the module's real configuration).
+   * `add` must come before the first boot.
+   */
+  checkers(): ScenarioCheckers | null;
   /** ms since the scenario began (the simulator's clock; the lab's wall clock since its first verb) */
   elapsedMs(): number;
   /**
@@ -51,6 +58,15 @@ export interface ScenarioTarget {
    * application, test/lab/appender.test.ts). `null`: this target has no such model.
    */
   writes(): ScenarioWrites | null;
+}
+
+/** Checkers in the simulator: declared with their default rule, reported by hand (or by errd's model of the app). */
+export interface ScenarioCheckers {
+  add(resource: string, when: CheckWhen, action: RuleAction, by: 'errd' | 'checker'): void;
+  report(node: string, resource: string, state: ResourceState): void;
+  /** the application's process dies (errd reports `proc.app` down when it watches it) */
+  killApp(node: string): void;
+  resource(node: string, resource: string): ResourceState | null;
 }
 
 /** The simulator's model application: it writes every 100 ms on the node that runs it. */

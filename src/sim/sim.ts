@@ -6,6 +6,7 @@
  * Invariant checked continuously: two nodes never hold the VIP while they see each other (both daemons alive, a LAN
  * connecting them) for longer than the time one of them needs to notice and yield (`timeout + 2 s`).
  */
+import { activeIn } from '../engine/mirror/health.js';
 import { beacon, initialState, step } from '../engine/mirror/step.js';
 import type { Action, AdminVerb, EngineConfig, MirrorEvent, MirrorState, ModState, Persisted, Step } from '../engine/mirror/types.js';
 
@@ -22,12 +23,25 @@ export interface SimConfig {
   resyncMs: number;
   probeMs: number;
   witnessMs: number;
+  /** checkers of every node, their failover rules, and the restart loop limits */
+  monitored: EngineConfig['monitored'];
+  rules: EngineConfig['rules'];
+  handleTimeMs: number;
+  maxloop: number;
+  loopIntervalMs: number;
 }
 
 export const defaultSimConfig = (): SimConfig => ({
   pulseMs: 500, timeoutMs: 5000, syncdeltaMs: 0, failover: true, witness: false, defaultprim: 'alone',
   lans: ['default', 'replication'], scriptMs: 200, resyncMs: 300, probeMs: 100, witnessMs: 100,
+  monitored: [], rules: [], handleTimeMs: 5000, maxloop: 3, loopIntervalMs: 86_400_000,
 });
+
+/**
+ * The resource of the modelled application's process: when it is monitored, each node's errd reports it up while
+ * the application runs and down once it died (`killApp`), whenever the monitoring phase watches it.
+ */
+export const SIM_APP_PROC = 'proc.app';
 
 interface Work {
   id: number;
@@ -67,6 +81,8 @@ export class SimNode {
   replies: { reqId: number; ok: boolean; message: string }[] = [];
   /** the plan whose reintegration the engine allowed to change the copy (`copy-may-begin`) */
   copyAllowed: number | null = null;
+  /** what the engine asked to monitor (`monitor` action) */
+  monitoring: Extract<Action, { kind: 'monitor' }> | null = null;
   constructor(readonly name: string) {}
   get alive() {
     return this.engine !== null;
@@ -104,7 +120,8 @@ export class Sim {
     const c = this.cfg;
     return {
       pulseMs: c.pulseMs, timeoutMs: c.timeoutMs, failover: c.failover, syncdeltaMs: c.syncdeltaMs, lans: c.lans,
-      hasVip: true, witness: c.witness, defaultprim: c.defaultprim, configHash: 'sim',
+      hasVip: true, witness: c.witness, defaultprim: c.defaultprim, configHash: 'sim', hasRfs: true, rules: c.rules,
+      handleTimeMs: c.handleTimeMs, maxloop: c.maxloop, loopIntervalMs: c.loopIntervalMs, monitored: c.monitored,
     };
   }
 
@@ -118,8 +135,19 @@ export class Sim {
     this.feed(n, { kind: 'boot', mono: this.mono, wall: this.wall, reattach: n.runMarker });
   }
 
+  /** The application's process dies on `name` (its scripts did not stop it). */
+  killApp(name: string) {
+    this.node(name).app = false;
+  }
+
+  /** A checker's report on `name` (as the daemon posts it). */
+  report(name: string, resource: string, state: 'init' | 'up' | 'down' | 'unknown', detail = 'sim') {
+    this.feed(this.node(name), { kind: 'resource', name: resource, state, detail });
+  }
+
   powerOff(name: string) {
     const n = this.node(name);
+    n.monitoring = null;
     n.engine = null;
     n.powered = false;
     n.runMarker = null;
@@ -165,6 +193,7 @@ export class Sim {
       case 'execute': n.work = { id: a.id, steps: a.steps, bestEffort: a.bestEffort, index: 0, dueAt: this.mono + this.cost(a.steps[0]) }; break;
       case 'abort': if (n.work?.id === a.id) n.work = null; break;
       case 'copy-may-begin': n.copyAllowed = a.id; break;
+      case 'monitor': n.monitoring = a; break;
       case 'abandon-resync':
         if (n.work?.id === a.id) {
           n.work.abandoned = true;
@@ -291,6 +320,7 @@ export class Sim {
       }
       if (this.mono - this.lastTick >= 100) {
         this.lastTick = this.mono;
+        for (const n of this.nodes.values()) this.watchApp(n);
         for (const n of this.nodes.values()) this.feed(n, { kind: 'tick', mono: this.mono, wall: this.wall });
         if (this.writes) for (const n of this.nodes.values()) this.write(n);
       }
@@ -327,6 +357,17 @@ export class Sim {
     // Live writes also reach a SECOND that is reintegrating (ordered after the copy; modelled by the copy at its end).
     if (reachable && pe?.state === 'SECOND') peer.data.add(id);
     this.acked.set(id, gen);
+  }
+
+  /** errd's model: report proc.app when it is watched and its state differs from what the engine holds. */
+  private watchApp(n: SimNode) {
+    const e = n.engine;
+    const m = this.cfg.monitored.find((x) => x.resource === SIM_APP_PROC);
+    if (!e || !m || !n.monitoring?.errd || !e.resources[SIM_APP_PROC]) return;
+    const { phase } = n.monitoring;
+    const active = activeIn(m.when, phase);
+    const want = n.app ? 'up' : 'down';
+    if (active && e.resources[SIM_APP_PROC]!.state !== want) this.report(n.name, SIM_APP_PROC, want, n.app ? 'running' : 'no process');
   }
 
   /** Acknowledged writes found neither in `node`'s data nor in any quarantine. */

@@ -9,7 +9,11 @@
  * Timing: the peer is lost when no heartbeat arrived on ANY LAN for `timeoutMs`:
  *   detection = timeout;  failover ≈ timeout + witness check + VIP probe + VIP move + application start.
  */
+import { evaluate } from '../rules/evaluate.js';
+import { hold } from '../rules/hold.js';
+import type { Decision, ResourceState } from '../rules/types.js';
 import { genId, nextGen, pushHistory, relation, splitBrainWinner, type Relation } from './generation.js';
+import { activeIn, localResources, loopsExhausted, loopsInWindow, monitorPhase, peerCanRun, resourceView } from './health.js';
 import type {
   Action, AdminCommand, Beacon, ClaimPurpose, EngineConfig, Gen, MirrorEvent, MirrorState, ModState, Persisted,
   PlanPurpose, Step, StepResult, WaitReason,
@@ -25,7 +29,7 @@ export function syncedAtPeriodMs(syncdeltaMs: number): number {
 
 export const freshPersisted = (): Persisted => ({
   wanted: 'stop', lastState: 'STOP', gen: null, history: [], consistent: true, cleanSole: false, syncedAt: null,
-  intent: 'none', fullsync: false,
+  intent: 'none', fullsync: false, loops: [], errd: true, checkers: true, failover: null,
 });
 
 export function initialState(a: {
@@ -33,12 +37,18 @@ export function initialState(a: {
 }): MirrorState {
   return {
     module: a.module, self: a.self, peer: a.peer, nodeOrder: a.nodeOrder, cfg: a.cfg,
-    p: a.persisted ?? freshPersisted(),
+    // fields added by later versions take their defaults
+    p: { ...freshPersisted(), ...a.persisted },
     state: 'STOP', ready: true, waitReason: null, mono: 0, wall: 0, joinDeadline: null, reattach: false,
     retryAt: null, lanHeard: Object.fromEntries(a.cfg.lans.map((l) => [l, null])), peerBeacon: null, peerUp: false,
     peerUpSince: null, peerReplicaOf: null, swapRequest: false, yielding: false, pending: null, queued: [], nextId: 1, alarms: [],
-    syncPersistedAt: 0, lastNote: null,
+    syncPersistedAt: 0, lastNote: null, resources: initialResources(a.cfg, 0), phase: 'off', decision: null, ruleHold: null,
+    ruleWait: null,
   };
+}
+
+function initialResources(cfg: EngineConfig, wall: number): MirrorState['resources'] {
+  return Object.fromEntries(cfg.monitored.map((m) => [m.resource, { state: 'init' as const, since: wall, detail: '' }]));
 }
 
 /** The beacon this node sends its peer for this module. */
@@ -49,6 +59,8 @@ export function beacon(s: MirrorState): Beacon {
     yielding: s.yielding, configHash: s.cfg.configHash,
     resyncFrom: s.pending?.kind === 'plan' && s.pending.purpose.kind === 'become' && s.pending.purpose.target === 'SECOND'
       && !s.pending.purpose.abandoned ? s.pending.purpose.sourceGen ?? null : null,
+    resources: Object.fromEntries(localResources(s)),
+    canRun: runBlock(s) === null,
   };
 }
 
@@ -98,7 +110,7 @@ class Tx {
   result(): StepResult {
     // Documented order: persist, run-marker, log/alarm, work, reply (stable sort keeps emission order within a class).
     const rank: Record<Action['kind'], number> = {
-      persist: 0, 'run-marker': 1, log: 2, alarm: 2, execute: 3, abort: 3, 'abandon-resync': 3, 'copy-may-begin': 3, 'check-witness': 3, 'probe-vips': 3,
+      persist: 0, 'run-marker': 1, log: 2, alarm: 2, execute: 3, abort: 3, 'abandon-resync': 3, 'copy-may-begin': 3, monitor: 3, 'check-witness': 3, 'probe-vips': 3,
       reply: 4,
     };
     const actions = this.actions.map((a, i) => ({ a, i })).sort((x, y) => rank[x.a.kind] - rank[y.a.kind] || x.i - y.i)
@@ -126,7 +138,7 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
       t.s.peerBeacon = e.beacon;
       break;
     case 'admin':
-      if (t.s.pending?.kind === 'plan' && e.verb !== 'forcestop') {
+      if (t.s.pending?.kind === 'plan' && e.verb !== 'forcestop' && !SWITCHES.has(e.verb)) {
         t.s.queued.push(e);
         t.log('info', `${e.verb}: queued until the running ${describePending(t.s)} finishes`);
       } else {
@@ -143,6 +155,9 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
         t.log('warn', `replication to ${t.s.peer} failed (${e.reason}): ${t.s.peer} is outdated`);
         claim(t, { target: 'ALONE', why: `replication to ${t.s.peer} failed`, peerUnseen: t.s.state === 'PRIM', forced: false });
       }
+      break;
+    case 'resource':
+      onResource(t, e.name, e.state, e.detail);
       break;
     case 'copy-begins': {
       const p = t.s.pending;
@@ -162,8 +177,10 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
   membership(t);
   abandonReintegrationIfPeerLost(t);
   for (let guard = 0; guard < 8 && !t.s.pending && t.s.queued.length > 0; guard++) onAdmin(t, t.s.queued.shift()!);
+  applyRules(t);
   if (!t.s.pending) decide(t);
   keepSyncedAt(t);
+  announceMonitoring(t, prev);
   // One place records the state for a daemon restart, whichever transition changed it.
   if (t.s.state !== prev.state) t.actions.push({ kind: 'run-marker', state: t.s.state === 'STOP' ? null : t.s.state });
   return t.result();
@@ -332,6 +349,9 @@ function enterJoin(t: Tx) {
   s.lastNote = null;
 }
 
+/** Administrator commands that only switch something and never wait behind a running plan. */
+const SWITCHES: ReadonlySet<string> = new Set(['resetloop', 'errd-on', 'errd-off', 'checker-on', 'checker-off', 'failover-on', 'failover-off']);
+
 function onAdmin(t: Tx, c: AdminCommand) {
   const { s } = t;
   const no = (msg: string) => t.reply(c.reqId, false, msg);
@@ -339,6 +359,31 @@ function onAdmin(t: Tx, c: AdminCommand) {
   const m = s.module;
   const peerRunning = s.peerUp && running(s.peerBeacon?.state);
   switch (c.verb) {
+    case 'resetloop': {
+      const n = loopsInWindow(s);
+      t.persist({ loops: [] });
+      t.alarm('maxloop', false);
+      t.log('info', `restart loop count of ${m} reset by the administrator (was ${n} within ${Math.round(s.cfg.loopIntervalMs / 1000)} s)`);
+      if (s.state === 'WAIT' && s.waitReason === 'maxloop') rejoin(t);
+      return ok(`restart loop count of ${m} reset (was ${n}); the node may run the module again`);
+    }
+    case 'errd-on':
+    case 'errd-off':
+    case 'checker-on':
+    case 'checker-off': {
+      const on = c.verb.endsWith('-on');
+      const which = c.verb.startsWith('errd') ? 'errd' : 'checkers';
+      if (s.p[which] !== on) t.persist({ [which]: on });
+      t.log('info', `${which === 'errd' ? 'process monitoring' : 'checkers'} of ${m} turned ${on ? 'on' : 'off'} by the administrator`);
+      return ok(`${which === 'errd' ? 'process monitoring (errd)' : 'checkers'} of ${m} ${on ? 'on' : 'off'}${on ? '' : ': their resources read init until turned on again'}`);
+    }
+    case 'failover-on':
+    case 'failover-off': {
+      const on = c.verb === 'failover-on';
+      t.persist({ failover: on });
+      t.log('info', `automatic failover of ${m} turned ${on ? 'on' : 'off'} by the administrator`);
+      return ok(`failover of ${m} ${on ? 'on' : 'off'}${on ? '' : ': a SECOND that loses its primary waits instead of taking over'}`);
+    }
     case 'start':
       if (s.state !== 'STOP') return no(`module ${m} is already started (${s.state}). Use \`tandem restart -m ${m}\` to restart its application.`);
       t.persist({ wanted: 'run', cleanSole: s.p.cleanSole });
@@ -393,7 +438,7 @@ function onAdmin(t: Tx, c: AdminCommand) {
   }
 }
 
-function stopModule(t: Tx, c: AdminCommand, force: boolean) {
+function stopModule(t: Tx, c: AdminCommand | null, force: boolean) {
   const { s } = t;
   const from = s.state;
   const sole = from === 'ALONE' && !(s.peerUp && running(s.peerBeacon?.state));
@@ -411,7 +456,7 @@ function stopModule(t: Tx, c: AdminCommand, force: boolean) {
   s.swapRequest = false;
   s.yielding = false;
   t.execute({ kind: 'stop', force }, steps, true);
-  t.reply(c.reqId, true, `${force ? 'force-stopping' : 'stopping'} ${s.module}`);
+  if (c) t.reply(c.reqId, true, `${force ? 'force-stopping' : 'stopping'} ${s.module}`);
 }
 
 // ───────────────────────────── results of work ─────────────────────────────
@@ -464,7 +509,12 @@ function onPlanDone(t: Tx, purpose: PlanPurpose, ok: boolean, error?: string) {
       s.ready = true;
       if (!ok) t.alarm('restart-failed', true, `restart failed: ${error}`);
       else t.alarm('restart-failed', false);
+      if (purpose.auto) t.log(ok ? 'info' : 'error', `${purpose.auto}: application ${ok ? 'restarted' : `restart failed (${error})`}`);
       return;
+    case 'stopstart':
+      if (!ok) t.log('error', `stopping for ${purpose.reason} did not go cleanly (${error}); starting again`);
+      s.peerBeacon = s.peerUp ? s.peerBeacon : null;
+      return startModule(t, 'join');
     case 'resync':
       if (!ok) {
         t.alarm('resync-failed', true, `reintegration from ${s.peer} failed: ${error}`);
@@ -529,6 +579,13 @@ function onProbe(t: Tx, purpose: ClaimPurpose, inUse: { addr: string; by?: strin
 
 function claim(t: Tx, purpose: ClaimPurpose) {
   const { s } = t;
+  const blocked = !purpose.forced && !running(s.state) ? runBlock(s) : null;
+  if (blocked) {
+    // A SECOND keeps its role (and what it knows of its copy): it takes over once the block is gone, if still asked.
+    if (s.state === 'WAIT' && s.waitReason !== blocked.reason) settle(t, 'WAIT', true, blocked.reason);
+    if (blocked.reason === 'maxloop') t.alarm('maxloop', true, blocked.msg);
+    return t.note(`not claiming ${purpose.target} (${purpose.why}): ${blocked.msg}`);
+  }
   t.log('info', `claiming ${purpose.target}: ${purpose.why}`);
   if (purpose.peerUnseen && s.cfg.witness && !purpose.forced) {
     const id = t.id();
@@ -630,11 +687,170 @@ function becomeSecond(t: Tx, why: string, requested: { quarantine: boolean; full
   t.execute({ kind: 'become', target: 'SECOND', quarantine: opts.quarantine, ...(sourceGen ? { sourceGen } : {}) }, steps);
 }
 
+
+// ───────────────────────────── resources and failover rules ─────────────────────────────
+
+function monitoredEntry(s: MirrorState, name: string) {
+  return s.cfg.monitored.find((m) => m.resource === name);
+}
+
+/** Is the checker of `name` running now (its phase, and errd/checkers not switched off)? */
+function isActive(s: MirrorState, name: string, phase = s.phase): boolean {
+  const m = monitoredEntry(s, name);
+  return !!m && activeIn(m.when, phase) && (m.by === 'errd' ? s.p.errd : s.p.checkers);
+}
+
+function onResource(t: Tx, name: string, state: ResourceState, detail: string) {
+  const { s } = t;
+  if (!isActive(s, name)) return; // a late report from a checker that was stopped
+  const prev = s.resources[name];
+  if (prev?.state === state && prev.detail === detail) return;
+  s.resources = { ...s.resources, [name]: { state, since: prev?.state === state ? prev.since : s.wall, detail } };
+  if (prev?.state !== state) t.log(state === 'down' ? 'warn' : 'info', `resource ${name}: ${prev?.state ?? 'init'} → ${state}${detail ? ` (${detail})` : ''}`);
+}
+
+/**
+ * Tells the driver which checkers must run (`monitor`) when the phase or a switch changed; resources whose checker
+ * stops read `init` again, so a stale `down` never decides anything.
+ */
+function announceMonitoring(t: Tx, prev: MirrorState) {
+  const { s } = t;
+  const phase = monitorPhase(s);
+  if (phase === prev.phase && s.p.errd === prev.p.errd && s.p.checkers === prev.p.checkers) return;
+  s.phase = phase;
+  const reset: MirrorState['resources'] = {};
+  for (const m of s.cfg.monitored) {
+    const r = s.resources[m.resource];
+    if (!isActive(s, m.resource) && r && r.state !== 'init') reset[m.resource] = { state: 'init', since: s.wall, detail: '' };
+  }
+  if (Object.keys(reset).length) s.resources = { ...s.resources, ...reset };
+  t.actions.push({ kind: 'monitor', phase, errd: s.p.errd, checkers: s.p.checkers });
+}
+
+/** Why this node may not start running the application by itself now, or null. */
+function runBlock(s: MirrorState): { reason: 'checker' | 'maxloop'; msg: string } | null {
+  if (loopsExhausted(s)) {
+    return { reason: 'maxloop', msg: `${s.module} was restarted ${loopsInWindow(s)} times here within ${Math.round(s.cfg.loopIntervalMs / 1000)} s (maxloop ${s.cfg.maxloop}): this node does not run it by itself. Fix the cause, then run \`tandem resetloop -m ${s.module}\`.` };
+  }
+  const w = s.ruleWait ?? (s.decision?.action === 'wait' ? s.decision : null);
+  if (w) return { reason: 'checker', msg: `rule ${w.label} holds (${w.because.join(', ') || 'its condition is true'}): waiting` };
+  const pending = s.cfg.monitored.find((m) => m.when === 'pre' && isActive(s, m.resource) && (s.resources[m.resource]?.state ?? 'init') === 'init');
+  if (pending) return { reason: 'checker', msg: `waiting for the first result of checker ${pending.resource}` };
+  return null;
+}
+
+/**
+ * Evaluates the failover rules over the resources and, once a decision has held for its handle time and no plan
+ * runs, takes its action. A `wait()` lasts while its condition holds; when it clears, the node decides afresh.
+ */
+function applyRules(t: Tx) {
+  const { s } = t;
+  if (s.state === 'STOP' || s.cfg.rules.length === 0) {
+    s.decision = null;
+    s.ruleHold = null;
+    return;
+  }
+  const d = evaluate(s.cfg.rules, resourceView(s));
+  s.decision = d;
+  if (s.ruleWait && d?.action !== 'wait') {
+    t.log('info', `rule ${s.ruleWait.label} no longer holds: ${s.module} may run again`);
+    s.ruleWait = null;
+    t.alarm('checker', false);
+    if (s.state === 'WAIT' && !s.pending && s.waitReason === 'checker') rejoin(t);
+  } else if (s.ruleWait && d && d.label !== s.ruleWait.label) {
+    s.ruleWait = d;
+  }
+  if (s.pending) return; // decided again once the plan is done; its hold time keeps counting from before
+  const r = hold(s.ruleHold, d, s.mono, s.cfg.handleTimeMs);
+  s.ruleHold = r.hold;
+  if (r.fire) act(t, r.fire);
+}
+
+/** Look for the peer again and decide afresh (a rule stopped holding, the loop count was reset). */
+function rejoin(t: Tx) {
+  t.s.waitReason = 'joining';
+  t.s.joinDeadline = t.s.mono;
+  t.s.lastNote = null;
+}
+
+/** What a fired rule makes this node do. */
+function act(t: Tx, d: Decision) {
+  const { s } = t;
+  const why = `rule ${d.label} (${d.because.join(', ') || 'condition true'})`;
+  const pb = seenPeer(s);
+  const healthyPeer = !!pb && pb.state === 'SECOND' && pb.ready && pb.consistent && peerCanRun(pb) && !!pb.gen && !!s.p.gen
+    && genId(pb.gen) === genId(s.p.gen);
+  switch (d.action) {
+    case 'wait': {
+      s.ruleWait = d;
+      t.alarm('checker', true, `${why}: ${s.module} waits on ${s.self}`);
+      if (s.state === 'WAIT') {
+        if (s.waitReason !== 'checker') settle(t, 'WAIT', true, 'checker');
+        return t.note(`${why}: waiting`);
+      }
+      if (running(s.state) && !(s.peerUp && running(pb?.state)) && !healthyPeer) t.persist({ cleanSole: true });
+      return toWait(t, 'checker', `${why}: ${s.state === 'SECOND' ? 'leaving SECOND' : 'stopping the application'} and waiting`);
+    }
+    case 'stop':
+      t.log('warn', `${why}: stopping ${s.module} on ${s.self}`);
+      return stopModule(t, null, false);
+    case 'swap':
+      if (s.state === 'PRIM' && s.ready && healthyPeer) {
+        t.log('warn', `${why}: swapping the roles`);
+        s.swapRequest = true;
+      } else {
+        t.log('warn', `${why}: swap() needs this node PRIM with a ready SECOND that can run the application; nothing done`);
+      }
+      return;
+    case 'restart':
+    case 'stopstart': {
+      if (!(running(s.state) || s.state === 'SECOND') || !s.ready) return;
+      const reason = `${d.action}() by ${why}`;
+      const loops = [...s.p.loops.filter((l) => s.wall - l.at < s.cfg.loopIntervalMs), { at: s.wall, reason }];
+      t.persist({ loops });
+      const n = loops.length;
+      t.log('warn', `${reason}: automatic restart ${n} of at most ${s.cfg.maxloop} within ${Math.round(s.cfg.loopIntervalMs / 1000)} s`);
+      if (n > s.cfg.maxloop) {
+        t.alarm('maxloop', true, `${s.module} needed ${n} automatic restarts on ${s.self} within ${Math.round(s.cfg.loopIntervalMs / 1000)} s (maxloop ${s.cfg.maxloop}); it is handed over and not taken back automatically. Run \`tandem resetloop -m ${s.module}\` once fixed.`);
+        return stopStart(t, `${reason}; maxloop ${s.cfg.maxloop} exceeded`);
+      }
+      if (d.action === 'stopstart') return stopStart(t, reason);
+      s.ready = false;
+      t.execute({ kind: 'restart', auto: reason }, running(s.state)
+        ? [script('stop_prim', s.state, s.state, 'restart'), script('start_prim', s.state, s.state, 'restart')]
+        : [script('stop_second', s.state, s.state, 'restart'), script('start_second', s.state, s.state, 'restart')]);
+      return;
+    }
+  }
+}
+
+/**
+ * Stop the module here and start it again: a ready SECOND that can run the application takes over meanwhile and
+ * this node rejoins as SECOND; without one it comes back as it was (a sole node keeps `cleanSole`).
+ */
+function stopStart(t: Tx, reason: string) {
+  const { s } = t;
+  const from = s.state;
+  const pb = seenPeer(s);
+  const sole = running(from) && !(pb && (running(pb.state) || (pb.state === 'SECOND' && pb.ready && peerCanRun(pb))));
+  if (sole) t.persist({ cleanSole: true });
+  t.log('warn', `${reason}: stopping ${s.module} here, then starting it again`);
+  const steps: Step[] = [];
+  if (running(from)) steps.push(script('stop_prim', from, 'WAIT', 'stopstart'), FILES_OFF);
+  if (s.cfg.hasVip) steps.push({ kind: 'release-vips' });
+  if (from === 'SECOND') steps.push(script('stop_second', from, 'WAIT', 'stopstart'), FILES_OFF);
+  steps.push(script('poststop', from, 'WAIT', 'stopstart'));
+  s.ready = false;
+  s.swapRequest = false;
+  t.execute({ kind: 'stopstart', reason }, steps, true);
+}
+
 // ───────────────────────────── decisions ─────────────────────────────
 
 function decide(t: Tx) {
   const { s } = t;
   if (s.reattach) return decideReattach(t);
+  if (s.ruleWait && s.state === 'WAIT') return; // a rule's wait() holds: nothing runs here until it clears
   switch (s.state) {
     case 'STOP': return;
     case 'WAIT': return decideWait(t);
@@ -745,7 +961,8 @@ function decideWaitWithPeer(t: Tx, pb: Beacon) {
       return claimIt(`this node has the newest data (${rel})`);
     case 'same': {
       // A ready SECOND with our data takes over itself (we rebooted before it noticed): never claim both.
-      if (pb.state === 'SECOND' && pb.ready && pb.consistent) return waitFor('peer-newer', `${s.peer} is a ready SECOND with the same data: it takes the primary role, this node then rejoins as SECOND`);
+      if (pb.state === 'SECOND' && pb.ready && pb.consistent && peerCanRun(pb)) return waitFor('peer-newer', `${s.peer} is a ready SECOND with the same data: it takes the primary role, this node then rejoins as SECOND`);
+      if (pb.state === 'SECOND' && pb.ready && pb.consistent) return claimIt(`same data as ${s.peer}, a SECOND that cannot run the application now`);
       if (pb.intent === 'second' || pb.state === 'STOP' || !pb.consistent) return claimIt(`same data as ${s.peer}, which is ${pb.state}`);
       const wasPrim = (st: ModState) => running(st);
       const me = wasPrim(s.p.lastState);
@@ -810,12 +1027,17 @@ function decideRunning(t: Tx) {
       t.alarm('split-brain', false);
       settle(t, 'PRIM', true);
       // defaultprim: after reintegration, the preferred node takes the primary role back (once).
-      if (s.cfg.defaultprim === s.peer) s.swapRequest = true;
+      if (s.cfg.defaultprim === s.peer && peerCanRun(pb)) s.swapRequest = true;
     }
     return;
   }
   // PRIM
   if (!inSync) return claim(t, { target: 'ALONE', why: `${s.peer} is ${pb.state}${pb.ready ? '' : ' (transient)'}, not an up-to-date SECOND`, peerUnseen: false, forced: false });
+  if ((s.swapRequest || pb.swapRequest) && !peerCanRun(pb)) {
+    if (s.swapRequest) t.log('warn', `swap: ${s.peer} cannot run the application now (a rule holds it or it ran out of restarts); staying PRIM`);
+    s.swapRequest = false;
+    return;
+  }
   if (s.swapRequest || pb.swapRequest) {
     t.log('info', `swap: giving the primary role to ${s.peer}`);
     s.swapRequest = false;
@@ -846,7 +1068,7 @@ function decideSecond(t: Tx) {
   const pb = seenPeer(s);
   if (!pb) {
     if (!s.ready || !s.p.consistent) return leaveUnfinishedCopy(t, `${s.peer} lost before this copy was up to date`);
-    if (!s.cfg.failover) return toWait(t, 'failover-off', `${s.peer} lost and failover="off": WAIT. Run \`tandem prim -m ${s.module}\` to take over.`);
+    if (!(s.p.failover ?? s.cfg.failover)) return toWait(t, 'failover-off', `${s.peer} lost and failover="off": WAIT. Run \`tandem prim -m ${s.module}\` to take over.`);
     return claim(t, { target: 'ALONE', why: `${s.peer} lost`, peerUnseen: true, forced: false });
   }
   const sameGen = !!pb.gen && !!s.p.gen && genId(pb.gen) === genId(s.p.gen);

@@ -2,6 +2,10 @@
  * Types of the mirror module engine. The engine is pure: `step(state, event) → {state, actions}` (./step.ts).
  * Time arrives only in events (`mono` for timeouts, `wall` for what must survive a reboot).
  */
+import type { CheckWhen } from '../../config/types.js';
+import type { Decision, ResourceState, Rule } from '../rules/types.js';
+import type { HoldState } from '../rules/hold.js';
+import type { MonitorPhase } from './health.js';
 
 export type ModState = 'STOP' | 'WAIT' | 'ALONE' | 'PRIM' | 'SECOND';
 
@@ -46,6 +50,13 @@ export interface Persisted {
   intent: 'none' | 'second';
   /** the next reintegration compares every file (`--fullsync`) */
   fullsync: boolean;
+  /** automatic restarts (errd, failover rules) with their reason, oldest first; those within loop_interval count */
+  loops: { at: number; reason: string }[];
+  /** `tandem errd off` / `tandem checker off`: process monitoring / checkers suspended (maintenance) */
+  errd: boolean;
+  checkers: boolean;
+  /** `tandem failover on|off`: overrides the configuration's `failover` until changed again; null = as configured */
+  failover: boolean | null;
 }
 
 /** What each node tells its peer about one module in every heartbeat. A state, never a one-shot message. */
@@ -67,6 +78,11 @@ export interface Beacon {
   resyncFrom: string | null;
   /** hash of the module's configuration, to detect nodes configured differently */
   configHash: string;
+  /** the sender's resources (absent from older versions) */
+  resources?: Record<string, ResourceState>;
+  /** false while the sender may not run the application by itself: a failover rule holds it in WAIT, or it ran out of
+   *  automatic restarts (absent = true) */
+  canRun?: boolean;
 }
 
 /** Module configuration the engine needs (derived from MirrorModuleConfig). */
@@ -81,6 +97,17 @@ export interface EngineConfig {
   /** `alone` or the node that should be primary when both run (swap back after reintegration) */
   defaultprim: string;
   configHash: string;
+  /** the module has replicated directories (resource `rfs.uptodate`) */
+  hasRfs: boolean;
+  /** failover rules (defaults merged with the user's), evaluated over the resources */
+  rules: Rule[];
+  /** a decided action must hold this long before it is taken (a rule's own `holdMs` overrides it) */
+  handleTimeMs: number;
+  /** automatic restarts allowed within loopIntervalMs before the node gives up on running the application */
+  maxloop: number;
+  loopIntervalMs: number;
+  /** every resource a checker of this node reports, with when it is watched and who watches it */
+  monitored: { resource: string; when: CheckWhen; by: 'errd' | 'checker' }[];
 }
 
 /** Why a module is in WAIT; shown by `tandem status`. */
@@ -96,7 +123,11 @@ export type WaitReason =
   | 'inconsistent'
   | 'unrelated-data'
   | 'config-differs'
-  | 'waiting-primary';
+  | 'waiting-primary'
+  /** a failover rule's `wait()` holds (a `pre` checker down, the interface down, another module not running…) */
+  | 'checker'
+  /** more automatic restarts than maxloop within loop_interval: `tandem resetloop` lets it run again */
+  | 'maxloop';
 
 /** What the engine is waiting for (at most one at a time). */
 export type Pending =
@@ -115,7 +146,10 @@ export type PlanPurpose =
   | { kind: 'become'; target: ModState; gen?: Gen; sourceGen?: string; quarantine?: boolean; abandoned?: { why: string; restart: boolean } }
   | { kind: 'stop'; force: boolean }
   | { kind: 'to-wait'; reason: WaitReason }
-  | { kind: 'restart' }
+  /** `auto`: decided by a rule or errd (the reason, counted in the loops) rather than asked by the administrator */
+  | { kind: 'restart'; auto?: string }
+  /** a rule's or errd's `stopstart()`: stop here (a ready peer takes over), then start again (it rejoins) */
+  | { kind: 'stopstart'; reason: string }
   /** swap: PRIM hands over to its ready SECOND and becomes a ready SECOND on the same generation */
   | { kind: 'yield' }
   | { kind: 'resync' }
@@ -190,11 +224,21 @@ export interface MirrorState {
   syncPersistedAt: number;
   /** last message logged for a waiting decision (avoid repeating it every tick) */
   lastNote: string | null;
+  /** the checkers' last reports, by resource (wall ms of the last change) */
+  resources: Record<string, { state: ResourceState; since: number; detail: string }>;
+  /** the monitoring phase last announced to the driver (`monitor` action) */
+  phase: MonitorPhase;
+  /** what the failover rules decide now (null: nothing holds), and its handle_time tracking */
+  decision: Decision | null;
+  ruleHold: HoldState;
+  /** a `wait()` that fired and still holds: the node stays in WAIT [checker] */
+  ruleWait: Decision | null;
 }
 
 // ───────────────────────────── events ─────────────────────────────
 
-export type AdminVerb = 'start' | 'stop' | 'forcestop' | 'restart' | 'prim' | 'second' | 'swap';
+export type AdminVerb = 'start' | 'stop' | 'forcestop' | 'restart' | 'prim' | 'second' | 'swap'
+  | 'resetloop' | 'errd-on' | 'errd-off' | 'checker-on' | 'checker-off' | 'failover-on' | 'failover-off';
 
 export interface AdminCommand {
   kind: 'admin';
@@ -222,6 +266,11 @@ export type MirrorEvent =
    * the copy is untouched and still exactly its generation, so a reintegration that never began leaves it promotable.
    */
   | { kind: 'copy-begins'; id: number }
+  /**
+   * A checker's report, or `tandem set` for a custom checker. Ignored for a resource whose checker is not active in
+   * the current monitoring phase (a late report after it stopped).
+   */
+  | { kind: 'resource'; name: string; state: ResourceState; detail: string }
   | { kind: 'witness-result'; id: number; reachable: boolean }
   | { kind: 'probe-result'; id: number; inUse: { addr: string; by?: string }[] };
 
@@ -250,8 +299,8 @@ export type Step =
  *   2. `run-marker`   — runtime record (run dir, wiped at reboot) of the current state: after a daemon restart
  *                       it tells which state to reattach to (the application may be running);
  *   3. `log`, `alarm` — observability;
- *   4. `execute`, `abort`, `abandon-resync`, `copy-may-begin`, `check-witness`, `probe-vips` — work whose result
- *                       returns as an event;
+ *   4. `execute`, `abort`, `abandon-resync`, `copy-may-begin`, `check-witness`, `probe-vips`, `monitor` — work
+ *                       whose result returns as an event;
  *   5. `reply`        — the answer to an administrator's command, last, so a reply never precedes its effect.
  * A plan with `bestEffort` keeps going after a failed step (stop and cleanup plans: the VIP is released even if
  * stop_prim fails); otherwise the first failed step ends it. The VIP is always released before a plan that stops the
@@ -267,6 +316,11 @@ export type Action =
   | { kind: 'abort'; id: number }
   /** the reintegration step of plan `id` ends at once, or fails as soon as it is reached; the plan then reports done */
   | { kind: 'abandon-resync'; id: number }
+  /**
+   * Which checkers must run now: those active in `phase` (see health.ts), the processes only if `errd`, the others
+   * only if `checkers`. Emitted when any of it changes; the driver starts and stops checkers to match.
+   */
+  | { kind: 'monitor'; phase: MonitorPhase; errd: boolean; checkers: boolean }
   /** the copy of plan `id` may now be changed: `consistent: false` is persisted (answers `copy-begins`) */
   | { kind: 'copy-may-begin'; id: number }
   | { kind: 'check-witness'; id: number }

@@ -42,9 +42,9 @@ test('parses the full vocabulary into the exact object', () => {
     failover: false,
     heart: { pulseMs: 1000, timeoutMs: 10_000, lans: ['replication', 'default'] },
     vips: [
-      { addr: '198.51.100.10', where: 'one_side_alias', check: false, checkAddr: false },
-      { addr: '198.51.100.11', where: 'one_side_alias', check: false, checkAddr: false },
-      { addr: '203.0.113.10', where: 'one_side_alias', check: true, checkAddr: false },
+      { addr: '198.51.100.10', where: 'one_side_alias', check: false, checkAddr: true },
+      { addr: '198.51.100.11', where: 'one_side_alias', check: false, checkAddr: true },
+      { addr: '203.0.113.10', where: 'one_side_alias', check: true, checkAddr: true },
     ],
     rfs: {
       async: 'none',
@@ -56,7 +56,14 @@ test('parses the full vocabulary into the exact object', () => {
     },
     splitbrain: { ident: 'witness', exec: 'ping', witnesses: ['198.51.100.254', '192.0.2.1'] },
     user: { nicestoptimeoutMs: 30_000, forcestoptimeoutMs: 60_000, vars: { X: 'y', EMPTY: '' } },
-    maxloop: 3, loopIntervalMs: 86_400_000, errd: null, checkers: [], rules: null,
+    maxloop: 3, loopIntervalMs: 86_400_000, errd: null, rules: null,
+    // created by <interface check> (default on) and <virtual_addr check> (default on)
+    checkers: [
+      { type: 'ip', ident: '198.51.100.10', when: 'prim', action: 'stopstart', addr: '198.51.100.10', intervalMs: 1000, line: 0 },
+      { type: 'ip', ident: '198.51.100.11', when: 'prim', action: 'stopstart', addr: '198.51.100.11', intervalMs: 1000, line: 0 },
+      { type: 'intf', ident: '', when: 'pre', action: 'wait', localAddr: null, vip: '203.0.113.10', intervalMs: 1000, line: 0 },
+      { type: 'ip', ident: '203.0.113.10', when: 'prim', action: 'stopstart', addr: '203.0.113.10', intervalMs: 1000, line: 0 },
+    ],
   });
 });
 
@@ -124,9 +131,8 @@ test('a mirror module needs exactly 2 nodes in cluster.xml', () => {
 });
 
 test('unknown <service> attributes and children are errors', () => {
-  throwsUserError(() => parse(svc('', 'mode="mirror" boot="on"')), 'userconfig.xml line 2', 'service has attribute "boot"', 'supported: mode, defaultprim, failover');
-  throwsUserError(() => parse(svc('<errd/>')), 'userconfig.xml line 3', 'element <errd>', '<heart>, <vip>, <rfs>, <splitbrain>, <check>, <user>');
-  throwsUserError(() => parse(svc('<failover/>')), 'userconfig.xml line 3', 'element <failover>');
+  throwsUserError(() => parse(svc('', 'mode="mirror" boot="on"')), 'userconfig.xml line 2', 'service has attribute "boot"', 'supported: mode, defaultprim, failover, maxloop, loop_interval');
+  throwsUserError(() => parse(svc('<vhost/>')), 'userconfig.xml line 3', 'element <vhost>', '<heart>, <vip>, <rfs>, <splitbrain>, <check>, <errd>, <failover>, <user>');
   throwsUserError(() => parse(svc('<user/>\n<user/>')), 'userconfig.xml line 4', 'second <user>', 'line 3');
 });
 
@@ -262,9 +268,8 @@ test('splitbrain: at most one, directly or inside <check>', () => {
   assert.is(parse(svc('<check/>')).splitbrain, null);
 });
 
-test('check: other checkers are not supported yet', () => {
-  throwsUserError(() => parse(svc('<check>\n<tcp ident="web"/>\n</check>')), 'userconfig.xml line 4', 'checker <tcp> is not supported yet', 'only <splitbrain>');
-  throwsUserError(() => parse(svc('<check>\n<splitbrain arg="192.0.2.1"/>\n<custom ident="x"/>\n</check>')), 'userconfig.xml line 5', 'checker <custom> is not supported yet');
+test('check: an unknown checker type or attribute is an error naming its line', () => {
+  throwsUserError(() => parse(svc('<check>\n<http ident="web"/>\n</check>')), 'userconfig.xml line 4', 'element <http>', '<tcp>, <ping>, <intf>, <ip>, <custom>, <module>, <splitbrain>');
   throwsUserError(() => parse(svc('<check period="1s"/>')), 'userconfig.xml line 3', 'check has attribute "period"');
 });
 

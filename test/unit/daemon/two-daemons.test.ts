@@ -20,6 +20,7 @@ import { FakeNetwork } from '../../../src/platform/transport/fake.js';
 import { FakeLan, FakeVip } from '../../../src/platform/vip/fake.js';
 import type { ProbeResult, VipAdapter } from '../../../src/platform/vip/types.js';
 import { FakeWitness } from '../../../src/platform/witness/fake.js';
+import { noMonitor } from '../../../src/daemon/monitor.js';
 import { NoFilesReplicator } from '../../../src/replication/none.js';
 import { waitFor } from '../wait-for.js';
 
@@ -126,6 +127,7 @@ class Pair {
         scripts: () => scripts,
         witness: () => new FakeWitness(),
         replicator: () => new NoFilesReplicator(),
+        monitor: () => noMonitor(),
         localAddrs: () => [ADDRS[name].def, ADDRS[name].repl],
       };
       p.nodes[name] = { name, env, home, scripts, platform, daemon: null };

@@ -13,6 +13,7 @@ import type {
   UserConfig,
   VirtualAddr,
 } from './types.js';
+import { moduleRules } from '../engine/rules/defaults.js';
 import { CHECK_DEFAULTS, parseChecks, parseErrd, parseFailover, type CheckCtx } from './checks.js';
 import { decodeUtf8, expectOnly, optionalChild, parseXml, type XmlElement } from './xml.js';
 
@@ -78,7 +79,7 @@ export function parseUserconfig(
   if (!Number.isInteger(maxloop) || maxloop < 0 || !/^\d+$/.test(service.attrs.maxloop ?? '0')) {
     throw new UserError(`${c.at(service)}: <service maxloop="${service.attrs.maxloop}"> must be a whole number of 0 or more (0: never restart in place).`);
   }
-  return {
+  const cfg: MirrorModuleConfig = {
     name: moduleName,
     mode: 'mirror',
     defaultprim: parseDefaultprim(service, c),
@@ -94,6 +95,8 @@ export function parseUserconfig(
     checkers: checks.checkers,
     rules: parseFailover(optionalChild(service, 'failover', file), src, cc),
   };
+  moduleRules(cfg, file); // the rules parse, and every `disabled` names a default rule (errors with line and column)
+  return cfg;
 }
 
 /** What the section parsers need to know: the file name for messages and cluster.xml's nodes, addresses and LANs. */

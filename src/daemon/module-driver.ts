@@ -52,7 +52,7 @@ export function engineConfig(c: MirrorModuleConfig, monitored: EngineConfig['mon
   return {
     pulseMs: c.heart.pulseMs, timeoutMs: c.heart.timeoutMs, failover: c.failover, syncdeltaMs: c.rfs?.syncdeltaMs ?? 0,
     lans: c.heart.lans, hasVip: c.vips.length > 0, witness: c.splitbrain !== null, defaultprim: c.defaultprim,
-    configHash: configHash(c), hasRfs: c.rfs !== null, rules: moduleRules(c),
+    configHash: configHash(c), hasRfs: c.rfs !== null, rules: moduleRules(c, 'userconfig.xml'),
     handleTimeMs: c.rules?.handleTimeMs ?? CHECK_DEFAULTS.failover.handleTimeMs, maxloop: c.maxloop, loopIntervalMs: c.loopIntervalMs,
     monitored,
   };

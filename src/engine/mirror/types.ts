@@ -230,7 +230,7 @@ export interface MirrorState {
   phase: MonitorPhase;
   /** what the failover rules decide now (null: nothing holds), and its handle_time tracking */
   decision: Decision | null;
-  ruleHold: HoldState;
+  ruleHold: HoldState | null;
   /** a `wait()` that fired and still holds: the node stays in WAIT [checker] */
   ruleWait: Decision | null;
 }

@@ -10,6 +10,12 @@ export type ResourceState = 'init' | 'up' | 'down' | 'unknown';
 
 export const RESOURCE_STATES: readonly ResourceState[] = ['init', 'up', 'down', 'unknown'];
 
+/** The classes a rule may name. A rule naming any other class is a UserError: a misspelt class would read `unknown`
+ *  forever and its rule would silently never (or always) hold. A new kind of resource adds its class here. */
+export const RESOURCE_CLASSES: readonly string[] = [
+  'proc', 'tcp', 'ping', 'intf', 'ip', 'custom', 'module', 'splitbrain', 'rfs', 'heartbeat',
+];
+
 /** What a rule makes the module do. Precedence when several rules hold: stop > stopstart > wait > restart > swap. */
 export type RuleAction = 'stop' | 'stopstart' | 'wait' | 'restart' | 'swap';
 
@@ -55,4 +61,19 @@ export interface Decision {
   /** e.g. ['ping.router=down'] or ['remote.intf.eth0=up', 'intf.eth0=down'] */
   because: string[];
   holdMs: number | null;
+}
+
+/** `label: disabled;` in the user's text: the default rule with this label is removed (only with `extends="yes"`). */
+export interface RuleDisable {
+  label: string;
+  line: number;
+  column: number;
+}
+
+/** What `parseRules` reads from one `<failover>` text: its rules and its disables, in text order, labels unique across
+ *  both; `file` is the file the text came from, for messages about them later (`mergeRules`). */
+export interface ParsedRules {
+  file: string;
+  rules: Rule[];
+  disabled: RuleDisable[];
 }

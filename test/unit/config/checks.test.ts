@@ -116,8 +116,8 @@ test('failover: attributes, and where the rules text starts (inside CDATA and as
   r1: if (tcp.http == down) then stopstart();
 ]]></failover>`));
   assert.equal(c.rules, { extends: false, periodMs: 2000, handleTimeMs: 10_000, text: '\n  r1: if (tcp.http == down) then stopstart();\n', line: 3, column: 63 });
-  const plain = parse(svc('<failover>\nr: if (a.b == down &amp;&amp; a.c == up) then wait();\n</failover>'));
-  assert.is(plain.rules!.text, '\nr: if (a.b == down && a.c == up) then wait();\n');
+  const plain = parse(svc('<failover>\nr: if (tcp.b == down &amp;&amp; tcp.c == up) then wait();\n</failover>'));
+  assert.is(plain.rules!.text, '\nr: if (tcp.b == down && tcp.c == up) then wait();\n');
   assert.is(plain.rules!.line, 3);
   assert.is(plain.rules!.column, 11);
   assert.is(plain.rules!.handleTimeMs, 5000);
@@ -125,6 +125,15 @@ test('failover: attributes, and where the rules text starts (inside CDATA and as
   throwsUserError(() => parse(svc('<failover extends="maybe"/>')), 'line 3', 'extends="maybe"', '"yes" or "no"');
   throwsUserError(() => parse(svc('<failover lua="on"/>')), 'line 3', 'failover has attribute "lua"');
   throwsUserError(() => parse(svc('<failover>\n<rule/>\n</failover>')), 'line 4', 'holds rules as text', 'CDATA');
+});
+
+test('failover: a rule that does not parse is an error naming its line and column in userconfig.xml', () => {
+  throwsUserError(() => parse(svc('<check><tcp ident="web"><to addr="198.51.100.10" port="80"/></tcp></check>\n<failover><![CDATA[\nmine: if (tcp.web == down then stopstart();\n]]></failover>')),
+    'userconfig.xml line 5, column 27', 'expected ")"');
+  throwsUserError(() => parse(svc('<failover><![CDATA[\n  t_web: disabled;\n]]></failover>')), 'userconfig.xml line 4, column 3', 'names no default rule');
+  // a valid user rule extends the defaults
+  const c = parse(svc('<check><tcp ident="web"><to addr="198.51.100.10" port="80"/></tcp></check>\n<failover><![CDATA[\nt_web: if (tcp.web == down) then stopstart();\n]]></failover>'));
+  assert.is(c.rules!.text.trim(), 't_web: if (tcp.web == down) then stopstart();');
 });
 
 test.run();

@@ -3,7 +3,7 @@ _tandem() {
   local cur prev words cword
   cur="${COMP_WORDS[COMP_CWORD]}"
   prev="${COMP_WORDS[COMP_CWORD-1]}"
-  local cmds="daemon cluster install uninstall list config start stop forcestop restart swap prim second state status log lab help"
+  local cmds="daemon cluster install uninstall list config start stop forcestop restart swap prim second state status log get set errd checker failover resetloop lab help"
   local home="${TANDEM_HOME:-/var/lib/tandem}"
   if [ "$COMP_CWORD" -eq 1 ]; then
     COMPREPLY=( $(compgen -W "$cmds" -- "$cur") ); return
@@ -17,6 +17,12 @@ _tandem() {
     COMPREPLY=( $(compgen -W "$(ls "$home/modules" 2>/dev/null)" -- "$cur") ); return
   fi
   case "${COMP_WORDS[1]}" in
+    errd) [ "$COMP_CWORD" -eq 2 ] && { COMPREPLY=( $(compgen -W "on off list" -- "$cur") ); return; } ;;
+    checker|failover) [ "$COMP_CWORD" -eq 2 ] && { COMPREPLY=( $(compgen -W "on off" -- "$cur") ); return; } ;;
+  esac
+  case "${COMP_WORDS[1]}" in
+    get) COMPREPLY=( $(compgen -W "-m -r --json --help" -- "$cur") ) ;;
+    set) if [ "$prev" = "-v" ]; then COMPREPLY=( $(compgen -W "up down" -- "$cur") ); else COMPREPLY=( $(compgen -W "-m -r -v --help" -- "$cur") ); fi ;;
     prim|second) COMPREPLY=( $(compgen -W "-m --fullsync --help" -- "$cur") ) ;;
     status|list) COMPREPLY=( $(compgen -W "-m --json --help" -- "$cur") ) ;;
     log) COMPREPLY=( $(compgen -W "-m -n -f --help" -- "$cur") ) ;;

@@ -35,6 +35,7 @@ import { readKeyFile } from './key.js';
 import { Logger } from './logger.js';
 import { ModuleDriver } from './module-driver.js';
 import { noMonitor, type ModuleMonitor, type ResourceReport } from './monitor.js';
+import { activeIn } from '../engine/mirror/health.js';
 import { nextBootCounter } from './state-store.js';
 import { isBeacon, moduleView, type ModuleView, type StatusView } from './views.js';
 
@@ -102,7 +103,8 @@ export interface ReplicatorContext {
   replicationFailed: (reason: string) => void;
 }
 
-const VERBS: ReadonlySet<string> = new Set(['start', 'stop', 'forcestop', 'restart', 'prim', 'second', 'swap']);
+const VERBS: ReadonlySet<string> = new Set(['start', 'stop', 'forcestop', 'restart', 'prim', 'second', 'swap',
+  'resetloop', 'errd-on', 'errd-off', 'checker-on', 'checker-off', 'failover-on', 'failover-off']);
 
 export class Daemon {
   private drivers = new Map<string, ModuleDriver>();
@@ -259,6 +261,8 @@ export class Daemon {
         if (!r.ok) throw new UserError(r.message);
         return r;
       }
+      case 'set':
+        return this.setResource(req.module, String(req.args?.resource ?? ''), String(req.args?.value ?? ''));
       case 'config':
         return this.reconfigure(req.module);
       case 'unload':
@@ -266,6 +270,25 @@ export class Daemon {
       default:
         throw new UserError(`the daemon does not know the request "${req.cmd}"; the CLI and the daemon may be of different versions.`);
     }
+  }
+
+  /** `tandem set`: a custom checker reports its resource. */
+  private setResource(module: string | undefined, resource: string, value: string): { message: string } {
+    const d = this.driverOf(module);
+    const s = d.state;
+    const customs = s.cfg.monitored.filter((m) => m.resource.startsWith('custom.'));
+    const m = customs.find((x) => x.resource === resource);
+    if (!m) {
+      throw new UserError(`module ${d.name} has no custom checker resource "${resource}".`,
+        customs.length ? `its custom resources: ${customs.map((x) => x.resource).join(', ')}` : 'add <custom ident="…" exec="…"/> to <check> in its userconfig.xml (only custom.* resources can be set)');
+    }
+    if (value !== 'up' && value !== 'down') throw new UserError(`"${value}" is not a state a checker can set.`, 'use -v up or -v down');
+    if (!activeIn(m.when, s.phase) || !s.p.checkers) {
+      throw new UserError(`${resource} is not checked now: ${d.name} is ${s.state}${s.ready ? '' : ' (transient)'} and this checker runs ${m.when === 'pre' ? 'while the module is started' : `when ${m.when}`}${s.p.checkers ? '' : ' (checkers are off)'}.`,
+        'the checker program is started when its checker becomes active; set its state from there');
+    }
+    d.post({ kind: 'resource', name: resource, state: value, detail: 'set by `tandem set`' });
+    return { message: `${resource} set ${value} on ${this.self}` };
   }
 
   /** `tandem config -m NAME`: validate and apply the module's configuration. */

@@ -1,6 +1,7 @@
 import chalk from 'chalk';
 import type { ModuleView, StatusView } from '../daemon/views.js';
 import type { ModState } from '../engine/mirror/types.js';
+import { formatDuration } from '../config/duration.js';
 
 /** SafeKit's colours: STOP red; WAIT orange when transient, red when settled; others orange transient, green ready. */
 export function colourState(state: ModState | null, ready: boolean | null): string {
@@ -36,8 +37,26 @@ export function formatModule(m: ModuleView): string[] {
     }
     for (const q of rp.quarantines) lines.push(`  ${chalk.yellow('quarantine')} (split brain) of ${q.dir}: ${q.files} file(s) kept in ${q.path}`);
   }
+  const watched = m.resources.filter((r) => r.by !== 'derived');
+  if (watched.length) {
+    const shown = watched.map((r) => `${r.name} ${colourResource(r.state)}${r.active ? (r.detail && r.state !== 'up' ? ` (${r.detail})` : '') : chalk.dim(' (not watched now)')}`);
+    lines.push(`  resources: ${shown.join(', ')}`);
+  }
+  if (m.rule) lines.push(`  ${chalk.yellow('rule')} ${m.rule.label}: ${m.rule.action}() because ${m.rule.because.join(', ') || 'its condition holds'}${m.rule.waiting ? ' (in effect)' : ' (waiting for handle_time)'}`);
+  if (m.loops.count > 0) {
+    const last = m.loops.recent.at(-1);
+    lines.push(`  automatic restarts: ${m.loops.count} of ${m.loops.max} within ${formatDuration(m.loops.intervalMs)}${last ? `, last ${last.at}: ${last.reason}` : ''}` +
+      `${m.loops.exhausted ? chalk.red(' (exhausted: `tandem resetloop` lets this node run it again)') : ''}`);
+  }
+  if (!m.switches.errd) lines.push(`  ${chalk.yellow('process monitoring (errd) is off')} (\`tandem errd on -m ${m.module}\`)`);
+  if (!m.switches.checkers) lines.push(`  ${chalk.yellow('checkers are off')} (\`tandem checker on -m ${m.module}\`)`);
+  if (!m.switches.failover) lines.push(`  ${chalk.yellow('automatic failover is off')} (\`tandem failover on -m ${m.module}\`)`);
   for (const a of m.alarms) lines.push(`  ${chalk.red('alarm')} ${a.code}: ${a.message}`);
   return lines;
+}
+
+export function colourResource(state: string): string {
+  return state === 'up' ? chalk.green(state) : state === 'down' ? chalk.red(state) : chalk.yellow(state);
 }
 
 export function formatStatus(v: StatusView): string {

@@ -9,7 +9,9 @@ function view(over: Partial<ModuleView>): ModuleView {
   return {
     module: 'postgres', node: 'node2', state: 'SECOND', ready: false, waitReason: null, generation: '2@node1', consistent: false,
     peer: { node: 'node1', reachable: true, state: 'ALONE', ready: true, lans: [{ name: 'default', up: true, lastHeardMsAgo: 120 }] },
-    vips: [{ addr: '198.51.100.10', holder: 'node1' }], alarms: [], reintegration: null, replication: null, ...over,
+    vips: [{ addr: '198.51.100.10', holder: 'node1' }], alarms: [], reintegration: null, replication: null,
+    resources: [], rule: null, loops: { count: 0, max: 3, intervalMs: 86_400_000, exhausted: false, recent: [] },
+    switches: { errd: true, checkers: true, failover: true }, ...over,
   };
 }
 
@@ -41,6 +43,26 @@ test('a primary shows its mode and the last reintegration it served', () => {
 
 test('a module without <rfs> shows no replication line', () => {
   assert.not.ok(formatModule(view({})).some((l) => l.includes('replication:')));
+});
+
+test('resources, the rule that decides, the restart loops and switched-off monitoring are shown', () => {
+  const lines = formatModule(view({
+    state: 'WAIT', ready: true, waitReason: 'checker',
+    resources: [
+      { name: 'heartbeat.default', state: 'up', since: null, detail: '', active: true, by: 'derived', when: null },
+      { name: 'ping.router', state: 'down', since: '2026-12-02T08:00:00.000Z', detail: '198.51.100.254: no answer within 2000 ms', active: true, by: 'checker', when: 'pre' },
+      { name: 'proc.web', state: 'init', since: '2026-12-02T07:59:00.000Z', detail: '', active: false, by: 'errd', when: 'prim' },
+    ],
+    rule: { label: 'p_router', action: 'wait', because: ['ping.router=down'], waiting: true },
+    loops: { count: 2, max: 3, intervalMs: 86_400_000, exhausted: false, recent: [{ at: '2026-12-02T07:00:00.000Z', reason: 'restart() by rule proc_web (proc.web=down)' }, { at: '2026-12-02T07:30:00.000Z', reason: 'restart() by rule proc_web (proc.web=down)' }] },
+    switches: { errd: false, checkers: true, failover: true },
+  })).map(strip);
+  const text = lines.join('\n');
+  assert.match(text, /resources: .*ping\.router down \(198\.51\.100\.254: no answer within 2000 ms\)/);
+  assert.match(text, /proc\.web init \(not watched now\)/);
+  assert.match(text, /rule p_router: wait\(\) because ping\.router=down \(in effect\)/);
+  assert.match(text, /automatic restarts: 2 of 3 within 1d, last 2026-12-02T07:30:00\.000Z: restart\(\) by rule proc_web/);
+  assert.match(text, /process monitoring \(errd\) is off/);
 });
 
 test.run();

@@ -81,8 +81,9 @@ export interface NodePaths {
  * through `nsenter -t <holder> -m -n`.
  *
  * Power and network faults model real ones: `poweroff` loses RAM (processes, run dir, addresses added at run time,
- * mounts made at run time, ARP cache) but keeps the disk (home and private dirs); `cut` unplugs a host's cable on one
- * LAN (its interface loses carrier).
+ * mounts made at run time, ARP cache) but keeps the disk (home and private dirs); `cut` isolates a host on one LAN
+ * at the switch (nothing passes, but its interface keeps its carrier: a network failure, as in the seeds' isolation
+ * scenarios); `unplug` pulls its cable on one LAN (its interface loses carrier, as a dead NIC or cable).
  *
  * To run something on a host: `lab.exec('node1', ['ip', 'addr'])`; the tandem CLI on a node: `lab.cli('node1',
  * ['status', '--json'])` (TANDEM_HOME, TANDEM_RUN_DIR and TANDEM_NODE are set for node hosts). From a shell:
@@ -392,13 +393,13 @@ export class Lab {
       fs.rmSync(runDir, { recursive: true, force: true });
       fs.mkdirSync(runDir, { recursive: true });
     }
-    await this.applyBaseNet(host, state);
     state.poweredOff = state.poweredOff.filter((h) => h !== host);
+    await this.applyBaseNet(host, state);
     saveState(state);
     if (spec.role === 'node' && (opts.daemon ?? true)) this.spawnDaemon(host);
   }
 
-  /** Brings a host's network to its base configuration and its links up (bridge ports stay down where cut). */
+  /** Brings a host's network to its base configuration and its links up (bridge ports as cut or unplugged). */
   private async applyBaseNet(host: string, state: LabState): Promise<void> {
     const ns = nsName(this.spec, host);
     const brNs = nsName(this.spec, 'br');
@@ -418,47 +419,67 @@ export class Lab {
     for (const i of ifs) {
       await ip('-n', ns, 'addr', 'add', i.address, 'dev', i.ifname);
       await ip('-n', ns, 'link', 'set', i.ifname, 'up');
-      if (!(state.cuts[i.lan] ?? []).includes(host)) await ip('-n', brNs, 'link', 'set', portName(this.spec, host, i.lan), 'up');
+      await this.setPort(host, i.lan, state);
     }
   }
 
-  /** Unplugs the cable of `node` on `lan` (bridge side down; the host sees no carrier). All nodes of the LAN if none given. */
+  /** A bridge port as the lab state says: on the bridge unless cut, up unless unplugged (or the host is off). */
+  private async setPort(host: string, lan: string, state: LabState): Promise<void> {
+    const port = portName(this.spec, host, lan);
+    const brNs = this.ns('br');
+    const cut = (state.cuts[lan] ?? []).includes(host);
+    const down = state.poweredOff.includes(host) || (state.unplugged?.[lan] ?? []).includes(host);
+    if (cut) await ip('-n', brNs, 'link', 'set', port, 'nomaster');
+    else await ip('-n', brNs, 'link', 'set', port, 'master', bridgeName(this.spec, lan));
+    await ip('-n', brNs, 'link', 'set', port, down ? 'down' : 'up');
+  }
+
+  /** Isolates `node` on `lan` at the switch (it keeps its carrier; nothing passes). All nodes of the LAN if none given. */
   async cut(lan: string, node?: string): Promise<void> {
-    await this.setCut(lan, node, true);
+    await this.setFault('cuts', lan, node, true);
   }
 
   /** Undoes `cut` for one LAN (and one node, or all). Powered-off hosts stay down. */
   async uncut(lan: string, node?: string): Promise<void> {
-    await this.setCut(lan, node, false);
+    await this.setFault('cuts', lan, node, false);
   }
 
-  private async setCut(lan: string, node: string | undefined, cut: boolean): Promise<void> {
+  /** Pulls the cable of `node` on `lan`: its interface loses carrier (bridge side down). */
+  async unplug(lan: string, node: string): Promise<void> {
+    await this.setFault('unplugged', lan, node, true);
+  }
+
+  /** Plugs the cable of `node` on `lan` back in. */
+  async plug(lan: string, node: string): Promise<void> {
+    await this.setFault('unplugged', lan, node, false);
+  }
+
+  private async setFault(kind: 'cuts' | 'unplugged', lan: string, node: string | undefined, on: boolean): Promise<void> {
     const l = lanSpec(this.spec, lan);
     const hosts = node !== undefined ? [node] : nodeNames(this.spec).filter((n) => l.addrs[n] !== undefined);
     for (const h of hosts) {
       if (l.addrs[h] === undefined) throw new UserError(`${h} is not on LAN ${lan}`, `Hosts on ${lan}: ${Object.keys(l.addrs).join(', ')}.`);
     }
     const state = this.load();
-    const set = new Set(state.cuts[lan] ?? []);
-    for (const h of hosts) (cut ? set.add(h) : set.delete(h));
-    state.cuts[lan] = [...set];
+    const faults = (state[kind] ??= {});
+    const set = new Set(faults[lan] ?? []);
+    for (const h of hosts) (on ? set.add(h) : set.delete(h));
+    faults[lan] = [...set];
     saveState(state);
-    for (const h of hosts) {
-      if (!cut && state.poweredOff.includes(h)) continue;
-      await ip('-n', this.ns('br'), 'link', 'set', portName(this.spec, h, lan), cut ? 'down' : 'up');
-    }
+    for (const h of hosts) if (!state.poweredOff.includes(h)) await this.setPort(h, lan, state);
   }
 
-  /** Clears every cut: all links of powered-on hosts up (host and bridge side). Powered-off hosts stay down. */
+  /** Clears every cut and unplugged cable: all links of powered-on hosts up and bridged. Powered-off hosts stay down. */
   async heal(): Promise<void> {
     const state = this.load();
     state.cuts = {};
+    state.unplugged = {};
     saveState(state);
     for (const h of this.spec.hosts) {
       if (state.poweredOff.includes(h.name)) continue;
       for (const i of hostInterfaces(this.spec, h.name)) {
         await ip('-n', this.ns(h.name), 'link', 'set', i.ifname, 'up');
-        await ip('-n', this.ns('br'), 'link', 'set', portName(this.spec, h.name, i.lan), 'up');
+        await this.setPort(h.name, i.lan, state);
       }
     }
   }

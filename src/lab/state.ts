@@ -28,8 +28,10 @@ export interface LabState {
   daemons: Record<string, number>;
   /** Hosts currently powered off. */
   poweredOff: string[];
-  /** LAN → hosts whose bridge port is cut. */
+  /** LAN → hosts whose bridge port is cut: taken off the bridge (the LAN fails; the host keeps its carrier). */
   cuts: Record<string, string[]>;
+  /** LAN → hosts whose cable is unplugged: bridge port down (the host's interface loses carrier). */
+  unplugged?: Record<string, string[]>;
   /** Directories the lab created on the real filesystem (mount points of private dirs), parents first. */
   createdDirs: string[];
   /** True once `create` has finished. */

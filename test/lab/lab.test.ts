@@ -143,10 +143,13 @@ test('poweroff kills the host but keeps disk and holder; boot restores base netw
   });
 });
 
-test('cut unplugs one node from one LAN; heal plugs it back', async () => {
+test('cut isolates one node on one LAN (it keeps its carrier), unplug drops its carrier; heal undoes both', async () => {
   await withLab({}, async (lab) => {
     await startBoth(lab);
+    const ifname = lab.spec.lans.find((l) => l.name === 'default')!.ifname;
+    const carrier = async (node: string) => (await lab.exec(node, ['cat', `/sys/class/net/${ifname}/carrier`], { reject: false })).stdout.trim();
     await lab.cut('default', 'node2');
+    assert.is(await carrier('node2'), '1', 'a cut keeps the carrier');
     assert.not.ok((await lab.httpGet('client', N2, 500)).ok, 'client cannot reach node2');
     assert.ok((await lab.httpGet('client', N1, 2000)).ok, 'client still reaches node1');
     await lab.exec('node1', ['ping', '-c1', '-W2', '203.0.113.2']);
@@ -172,6 +175,14 @@ test('cut unplugs one node from one LAN; heal plugs it back', async () => {
     assert.is.not(repl.code, 0, 'replication LAN cut for all nodes');
     await lab.uncut('replication');
     await lab.exec('node1', ['ping', '-c1', '-W2', '203.0.113.2']);
+
+    await lab.unplug('default', 'node1');
+    await lab.waitFor('node1 without carrier', async () => (await carrier('node1')) === '0', 5000, 50);
+    assert.not.ok((await lab.httpGet('client', N1, 500)).ok, 'unplugged: client cannot reach node1');
+    await lab.exec('node1', ['ping', '-c1', '-W2', '203.0.113.2']); // its other LAN still works
+    await lab.plug('default', 'node1');
+    await lab.waitFor('node1 carrier back', async () => (await carrier('node1')) === '1', 5000, 50);
+    await pollUntilHttpOk(lab, 'client', N1, { timeoutMs: 10_000 });
   });
 });
 

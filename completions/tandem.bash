@@ -10,7 +10,7 @@ _tandem() {
   fi
   case "${COMP_WORDS[1]}" in
     cluster) [ "$COMP_CWORD" -eq 2 ] && COMPREPLY=( $(compgen -W "genkey" -- "$cur") ); return ;;
-    lab) if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=( $(compgen -W "up down status poweroff boot cut heal exec client" -- "$cur") )
+    lab) if [ "$COMP_CWORD" -eq 2 ]; then COMPREPLY=( $(compgen -W "up down status poweroff boot cut unplug plug heal exec client" -- "$cur") )
          else COMPREPLY=( $(compgen -W "node1 node2 client witness default replication all" -- "$cur") ); fi; return ;;
   esac
   if [ "$prev" = "-m" ] || [ "$prev" = "--module" ]; then

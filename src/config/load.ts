@@ -29,7 +29,7 @@ export function loadModule(home: Home, name: string, cluster: ClusterConfig): Mo
       `Installed modules: ${installed.length ? installed.join(', ') : 'none'}.`
     );
   });
-  return parseUserconfig(bytes, name, cluster, file);
+  return parseUserconfig(bytes, name, cluster, file, homePaths.moduleDir(home, name));
 }
 
 /** Names of the directories under `$TANDEM_HOME/modules` that hold a userconfig.xml, sorted; [] without modules/. */

@@ -370,7 +370,7 @@ export class ModuleDriver {
   /** What every script of the module gets in its environment: the user's <var>s and tandem's own. */
   private scriptEnv(): Record<string, string> {
     const { config, self, home } = this.d;
-    return { ...config.user.vars, TANDEM_MODULE: this.name, TANDEM_NODE: self, TANDEM_HOME: home.root, TANDEM_RUN_DIR: home.runDir };
+    return { ...config.user.vars, ...tandemEnv(this.name, self, home) };
   }
 
   private async checkWitness(id: number) {
@@ -410,3 +410,14 @@ function describeStep(st: Step): string {
 }
 
 export const isRunning = (st: ModState | undefined) => st === 'ALONE' || st === 'PRIM';
+
+/**
+ * What tandem puts in the environment of a module's scripts and checker programs: the module, the node, the home and
+ * run dir, and TANDEM_BIN, the tandem command itself (for `"$TANDEM_BIN" set …` when tandem is not on PATH).
+ */
+export function tandemEnv(module: string, self: string, home: Home): Record<string, string> {
+  return {
+    TANDEM_MODULE: module, TANDEM_NODE: self, TANDEM_HOME: home.root, TANDEM_RUN_DIR: home.runDir,
+    TANDEM_BIN: process.env.TANDEM_BIN ?? process.argv[1] ?? 'tandem',
+  };
+}

@@ -21,6 +21,8 @@ export interface MirrorLabOptions {
   timeout?: string;
   /** e.g. "10m"; puts the module's data directory in <rfs> */
   syncdelta?: string;
+  /** the demo replicates its data directory (its request count, /srv/demo/data) even without syncdelta */
+  replicate?: boolean;
   witness?: boolean;
   failover?: boolean;
   defaultprim?: string;
@@ -42,10 +44,11 @@ export interface LabModule {
 export const DEMO_LAB_MODULE: LabModule = { name: DEMO_MODULE, userconfig: (o, w) => demoUserconfig(o, w) };
 
 export function demoUserconfig(o: MirrorLabOptions, witnessAddr: string): string {
-  // with syncdelta, the demo replicates a data directory (and its prestart creates it)
+  // replicating, the demo keeps its request count in a replicated data directory (its prestart creates it)
+  const rfs = o.replicate || o.syncdelta;
   return mirrorUserconfig(o, witnessAddr, {
-    vip: DEMO_VIP, rfsDir: o.syncdelta ? '/srv/demo/data' : null, nicestop: '30s', forcestop: '10s',
-    vars: o.syncdelta ? { DEMO_DATA: '/srv/demo/data' } : {},
+    vip: DEMO_VIP, rfsDir: rfs ? '/srv/demo/data' : null, nicestop: '30s', forcestop: '10s',
+    vars: rfs ? { DEMO_DATA: '/srv/demo/data' } : {},
   });
 }
 
@@ -57,6 +60,9 @@ export interface LabModuleShape {
   nicestop: string;
   forcestop: string;
   vars: Record<string, string>;
+  /** more of <service>: attributes (e.g. `maxloop="2"`) and elements (<errd>, <check>, <failover>) */
+  serviceAttrs?: string;
+  extra?: string;
 }
 
 /** userconfig.xml of a lab mirror module: heart, witness, failover, defaultprim and syncdelta from the lab options. */
@@ -66,11 +72,11 @@ export function mirrorUserconfig(o: MirrorLabOptions, witnessAddr: string, m: La
   const witness = o.witness ? `\n    <splitbrain ident="witness" exec="ping" arg="${witnessAddr}"/>` : '';
   const vars = Object.entries(m.vars).map(([k, v]) => `<var name="${k}" value="${v}"/>`).join('');
   return `<safe>
-  <service mode="mirror" defaultprim="${o.defaultprim ?? 'alone'}" failover="${o.failover === false ? 'off' : 'on'}">
+  <service mode="mirror" defaultprim="${o.defaultprim ?? 'alone'}" failover="${o.failover === false ? 'off' : 'on'}"${m.serviceAttrs ? ` ${m.serviceAttrs}` : ''}>
     <heart pulse="${o.pulse ?? '500ms'}" timeout="${o.timeout ?? '5s'}"><heartbeat name="default"/><heartbeat name="replication"/></heart>
     <vip><interface_list><interface check="on"><real_interface>
       <virtual_addr addr="${m.vip}" where="one_side_alias"/>
-    </real_interface></interface></interface_list></vip>${rfs}${witness}
+    </real_interface></interface></interface_list></vip>${rfs}${witness}${m.extra ? `\n    ${m.extra}` : ''}
     <user nicestoptimeout="${m.nicestop}" forcestoptimeout="${m.forcestop}">${vars}</user>
   </service>
 </safe>
@@ -92,15 +98,26 @@ export function nodesOf(lab: Lab): string[] {
 export async function provisionMirror(lab: Lab, o: MirrorLabOptions): Promise<void> {
   const nodes = nodesOf(lab);
   const key = generateKey();
-  const witness = lab.spec.hosts.find((h) => h.role === 'witness');
-  const labModule = o.module ?? DEMO_LAB_MODULE;
-  const xml = labModule.userconfig(o, witness ? lab.addr(witness.name) : '198.51.100.254');
-  const source = labModule.dir ?? path.join(repoRoot(), 'examples', labModule.name);
   for (const n of nodes) {
     const home = { root: lab.paths(n).home, runDir: lab.paths(n).run };
     await fs.mkdir(home.root, { recursive: true });
     await fs.writeFile(homePaths.clusterXml(home), clusterXml(lab, nodes));
     await writeKeyFile(homePaths.clusterKey(home), key, { force: true });
+  }
+  await installLabModule(lab, o);
+}
+
+/**
+ * Copies a module (`o.module`, default the demo) with its userconfig.xml made from the lab options into every
+ * node's home, replacing an earlier copy; a running daemon loads it with `tandem config -m NAME`.
+ */
+export async function installLabModule(lab: Lab, o: MirrorLabOptions): Promise<void> {
+  const witness = lab.spec.hosts.find((h) => h.role === 'witness');
+  const labModule = o.module ?? DEMO_LAB_MODULE;
+  const xml = labModule.userconfig(o, witness ? lab.addr(witness.name) : '198.51.100.254');
+  const source = labModule.dir ?? path.join(repoRoot(), 'examples', labModule.name);
+  for (const n of nodesOf(lab)) {
+    const home = { root: lab.paths(n).home, runDir: lab.paths(n).run };
     const mod = homePaths.moduleDir(home, labModule.name);
     await fs.rm(mod, { recursive: true, force: true });
     await fs.cp(source, mod, { recursive: true });

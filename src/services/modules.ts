@@ -36,7 +36,7 @@ export async function installModule(home: Home, name: string, source: string, fo
     const text = await fs.readFile(path.join(dir, 'userconfig.xml')).catch(() => {
       throw new UserError(`${source} has no userconfig.xml.`, 'a module holds userconfig.xml and a bin/ directory with its scripts');
     });
-    parseUserconfig(text, name, cluster, `${source}/userconfig.xml`);
+    parseUserconfig(text, name, cluster, `${source}/userconfig.xml`, dir);
     const target = homePaths.moduleDir(home, name);
     const exists = await fs.stat(target).then(() => true, () => false);
     if (exists && !force) throw new UserError(`module ${name} is already installed in ${target}.`, `use --force to replace it (stop it first), or \`tandem uninstall -m ${name}\``);
@@ -78,7 +78,7 @@ export async function configModule(home: Home, name: string): Promise<string> {
   const text = await fs.readFile(file).catch(() => {
     throw new UserError(`module ${name} is not installed (no ${file}).`, `install it with \`tandem install -m ${name} <dir>\``);
   });
-  parseUserconfig(text, name, cluster, file);
+  parseUserconfig(text, name, cluster, file, homePaths.moduleDir(home, name));
   const r = (await daemonRequestIfRunning(home, 'config', name)) as { applied: string } | null;
   return r ? `configuration of ${name} is valid: ${r.applied}` : `configuration of ${name} is valid; the daemon is not running and applies it when it starts`;
 }

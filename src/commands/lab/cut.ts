@@ -4,7 +4,7 @@ import { labFlag } from '../../cli/lab-flag.js';
 import { findLab } from '../../services/lab.js';
 
 export default class LabCut extends TandemCommand {
-  static override summary = 'Unplug a LAN (default, replication, or all) for one host or for every host.';
+  static override summary = 'Cut a LAN (default, replication, or all) for one host or for every host: nothing passes, links stay up.';
   static override examples = ['<%= config.bin %> lab cut default node2', '<%= config.bin %> lab cut all node2'];
   static override flags = { lab: labFlag };
   static override args = {

@@ -15,13 +15,19 @@ node1 PRIM / node2 SECOND. Tear it down with \`tandem lab down\`.`;
     timeout: Flags.string({ description: 'heartbeat timeout (failure detection)', default: '5s' }),
     witness: Flags.boolean({ description: 'configure the witness host as split-brain checker' }),
     syncdelta: Flags.string({ description: 'syncdelta (e.g. 10m)' }),
+    replicate: Flags.boolean({ description: 'the demo keeps its request count in a replicated directory (/srv/demo/data)', default: true, allowNo: true }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(LabUp);
-    const lab = await labUp({ pulse: flags.pulse, timeout: flags.timeout, witness: flags.witness, ...(flags.syncdelta ? { syncdelta: flags.syncdelta } : {}) }, (m) => this.log(m));
+    const lab = await labUp({
+      pulse: flags.pulse, timeout: flags.timeout, witness: flags.witness, replicate: flags.replicate,
+      ...(flags.syncdelta ? { syncdelta: flags.syncdelta } : {}),
+    }, (m) => this.log(m));
     this.log(`\nready: node1 PRIM, node2 SECOND; the client reaches http://${DEMO_VIP}:${DEMO_PORT}/ on node1.
-
+${flags.replicate ? `The demo counts its requests in /srv/demo/data/hits, fsynced before each answer and replicated to node2:
+after a failover the count goes on from where it was (the data moved with the service).
+` : ''}
   watch it:        watch -n 0.5 tandem lab status
   client view:     tandem lab client            (one request every 200 ms; Ctrl-C to stop)
   fail it over:    tandem lab poweroff node1    (then: tandem lab boot node1 — it comes back as SECOND)

@@ -1,0 +1,181 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { StatusView } from '../../src/daemon/views.js';
+import { controlRequest } from '../../src/daemon/control.js';
+import type { Lab } from '../../src/lab/lab.js';
+import {
+  controlSocketOf, createMirrorLab, DEMO_MODULE, DEMO_PORT, DEMO_VIP, installLabModule, mirrorUserconfig, moduleLogOf,
+  type LabModule, type MirrorLabOptions,
+} from '../../src/lab/mirror-lab.js';
+import { moduleState, startPair, waitForStates } from '../../src/lab/postgres.js';
+import { homePaths } from '../../src/home.js';
+
+// Application and network failures on real daemons (issue: checkers, errd, failover rules). One lab, the demo web
+// application behind its VIP; each case installs the demo with the checkers it needs on both nodes, forms
+// PRIM/SECOND, injects the fault and watches what the cluster does and what a client on the VIP gets.
+
+const OPTS: MirrorLabOptions = { pulse: '200ms', timeout: '1s' };
+const URL = `http://${DEMO_VIP}:${DEMO_PORT}/`;
+const NODES = ['node1', 'node2'];
+/** the demo application's process: `node …/app.mjs` */
+const DEMO_PROC = '<proc name="demo" nameregex="^node$" argregex="app\\.mjs" action="restart" class="prim"/>';
+
+let lab: Lab;
+
+function demoWith(extra: string, serviceAttrs = ''): LabModule {
+  return {
+    name: DEMO_MODULE,
+    userconfig: (o, w) => mirrorUserconfig(o, w, { vip: DEMO_VIP, rfsDir: null, nicestop: '30s', forcestop: '10s', vars: {}, extra, serviceAttrs }),
+  };
+}
+
+async function view(node: string, module = DEMO_MODULE): Promise<StatusView['modules'][number]> {
+  const v = (await controlRequest(controlSocketOf(lab, node), 'status', module, undefined, { timeoutMs: 3000 })) as StatusView;
+  return v.modules[0]!;
+}
+
+async function stopAll(module = DEMO_MODULE) {
+  for (const n of NODES) await lab.cli(n, ['stop', '-m', module], { reject: false });
+  await waitForStates(lab, { node1: 'STOP', node2: 'STOP' }, 60_000, module);
+}
+
+/** Installs the demo with `extra` on both nodes, applies it, and forms node1 PRIM / node2 SECOND. */
+async function form(extra: string, serviceAttrs = '') {
+  await installLabModule(lab, { ...OPTS, module: demoWith(extra, serviceAttrs) });
+  for (const n of NODES) await lab.cli(n, ['config', '-m', DEMO_MODULE]);
+  await startPair(lab, 'node1', 'node2', 60_000, DEMO_MODULE);
+  await lab.waitFor('the client served on the VIP', async () => (await lab.httpGet('client', URL, 1000)).ok, 20_000, 100);
+}
+
+/** ms until the client gets an answer on the VIP again, and from which node. */
+async function served(timeoutMs = 30_000): Promise<{ ms: number; node: string }> {
+  const t0 = performance.now();
+  let body = '';
+  await lab.waitFor('the client served again on the VIP', async () => {
+    const r = await lab.httpGet('client', URL, 500);
+    body = r.body ?? '';
+    return r.ok;
+  }, timeoutMs, 20);
+  return { ms: Math.round(performance.now() - t0), node: (JSON.parse(body) as { node: string }).node };
+}
+
+async function demoPid(node: string): Promise<number> {
+  const text = await fs.readFile(path.join(lab.paths(node).run, 'demo-app.pid'), 'utf8');
+  return Number(text.trim());
+}
+
+const logOf = (n: string) => moduleLogOf(lab, n, DEMO_MODULE);
+
+test.before(async () => {
+  lab = await createMirrorLab({ ...OPTS, module: demoWith('') });
+});
+
+test.after(async () => {
+  await lab?.down({ keepDir: process.env.TANDEM_LAB_KEEP === '1' });
+});
+
+test('errd: kill -9 of the application on the PRIM → restarted in place, the client served again', async () => {
+  await form(`<errd polltimer="200ms">${DEMO_PROC}</errd>`);
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const pid = await demoPid('node1');
+    const t0 = performance.now();
+    process.kill(pid, 'SIGKILL');
+    await lab.waitFor('a new demo process', async () => (await demoPid('node1').catch(() => pid)) !== pid, 20_000, 20);
+    await served();
+    times.push(Math.round(performance.now() - t0));
+    assert.is(await moduleState(lab, 'node1', DEMO_MODULE), 'PRIM');
+  }
+  console.log(`  kill -9 → first successful request on the VIP: ${times.join(', ')} ms (errd polltimer 200ms)`);
+  const v = await view('node1');
+  assert.is(v.loops.count, 3);
+  assert.match(v.loops.recent[0]!.reason, /proc_demo/);
+  assert.match(logOf('node1'), /resource proc\.demo: up → down/);
+  await stopAll();
+});
+
+test('tcp checker: the application hangs (SIGSTOP) → the checker goes down and the rule restarts it', async () => {
+  await form('<check><tcp ident="web" when="prim"><to addr="127.0.0.1" port="8080" interval="500ms" timeout="300ms"/></tcp></check>\n' +
+    '<failover handle_time="1s"/>');
+  await lab.waitFor('tcp.web up', async () => (await view('node1')).resources.find((r) => r.name === 'tcp.web')?.state === 'up', 10_000, 100);
+  const pid = await demoPid('node1');
+  process.kill(pid, 'SIGSTOP');
+  try {
+    await lab.waitFor('tcp.web down', async () => (await view('node1')).resources.find((r) => r.name === 'tcp.web')?.state === 'down', 10_000, 50);
+    await lab.waitFor('a new demo process', async () => (await demoPid('node1').catch(() => pid)) !== pid, 30_000, 50);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  const r = await served();
+  assert.is(r.node, 'node1');
+  assert.match(logOf('node1'), /restart\(\) by rule t_web/);
+  await stopAll();
+});
+
+test('ip checker: the VIP removed by hand on the PRIM → stopstart(): the SECOND takes over, node1 rejoins as SECOND', async () => {
+  await form('');
+  await lab.waitFor(`ip.${DEMO_VIP} up`, async () => (await view('node1')).resources.find((r) => r.name === `ip.${DEMO_VIP}`)?.state === 'up', 10_000, 100);
+  const dev = lab.spec.lans.find((l) => l.name === 'default')!.ifname;
+  const prefix = (await lab.exec('node1', ['ip', '-o', '-4', 'addr', 'show', 'dev', dev])).stdout.match(new RegExp(`${DEMO_VIP.replace(/\./g, '\\.')}/(\\d+)`))![1];
+  await lab.exec('node1', ['ip', 'addr', 'del', `${DEMO_VIP}/${prefix}`, 'dev', dev]);
+  await waitForStates(lab, { node2: 'PRIM', node1: 'SECOND' }, 60_000, DEMO_MODULE);
+  assert.is((await served()).node, 'node2');
+  assert.match(logOf('node1'), /stopstart\(\) by rule ip_failure/);
+  await stopAll();
+});
+
+test('intf checker: the PRIM\'s production link goes down (replication LAN up) → module on the SECOND; link back → old PRIM SECOND', async () => {
+  await form('<failover handle_time="1s"/>');
+  const t0 = performance.now();
+  await lab.unplug('default', 'node1');
+  try {
+    await waitForStates(lab, { node1: 'WAIT', node2: 'ALONE' }, 30_000, DEMO_MODULE);
+    const r = await served();
+    console.log(`  production link of the PRIM down → client served by ${r.node} after ${Math.round(performance.now() - t0)} ms`);
+    assert.is(r.node, 'node2');
+    const v1 = await view('node1');
+    assert.is(v1.waitReason, 'checker');
+    assert.ok(v1.peer.reachable, 'node1 still sees node2 over the replication LAN');
+    assert.not.ok((await view('node2')).alarms.some((a) => a.code === 'split-brain'));
+  } finally {
+    await lab.plug('default', 'node1');
+  }
+  await waitForStates(lab, { node1: 'SECOND', node2: 'PRIM' }, 60_000, DEMO_MODULE);
+  await stopAll();
+});
+
+test('custom checker: the script sets its resource down → its rule acts (wait); up again → the module runs again', async () => {
+  const flag = '/tmp/tandem-lab-custom-flag';
+  await fs.writeFile(flag, 'up');
+  // the checker program reads the flag file every 200 ms and reports it with `tandem set`
+  const script = `#!/bin/sh\nwhile true; do v=$(cat ${flag} 2>/dev/null || echo down); \"$TANDEM_BIN\" set -m demo -r custom.flag -v \"$v\" >/dev/null 2>&1; sleep 0.2; done\n`;
+  const extra = '<check><custom ident="flag" exec="flagcheck" when="pre" action="wait"/></check>\n<failover handle_time="1s"/>';
+  await installLabModule(lab, { ...OPTS, module: demoWith(extra) });
+  for (const n of NODES) {
+    const file = path.join(homePaths.moduleDir({ root: lab.paths(n).home, runDir: lab.paths(n).run }, DEMO_MODULE), 'bin', 'flagcheck');
+    await fs.writeFile(file, script, { mode: 0o755 });
+    await lab.cli(n, ['config', '-m', DEMO_MODULE]);
+  }
+  await startPair(lab, 'node1', 'node2', 60_000, DEMO_MODULE);
+  try {
+    await served();
+    await fs.writeFile(flag, 'down');
+    await waitForStates(lab, { node1: 'WAIT', node2: 'WAIT' }, 30_000, DEMO_MODULE);
+    assert.is((await view('node1')).waitReason, 'checker');
+    assert.not.ok((await lab.httpGet('client', URL, 500)).ok, 'nothing serves while the custom resource is down');
+    await fs.writeFile(flag, 'up');
+    await lab.waitFor('the module running again', async () => {
+      const s = await Promise.all(NODES.map((n) => moduleState(lab, n, DEMO_MODULE)));
+      return s.includes('PRIM') || s.includes('ALONE');
+    }, 60_000, 100);
+    await served();
+  } finally {
+    await fs.rm(flag, { force: true });
+  }
+  await stopAll();
+});
+
+test.run();

@@ -1,7 +1,8 @@
 import { ExternalError, UserError } from '../../errors.js';
 import { formatCommand, run as defaultRun, type RunFn } from '../exec.js';
 import type { ProbeResult, VipAdapter } from './types.js';
-import { inNet, ipv4ToInt } from '../../net/ipv4.js';
+import { ipv4ToInt } from '../../net/ipv4.js';
+import { subnetInterface, type LocalAddr } from '../../net/local-addrs.js';
 
 export interface LinuxVipOptions {
   log: (msg: string) => void;
@@ -18,13 +19,6 @@ export interface LinuxVipOptions {
   cmdPrefix?: string[];
   /** the command runner; unit tests pass a fake. Default: ../exec.ts run */
   exec?: RunFn;
-}
-
-/** One IPv4 address on an interface, as `ip -j -4 addr show` reports it. */
-export interface LocalAddr {
-  ifname: string;
-  local: string;
-  prefixlen: number;
 }
 
 /** Probes per `probe` call; they are spaced probeMs / PROBE_COUNT apart and arping exits one spacing after the last. */
@@ -233,18 +227,6 @@ function parseJson<T>(command: string, text: string): T {
   } catch {
     throw new ExternalError(command, 0, '', `unexpected output from \`${command}\` (not JSON): ${text.slice(0, 200)}`);
   }
-}
-
-/** The most specific local subnet containing `addr`, ignoring `addr` itself (a VIP already configured). */
-export function subnetInterface(addr: string, addrs: LocalAddr[]): LocalAddr | undefined {
-  const target = ipv4ToInt(addr)!;
-  let best: LocalAddr | undefined;
-  for (const a of addrs) {
-    const local = ipv4ToInt(a.local);
-    if (local === null || a.local === addr || a.prefixlen <= 0 || a.prefixlen > 32) continue;
-    if (inNet(target, { addr: local, len: a.prefixlen }) && (!best || a.prefixlen > best.prefixlen)) best = a;
-  }
-  return best;
 }
 
 function checkIpv4(addr: string): void {

@@ -3,6 +3,7 @@ import { formatCommand, run as defaultRun, type RunFn } from '../exec.js';
 import type { ProbeResult, VipAdapter } from './types.js';
 import { ipv4ToInt } from '../../net/ipv4.js';
 import { subnetInterface, type LocalAddr } from '../../net/local-addrs.js';
+import { listIpv4Addrs, parseIpJson, type IpLink } from '../net/ip-addrs.js';
 
 export interface LinuxVipOptions {
   log: (msg: string) => void;
@@ -130,20 +131,13 @@ export class LinuxVip implements VipAdapter {
 
   /** IPv4 addresses of non-loopback interfaces, in `ip` order. */
   async localAddrs(): Promise<LocalAddr[]> {
-    const r = await this.cmd('ip', ['-j', '-4', 'addr', 'show']);
-    const links = parseJson<IpLink[]>('ip -j -4 addr show', r.stdout);
-    return links
-      .filter((l) => !(l.flags ?? []).includes('LOOPBACK'))
-      .flatMap((l) =>
-        (l.addr_info ?? [])
-          .filter((ai) => ai.family === 'inet' && typeof ai.local === 'string')
-          .map((ai) => ({ ifname: l.ifname, local: ai.local, prefixlen: ai.prefixlen })),
-      );
+    const addrs = await listIpv4Addrs((c, a) => this.cmd(c, a));
+    return addrs.filter((a) => !a.loopback).map(({ ifname, local, prefixlen }) => ({ ifname, local, prefixlen }));
   }
 
   private async localMacs(): Promise<Set<string>> {
     const r = await this.cmd('ip', ['-j', 'link', 'show']);
-    const links = parseJson<IpLink[]>('ip -j link show', r.stdout);
+    const links = parseIpJson<IpLink[]>('ip -j link show', r.stdout);
     return new Set(links.map((l) => (l.address ?? '').toLowerCase()).filter((m) => MAC_RE.test(m)));
   }
 
@@ -211,21 +205,6 @@ class Announcer {
     this.more -= 1;
     this.timer = setTimeout(() => void this.sendOne(), this.spacingMs);
     this.timer.unref();
-  }
-}
-
-interface IpLink {
-  ifname: string;
-  flags?: string[];
-  address?: string;
-  addr_info?: { family: string; local: string; prefixlen: number }[];
-}
-
-function parseJson<T>(command: string, text: string): T {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    throw new ExternalError(command, 0, '', `unexpected output from \`${command}\` (not JSON): ${text.slice(0, 200)}`);
   }
 }
 

@@ -16,8 +16,11 @@ export interface PollingOptions {
 }
 
 /**
- * The Checker contract for checkers that run one asynchronous `check()` at start and then every `intervalMs`
- * (`clock.every`: a fixed grid, so a slow check does not shift the next ones).
+ * The Checker contract for checkers that run one asynchronous `check()` at start and then every `intervalMs`, at
+ * the multiples of `intervalMs` on the monotonic clock. On that shared grid every checker with the same interval
+ * (the proc checkers of all modules, whenever each was started) ticks in the same event-loop turn: on an idle node
+ * the cost of a poll is mostly the process waking up (≈ 0.3 ms of CPU per wake-up measured on a 2-vCPU VM), so
+ * fewer, shared wake-ups matter more than the checks themselves. A slow check does not shift the next ones.
  *
  * - Checks never overlap: a tick that finds the previous check still running is skipped (after `stallMs` it reports
  *   `unknown`, `no result within <stallMs> ms`).
@@ -70,7 +73,8 @@ export abstract class PollingChecker implements Checker {
     this.last = null;
     this.onStart();
     // timers before the report: a report that calls stop() must find them to cancel (they fire only later)
-    this.timers = [this.clock.after(0, () => this.tick(run)), this.clock.every(this.intervalMs, () => this.tick(run))];
+    this.timers = [this.clock.after(0, () => this.tick(run))];
+    this.scheduleNext(run);
     this.emit(run, { state: 'init', detail: 'not checked yet' });
   }
 
@@ -91,6 +95,20 @@ export abstract class PollingChecker implements Checker {
     } else {
       await Promise.all([...this.pending]);
     }
+  }
+
+  /**
+   * The next grid point at least half an interval away (a timer that fires a little early or late by the
+   * monotonic clock must not tick twice), then again from there.
+   */
+  private scheduleNext(run: number): void {
+    const now = this.clock.mono();
+    const next = (Math.floor((now + this.intervalMs / 2) / this.intervalMs) + 1) * this.intervalMs;
+    this.timers[1] = this.clock.after(next - now, () => {
+      if (!this.isCurrent(run)) return;
+      this.scheduleNext(run);
+      this.tick(run);
+    });
   }
 
   private tick(run: number): void {

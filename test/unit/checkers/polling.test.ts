@@ -154,4 +154,36 @@ test('a report may stop the checker, even the init report; a throwing report doe
   assert.equal(seen, ['init', 'up', 'down']);
 });
 
+/** records the mono time of every check */
+class Timed extends PollingChecker {
+  at: number[] = [];
+  constructor(private readonly c: FakeClock, intervalMs: number) {
+    super('test.t', { clock: c, report: () => {}, intervalMs });
+  }
+  protected async check(): Promise<Observation> {
+    this.at.push(this.c.mono());
+    return { state: 'up', detail: '' };
+  }
+}
+
+test('checks after the first fall on the multiples of the interval, so checkers started apart tick together', async () => {
+  const clock = new FakeClock(0);
+  const a = new Timed(clock, 500);
+  a.start();
+  await step(clock, 180);
+  const b = new Timed(clock, 500);
+  b.start(); // at 180
+  await step(clock, 0);
+  await step(clock, 330); // 510
+  const c = new Timed(clock, 500);
+  c.start(); // at 510: the next grid point is 1000, at least half an interval away
+  await step(clock, 0);
+  await step(clock, 10, 150); // to 2010
+  assert.equal(a.at, [0, 500, 1000, 1500, 2000]);
+  assert.equal(b.at, [180, 500, 1000, 1500, 2000]);
+  assert.equal(c.at, [510, 1000, 1500, 2000]);
+  for (const x of [a, b, c]) await x.stop();
+  assert.is(clock.pending, 0);
+});
+
 test.run();

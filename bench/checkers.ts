@@ -6,9 +6,10 @@
  * intf lo, ip 127.0.0.1 (VipAdapter.holds, non-loopback interfaces only: it reads down, at the same cost), and a
  * custom program that sleeps in a loop. CPU is this process's user+system time plus that of the children it reaped
  * (`ping`, `ip`; /proc/self/stat cutime+cstime), over `seconds` after a 2 s warm-up, as % of one core. Measured in
- * the same run, one after the other:
+ * the same run, one after the other, after 5 s of warm-up (V8 settles its heap after start-up):
  *   idle      this process doing nothing (the baseline of the ratios)
- *   defaults  the checkers at their defaults (polltimer 500 ms; tcp/ping/intf/ip every 10 s)
+ *   procs     the 10 proc checkers alone (polltimer 500 ms)
+ *   defaults  all 15 checkers at their defaults (polltimer 500 ms; tcp/ping/intf/ip every 10 s)
  *   fast      the same with tcp/ping/intf/ip every 1 s
  *   naive     no checker: a full /proc scan with every command line, every second (the design's baseline)
  * Then `kills` times: SIGKILL one monitored sleep, time until its checker reports down (median).
@@ -120,10 +121,11 @@ try {
     new CustomChecker({ ident: 'sleeper', exec: custom, args: [], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, logFile: path.join(dir, 'custom.log'), launcher, clock, log: (m) => console.log(`  ${m}`), report: states.report('custom.sleeper') }),
   ];
 
+  await sleep(5000);
   const idle = await measure('idle', seconds * 1000);
 
-  const run = async (name: string, intervalMs: number) => {
-    checkers = [...procCheckers, ...others(intervalMs)];
+  const run = async (name: string, intervalMs: number | null) => {
+    checkers = [...procCheckers, ...(intervalMs === null ? [] : others(intervalMs))];
     for (const c of checkers) c.start();
     await Promise.all(procCheckers.map((c) => states.until(c.resource, 'up')));
     await sleep(2000);
@@ -133,6 +135,8 @@ try {
       `states ${checkers.map((c) => `${c.resource}=${states.get(c.resource)}`).filter((s) => !s.startsWith('proc.')).join(' ')}`);
     return pct;
   };
+  await run('procs', null);
+  for (const c of checkers) await c.stop();
   await run('defaults', 10_000);
   for (const c of checkers) await c.stop();
   await run('fast', 1000);

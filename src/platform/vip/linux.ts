@@ -1,7 +1,9 @@
 import { ExternalError, UserError } from '../../errors.js';
 import { formatCommand, run as defaultRun, type RunFn } from '../exec.js';
 import type { ProbeResult, VipAdapter } from './types.js';
-import { inNet, ipv4ToInt } from '../../net/ipv4.js';
+import { ipv4ToInt } from '../../net/ipv4.js';
+import { subnetInterface, type LocalAddr } from '../../net/local-addrs.js';
+import { listIpv4Addrs, parseIpJson, type IpLink } from '../net/ip-addrs.js';
 
 export interface LinuxVipOptions {
   log: (msg: string) => void;
@@ -18,13 +20,6 @@ export interface LinuxVipOptions {
   cmdPrefix?: string[];
   /** the command runner; unit tests pass a fake. Default: ../exec.ts run */
   exec?: RunFn;
-}
-
-/** One IPv4 address on an interface, as `ip -j -4 addr show` reports it. */
-export interface LocalAddr {
-  ifname: string;
-  local: string;
-  prefixlen: number;
 }
 
 /** Probes per `probe` call; they are spaced probeMs / PROBE_COUNT apart and arping exits one spacing after the last. */
@@ -136,20 +131,13 @@ export class LinuxVip implements VipAdapter {
 
   /** IPv4 addresses of non-loopback interfaces, in `ip` order. */
   async localAddrs(): Promise<LocalAddr[]> {
-    const r = await this.cmd('ip', ['-j', '-4', 'addr', 'show']);
-    const links = parseJson<IpLink[]>('ip -j -4 addr show', r.stdout);
-    return links
-      .filter((l) => !(l.flags ?? []).includes('LOOPBACK'))
-      .flatMap((l) =>
-        (l.addr_info ?? [])
-          .filter((ai) => ai.family === 'inet' && typeof ai.local === 'string')
-          .map((ai) => ({ ifname: l.ifname, local: ai.local, prefixlen: ai.prefixlen })),
-      );
+    const addrs = await listIpv4Addrs((c, a) => this.cmd(c, a));
+    return addrs.filter((a) => !a.loopback).map(({ ifname, local, prefixlen }) => ({ ifname, local, prefixlen }));
   }
 
   private async localMacs(): Promise<Set<string>> {
     const r = await this.cmd('ip', ['-j', 'link', 'show']);
-    const links = parseJson<IpLink[]>('ip -j link show', r.stdout);
+    const links = parseIpJson<IpLink[]>('ip -j link show', r.stdout);
     return new Set(links.map((l) => (l.address ?? '').toLowerCase()).filter((m) => MAC_RE.test(m)));
   }
 
@@ -218,33 +206,6 @@ class Announcer {
     this.timer = setTimeout(() => void this.sendOne(), this.spacingMs);
     this.timer.unref();
   }
-}
-
-interface IpLink {
-  ifname: string;
-  flags?: string[];
-  address?: string;
-  addr_info?: { family: string; local: string; prefixlen: number }[];
-}
-
-function parseJson<T>(command: string, text: string): T {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    throw new ExternalError(command, 0, '', `unexpected output from \`${command}\` (not JSON): ${text.slice(0, 200)}`);
-  }
-}
-
-/** The most specific local subnet containing `addr`, ignoring `addr` itself (a VIP already configured). */
-export function subnetInterface(addr: string, addrs: LocalAddr[]): LocalAddr | undefined {
-  const target = ipv4ToInt(addr)!;
-  let best: LocalAddr | undefined;
-  for (const a of addrs) {
-    const local = ipv4ToInt(a.local);
-    if (local === null || a.local === addr || a.prefixlen <= 0 || a.prefixlen > 32) continue;
-    if (inNet(target, { addr: local, len: a.prefixlen }) && (!best || a.prefixlen > best.prefixlen)) best = a;
-  }
-  return best;
 }
 
 function checkIpv4(addr: string): void {

@@ -4,7 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ExternalError, UserError } from '../../../src/errors.js';
 import type { RunFn, RunOptions, RunResult } from '../../../src/platform/exec.js';
-import { LinuxVip, subnetInterface, type LocalAddr } from '../../../src/platform/vip/linux.js';
+import { LinuxVip } from '../../../src/platform/vip/linux.js';
+import type { LocalAddr } from '../../../src/net/local-addrs.js';
 
 const VIP = '198.51.100.10';
 const MAC_ETH0 = '02:00:00:00:00:01';
@@ -129,22 +130,6 @@ test('announceCount 1 sends only the awaited announcement', async () => {
   await vip.acquire(VIP);
   await new Promise((r) => setTimeout(r, 40));
   assert.is(host.count('arping'), 1);
-});
-
-test('the longest matching prefix wins and the VIP itself is not taken as the subnet', () => {
-  const addrs: LocalAddr[] = [
-    { ifname: 'eth0', local: '198.51.100.1', prefixlen: 16 },
-    { ifname: 'eth1', local: '198.51.100.2', prefixlen: 25 },
-    { ifname: 'eth2', local: '198.51.100.10', prefixlen: 28 },
-    { ifname: 'eth3', local: '198.51.100.200', prefixlen: 25 },
-    { ifname: 'eth4', local: '198.51.100.9', prefixlen: 32 },
-  ];
-  assert.is(subnetInterface(VIP, addrs)?.ifname, 'eth1');
-  assert.is(subnetInterface('192.0.2.1', addrs), undefined);
-  assert.is(subnetInterface('198.51.100.100', addrs)?.ifname, 'eth1');
-  assert.is(subnetInterface('198.51.100.11', [{ ifname: 'eth4', local: '198.51.100.9', prefixlen: 32 }]), undefined, 'a /32 contains no other address');
-  assert.is(subnetInterface('198.51.100.11', [{ ifname: 'eth4', local: '198.51.100.9', prefixlen: 31 }]), undefined);
-  assert.is(subnetInterface('198.51.100.9', [{ ifname: 'eth4', local: '198.51.100.8', prefixlen: 31 }])?.ifname, 'eth4');
 });
 
 test('cmdPrefix is put in front of every command', async () => {

@@ -33,7 +33,13 @@ import { configHash } from './config-hash.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
 import { readKeyFile } from './key.js';
 import { Logger } from './logger.js';
-import { ModuleDriver } from './module-driver.js';
+import { ModuleDriver, tandemEnv } from './module-driver.js';
+import { createCheckers } from './checkers.js';
+import type { CheckerPlatform } from '../checkers/create.js';
+import { ProcScanner } from '../checkers/proc-scanner.js';
+import { LinuxLauncher } from '../platform/launcher/linux.js';
+import { LinuxNetProbe } from '../platform/net/linux.js';
+import { LinuxProcTable } from '../platform/procs/linux.js';
 import { noMonitor, type ModuleMonitor, type ResourceReport } from './monitor.js';
 import { activeIn } from '../engine/mirror/health.js';
 import { nextBootCounter } from './state-store.js';
@@ -50,7 +56,7 @@ export interface Platform {
   witness: (log: Logger) => WitnessChecker;
   replicator: (ctx: ReplicatorContext) => Replicator;
   /** the module's checkers and process monitoring */
-  monitor: (ctx: MonitorContext) => ModuleMonitor;
+  monitor: (ctx: MonitorContext) => Promise<ModuleMonitor>;
   localAddrs: () => string[];
 }
 
@@ -64,6 +70,24 @@ export interface MonitorContext {
   report: ResourceReport;
   /** another module's state on a node, as this daemon knows it (its own drivers, the heartbeats it receives) */
   moduleState: (module: string, node: string | null) => { state: string; ready: boolean } | null;
+}
+
+/**
+ * What the checkers of every module of this daemon observe through; one set per process (the process scanner above
+ * all is shared, so that every module's proc checkers share their scans). TANDEM_ERRD_OWN_NETNS=1 counts only the
+ * processes of the daemon's network namespace (the lab: its nodes share one kernel and one pid namespace).
+ */
+let linuxCheckerPlatform: CheckerPlatform | null = null;
+function checkerPlatform(log: Logger): CheckerPlatform {
+  linuxCheckerPlatform ??= {
+    clock: realClock,
+    net: new LinuxNetProbe(),
+    witness: new LinuxWitness({ log: (m) => log.warn(m) }),
+    vip: new LinuxVip({ log: (m) => log.info(m) }),
+    launcher: new LinuxLauncher(),
+    scanner: new ProcScanner(new LinuxProcTable({ ownNetnsOnly: process.env.TANDEM_ERRD_OWN_NETNS === '1' }), realClock),
+  };
+  return linuxCheckerPlatform;
 }
 
 export const linuxPlatform: Platform = {
@@ -86,7 +110,17 @@ export const linuxPlatform: Platform = {
     ctx.hub.register(ctx.cfg, (ch) => r.accept(ch));
     return r;
   },
-  monitor: () => noMonitor(),
+  monitor: (ctx) => {
+    const c = ctx.cfg;
+    if (!c.errd && c.checkers.length === 0) return Promise.resolve(noMonitor());
+    return createCheckers({
+      cfg: c, platform: checkerPlatform(ctx.log), report: ctx.report, moduleState: ctx.moduleState,
+      custom: {
+        env: { ...c.user.vars, ...tandemEnv(c.name, ctx.self, ctx.home) }, logFile: homePaths.moduleLog(ctx.home, c.name),
+        log: (m) => ctx.log.info(m),
+      },
+    });
+  },
   localAddrs: localIPv4Addrs,
 };
 
@@ -159,6 +193,7 @@ export class Daemon {
       drv.detach();
       await drv.settled();
       await drv.d.replicator.close();
+      await drv.d.monitor.close();
     }
     await this.hub.close();
     await this.control?.close();
@@ -214,7 +249,7 @@ export class Daemon {
       cfg, cluster: this.cluster, self: this.self, home: this.home, key: this.key, log: this.moduleLog(name), hub: this.hub,
       replicationFailed: (reason) => drvRef?.post({ kind: 'replication-failed', reason }),
     });
-    const monitor = this.platform.monitor({
+    const monitor = await this.platform.monitor({
       cfg, home: this.home, self: this.self, log: this.moduleLog(name),
       report: (resource, state, detail) => drvRef?.post({ kind: 'resource', name: resource, state, detail }),
       moduleState: (m, node) => this.moduleState(m, node),
@@ -304,6 +339,7 @@ export class Daemon {
     if (old.state.state === 'STOP' && !old.state.pending) {
       await old.settled();
       await old.d.replicator.close();
+      await old.d.monitor.close();
       this.drivers.delete(name);
       const drv = await this.load(name);
       await drv!.boot();
@@ -328,6 +364,7 @@ export class Daemon {
     if (d) {
       await d.settled();
       await d.d.replicator.close();
+      await d.d.monitor.close();
     }
     this.hub.unregister(name);
     await this.hub.refresh();

@@ -109,7 +109,8 @@ export function defaultSpec(prefix: string = randomPrefix()): LabSpec {
     privateDirs: ['/srv/demo'],
     daemonCommand: [path.join(repoRoot(), 'bin', 'tandem'), 'daemon'],
     cliCommand: [path.join(repoRoot(), 'bin', 'tandem')],
-    daemonEnv: {},
+    // the nodes share one kernel: a node's process monitoring must not count another node's application
+    daemonEnv: { TANDEM_ERRD_OWN_NETNS: '1' },
   };
 }
 

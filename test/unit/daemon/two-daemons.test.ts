@@ -127,7 +127,7 @@ class Pair {
         scripts: () => scripts,
         witness: () => new FakeWitness(),
         replicator: () => new NoFilesReplicator(),
-        monitor: () => noMonitor(),
+        monitor: async () => noMonitor(),
         localAddrs: () => [ADDRS[name].def, ADDRS[name].repl],
       };
       p.nodes[name] = { name, env, home, scripts, platform, daemon: null };

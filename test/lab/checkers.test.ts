@@ -69,6 +69,21 @@ async function demoPid(node: string): Promise<number> {
 
 const logOf = (n: string) => moduleLogOf(lab, n, DEMO_MODULE);
 
+/** A case on the shared lab: whatever happens, the module ends stopped on both nodes and the network healed. */
+function labCase(name: string, fn: () => Promise<void>) {
+  test(name, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      for (const n of NODES) console.log(`--- ${n} demo.log (tail)\n${logOf(n).split('\n').slice(-40).join('\n')}`);
+      throw e;
+    } finally {
+      await lab.heal();
+      await stopAll();
+    }
+  });
+}
+
 test.before(async () => {
   lab = await createMirrorLab({ ...OPTS, module: demoWith('') });
 });
@@ -77,7 +92,7 @@ test.after(async () => {
   await lab?.down({ keepDir: process.env.TANDEM_LAB_KEEP === '1' });
 });
 
-test('errd: kill -9 of the application on the PRIM → restarted in place, the client served again', async () => {
+labCase('errd: kill -9 of the application on the PRIM → restarted in place, the client served again', async () => {
   await form(`<errd polltimer="200ms">${DEMO_PROC}</errd>`);
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
@@ -87,17 +102,16 @@ test('errd: kill -9 of the application on the PRIM → restarted in place, the c
     await lab.waitFor('a new demo process', async () => (await demoPid('node1').catch(() => pid)) !== pid, 20_000, 20);
     await served();
     times.push(Math.round(performance.now() - t0));
-    assert.is(await moduleState(lab, 'node1', DEMO_MODULE), 'PRIM');
+    await waitForStates(lab, { node1: 'PRIM', node2: 'SECOND' }, 30_000, DEMO_MODULE);
   }
   console.log(`  kill -9 → first successful request on the VIP: ${times.join(', ')} ms (errd polltimer 200ms)`);
   const v = await view('node1');
   assert.is(v.loops.count, 3);
   assert.match(v.loops.recent[0]!.reason, /proc_demo/);
   assert.match(logOf('node1'), /resource proc\.demo: up → down/);
-  await stopAll();
 });
 
-test('tcp checker: the application hangs (SIGSTOP) → the checker goes down and the rule restarts it', async () => {
+labCase('tcp checker: the application hangs (SIGSTOP) → the checker goes down and the rule restarts it', async () => {
   await form('<check><tcp ident="web" when="prim"><to addr="127.0.0.1" port="8080" interval="500ms" timeout="300ms"/></tcp></check>\n' +
     '<failover handle_time="1s"/>');
   await lab.waitFor('tcp.web up', async () => (await view('node1')).resources.find((r) => r.name === 'tcp.web')?.state === 'up', 10_000, 100);
@@ -112,10 +126,9 @@ test('tcp checker: the application hangs (SIGSTOP) → the checker goes down and
   const r = await served();
   assert.is(r.node, 'node1');
   assert.match(logOf('node1'), /restart\(\) by rule t_web/);
-  await stopAll();
 });
 
-test('ip checker: the VIP removed by hand on the PRIM → stopstart(): the SECOND takes over, node1 rejoins as SECOND', async () => {
+labCase('ip checker: the VIP removed by hand on the PRIM → stopstart(): the SECOND takes over, node1 rejoins as SECOND', async () => {
   await form('');
   await lab.waitFor(`ip.${DEMO_VIP} up`, async () => (await view('node1')).resources.find((r) => r.name === `ip.${DEMO_VIP}`)?.state === 'up', 10_000, 100);
   const dev = lab.spec.lans.find((l) => l.name === 'default')!.ifname;
@@ -124,10 +137,9 @@ test('ip checker: the VIP removed by hand on the PRIM → stopstart(): the SECON
   await waitForStates(lab, { node2: 'PRIM', node1: 'SECOND' }, 60_000, DEMO_MODULE);
   assert.is((await served()).node, 'node2');
   assert.match(logOf('node1'), /stopstart\(\) by rule ip_failure/);
-  await stopAll();
 });
 
-test('intf checker: the PRIM\'s production link goes down (replication LAN up) → module on the SECOND; link back → old PRIM SECOND', async () => {
+labCase('intf checker: the PRIM\'s production link goes down (replication LAN up) → module on the SECOND; link back → old PRIM SECOND', async () => {
   await form('<failover handle_time="1s"/>');
   const t0 = performance.now();
   await lab.unplug('default', 'node1');
@@ -144,10 +156,9 @@ test('intf checker: the PRIM\'s production link goes down (replication LAN up) �
     await lab.plug('default', 'node1');
   }
   await waitForStates(lab, { node1: 'SECOND', node2: 'PRIM' }, 60_000, DEMO_MODULE);
-  await stopAll();
 });
 
-test('custom checker: the script sets its resource down → its rule acts (wait); up again → the module runs again', async () => {
+labCase('custom checker: the script sets its resource down → its rule acts (wait); up again → the module runs again', async () => {
   const flag = '/tmp/tandem-lab-custom-flag';
   await fs.writeFile(flag, 'up');
   // the checker program reads the flag file every 200 ms and reports it with `tandem set`
@@ -175,7 +186,6 @@ test('custom checker: the script sets its resource down → its rule acts (wait)
   } finally {
     await fs.rm(flag, { force: true });
   }
-  await stopAll();
 });
 
 test.run();

@@ -43,11 +43,26 @@ async function stopAll(module = DEMO_MODULE) {
 }
 
 /** Installs the demo with `extra` on both nodes, applies it, and forms node1 PRIM / node2 SECOND. */
-async function form(extra: string, serviceAttrs = '') {
+async function form(extra: string, serviceAttrs = '', prepare?: () => Promise<void>) {
   await installLabModule(lab, { ...OPTS, module: demoWith(extra, serviceAttrs) });
+  await prepare?.();
   for (const n of NODES) await lab.cli(n, ['config', '-m', DEMO_MODULE]);
-  await startPair(lab, 'node1', 'node2', 60_000, DEMO_MODULE);
+  await startPairAgain();
   await lab.waitFor('the client served on the VIP', async () => (await lab.httpGet('client', URL, 1000)).ok, 20_000, 100);
+}
+
+/** The first time, `prim` node1 and `second` node2; later the nodes remember their data: start both, then node1 PRIM. */
+async function startPairAgain() {
+  if ((await view('node1')).generation === null) return startPair(lab, 'node1', 'node2', 60_000, DEMO_MODULE);
+  for (const n of NODES) await lab.cli(n, ['start', '-m', DEMO_MODULE]);
+  await lab.waitFor('PRIM and SECOND', async () => {
+    const s = (await Promise.all(NODES.map((n) => moduleState(lab, n, DEMO_MODULE)))).sort().join();
+    return s === 'PRIM,SECOND';
+  }, 60_000, 100);
+  if ((await moduleState(lab, 'node1', DEMO_MODULE)) !== 'PRIM') {
+    await lab.cli('node1', ['swap', '-m', DEMO_MODULE]);
+    await waitForStates(lab, { node1: 'PRIM', node2: 'SECOND' }, 60_000, DEMO_MODULE);
+  }
 }
 
 /** ms until the client gets an answer on the VIP again, and from which node. */
@@ -164,15 +179,13 @@ labCase('custom checker: the script sets its resource down → its rule acts (wa
   // the checker program reads the flag file every 200 ms and reports it with `tandem set`
   const script = `#!/bin/sh\nwhile true; do v=$(cat ${flag} 2>/dev/null || echo down); \"$TANDEM_BIN\" set -m demo -r custom.flag -v \"$v\" >/dev/null 2>&1; sleep 0.2; done\n`;
   const extra = '<check><custom ident="flag" exec="flagcheck" when="pre" action="wait"/></check>\n<failover handle_time="1s"/>';
-  await installLabModule(lab, { ...OPTS, module: demoWith(extra) });
-  for (const n of NODES) {
-    const file = path.join(homePaths.moduleDir({ root: lab.paths(n).home, runDir: lab.paths(n).run }, DEMO_MODULE), 'bin', 'flagcheck');
-    await fs.writeFile(file, script, { mode: 0o755 });
-    await lab.cli(n, ['config', '-m', DEMO_MODULE]);
-  }
-  await startPair(lab, 'node1', 'node2', 60_000, DEMO_MODULE);
+  await form(extra, '', async () => {
+    for (const n of NODES) {
+      const file = path.join(homePaths.moduleDir({ root: lab.paths(n).home, runDir: lab.paths(n).run }, DEMO_MODULE), 'bin', 'flagcheck');
+      await fs.writeFile(file, script, { mode: 0o755 });
+    }
+  });
   try {
-    await served();
     await fs.writeFile(flag, 'down');
     await waitForStates(lab, { node1: 'WAIT', node2: 'WAIT' }, 30_000, DEMO_MODULE);
     assert.is((await view('node1')).waitReason, 'checker');

@@ -6,14 +6,15 @@
  * intf lo, ip 127.0.0.1 (VipAdapter.holds, non-loopback interfaces only: it reads down, at the same cost), and a
  * custom program that sleeps in a loop. CPU is this process's user+system time plus that of the children it reaped
  * (`ping`, `ip`; /proc/self/stat cutime+cstime), over `seconds` after a 2 s warm-up, as % of one core. Measured in
- * the same run, one after the other, after 5 s of warm-up (V8 settles its heap after start-up):
+ * the same run, after 10 s of warm-up (V8 settles its heap after start-up), in `rounds` rounds of one phase after
+ * the other (the machine is shared and noisy), each figure the median:
  *   idle      this process doing nothing (the baseline of the ratios)
  *   procs     the 10 proc checkers alone (polltimer 500 ms)
  *   defaults  all 15 checkers at their defaults (polltimer 500 ms; tcp/ping/intf/ip every 10 s)
  *   fast      the same with tcp/ping/intf/ip every 1 s
  *   naive     no checker: a full /proc scan with every command line, every second (the design's baseline)
  * Then `kills` times: SIGKILL one monitored sleep, time until its checker reports down (median).
- *   node dist/bench/checkers.js [seconds=30] [kills=5]
+ *   node dist/bench/checkers.js [seconds=20] [rounds=3] [kills=5]
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,8 +37,9 @@ import { LinuxProcTable } from '../src/platform/procs/linux.js';
 import { LinuxVip } from '../src/platform/vip/linux.js';
 import { LinuxWitness } from '../src/platform/witness/linux.js';
 
-const seconds = Number(process.argv[2] ?? 30);
-const kills = Number(process.argv[3] ?? 5);
+const seconds = Number(process.argv[2] ?? 20);
+const rounds = Number(process.argv[3] ?? 3);
+const kills = Number(process.argv[4] ?? 5);
 const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const PROCS = 10;
 
@@ -57,7 +59,7 @@ async function measure(what: string, ms: number): Promise<number> {
   const t0 = performance.now();
   await sleep(ms);
   const pct = ((cpuMs() - c0) / (performance.now() - t0)) * 100;
-  console.log(`${what.padEnd(9)} ${pct.toFixed(3)} % of one core`);
+  console.log(`${what.padEnd(20)} ${pct.toFixed(3)} % of one core`);
   return pct;
 }
 
@@ -95,7 +97,7 @@ const children: ChildProcess[] = [];
 const server = net.createServer((s) => s.on('error', () => {}).resume());
 let checkers: Checker[] = [];
 try {
-  console.log(`checkers bench: ${seconds} s per phase, ${os.cpus().length} CPUs, ${fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).length} processes`);
+  console.log(`checkers bench: ${rounds} rounds of ${seconds} s per phase, ${os.cpus().length} CPUs, ${fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).length} processes`);
   for (let i = 0; i < PROCS; i++) children.push(await spawnSleep(i));
   await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port: 0 }, () => r()));
   const port = (server.address() as net.AddressInfo).port;
@@ -121,28 +123,48 @@ try {
     new CustomChecker({ ident: 'sleeper', exec: custom, args: [], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, logFile: path.join(dir, 'custom.log'), launcher, clock, log: (m) => console.log(`  ${m}`), report: states.report('custom.sleeper') }),
   ];
 
-  await sleep(5000);
-  const idle = await measure('idle', seconds * 1000);
-
-  const run = async (name: string, intervalMs: number | null) => {
-    checkers = [...procCheckers, ...(intervalMs === null ? [] : others(intervalMs))];
-    for (const c of checkers) c.start();
+  await sleep(10_000); // V8's memory reducer runs its start-up collections in the first ~9 s
+  const start = async (list: Checker[]) => {
+    checkers = list;
+    for (const c of list) c.start();
     await Promise.all(procCheckers.map((c) => states.until(c.resource, 'up')));
     await sleep(2000);
-    const scans0 = scanner.scans;
-    const pct = await measure(name, seconds * 1000);
-    console.log(`          ratio to idle ${(pct / idle).toFixed(1)}; added ${(pct - idle).toFixed(3)} % of one core; full scans ${scanner.scans - scans0}; ` +
-      `states ${checkers.map((c) => `${c.resource}=${states.get(c.resource)}`).filter((s) => !s.startsWith('proc.')).join(' ')}`);
-    return pct;
   };
-  await run('procs', null);
-  for (const c of checkers) await c.stop();
-  await run('defaults', 10_000);
-  for (const c of checkers) await c.stop();
-  await run('fast', 1000);
-  for (const c of checkers.slice(PROCS)) await c.stop();
+  const stopAll = async () => {
+    for (const c of checkers) await c.stop();
+    checkers = [];
+  };
+  const phases: { name: string; setup: () => Promise<() => Promise<void>> }[] = [
+    { name: 'idle', setup: async () => async () => {} },
+    { name: 'procs', setup: async () => { await start(procCheckers); return stopAll; } },
+    { name: 'defaults', setup: async () => { await start([...procCheckers, ...others(10_000)]); return stopAll; } },
+    { name: 'fast', setup: async () => { await start([...procCheckers, ...others(1000)]); return stopAll; } },
+    { name: 'naive', setup: async () => { const t = setInterval(() => void table.list(), 1000); return async () => clearInterval(t); } },
+  ];
+  const results = new Map<string, number[]>(phases.map((p) => [p.name, []]));
+  let scans = 0;
+  for (let round = 0; round < rounds; round++) {
+    for (const phase of phases) {
+      const teardown = await phase.setup();
+      const scans0 = scanner.scans;
+      results.get(phase.name)!.push(await measure(`${phase.name} (round ${round + 1})`, seconds * 1000));
+      if (phase.name === 'defaults') {
+        scans += scanner.scans - scans0;
+        if (round === 0) console.log(`  states: ${checkers.filter((c) => !c.resource.startsWith('proc.')).map((c) => `${c.resource}=${states.get(c.resource)}`).join(' ')}`);
+      }
+      await teardown();
+    }
+  }
+  const idle = median(results.get('idle')!);
+  console.log(`\nmedians of ${rounds} rounds of ${seconds} s (% of one core; ratio to idle; added over idle):`);
+  for (const [name, xs] of results) {
+    const m = median(xs);
+    console.log(`  ${name.padEnd(9)} ${m.toFixed(3)} %  ${name === 'idle' ? '' : `ratio ${(m / idle).toFixed(1)}  added ${(m - idle).toFixed(3)} %`}`);
+  }
+  console.log(`  full /proc scans while 'defaults' ran: ${scans} in ${rounds * seconds} s (besides the one at each start)`);
 
-  // the median kill → down latency, with the default checkers still running
+  // the median kill → down latency, with the default checkers running
+  await start([...procCheckers, ...others(10_000)]);
   const latencies: number[] = [];
   for (let k = 0; k < kills; k++) {
     const i = k % PROCS;
@@ -156,14 +178,7 @@ try {
     children[i] = await spawnSleep(i);
     await states.until(resource, 'up');
   }
-  for (const c of procCheckers) await c.stop();
   console.log(`kill -9 → down: ${latencies.map((x) => x.toFixed(0)).join(', ')} ms; median ${median(latencies).toFixed(0)} ms (polltimer 500 ms)`);
-
-  // the design's baseline: a full scan with command lines every second
-  const naive = setInterval(() => void table.list(), 1000);
-  const naivePct = await measure('naive', seconds * 1000);
-  clearInterval(naive);
-  console.log(`          ratio to idle ${(naivePct / idle).toFixed(1)}; added ${(naivePct - idle).toFixed(3)} % of one core`);
 } finally {
   for (const c of checkers) await c.stop();
   for (const c of children) c.kill('SIGKILL');

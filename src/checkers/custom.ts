@@ -105,10 +105,8 @@ export class CustomChecker implements Checker {
     this.track(
       launcher.launch({ exec, args, env, logFile, title: this.resource }).then(
         (proc) => {
-          if (!this.current(run)) {
-            this.track(proc.stop(this.grace)); // stopped while it was being launched
-            return;
-          }
+          // stopped while it was being launched: this launch, which stop() awaits, ends only once the group is gone
+          if (!this.current(run)) return proc.stop(this.grace);
           this.proc = proc;
           const startedAt = this.opts.clock.mono();
           if (this.last?.startsWith('unknown')) this.emit(run, 'init', `${exec} started again; waiting for it to report`);

@@ -19,7 +19,7 @@ export interface PollingOptions {
  * The Checker contract for checkers that run one asynchronous `check()` at start and then every `intervalMs`, at
  * the multiples of `intervalMs` on the monotonic clock. On that shared grid every checker with the same interval
  * (the proc checkers of all modules, whenever each was started) ticks in the same event-loop turn: on an idle node
- * the cost of a poll is mostly the process waking up (≈ 0.3 ms of CPU per wake-up measured on a 2-vCPU VM), so
+ * the cost of a poll is mostly the process waking up (≈ 0.2–0.3 ms of CPU per wake-up measured on a 2-vCPU VM), so
  * fewer, shared wake-ups matter more than the checks themselves. A slow check does not shift the next ones.
  *
  * - Checks never overlap: a tick that finds the previous check still running is skipped (after `stallMs` it reports

@@ -7,10 +7,11 @@ import type { ProcScanner, Scan, ScanSubscription } from './proc-scanner.js';
 import type { Observation, Report } from './types.js';
 
 /**
- * Default errd `polltimer`: a monitored process's death is reported within polltimer + one pread + one scan
- * (≈ 500 + 5 ms on an idle 2-vCPU host with 100 processes), inside the 1 s target. A poll costs one pread per
- * tracked process (≈ 15–30 µs of CPU), so polling twice a second stays far below measurement noise; SafeKit's
- * own default, 30 s, would leave a dead application unnoticed for up to half a minute.
+ * Default errd `polltimer`: a monitored process's death is reported within polltimer + one stat read + one scan
+ * (≈ 500 + 5 ms with 80 processes on a 2-vCPU VM; median 311 ms measured), inside the 1 s target with room for late
+ * timers on a loaded node; 1 s would miss it by the read and the scan. A poll is one pread per tracked process:
+ * 10 monitored processes cost ≈ 0.2 % of one core, a fifth of a full scan every second (bench/checkers.ts,
+ * docs/design/checkers.md). SafeKit's own default, 30 s, leaves a dead application unnoticed for half a minute.
  */
 export const DEFAULT_POLLTIMER_MS = 500;
 

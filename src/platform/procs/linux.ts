@@ -24,8 +24,11 @@ export interface LinuxProcTableOptions {
  * - `list` reads `<pid>/stat` of every process (comm, state, start time) and `<pid>/cmdline` only of those whose comm
  *   `wants` accepts: one scan of 100 processes costs about 4 ms of CPU, most of it libuv round trips. A process whose
  *   files vanish between readdir and read (ENOENT, ESRCH) is skipped, as are zombies (state Z or X).
- * - `watch(p).alive()` opens `<pid>/stat` once and then re-reads that descriptor at offset 0 (one pread, about 15 µs
- *   of CPU). The descriptor stays bound to the process it was opened for: once that process is gone the read fails
+ * - `watch(p).alive()` opens `<pid>/stat` once and then re-reads that descriptor at offset 0: one pread on the
+ *   thread pool (15–30 µs of CPU when hot; polled cold on an idle node, mostly the wake-up: bench/checkers.ts). Not
+ *   a synchronous read, although cheaper: a stat read holds a reference on the target's memory map, and if the
+ *   target exits meanwhile the reader's release may be the last and tear its address space down inside the
+ *   reader's system call, which must not be the daemon's event loop. The descriptor stays bound to the process it was opened for: once that process is gone the read fails
  *   with ESRCH even if its pid was given to a new process, so a reused pid cannot pass. The start time is compared
  *   at the first read (the pid may have been reused between the scan and the open) and at every read after; state
  *   Z or X counts as dead.

@@ -114,14 +114,26 @@ test('stop ends the program, cancels a pending restart and silences the checker'
   assert.equal(r.states(), ['init', 'init']);
 });
 
-test('stop while the program is being launched ends it once it runs', async () => {
+test('stop while the program is being launched ends it once it runs, and resolves only when its group is gone', async () => {
   const { clock, launcher, c } = setup();
+  let release = () => {};
+  const slowStop = new Promise<void>((r) => { release = r; });
+  const launch = launcher.launch.bind(launcher);
+  launcher.launch = async (req) => {
+    const p = await launch(req);
+    const stop = p.stop.bind(p);
+    return { pid: p.pid, exited: p.exited, stop: async () => { const e = await stop(); await slowStop; return e; } };
+  };
   c.start();
   clock.advance(0); // launch called, not yet resolved
-  const stopped = c.stop();
+  let done = false;
+  const stopped = c.stop().then(() => { done = true; });
+  await settle();
+  assert.equal(launcher.stopped, [5000]);
+  assert.is(done, false, 'the group is still being stopped');
+  release();
   await stopped;
   assert.is(launcher.running.size, 0);
-  assert.equal(launcher.stopped, [5000]);
 });
 
 test('with the real launcher: a program that keeps exiting is started again; stop kills the one that sleeps', async () => {

@@ -52,7 +52,10 @@ export async function createChecker(cfg: LocalCheckerConfig, p: CheckerPlatform,
   const { clock } = p;
   switch (cfg.type) {
     case 'tcp':
-      checker = new TcpChecker({ ident: cfg.ident, addr: cfg.addr, port: cfg.port, intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs, net: p.net, clock, report });
+      checker = new TcpChecker({
+        ident: cfg.ident, addr: cfg.addr, port: cfg.port, intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs, net: p.net, clock, report,
+        send: cfg.send === null ? null : Buffer.from(cfg.send, 'utf8'),
+      });
       break;
     case 'ping':
       checker = new PingChecker({ ident: cfg.ident, addrs: cfg.addrs, intervalMs: cfg.intervalMs, timeoutMs: cfg.timeoutMs, witness: p.witness, clock, report });

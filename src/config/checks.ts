@@ -165,14 +165,16 @@ function addr(el: XmlElement, attr: string, c: CheckCtx): string {
 }
 
 function parseTcp(el: XmlElement, c: CheckCtx): CheckerConfig {
-  const to = target(el, ['addr', 'port', 'interval', 'timeout'], c)!;
+  const to = target(el, ['addr', 'port', 'interval', 'timeout', 'send'], c)!;
   const b = base(el, c, CHECK_DEFAULTS.tcp);
   const port = integer(to, 'port', undefined, 1, c);
   if (port > 65535) throw new UserError(`${at(c, to)}: <to port="${port}"> is not a TCP port. Use 1 to 65535.`);
   const intervalMs = duration(to, 'interval', CHECK_DEFAULTS.tcp.intervalMs, c);
   const timeoutMs = duration(to, 'timeout', CHECK_DEFAULTS.tcp.timeoutMs, c);
   positiveTiming(to, intervalMs, timeoutMs, c);
-  return { type: 'tcp', ...b, addr: addr(to, 'addr', c), port, intervalMs, timeoutMs };
+  const send = to.attrs.send === undefined ? null : unescapeSend(to.attrs.send);
+  if (send === '') throw new UserError(`${at(c, to)}: <to send=""> is empty. Give the bytes to send (e.g. send="GET / HTTP/1.0\\r\\n\\r\\n"), or remove send.`);
+  return { type: 'tcp', ...b, addr: addr(to, 'addr', c), port, intervalMs, timeoutMs, send };
 }
 
 function parsePing(el: XmlElement, c: CheckCtx): CheckerConfig {
@@ -239,6 +241,11 @@ function parseModule(el: XmlElement, c: CheckCtx): CheckerConfig {
     if (!node) throw new UserError(`${at(c, to)}: <module><to addr="${a}"> is not the address of a node in cluster.xml. Use a node's address, or leave <to> out to check this node.`);
   }
   return { type: 'module', ...b, module: name, node, intervalMs: to ? duration(to, 'interval', CHECK_DEFAULTS.module.intervalMs, c) : CHECK_DEFAULTS.module.intervalMs };
+}
+
+/** `\r`, `\n`, `\t` and `\\` in a send="…" attribute (XML attributes cannot hold raw line ends). */
+function unescapeSend(v: string): string {
+  return v.replace(/\\([rnt\\])/g, (_, ch: string) => ({ r: '\r', n: '\n', t: '\t', '\\': '\\' })[ch]!);
 }
 
 function positiveTiming(el: XmlElement, intervalMs: number, timeoutMs: number, c: CheckCtx) {

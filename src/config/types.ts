@@ -115,8 +115,8 @@ interface CheckerBase {
 
 /** `<check>` children (SafeKit vocabulary) and the checkers created by `<interface check>` / `<virtual_addr check>`. */
 export type CheckerConfig =
-  /** a TCP connect to addr:port must succeed within timeout, every interval */
-  | (CheckerBase & { type: 'tcp'; addr: string; port: number; intervalMs: number; timeoutMs: number })
+  /** a TCP connect to addr:port must succeed within timeout, every interval; with `send`, a reply too */
+  | (CheckerBase & { type: 'tcp'; addr: string; port: number; intervalMs: number; timeoutMs: number; send: string | null })
   /** one of the addresses must answer a ping within timeout, every interval */
   | (CheckerBase & { type: 'ping'; addrs: string[]; intervalMs: number; timeoutMs: number })
   /** link (carrier) of the interface that holds `localAddr` (or the VIP's subnet); ident = interface name unless set */

@@ -95,6 +95,7 @@ function labCase(name: string, fn: () => Promise<void>) {
     } finally {
       await lab.heal();
       await stopAll();
+      for (const n of NODES) await lab.cli(n, ['resetloop', '-m', DEMO_MODULE], { reject: false });
     }
   });
 }
@@ -108,9 +109,9 @@ test.after(async () => {
 });
 
 labCase('errd: kill -9 of the application on the PRIM → restarted in place, the client served again', async () => {
-  await form(`<errd polltimer="200ms">${DEMO_PROC}</errd>`);
+  await form(`<errd polltimer="200ms">${DEMO_PROC}</errd>`, 'maxloop="10"');
   const times: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 5; i++) {
     const pid = await demoPid('node1');
     const t0 = performance.now();
     process.kill(pid, 'SIGKILL');
@@ -119,15 +120,17 @@ labCase('errd: kill -9 of the application on the PRIM → restarted in place, th
     times.push(Math.round(performance.now() - t0));
     await waitForStates(lab, { node1: 'PRIM', node2: 'SECOND' }, 30_000, DEMO_MODULE);
   }
-  console.log(`  kill -9 → first successful request on the VIP: ${times.join(', ')} ms (errd polltimer 200ms)`);
+  const median = [...times].sort((a, b) => a - b)[2];
+  console.log(`  kill -9 → first successful request on the VIP: ${times.join(', ')} ms, median ${median} ms (errd polltimer 200ms)`);
   const v = await view('node1');
-  assert.is(v.loops.count, 3);
+  assert.is(v.loops.count, 5);
   assert.match(v.loops.recent[0]!.reason, /proc_demo/);
   assert.match(logOf('node1'), /resource proc\.demo: up → down/);
 });
 
 labCase('tcp checker: the application hangs (SIGSTOP) → the checker goes down and the rule restarts it', async () => {
-  await form('<check><tcp ident="web" when="prim"><to addr="127.0.0.1" port="8080" interval="500ms" timeout="300ms"/></tcp></check>\n' +
+  // a connect alone would succeed (the kernel completes the handshake of a stopped process): send a request
+  await form('<check><tcp ident="web" when="prim"><to addr="127.0.0.1" port="8080" interval="500ms" timeout="300ms" send="GET / HTTP/1.0\\r\\n\\r\\n"/></tcp></check>\n' +
     '<failover handle_time="1s"/>');
   await lab.waitFor('tcp.web up', async () => (await view('node1')).resources.find((r) => r.name === 'tcp.web')?.state === 'up', 10_000, 100);
   const pid = await demoPid('node1');

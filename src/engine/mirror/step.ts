@@ -425,6 +425,9 @@ function onAdmin(t: Tx, c: AdminCommand) {
     case 'swap': {
       const pb = s.peerBeacon;
       const both = s.ready && s.peerUp && pb?.ready;
+      const block = runBlock(s);
+      if (both && s.state === 'SECOND' && block) return no(`${s.self} cannot take the primary role now: ${block.msg}`);
+      if (both && s.state === 'PRIM' && !peerCanRun(pb)) return no(`${s.peer} cannot take the primary role now (a failover rule holds it in wait, or it ran out of automatic restarts: see \`tandem status\` there)`);
       if (both && s.state === 'PRIM' && pb.state === 'SECOND') {
         s.swapRequest = true;
         return ok(`swapping: ${s.self} gives the primary role to ${s.peer}`);
@@ -1027,7 +1030,10 @@ function decideRunning(t: Tx) {
       t.alarm('split-brain', false);
       settle(t, 'PRIM', true);
       // defaultprim: after reintegration, the preferred node takes the primary role back (once).
-      if (s.cfg.defaultprim === s.peer && peerCanRun(pb)) s.swapRequest = true;
+      if (s.cfg.defaultprim === s.peer) {
+        if (peerCanRun(pb)) s.swapRequest = true;
+        else t.log('info', `not giving the primary role back to ${s.peer} (defaultprim): it cannot run the application now (a rule holds it, or it ran out of automatic restarts)`);
+      }
     }
     return;
   }

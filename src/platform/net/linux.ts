@@ -31,7 +31,7 @@ export class LinuxNetProbe implements NetProbe {
     this.exec = opts.exec ?? defaultRun;
   }
 
-  tcp(addr: string, port: number, timeoutMs: number): Promise<NetResult> {
+  tcp(addr: string, port: number, timeoutMs: number, send?: Buffer): Promise<NetResult> {
     return new Promise((resolve) => {
       const sock = net.connect({ host: addr, port });
       let timer: NodeJS.Timeout | undefined;
@@ -42,8 +42,15 @@ export class LinuxNetProbe implements NetProbe {
         sock.destroy();
         resolve(r);
       };
-      timer = setTimeout(() => finish({ state: 'down', reason: `timed out after ${timeoutMs} ms` }), Math.max(0, timeoutMs));
-      sock.once('connect', () => finish({ state: 'up', reason: 'connected' }));
+      let connected = false;
+      timer = setTimeout(() => finish({ state: 'down', reason: connected ? `connected, no reply within ${timeoutMs} ms` : `timed out after ${timeoutMs} ms` }), Math.max(0, timeoutMs));
+      sock.once('connect', () => {
+        if (!send) return finish({ state: 'up', reason: 'connected' });
+        connected = true;
+        sock.write(send);
+      });
+      sock.once('data', (d: Buffer) => finish({ state: 'up', reason: `replied (${d.length} bytes)` }));
+      sock.once('end', () => finish({ state: 'down', reason: 'connected, closed without a reply' }));
       // `on`, not `once`: an error after destroy must still find a listener
       sock.on('error', (e: NodeJS.ErrnoException) => finish({ state: 'down', reason: e.code ?? e.message }));
     });

@@ -13,7 +13,11 @@
  *   the host's addresses cannot be listed at all: call it to set a checker up, not every poll.
  */
 export interface NetProbe {
-  tcp(addr: string, port: number, timeoutMs: number): Promise<NetResult>;
+  /**
+   * With `send`, those bytes are written once connected and `up` needs at least one byte back within the timeout:
+   * a stopped or hung server still completes the TCP handshake (the kernel does it), but it does not answer.
+   */
+  tcp(addr: string, port: number, timeoutMs: number, send?: Buffer): Promise<NetResult>;
   link(ifname: string): Promise<NetResult>;
   interfaceFor(addr: string): Promise<string | null>;
 }

@@ -28,7 +28,7 @@ test('every <check> type makes its checker; reports carry the resource', async (
   const seen: string[] = [];
   const custom = { env: { PATH: '/bin' }, logFile: '/log', log: () => {} };
   const cfgs: LocalCheckerConfig[] = [
-    { ...base, type: 'tcp', ident: 'http', addr: '127.0.0.1', port: 80, intervalMs: 10_000, timeoutMs: 5000 },
+    { ...base, type: 'tcp', ident: 'http', addr: '127.0.0.1', port: 80, intervalMs: 10_000, timeoutMs: 5000, send: null },
     { ...base, type: 'ping', ident: 'gw', addrs: ['192.0.2.254'], intervalMs: 10_000, timeoutMs: 5000 },
     { ...base, type: 'intf', ident: '', localAddr: '192.0.2.2', vip: null, intervalMs: 10_000 },
     { ...base, type: 'intf', ident: 'lan2', localAddr: null, vip: '198.51.100.10', intervalMs: 10_000 },

@@ -56,7 +56,7 @@ test('checkers: tcp, ping, intf, ip, custom and module with their defaults', () 
 <service mode="mirror">
 <vip><interface_list><interface check="off"><real_interface><virtual_addr addr="198.51.100.10" check="off"/></real_interface></interface></interface_list></vip>
 <check>
-<tcp ident="http" when="both" action="stopstart"><to addr="198.51.100.10" port="8080" interval="2s" timeout="1s"/></tcp>
+<tcp ident="http" when="both" action="stopstart"><to addr="198.51.100.10" port="8080" interval="2s" timeout="1s" send="GET / HTTP/1.0\\r\\n\\r\\n"/></tcp>
 <ping ident="router"><to addr="198.51.100.254"/><to addr="192.0.2.254"/></ping>
 <intf ident="prod"><to local_addr="198.51.100.1"/></intf>
 <ip><to addr="198.51.100.10"/></ip>
@@ -66,7 +66,7 @@ test('checkers: tcp, ping, intf, ip, custom and module with their defaults', () 
 </service>
 </safe>`, 'demo', CLUSTER, 'userconfig.xml', moduleDir);
   assert.equal(c.checkers, [
-    { type: 'tcp', ident: 'http', when: 'both', action: 'stopstart', line: 5, addr: '198.51.100.10', port: 8080, intervalMs: 2000, timeoutMs: 1000 },
+    { type: 'tcp', ident: 'http', when: 'both', action: 'stopstart', line: 5, addr: '198.51.100.10', port: 8080, intervalMs: 2000, timeoutMs: 1000, send: 'GET / HTTP/1.0\r\n\r\n' },
     { type: 'ping', ident: 'router', when: 'pre', action: 'wait', line: 6, addrs: ['198.51.100.254', '192.0.2.254'], intervalMs: 10_000, timeoutMs: 5000 },
     { type: 'intf', ident: 'prod', when: 'pre', action: 'wait', line: 7, localAddr: '198.51.100.1', vip: null, intervalMs: 1000 },
     { type: 'ip', ident: '198.51.100.10', when: 'prim', action: 'stopstart', line: 8, addr: '198.51.100.10', intervalMs: 1000 },

@@ -88,6 +88,28 @@ test('linux tcp: a listener that cannot accept makes the probe time out', async 
   }
 });
 
+test('linux tcp with send: a server that answers is up; one that accepts but never answers (hung) is down', async () => {
+  const answering = net.createServer((s) => s.once('data', () => s.end('HTTP/1.0 200 OK\r\n\r\n')));
+  // a hung application: the kernel completes the handshake, nothing reads or writes
+  const hung = net.createServer(() => {});
+  const closing = net.createServer((s) => s.end());
+  const listen = (srv: net.Server) => new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as net.AddressInfo).port)));
+  try {
+    const probe = new LinuxNetProbe();
+    const req = Buffer.from('GET / HTTP/1.0\r\n\r\n');
+    const a = await probe.tcp('127.0.0.1', await listen(answering), 2000, req);
+    assert.equal(a.state, 'up');
+    assert.match(a.reason, /replied/);
+    const h = await probe.tcp('127.0.0.1', await listen(hung), 300, req);
+    assert.equal(h, { state: 'down', reason: 'connected, no reply within 300 ms' });
+    const c = await probe.tcp('127.0.0.1', await listen(closing), 2000, req);
+    assert.equal(c, { state: 'down', reason: 'connected, closed without a reply' });
+  } finally {
+    for (const s of [answering, hung, closing]) s.close();
+    for (const s of [answering, hung, closing]) (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+  }
+});
+
 test('linux link: lo is up; an unknown interface is down', async () => {
   const p = new LinuxNetProbe();
   assert.equal(await p.link('lo'), { state: 'up', reason: 'carrier 1, operstate unknown' });

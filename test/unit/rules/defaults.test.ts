@@ -11,7 +11,7 @@ import { userErrorOf } from './user-error.js';
 const F = 'userconfig.xml';
 const base = { when: 'prim' as const, line: 3 };
 const tcp = (ident: string, action: FailureAction): CheckerConfig =>
-  ({ ...base, type: 'tcp', ident, action, addr: '198.51.100.5', port: 80, intervalMs: 10_000, timeoutMs: 5_000 });
+  ({ ...base, type: 'tcp', ident, action, addr: '198.51.100.5', port: 80, intervalMs: 10_000, timeoutMs: 5_000, send: null });
 const ping = (ident: string, action: FailureAction): CheckerConfig =>
   ({ ...base, type: 'ping', ident, action, addrs: ['198.51.100.254'], intervalMs: 10_000, timeoutMs: 5_000 });
 const intf = (ident: string, action: FailureAction): CheckerConfig =>

@@ -123,9 +123,11 @@ labCase('intf: the PRIM\'s production link goes down (replication up) → the mo
   let ms = 0;
   try {
     await lab.waitFor('appends acknowledged', async () => rec.acknowledged.length >= 50, 30_000, 20);
-    const sent = rec.lastSent;
     const t0 = performance.now();
     await lab.unplug('default', 'node1');
+    // served by node2: an append sent once node2 runs the appender is acknowledged
+    await lab.waitFor('node2 running the appender', async () => /^(ALONE|PRIM)$/.test(await moduleState(lab, 'node2', APPENDER_MODULE)), 60_000, 20);
+    const sent = rec.lastSent;
     await lab.waitFor('node2 acknowledging', async () => rec.lastAcked > sent, 60_000, 20);
     ms = Math.round(performance.now() - t0);
     await waitForStates(lab, { node1: 'WAIT', node2: 'ALONE' }, 30_000, APPENDER_MODULE);

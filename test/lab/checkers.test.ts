@@ -204,4 +204,96 @@ labCase('custom checker: the script sets its resource down → its rule acts (wa
   }
 });
 
+labCase('module checker: module follower waits while demo does not run on its node, and starts where demo does', async () => {
+  const follower: LabModule = {
+    name: 'follower',
+    userconfig: (o) => `<safe><service mode="mirror">
+  <heart pulse="${o.pulse}" timeout="${o.timeout}"/>
+  <check><module name="demo"/></check>
+  <failover handle_time="500ms"/>
+</service></safe>`,
+    dir: path.join(lab.dir, 'follower-src'),
+  };
+  await fs.mkdir(path.join(lab.dir, 'follower-src', 'bin'), { recursive: true });
+  await installLabModule(lab, { ...OPTS, module: follower });
+  for (const n of NODES) await lab.cli(n, ['config', '-m', 'follower']);
+  try {
+    // first start of follower on node1 while demo runs there (its data is born on node1)
+    await form('');
+    await lab.cli('node1', ['start', '-m', 'follower']);
+    await waitForStates(lab, { node1: 'WAIT' }, 30_000, 'follower');
+    await lab.cli('node1', ['prim', '-m', 'follower']);
+    await waitForStates(lab, { node1: 'ALONE' }, 30_000, 'follower');
+    await lab.cli('node1', ['stop', '-m', 'follower']);
+    await waitForStates(lab, { node1: 'STOP' }, 30_000, 'follower');
+    await stopAll();
+    // demo runs nowhere: follower waits on both nodes, saying why
+    for (const n of NODES) await lab.cli(n, ['start', '-m', 'follower']);
+    await waitForStates(lab, { node1: 'WAIT', node2: 'WAIT' }, 30_000, 'follower');
+    for (const n of NODES) {
+      await lab.waitFor(`${n}: follower waiting on module.demo`, async () => {
+        const v = await view(n, 'follower');
+        return v.waitReason === 'checker' && v.resources.some((r) => r.name === 'module.demo' && r.state === 'down');
+      }, 10_000, 100);
+    }
+    // demo comes up, PRIM on node1: follower runs on node1, and still waits on node2 (demo is SECOND there)
+    await startPairAgain();
+    await waitForStates(lab, { node1: 'ALONE' }, 30_000, 'follower');
+    const v2 = await view('node2', 'follower');
+    assert.is(v2.state, 'WAIT');
+    assert.is(v2.waitReason, 'checker');
+  } finally {
+    for (const n of NODES) await lab.cli(n, ['stop', '-m', 'follower'], { reject: false });
+    await waitForStates(lab, { node1: 'STOP', node2: 'STOP' }, 30_000, 'follower');
+  }
+});
+
+labCase('ping checker: a target that does not answer keeps the module in WAIT [checker], rule p_gw', async () => {
+  await installLabModule(lab, { ...OPTS, module: demoWith('<check><ping ident="gw"><to addr="198.51.100.99" interval="500ms" timeout="300ms"/></ping></check>\n<failover handle_time="500ms"/>') });
+  for (const n of NODES) await lab.cli(n, ['config', '-m', DEMO_MODULE]);
+  for (const n of NODES) await lab.cli(n, ['start', '-m', DEMO_MODULE]);
+  for (const n of NODES) {
+    await lab.waitFor(`${n} waiting on ping.gw`, async () => {
+      const v = await view(n);
+      return v.state === 'WAIT' && v.waitReason === 'checker' && v.rule?.label === 'p_gw' && v.rule.because.includes('ping.gw=down');
+    }, 20_000, 100);
+  }
+  const st = await lab.cli('node1', ['status', '-m', DEMO_MODULE]);
+  assert.match(st.stdout, /WAIT \[checker\]/);
+  assert.match(st.stdout, /rule p_gw: wait\(\) because ping\.gw=down/);
+  const get = await lab.cli('node1', ['get', '-m', DEMO_MODULE, '-r', 'ping.gw'], { reject: false });
+  assert.is(get.code, 1, 'tandem get exits 1 for a resource that is down');
+  assert.not.ok((await lab.httpGet('client', URL, 500)).ok, 'nothing serves');
+});
+
+labCase('a user rule changes what happens: proc_demo replaced by stopstart(), so a dead application moves to node2', async () => {
+  await form(`<errd polltimer="200ms">${DEMO_PROC}</errd>\n<failover><![CDATA[
+    proc_demo: if (proc.demo == down) then stopstart();
+  ]]></failover>`);
+  process.kill(await demoPid('node1'), 'SIGKILL');
+  await waitForStates(lab, { node2: 'PRIM', node1: 'SECOND' }, 60_000, DEMO_MODULE);
+  assert.is((await served()).node, 'node2');
+  assert.match(logOf('node1'), /stopstart\(\) by rule proc_demo/);
+});
+
+labCase('bad input: unknown checker, a rule that does not parse, a <proc> with neither name nor regex, a custom checker not executable', async () => {
+  const cases: [string, RegExp][] = [
+    // the extra XML starts on line 7 of the lab's userconfig.xml
+    ['<check>\n<http ident="w"/>\n</check>', /line 8: check has element <http>/],
+    ['<failover><![CDATA[\n  broken: if (tcp.w == down then stop();\n]]></failover>', /line 8, column 29: expected "\)"/],
+    ['<errd>\n<proc atleast="1"/>\n</errd>', /line 8: <proc> has neither name nor nameregex/],
+    ['<check>\n<custom ident="x" exec="notexec"/>\n</check>', /line 8: <custom exec="notexec">: .* is not executable/],
+  ];
+  for (const [extra, want] of cases) {
+    await installLabModule(lab, { ...OPTS, module: demoWith(extra) });
+    await fs.writeFile(path.join(lab.paths('node1').home, 'modules', DEMO_MODULE, 'bin', 'notexec'), '#!/bin/sh\n', { mode: 0o644 });
+    const r = await lab.cli('node1', ['config', '-m', DEMO_MODULE], { reject: false });
+    assert.is(r.code, 10, `exit 10 for ${extra}`);
+    assert.match(r.stderr, want);
+    assert.is(await moduleState(lab, 'node1', DEMO_MODULE), 'STOP', 'nothing started');
+  }
+  await installLabModule(lab, { ...OPTS, module: demoWith('') });
+  for (const n of NODES) await lab.cli(n, ['config', '-m', DEMO_MODULE]);
+});
+
 test.run();

@@ -18,6 +18,7 @@
  *   at 33110ms                 let time pass until the scenario's clock reads that (no-op if it is later already)
  *   checker proc.app prim restart errd   (simulator, before boot) a checker and its default rule: resource, when,
  *                              action, and `errd` for a process (acts at once) or nothing for a checker (handle time)
+ *   rule r1: if (ping.gw == down && remote.ping.gw == up) then stopstart();   (simulator, before boot)
  *   report node1 ping.router down        (simulator) a checker's report
  *   kill-app node1             (simulator) the application's process dies; errd sees it if proc.app is monitored
  *   expect-resource node1 proc.app up
@@ -175,10 +176,11 @@ const handlers: Record<string, (c: Ctx) => Promise<void>> = {
     if (wait > 0) await t.run(wait);
   },
   checker: async ({ t, args }) => {
-    const [resource, when, action, by] = args as [string, CheckWhen, RuleAction, string | undefined];
+    const [resource, when, action, by] = args as [string, CheckWhen, RuleAction | 'noaction', string | undefined];
     simCheckers(t).add(resource, when, action, by === 'errd' ? 'errd' : 'checker');
   },
   report: async ({ t, args }) => simCheckers(t).report(args[0]!, args[1]!, args[2] as ResourceState),
+  rule: async ({ t, args }) => simCheckers(t).rule(args.join(' ')),
   'kill-app': async ({ t, args }) => { for (const n of args) simCheckers(t).killApp(n); },
   'expect-resource': async (c) => {
     const [node, resource, state] = c.args as [string, string, string];

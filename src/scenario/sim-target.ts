@@ -1,4 +1,5 @@
 import { genId } from '../engine/mirror/generation.js';
+import { mergeRules, parseRules } from '../engine/rules/index.js';
 import type { AdminVerb } from '../engine/mirror/types.js';
 import { Sim, defaultSimConfig, type SimConfig } from '../sim/sim.js';
 import { parseSimDuration } from './script.js';
@@ -66,10 +67,16 @@ export class SimTarget implements ScenarioTarget {
         if (this.nodes.some((n) => sim.node(n).alive)) throw new Error('checker must come before the first boot');
         const [cls, ...rest] = resource.split('.');
         c.monitored = [...c.monitored, { resource, when, by }];
-        c.rules = [...c.rules, {
+        if (action !== 'noaction') c.rules = [...c.rules, {
           label: `${cls}_${rest.join('.')}`, action, source: 'default', holdMs: by === 'errd' ? 0 : null, line: 0, column: 0,
           expr: { kind: 'cmp', ref: { side: 'local', cls: cls!, ident: rest.join('.') }, op: '==', state: 'down' },
         }];
+        this.sim = new Sim(c, this.nodes);
+      },
+      rule: (text) => {
+        if (this.nodes.some((n) => sim.node(n).alive)) throw new Error('rule must come before the first boot');
+        const parsed = parseRules(text, { file: 'scenario', line: 1, column: 1 });
+        c.rules = mergeRules(c.rules, parsed, { extends: true });
         this.sim = new Sim(c, this.nodes);
       },
       report: (node, resource, state) => this.sim.report(node, resource, state),

@@ -62,7 +62,9 @@ export interface ScenarioTarget {
 
 /** Checkers in the simulator: declared with their default rule, reported by hand (or by errd's model of the app). */
 export interface ScenarioCheckers {
-  add(resource: string, when: CheckWhen, action: RuleAction, by: 'errd' | 'checker'): void;
+  add(resource: string, when: CheckWhen, action: RuleAction | 'noaction', by: 'errd' | 'checker'): void;
+  /** a failover rule in SafeKit's language, after the checkers' default ones (a same label replaces one) */
+  rule(text: string): void;
   report(node: string, resource: string, state: ResourceState): void;
   /** the application's process dies (errd reports `proc.app` down when it watches it) */
   killApp(node: string): void;

@@ -21,6 +21,7 @@
  *   rule r1: if (ping.gw == down && remote.ping.gw == up) then stopstart();   (simulator, before boot)
  *   report node1 ping.router down        (simulator) a checker's report
  *   kill-app node1             (simulator) the application's process dies; errd sees it if proc.app is monitored
+ *   copy-behind node2          (simulator) the SECOND could not apply a change it acknowledged on receipt
  *   expect-resource node1 proc.app up
  *   resetloop|errd-on|errd-off|checker-on|checker-off|failover-on|failover-off node1
  *   writes on|off              (simulator) the model application writes every 100 ms on the node that runs it
@@ -182,6 +183,7 @@ const handlers: Record<string, (c: Ctx) => Promise<void>> = {
   report: async ({ t, args }) => simCheckers(t).report(args[0]!, args[1]!, args[2] as ResourceState),
   rule: async ({ t, args }) => simCheckers(t).rule(args.join(' ')),
   'kill-app': async ({ t, args }) => { for (const n of args) simCheckers(t).killApp(n); },
+  'copy-behind': async ({ t, args }) => { for (const n of args) simCheckers(t).copyBehind(n); },
   'expect-resource': async (c) => {
     const [node, resource, state] = c.args as [string, string, string];
     let got: string | null = null;

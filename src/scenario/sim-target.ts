@@ -81,6 +81,7 @@ export class SimTarget implements ScenarioTarget {
       },
       report: (node, resource, state) => this.sim.report(node, resource, state),
       killApp: (node) => this.sim.killApp(node),
+      copyBehind: (node) => this.sim.feed(this.sim.node(node), { kind: 'copy-behind', reason: 'sim: disk full' }),
       resource: (node, resource) => this.sim.node(node).engine?.resources[resource]?.state ?? null,
     };
   }

@@ -68,6 +68,8 @@ export interface ScenarioCheckers {
   report(node: string, resource: string, state: ResourceState): void;
   /** the application's process dies (errd reports `proc.app` down when it watches it) */
   killApp(node: string): void;
+  /** the replicator of `node` reports a change it acknowledged but could not apply */
+  copyBehind(node: string): void;
   resource(node: string, resource: string): ResourceState | null;
 }
 

@@ -43,7 +43,7 @@ export function initialState(a: {
     retryAt: null, lanHeard: Object.fromEntries(a.cfg.lans.map((l) => [l, null])), peerBeacon: null, peerUp: false,
     peerUpSince: null, peerReplicaOf: null, swapRequest: false, yielding: false, pending: null, queued: [], nextId: 1, alarms: [],
     syncPersistedAt: 0, lastNote: null, resources: initialResources(a.cfg, 0), phase: 'off', decision: null, ruleHold: null,
-    ruleWait: null,
+    ruleWait: null, replicationFailed: null,
   };
 }
 
@@ -150,10 +150,18 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
       break;
     case 'replication-failed':
       // PRIM, or ALONE whose SECOND just finished reintegrating: the SECOND's copy is now outdated. A new generation
-      // is persisted before the write is acknowledged (the driver holds it), so that copy can never take over.
-      if ((t.s.state === 'PRIM' || t.s.state === 'ALONE') && t.s.ready && !t.s.pending) {
-        t.log('warn', `replication to ${t.s.peer} failed (${e.reason}): ${t.s.peer} is outdated`);
-        claim(t, { target: 'ALONE', why: `replication to ${t.s.peer} failed`, peerUnseen: t.s.state === 'PRIM', forced: false });
+      // is persisted before the write is acknowledged (the driver holds it), so that copy can never take over. While
+      // a plan runs, the failure is kept and acted on as soon as it ends (decideRunning).
+      if (running(t.s.state)) {
+        if (t.s.replicationFailed === null) t.log('warn', `replication to ${t.s.peer} failed (${e.reason}): ${t.s.peer} is outdated`);
+        t.s.replicationFailed = e.reason;
+      }
+      break;
+    case 'copy-behind':
+      if (t.s.state === 'SECOND' && t.s.p.consistent) {
+        t.persist({ consistent: false });
+        t.log('error', `this copy could not apply a change it had acknowledged (${e.reason}): it is behind ${t.s.peer} and is never promoted until reintegrated`);
+        t.alarm('replication', true, `the copy of ${t.s.module} is behind what it acknowledged (${e.reason}); it will be reintegrated`);
       }
       break;
     case 'resource':
@@ -181,6 +189,7 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
   if (!t.s.pending) decide(t);
   keepSyncedAt(t);
   announceMonitoring(t, prev);
+  if (!running(t.s.state)) t.s.replicationFailed = null; // out of the primary role, an unreplicated write is moot
   // One place records the state for a daemon restart, whichever transition changed it.
   if (t.s.state !== prev.state) t.actions.push({ kind: 'run-marker', state: t.s.state === 'STOP' ? null : t.s.state });
   return t.result();
@@ -628,6 +637,7 @@ function commitClaim(t: Tx, purpose: ClaimPurpose) {
   // New generation, durable before the application can write in it.
   const gen: Gen = nextGen(s.self, from, s.p.gen, s.peerBeacon?.gen ?? null);
   s.peerReplicaOf = null;
+  s.replicationFailed = null;
   t.persist({
     gen, history: pushHistory(s.p.history, s.p.gen), consistent: true, intent: 'none', cleanSole: false,
     syncedAt: s.wall, wanted: 'run',
@@ -995,6 +1005,10 @@ function liveReplicaOf(pb: Beacon, mine: string): boolean {
 /** ALONE or PRIM. */
 function decideRunning(t: Tx) {
   const { s } = t;
+  if (s.replicationFailed !== null && s.ready) {
+    const reason = s.replicationFailed;
+    return claim(t, { target: 'ALONE', why: `replication to ${s.peer} failed (${reason})`, peerUnseen: s.state === 'PRIM' && !s.peerUp, forced: false });
+  }
   const pb = seenPeer(s);
   const mine = s.p.gen ? genId(s.p.gen) : null;
   if (pb && mine && liveReplicaOf(pb, mine)) s.peerReplicaOf = mine;

@@ -233,6 +233,11 @@ export interface MirrorState {
   ruleHold: HoldState | null;
   /** a `wait()` that fired and still holds: the node stays in WAIT [checker] */
   ruleWait: Decision | null;
+  /**
+   * A write could not be replicated (`replication-failed`) while a plan ran: the new generation is claimed as soon as
+   * no plan runs. The replicator reports a failure once; the engine keeps it until it acted.
+   */
+  replicationFailed: string | null;
 }
 
 // ───────────────────────────── events ─────────────────────────────
@@ -260,6 +265,12 @@ export type MirrorEvent =
    * SECOND is outdated) — a write the SECOND did not take is never reported replicated.
    */
   | { kind: 'replication-failed'; reason: string }
+  /**
+   * SECOND (async="second"): a change this node acknowledged on receipt could not be applied (disk full, I/O error).
+   * Its copy is behind what the primary counts as replicated: the engine persists `consistent: false` before
+   * anything else, so this copy is never promoted until a reintegration brings it up to date.
+   */
+  | { kind: 'copy-behind'; reason: string }
   /**
    * The reintegration of plan `id` is about to change the local copy (it reached its source, which runs the module
    * on the expected generation). The engine persists `consistent: false` and answers `copy-may-begin`; until then

@@ -32,7 +32,6 @@
  * exit (unmount with nothing unreplicated pending, or end of the live stream, then `sync -f`). A node that crashed
  * is always compared, never patched from a record.
  */
-import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,7 +45,7 @@ import { enterPrimary, enterSecondary, recover, type LayoutSystem, type PrimaryL
 import { ChangeRecord } from '../record/change-record.js';
 import { ExtentMap } from '../record/extent-map.js';
 import { fsChangeOf } from '../record/from-intercepted.js';
-import { PlanApplier, PlanMismatchError, readFully, type SourceReader } from '../reintegrate/apply-plan.js';
+import { PlanApplier, PlanMismatchError, type SourceReader } from '../reintegrate/apply-plan.js';
 import { blockSums, listTree, planBlocks, planFromManifests, withBlockRanges } from '../reintegrate/compare.js';
 import { planFromJson, planToJson, type Manifest, type ManifestEntry, type Plan, type Range } from '../reintegrate/plan.js';
 import { listQuarantines } from '../reintegrate/quarantine.js';
@@ -55,13 +54,14 @@ import { Applier } from '../stream/apply.js';
 import type { Channel } from '../stream/channel.js';
 import { connectChannel } from '../stream/channel.js';
 import { ReplicationError } from '../stream/errors.js';
-import { checkRelPath, compileFilter } from '../stream/paths.js';
+import { compileFilter } from '../stream/paths.js';
 import { receiveChanges, type Receiver } from '../stream/receiver.js';
 import { createSender, type ReplicationSender } from '../stream/sender.js';
 import type {
   FilesRole, ReintegrateRequest, ReintegrationProgress, ReplicationStatus, ReplicationView, Replicator,
 } from '../types.js';
 import { CtlError, CtlPeer, type CtlReply } from './ctl.js';
+import { SourceTree } from './source-tree.js';
 import { toStream } from './wire.js';
 
 export const FINAL_PASS_BYTES = 8 << 20;
@@ -631,35 +631,25 @@ export class FileReplicator implements Replicator {
       }
       case 'sums': {
         const i = this.dirIndex(b.dir);
-        const abs = await this.sourcePath(i, b.path);
         const blockSize = intIn(b.blockSize, 4096, 16 << 20, 'blockSize');
-        if (!(await fs.lstat(abs)).isFile()) throw new CtlError(`${String(b.path)} is not a regular file`, 'EINVAL');
         // answered in pages of SUMS_PAGE (a file over 8 GiB has more sums than one message carries)
-        const key = `${i}\0${abs}\0${blockSize}`;
-        if (s.sums?.key !== key) s.sums = { key, sums: await blockSums(abs, blockSize) };
+        const key = `${i}\0${String(b.path)}\0${blockSize}`;
+        if (s.sums?.key !== key) s.sums = { key, sums: await this.sourceTree(i).blockSums(b.path, blockSize) };
         const first = b.first === undefined ? 0 : intIn(b.first, 0, Number.MAX_SAFE_INTEGER, 'first');
         const page = s.sums.sums.slice(first, first + SUMS_PAGE);
         return { body: { n: s.sums.sums.length, first }, data: Buffer.concat(page) };
       }
       case 'read': {
         const i = this.dirIndex(b.dir);
-        const abs = await this.sourcePath(i, b.path);
         const length = intIn(b.length, 0, READ_MAX, 'length');
         const offset = intIn(b.offset, 0, Number.MAX_SAFE_INTEGER, 'offset');
-        const fh = await fs.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
-          throw new CtlError(e.code === 'ELOOP' ? `${String(b.path)} is a symlink` : e.message, e.code);
-        });
-        try {
-          const data = await readFully(fh, offset, length);
-          s.bytesServed += data.length;
-          return { body: {}, data };
-        } finally {
-          await fh.close();
-        }
+        const data = await this.sourceTree(i).read(b.path, offset, length);
+        s.bytesServed += data.length;
+        return { body: {}, data };
       }
       case 'readlink': {
         const i = this.dirIndex(b.dir);
-        return { body: { target: await fs.readlink(await this.sourcePath(i, b.path)) } };
+        return { body: { target: await this.sourceTree(i).readlink(b.path) } };
       }
       case 'done': {
         if (!s.frozen) throw new CtlError('done before the final pass', 'EPROTO');
@@ -784,25 +774,9 @@ export class FileReplicator implements Replicator {
     return v;
   }
 
-  private relPath(p: unknown): string {
-    const c = checkRelPath(p);
-    if (!c.ok) throw new CtlError(`bad path ${JSON.stringify(p)}: ${c.reason}`, 'EINVAL');
-    return p as string;
-  }
-
-  /** The source file for a request from the peer: inside the backing path, symlinks in parents not followed out. */
-  private async sourcePath(i: number, p: unknown): Promise<string> {
-    const rel = this.relPath(p);
-    const root = this.backings[i]!;
-    const abs = path.join(root, rel);
-    let real: string;
-    try {
-      real = await fs.realpath(path.dirname(abs));
-    } catch (e) {
-      throw new CtlError((e as Error).message, (e as NodeJS.ErrnoException).code);
-    }
-    if (real !== root && !real.startsWith(`${root}/`)) throw new CtlError(`${rel} is outside the replicated dir`, 'EACCES');
-    return path.join(real, path.basename(abs));
+  /** Where the peer's paths are opened: from the backing root, never following a symlink (source-tree.ts). */
+  private sourceTree(i: number): SourceTree {
+    return new SourceTree(this.backings[i]!);
   }
 
   // ───────────────────────────── secondary ─────────────────────────────

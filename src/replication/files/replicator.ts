@@ -46,8 +46,8 @@ import { ChangeRecord } from '../record/change-record.js';
 import { ExtentMap } from '../record/extent-map.js';
 import { fsChangeOf } from '../record/from-intercepted.js';
 import { PlanApplier, PlanMismatchError, type SourceReader } from '../reintegrate/apply-plan.js';
-import { blockSums, listTree, planBlocks, planFromManifests, withBlockRanges } from '../reintegrate/compare.js';
-import { planFromJson, planToJson, type Manifest, type ManifestEntry, type Plan, type Range } from '../reintegrate/plan.js';
+import { listTree, planFromManifests, withBlockRanges } from '../reintegrate/compare.js';
+import { planFromJson, planToJson, type Plan, type Range } from '../reintegrate/plan.js';
 import { listQuarantines } from '../reintegrate/quarantine.js';
 import { localRecordSource, planFromRecord } from '../reintegrate/record-plan.js';
 import { Applier } from '../stream/apply.js';
@@ -61,6 +61,9 @@ import type {
   FilesRole, ReintegrateRequest, ReintegrationProgress, ReplicationStatus, ReplicationView, Replicator,
 } from '../types.js';
 import { CtlError, CtlPeer, type CtlReply } from './ctl.js';
+import {
+  fetchManifest, MANIFEST_PAGE_BYTES, MANIFEST_PAGE_ENTRIES, passAnswer, passPlans, planChunk, remoteBlockRanges, SUMS_PAGE,
+} from './remote-compare.js';
 import { SourceTree } from './source-tree.js';
 import { toStream } from './wire.js';
 
@@ -69,7 +72,6 @@ export const MAX_PASSES = 6;
 /** a frozen primary thaws and drops the session if the SECOND has not finished the final pass by then */
 export const FREEZE_LIMIT_MS = 120_000;
 const READ_MAX = 1 << 20;
-const SUMS_PAGE = 65536;
 
 export interface ReplicatorLog {
   info(msg: string): void;
@@ -104,8 +106,8 @@ interface Session {
   recordMode: boolean;
   frozen: boolean;
   freezeTimer: NodeJS.Timeout | null;
-  /** block sums of the file last asked for (answered in pages) */
-  sums?: { key: string; sums: Buffer[] };
+  /** the last pass's plans (UTF-8 JSON per dir) when too large to answer inline: fetched with `plan` */
+  plans?: Buffer[];
 }
 
 const isLinkError = (e: unknown) =>
@@ -626,19 +628,20 @@ export class FileReplicator implements Replicator {
         return this.pass(s, b.final === true);
       case 'manifest': {
         const i = this.dirIndex(b.dir);
-        const m = await listTree(this.backings[i]!, this.dirs[i]!.notreplicated);
-        return { body: { entries: [...m].map(([p, e]) => [p, { ...e, mtimeNs: e.mtimeNs.toString() }]) } };
+        if (b.after !== undefined && b.after !== null && typeof b.after !== 'string') throw new CtlError('after must be a path or null', 'EINVAL');
+        return { body: await this.sourceTree(i).manifestPage((b.after as string | undefined) ?? null, this.dirs[i]!.notreplicated, MANIFEST_PAGE_ENTRIES, MANIFEST_PAGE_BYTES) };
       }
       case 'sums': {
+        // one page of sums, computed when asked: nothing is kept per file between requests
         const i = this.dirIndex(b.dir);
         const blockSize = intIn(b.blockSize, 4096, 16 << 20, 'blockSize');
-        // answered in pages of SUMS_PAGE (a file over 8 GiB has more sums than one message carries)
-        const key = `${i}\0${String(b.path)}\0${blockSize}`;
-        if (s.sums?.key !== key) s.sums = { key, sums: await this.sourceTree(i).blockSums(b.path, blockSize) };
-        const first = b.first === undefined ? 0 : intIn(b.first, 0, Number.MAX_SAFE_INTEGER, 'first');
-        const page = s.sums.sums.slice(first, first + SUMS_PAGE);
-        return { body: { n: s.sums.sums.length, first }, data: Buffer.concat(page) };
+        const first = b.first === undefined ? 0 : intIn(b.first, 0, Math.floor(Number.MAX_SAFE_INTEGER / blockSize) - SUMS_PAGE, 'first');
+        const count = b.count === undefined ? SUMS_PAGE : intIn(b.count, 1, SUMS_PAGE, 'count');
+        const sums = await this.sourceTree(i).blockSums(b.path, blockSize, first, count);
+        return { body: { first, count: sums.length, eof: sums.length < count }, data: Buffer.concat(sums) };
       }
+      case 'plan':
+        return { body: {}, data: planChunk(s.plans, this.dirIndex(b.dir), b.offset) };
       case 'read': {
         const i = this.dirIndex(b.dir);
         const length = intIn(b.length, 0, READ_MAX, 'length');
@@ -721,7 +724,9 @@ export class FileReplicator implements Replicator {
       const excludes = this.dirs[i]!.notreplicated;
       plans.push(planToJson(await planFromRecord(m, localRecordSource(this.backings[i]!, excludes), { excludes })));
     }
-    return { body: { plans } };
+    const a = passAnswer(plans); // too large for one answer: the SECOND fetches them in chunks (`plan`)
+    if (a.paged) s.plans = a.paged;
+    return { body: a.body };
   }
 
   private endSession(why: string) {
@@ -802,7 +807,7 @@ export class FileReplicator implements Replicator {
         passes++;
         const final = passes >= MAX_PASSES || (passes > 1 && last <= FINAL_PASS_BYTES);
         const r = await ctl.request({ op: 'pass', final });
-        const plans = Array.isArray(r.body.plans) ? (r.body.plans as string[]) : null;
+        const plans = await passPlans(ctl, r.body, this.dirs.length);
         let bytes = 0;
         for (let i = 0; i < this.dirs.length; i++) {
           if (plans) {
@@ -931,25 +936,14 @@ export class FileReplicator implements Replicator {
   }
 
   private async compareDir(i: number, ctl: CtlPeer, o: { full: boolean; quarantine: boolean }, signal: AbortSignal): Promise<number> {
-    const r = await ctl.request({ op: 'manifest', dir: i });
-    const source: Manifest = new Map((r.body.entries as [string, ManifestEntry & { mtimeNs: string }][])
-      .map(([p, e]) => [p, { ...e, mtimeNs: BigInt(e.mtimeNs) }]));
+    const source = await fetchManifest(ctl, i);
     const target = await listTree(this.backings[i]!, this.dirs[i]!.notreplicated);
     const checkSince = BigInt(Date.now() - 3600_000) * 1_000_000n;
     let plan = planFromManifests(source, target, { trustMtime: !o.full, checkSince, quarantine: o.quarantine });
     const ranges = new Map<string, Range[]>();
     for (const p of plan.patches) {
       if (signal.aborted) throw new Error('reintegration aborted');
-      const src: Buffer[] = [];
-      for (let total = 1; src.length < total;) {
-        const s = await ctl.request({ op: 'sums', dir: i, path: p.path, blockSize: plan.blockSize, first: src.length });
-        const data = s.data ?? Buffer.alloc(0);
-        total = Number(s.body.n);
-        if (data.length === 0) break;
-        for (let o2 = 0; o2 + 32 <= data.length; o2 += 32) src.push(data.subarray(o2, o2 + 32));
-      }
-      const tgt = await blockSums(path.join(this.backings[i]!, p.path), plan.blockSize);
-      ranges.set(p.path, planBlocks(src, tgt, plan.blockSize, p.size));
+      ranges.set(p.path, await remoteBlockRanges(ctl, i, this.backings[i]!, p.path, plan.blockSize, p.size));
     }
     plan = withBlockRanges(plan, ranges);
     return this.applyDir(i, plan, ctl, signal);

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import { constants as C } from 'node:fs';
 import fs from 'node:fs/promises';
+import type { NotReplicated } from '../../config/types.js';
 import { readFully } from '../reintegrate/apply-plan.js';
+import { entryOf, excludeMatcher } from '../reintegrate/compare.js';
+import type { ManifestEntry } from '../reintegrate/plan.js';
 import { checkRelPath, viaFd } from '../stream/paths.js';
 import { CtlError } from './ctl.js';
 
@@ -44,6 +47,92 @@ export class SourceTree {
       return await blockSumsOf(fh, blockSize, first, count);
     } finally {
       await fh.close();
+    }
+  }
+
+  /**
+   * One page of the tree's manifest, in walk order (depth first, names sorted by UTF-16 code units, a directory
+   * before its contents), starting after the entry `after` (null: from the start). `<notreplicated>` entries and the
+   * directories they exclude are left out; nothing is followed. A page ends after `maxEntries` entries or once its
+   * entries' JSON exceeds `maxBytes`; `next` is the last entry's path while more may follow, else null.
+   *
+   * Stateless: each page walks down again from the root to `after` (a readdir per ancestor), so a tree of any size is
+   * listed in pages of bounded size and nothing is held between requests. The tree may change between pages (the
+   * application runs): an entry is reported as it is when its page is read; what changed after the pass began is in
+   * the next pass anyway. An `after` that no longer exists resumes at the first entry that would follow it.
+   */
+  async manifestPage(after: string | null, excludes: NotReplicated[], maxEntries: number, maxBytes: number):
+    Promise<{ entries: [string, WireManifestEntry][]; next: string | null }> {
+    const excluded = excludeMatcher(excludes);
+    let cursor: string[] = [];
+    if (after !== null) {
+      const c = checkRelPath(after);
+      if (!c.ok) throw new CtlError(`bad manifest cursor ${JSON.stringify(after)}: ${c.reason}`, 'EINVAL');
+      cursor = c.parts;
+    }
+    const entries: [string, WireManifestEntry][] = [];
+    let bytes = 0;
+    const frames: Frame[] = [];
+    try {
+      const open = async (parent: fs.FileHandle | null, rel: string, name: string | null) => {
+        const dir = await fs.open(parent && name !== null ? viaFd(parent, name) : this.root, DIR_FLAGS);
+        let names: string[];
+        try {
+          names = (await fs.readdir(viaFd(dir))).sort();
+        } catch (e) {
+          await dir.close();
+          throw e;
+        }
+        const f: Frame = { rel, dir, names, i: 0, stats: new Map() };
+        frames.push(f);
+        return f;
+      };
+      let top = await open(null, '', null).catch((e: unknown) => {
+        throw ctlError(e, `the replicated dir's backing path ${this.root}`);
+      });
+      // down along the cursor: each frame resumes at the first name after the cursor's component
+      for (let d = 0; d < cursor.length; d++) {
+        const want = cursor[d]!;
+        top.i = lowerBound(top.names, want);
+        if (top.names[top.i] !== want) break; // gone: resume at what follows it
+        top.i++;
+        const rel = top.rel === '' ? want : `${top.rel}/${want}`;
+        const next = await open(top.dir, rel, want).catch(() => null); // not a directory (any more): nothing below it
+        if (!next) break;
+        top = next;
+      }
+      while (frames.length > 0) {
+        const f = frames[frames.length - 1]!;
+        if (f.i >= f.names.length) {
+          frames.pop();
+          await f.dir.close();
+          continue;
+        }
+        if (entries.length >= maxEntries || bytes >= maxBytes) return { entries, next: entries.at(-1)?.[0] ?? after };
+        if (!f.stats.has(f.i)) {
+          // the next siblings' lstat (and readlink) in parallel, as listTree does: one round trip per 64 entries
+          const batch = f.names.slice(f.i, f.i + 64);
+          const got = await Promise.all(batch.map(async (name) => {
+            const at = viaFd(f.dir, name);
+            const st = await fs.lstat(at, { bigint: true }).catch(() => null); // vanished since the readdir
+            return st ? entryOf(st, st.isSymbolicLink() ? await fs.readlink(at).catch(() => '') : undefined) : null;
+          }));
+          f.stats.clear();
+          got.forEach((e, k) => f.stats.set(f.i + k, e));
+        }
+        const e = f.stats.get(f.i)!;
+        const name = f.names[f.i++]!;
+        const rel = f.rel === '' ? name : `${f.rel}/${name}`;
+        if (!e) continue;
+        if (excluded(rel, e.type === 'dir')) continue;
+        const wire: WireManifestEntry = { ...e, mtimeNs: e.mtimeNs.toString() };
+        entries.push([rel, wire]);
+        bytes += Buffer.byteLength(JSON.stringify([rel, wire]));
+        if (e.type === 'dir') await open(f.dir, rel, name).catch(() => null); // replaced since the lstat: its entries go with the next pass
+      }
+      return { entries, next: null };
+    } finally {
+      for (const f of frames) await f.dir.close().catch(() => {});
     }
   }
 
@@ -119,6 +208,31 @@ export class SourceTree {
 }
 
 const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
+
+interface Frame {
+  rel: string;
+  dir: fs.FileHandle;
+  names: string[];
+  /** next name to report */
+  i: number;
+  /** entries of names[i…] already stat'ed (null: vanished) */
+  stats: Map<number, ManifestEntry | null>;
+}
+
+/** A manifest entry on the wire: `mtimeNs` as a decimal string (JSON has no bigint). */
+export type WireManifestEntry = Omit<ManifestEntry, 'mtimeNs'> & { mtimeNs: string };
+
+/** The first index of sorted `names` whose name is ≥ `want`. */
+function lowerBound(names: string[], want: string): number {
+  let lo = 0;
+  let hi = names.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (names[mid]! < want) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 /** SHA-256 of each `blockSize` block of an open file from block `first`, at most `count` blocks. */
 export async function blockSumsOf(fh: fs.FileHandle, blockSize: number, first = 0, count = Number.MAX_SAFE_INTEGER): Promise<Buffer[]> {

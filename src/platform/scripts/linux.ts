@@ -22,8 +22,10 @@ export interface LinuxScriptRunnerOptions {
  * - A path that is not a regular file or cannot be inspected, or a script that cannot be started at all (bad `#!`
  *   interpreter), throws UserError (logging the reason when the log is open): that is a packaging mistake, not an
  *   outcome of the script.
- * - Output: the module log is opened with O_APPEND and that fd is the child's stdout and stderr, so its output lands
- *   in the log as it is written and a server the script leaves in the background keeps writing there. Lines
+ * - Output: the module log is opened with O_APPEND (mode 0600: script output is not for other users) and that fd is
+ *   the child's stdout and stderr, so its output lands in the log as it is written and a server the script leaves in
+ *   the background keeps writing there. A log that cannot be opened or written never fails the run: the output then
+ *   goes nowhere. Lines
  *   `<ISO time> script <name> <args> started` and `… exited <code|signal> in <ms> ms` frame it. Script output
  *   itself is not prefixed line by line (that would need a pipe the runner must then drain).
  * - The result comes on the child's 'exit' event, never on pipes closing, so a background server does not delay it.
@@ -46,10 +48,13 @@ export class LinuxScriptRunner implements ScriptRunner {
       throw new UserError(`cannot read ${file}: ${(e as Error).message}; check the module's bin directory`);
     }
 
+    // The log is best effort: a log that cannot be opened or written (full disk, EIO) never fails the script run
+    // (a failover must not depend on the log's disk); the script's output then goes nowhere.
     const logPath = this.opts.logFile(req.module);
-    await fs.mkdir(path.dirname(logPath), { recursive: true });
-    const log = await fs.open(logPath, 'a');
-    const line = (text: string) => log.appendFile(`${new Date().toISOString()} ${text}\n`);
+    const log = await openLog(logPath);
+    const line = async (text: string) => {
+      await log?.appendFile(`${new Date().toISOString()} ${text}\n`).catch(() => {});
+    };
     try {
       if (!stat.isFile()) {
         await line(`script ${req.script} error: ${file} is not a regular file`);
@@ -64,7 +69,7 @@ export class LinuxScriptRunner implements ScriptRunner {
       const title = ['script', req.script, ...req.args].join(' ');
       await line(`${title} started`);
       const started = performance.now();
-      const { code, signal, timedOut, spawnError } = await spawnAndWait(argv, log.fd, { ...process.env, ...req.env }, req.timeoutMs);
+      const { code, signal, timedOut, spawnError } = await spawnAndWait(argv, log?.fd ?? 'ignore', { ...process.env, ...req.env }, req.timeoutMs);
       const durationMs = Math.round(performance.now() - started);
       if (spawnError) {
         await line(`${title} could not start: ${spawnError.message}`);
@@ -74,8 +79,21 @@ export class LinuxScriptRunner implements ScriptRunner {
       await line(`${title} exited ${code ?? signal} in ${durationMs} ms`);
       return { ok: code === 0 && !timedOut, missing: false, timedOut, code, durationMs };
     } finally {
-      await log.close();
+      await log?.close().catch(() => {});
     }
+  }
+}
+
+/** The module log opened for appending, mode 0600 (script output may hold secrets), or null when it cannot be. */
+async function openLog(file: string): Promise<fs.FileHandle | null> {
+  try {
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    const fh = await fs.open(file, 'a', 0o600);
+    const st = await fh.stat();
+    if (st.isFile() && (st.mode & 0o077) !== 0) await fh.chmod(0o600);
+    return fh;
+  } catch {
+    return null;
   }
 }
 
@@ -86,7 +104,7 @@ interface Exit {
   spawnError?: Error;
 }
 
-function spawnAndWait(argv: string[], logFd: number, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Exit> {
+function spawnAndWait(argv: string[], logFd: number | 'ignore', env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Exit> {
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], env });
     let timedOut = false;

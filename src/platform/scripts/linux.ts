@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { untrusted } from '../../config/module-files.js';
 import { UserError } from '../../errors.js';
 import type { ScriptRequest, ScriptResult, ScriptRunner } from './types.js';
 
@@ -19,6 +20,8 @@ export interface LinuxScriptRunnerOptions {
  * - A script without the execute bit still runs, through the interpreter named on its `#!` line or `/bin/sh` when it
  *   has none, and a `warning: … is not executable` line goes to the module log: scripts copied from an archive or
  *   another OS often lose the bit, and refusing them would turn a cosmetic problem into a failed start.
+ * - A script that anyone but root (or the user tandem runs as) could change is refused before it runs (UserError,
+ *   and a line in the log): owned by another user, group- or world-writable, in such a directory, or a symlink.
  * - A path that is not a regular file or cannot be inspected, or a script that cannot be started at all (bad `#!`
  *   interpreter), throws UserError (logging the reason when the log is open): that is a packaging mistake, not an
  *   outcome of the script.
@@ -40,7 +43,7 @@ export class LinuxScriptRunner implements ScriptRunner {
     const file = path.join(this.opts.scriptsDir(req.module), req.script);
     let stat;
     try {
-      stat = await fs.stat(file);
+      stat = await fs.lstat(file);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         return { ok: true, missing: true, timedOut: false, code: 0, durationMs: 0 };
@@ -58,7 +61,16 @@ export class LinuxScriptRunner implements ScriptRunner {
     try {
       if (!stat.isFile()) {
         await line(`script ${req.script} error: ${file} is not a regular file`);
-        throw new UserError(`${file} is not a regular file; module scripts must be files`);
+        throw new UserError(`${file} is not a regular file${stat.isSymbolicLink() ? ' (a symlink)' : ''}; module scripts must be files`);
+      }
+      // checked again at each run (config/module-files.ts): a script others can change would run their code as root
+      const dirStat = await fs.lstat(path.dirname(file));
+      const why = untrusted(stat) ?? untrusted(dirStat);
+      if (why) {
+        const what = untrusted(stat) ? file : path.dirname(file);
+        await line(`script ${req.script} refused: ${what} ${why}`);
+        throw new UserError(`${what} ${why}: tandem does not run a script that anyone but root can change. ` +
+          `Run \`chown root:root ${what} && chmod go-w ${what}\`, then \`tandem config -m ${req.module}\`.`);
       }
       let argv = [file, ...req.args];
       if (!(await isExecutable(file))) {

@@ -39,7 +39,7 @@ import type { MirrorModuleConfig, ReplicatedDir } from '../../config/types.js';
 import { writeDurably } from '../../daemon/state-store.js';
 import { BugError } from '../../errors.js';
 import type { Home } from '../../home.js';
-import { run } from '../../platform/exec.js';
+import { syncFilesystem } from '../../platform/syncfs.js';
 import type { AsyncChangeSink, Change as FuseChange } from '../fuse/index.js';
 import { enterPrimary, enterSecondary, recover, type LayoutSystem, type PrimaryLayout, type SecondaryLayout } from '../layout/index.js';
 import { ChangeRecord } from '../record/change-record.js';
@@ -92,7 +92,7 @@ export interface FileReplicatorOptions {
   /** posts the engine event `replication-failed` */
   replicationFailed: (reason: string) => void;
   layoutSystem?: LayoutSystem;
-  /** makes a filesystem's dirty data durable (syncfs); default `sync -f DIR` */
+  /** makes a filesystem's dirty data durable (syncfs); default `sync -f DIR` with a timeout (platform/syncfs.ts) */
   syncFs?: (dir: string) => Promise<void>;
 }
 
@@ -1029,7 +1029,7 @@ export class FileReplicator implements Replicator {
 
   /** The tree equals its generation: make that durable (`sync -f` = syncfs of each backing filesystem), then say so. */
   private async clearDirty(backings: string[]): Promise<void> {
-    const syncFs = this.o.syncFs ?? syncFsCommand;
+    const syncFs = this.o.syncFs ?? ((d: string) => syncFilesystem(d));
     for (const b of backings) {
       try {
         await syncFs(b);
@@ -1040,11 +1040,6 @@ export class FileReplicator implements Replicator {
     }
     await fs.rm(this.dirtyFile(), { force: true });
   }
-}
-
-async function syncFsCommand(dir: string): Promise<void> {
-  const r = await run('sync', ['-f', dir]);
-  if (r.code !== 0) throw new Error(`sync -f ${dir} failed (${r.stderr.trim()})`);
 }
 
 function intIn(v: unknown, min: number, max: number, what: string): number {

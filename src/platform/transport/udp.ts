@@ -49,8 +49,8 @@ export interface UdpBinding {
  *   seq) it accepted. The echo closes that hole without writing anything per datagram: a heartbeat recorded before
  *   this daemon started echoes an older boot of this daemon (boots only grow, state/boot), so it is refused (stale),
  *   whatever its seq. Cost: after either daemon starts, its peer's first heartbeats (about one pulse, until each side
- *   has heard the other) are dropped as stale; they are counted, and logged only once the sender is known to have
- *   heard this daemon (then a stale datagram is a replay, or a reordered one).
+ *   has heard the other) are dropped as stale; they are counted, and logged only when the sender is on an older boot
+ *   than already seen, or had already heard this daemon in its current boot (then it is a replay, or reordered).
  * - The first drop of each reason from each source is logged, then at most once a minute per (reason, source);
  *   all drop log lines together are capped at DropLog.MAX_LINES_PER_MINUTE, so a flood never floods the log.
  * - `onMessage` callbacks run synchronously inside the socket's receive handler: they must not block or throw.
@@ -88,8 +88,8 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
   const guard = new ReplayGuard();
   /** per peer: the highest boot counter authenticated from it (what `echo` says when sending to it) */
   const peerBoot = new Map<string, number>();
-  /** peers a datagram was delivered from since this transport started */
-  const accepted = new Set<string>();
+  /** per peer: the boot of the last datagram delivered from it since this transport started */
+  const accepted = new Map<string, number>();
   const stats = emptyStats();
   const now = opts.now ?? (() => performance.now());
   const drops = new DropLog(opts.log, now);
@@ -140,12 +140,15 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
       if (d.lan !== lan.name) {
         return drop('badSource', lan.name, source, `from ${d.from} was sent for LAN ${d.lan}`);
       }
-      if (d.boot > (peerBoot.get(d.from) ?? -1)) peerBoot.set(d.from, d.boot);
+      const known = peerBoot.get(d.from) ?? -1;
+      if (d.boot > known) peerBoot.set(d.from, d.boot);
       if (d.echo !== opts.boot) {
         stats.dropped.stale++;
-        if (accepted.has(d.from)) {
-          drops.note('stale', lan.name, source, `from ${d.from} echoes boot ${d.echo} of this daemon, whose boot is ${opts.boot}: ` +
-            'a heartbeat recorded before this daemon started (a replay), or one reordered behind newer ones');
+        // normal after either daemon starts (the sender has not heard this one yet); worth a line when the sender
+        // is on an older boot than already seen, or had already heard this daemon in this boot
+        if (d.boot < known || accepted.get(d.from) === d.boot) {
+          drops.note('stale', lan.name, source, `from ${d.from} (boot ${d.boot}) echoes boot ${d.echo} of this daemon, whose boot is ${opts.boot}: ` +
+            'a heartbeat recorded earlier (a replay), or one reordered behind newer ones');
         }
         return;
       }
@@ -156,7 +159,7 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
           (last && d.boot < last.boot ? `; if ${d.from} lost its state, restart this daemon` : ''));
       }
       stats.received++;
-      accepted.add(d.from);
+      accepted.set(d.from, d.boot);
       const m: HeartbeatMessage = { lan: lan.name, from: d.from, body: d.body };
       for (const cb of listeners) cb(m);
     });

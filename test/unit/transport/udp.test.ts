@@ -256,15 +256,27 @@ test('replayed datagrams are dropped as replay; a restarted sender (new boot) is
     assert.match(b.logs[0]!, /replay/);
     await closeSock(asN1);
 
-    // n1 restarts with the next boot number: its seq starts again at 1; delivered once it heard n2
+    // n1 restarts with the next boot number: its seq starts again at 1; delivered once it heard n2 (its first
+    // heartbeats, sent before, are stale: counted, not logged)
     const a = await node('n1', port, { boot: 2 });
     try {
+      b.got.length = 0;
       await meet(a, b);
+      assert.ok(b.t.stats().dropped.stale >= 1);
+      assert.is(b.logs.length, 1, `no line for the normal restart: ${b.logs.join('\n')}`);
       a.t.send('lan0', 'n2', { when: 'after restart' });
       await until('after restart', () => b.got.length === 1);
       assert.equal(b.got[0]!.body, { when: 'after restart' });
     } finally {
       await a.t.close();
+    }
+    // a heartbeat of n1's previous boot that does not echo n2's boot (recorded before n2 started): stale, logged
+    const again = await bound('127.0.0.1', port);
+    try {
+      await sendFrom(again, encode(HB, { from: 'n1', boot: 1, seq: 99n, echo: 6, lan: 'lan0', body: {} }), '127.0.0.2', port);
+      await until('logged', () => b.logs.some((x) => /stale.*boot 1\) echoes boot 6 of this daemon, whose boot is 7/.test(x)));
+    } finally {
+      await closeSock(again);
     }
   } finally {
     await closeSock(asN1).catch(() => {});

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { UserError } from '../errors.js';
 import { homePaths, type Home } from '../home.js';
 import { parseClusterXml } from './cluster.js';
+import { checkModuleFiles } from './module-files.js';
 import type { ClusterConfig, ModuleConfig } from './types.js';
 import { parseUserconfig, validateModuleName } from './userconfig.js';
 
@@ -16,8 +17,9 @@ export function loadCluster(home: Home): ClusterConfig {
 }
 
 /**
- * Reads and validates `$TANDEM_HOME/modules/<name>/userconfig.xml` against `cluster`.
- * Throws a UserError for an invalid module name, a module that is not installed, or an invalid file.
+ * Reads and validates `$TANDEM_HOME/modules/<name>/userconfig.xml` against `cluster`, and checks that the module's
+ * files can be trusted (module-files.ts: root's, not writable by others, no symlinks).
+ * Throws a UserError for an invalid module name, a module that is not installed, an invalid file, or an untrusted one.
  */
 export function loadModule(home: Home, name: string, cluster: ClusterConfig): ModuleConfig {
   validateModuleName(name);
@@ -29,7 +31,9 @@ export function loadModule(home: Home, name: string, cluster: ClusterConfig): Mo
       `Installed modules: ${installed.length ? installed.join(', ') : 'none'}.`
     );
   });
-  return parseUserconfig(bytes, name, cluster, file, homePaths.moduleDir(home, name));
+  const cfg = parseUserconfig(bytes, name, cluster, file, homePaths.moduleDir(home, name));
+  checkModuleFiles(home, name);
+  return cfg;
 }
 
 /** Names of the directories under `$TANDEM_HOME/modules` that hold a userconfig.xml, sorted; [] without modules/. */

@@ -195,7 +195,7 @@ function listen(server: net.Server, socketPath: string, home: string): Promise<v
 }
 
 /** Splits a byte stream into lines (without '\n'); reports a line longer than `max` bytes instead of buffering it. */
-class LineSplitter {
+export class LineSplitter {
   private parts: Buffer[] = [];
   private size = 0;
 
@@ -318,7 +318,8 @@ class Connection {
   }
 }
 
-function parseRequest(line: string): { req: ControlRequest } | { id: number | null; error: string } {
+/** One request line → the request, or why it is refused (answered with `id` null when there is no usable id). Never throws. */
+export function parseRequest(line: string): { req: ControlRequest } | { id: number | null; error: string } {
   let v: unknown;
   try {
     v = JSON.parse(line);

@@ -4,47 +4,53 @@ import { BugError } from '../errors.js';
 /**
  * Heartbeat datagram codec. Pure: no I/O, no clock.
  *
- * Wire format (all integers big-endian), version 1:
+ * Wire format (all integers big-endian), version 2:
  *
  *   offset  size  field
  *   0       4     magic "TDHB"
- *   4       1     version (1)
+ *   4       1     version (2)
  *   5       1     F = sender name length (1..255)
  *   6       F     sender node name, UTF-8
  *   6+F     4     boot: u32, the sender's daemon start counter (persisted by the sender, +1 per start)
  *   10+F    8     seq: u64, strictly increasing per datagram within one boot
- *   18+F    1     L = LAN name length (1..255)
- *   19+F    L     LAN name, UTF-8
- *   19+F+L  4     B = body length
- *   23+F+L  B     body: JSON, UTF-8
+ *   18+F    4     echo: u32, the receiver's boot counter as the sender last heard it (0: not heard yet)
+ *   22+F    1     L = LAN name length (1..255)
+ *   23+F    L     LAN name, UTF-8
+ *   23+F+L  4     B = body length
+ *   27+F+L  B     body: JSON, UTF-8
  *   end-32  32    HMAC-SHA256 over every byte before it, keyed with the heartbeat sub-key
  *
- * A datagram is at most MAX_DATAGRAM bytes; the length fields must account for every byte exactly.
+ * A datagram is at most MAX_DATAGRAM bytes; the length fields must account for every byte exactly. Version 1 (without
+ * `echo`) is refused as malformed: both nodes must run the same tandem version.
  */
 export const MAGIC = Buffer.from('TDHB', 'ascii');
-export const VERSION = 1;
+export const VERSION = 2;
 export const MAX_DATAGRAM = 8192;
 export const MAC_BYTES = 32;
 const MAX_NAME = 255;
-/** magic + version + fromLen + boot + seq + lanLen + bodyLen, with empty names and body */
-const FIXED_BYTES = 4 + 1 + 1 + 4 + 8 + 1 + 4;
+/** magic + version + fromLen + boot + seq + echo + lanLen + bodyLen, with empty names and body */
+const FIXED_BYTES = 4 + 1 + 1 + 4 + 8 + 4 + 1 + 4;
 const U64_MAX = (1n << 64n) - 1n;
 
 export interface HeartbeatFrame {
   from: string;
   boot: number;
   seq: bigint;
+  /** the receiver's boot counter as the sender last heard it; 0 when it has not heard the receiver (default 0) */
+  echo?: number;
   lan: string;
   body: unknown;
 }
 
+export type DecodedFrame = Required<HeartbeatFrame>;
+
 export type DecodeResult =
-  | ({ ok: true } & HeartbeatFrame)
+  | ({ ok: true } & DecodedFrame)
   | { ok: false; reason: 'malformed' | 'badMac' };
 
 /**
  * Builds a datagram. `hbKey` is the heartbeat sub-key (`deriveKey(clusterKey, 'heartbeat')`), not the cluster key.
- * Throws BugError for caller mistakes: empty or over-long names, boot outside u32, seq outside u64, a body that
+ * Throws BugError for caller mistakes: empty or over-long names, boot or echo outside u32, seq outside u64, a body that
  * JSON cannot represent, or a datagram over MAX_DATAGRAM.
  */
 export function encode(hbKey: Buffer, frame: HeartbeatFrame): Buffer {
@@ -56,6 +62,8 @@ export function encode(hbKey: Buffer, frame: HeartbeatFrame): Buffer {
   if (typeof frame.seq !== 'bigint' || frame.seq < 0n || frame.seq > U64_MAX) {
     throw new BugError(`heartbeat encode: seq ${String(frame.seq)} is not a u64`);
   }
+  const echo = frame.echo ?? 0;
+  if (!Number.isInteger(echo) || echo < 0 || echo > 0xffffffff) throw new BugError(`heartbeat encode: echo ${echo} is not a u32`);
   let json: string | undefined;
   try {
     json = JSON.stringify(frame.body);
@@ -76,6 +84,7 @@ export function encode(hbKey: Buffer, frame: HeartbeatFrame): Buffer {
   o += from.copy(buf, o);
   o = buf.writeUInt32BE(frame.boot, o);
   o = buf.writeBigUInt64BE(frame.seq, o);
+  o = buf.writeUInt32BE(echo, o);
   o = buf.writeUInt8(lan.length, o);
   o += lan.copy(buf, o);
   o = buf.writeUInt32BE(body.length, o);
@@ -122,13 +131,15 @@ function decodeUnsafe(hbKey: Buffer, buf: Buffer): DecodeResult {
   const end = buf.length - MAC_BYTES; // first byte of the MAC
   let o = 5;
   const fromLen = buf.readUInt8(o++);
-  if (fromLen === 0 || o + fromLen + 4 + 8 + 1 > end) return MALFORMED;
+  if (fromLen === 0 || o + fromLen + 4 + 8 + 4 + 1 > end) return MALFORMED;
   const fromRaw = buf.subarray(o, o + fromLen);
   o += fromLen;
   const boot = buf.readUInt32BE(o);
   o += 4;
   const seq = buf.readBigUInt64BE(o);
   o += 8;
+  const echo = buf.readUInt32BE(o);
+  o += 4;
   const lanLen = buf.readUInt8(o++);
   if (lanLen === 0 || o + lanLen + 4 > end) return MALFORMED;
   const lanRaw = buf.subarray(o, o + lanLen);
@@ -151,7 +162,7 @@ function decodeUnsafe(hbKey: Buffer, buf: Buffer): DecodeResult {
   } catch {
     return MALFORMED;
   }
-  return { ok: true, from, boot, seq, lan, body };
+  return { ok: true, from, boot, seq, echo, lan, body };
 }
 
 /**

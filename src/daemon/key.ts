@@ -86,16 +86,28 @@ function writeError(file: string, e: unknown): Error {
 }
 
 /**
- * Reads and checks a key file written by `writeKeyFile`. Refuses (UserError) a missing file, a file that group or
- * other users can access, and content that is not exactly 64 hex characters (surrounding whitespace is allowed).
- * Error messages never include the file's content.
+ * Reads and checks a key file written by `writeKeyFile`. Refuses (UserError) a missing file, a symlink, a file owned
+ * by another user than root (or the user tandem runs as: whoever owns it can read it, or replace it with a key of
+ * their own), a file that group or other users can access, and content that is not exactly 64 hex characters
+ * (surrounding whitespace is allowed). Error messages never include the file's content.
  */
 export async function readKeyFile(file: string): Promise<Buffer> {
   let text: string;
   try {
-    const st = await fs.stat(file);
+    const st = await fs.lstat(file);
+    if (st.isSymbolicLink()) {
+      throw new UserError(`the cluster key ${file} is a symlink. Replace it with the file itself (\`cp --remove-destination "$(readlink -f ${file})" ${file}\`), mode 0600, owned by root.`);
+    }
     if (!st.isFile()) {
       throw new UserError(`the cluster key ${file} is not a regular file. Replace it with the cluster.key file from another node.`);
+    }
+    const me = process.geteuid?.() ?? 0;
+    if (st.uid !== 0 && st.uid !== me) {
+      throw new UserError(
+        `the cluster key ${file} is owned by uid ${st.uid}, not root: that user can read it or replace it. ` +
+          `Run \`chown root:root ${file}\`; if that user could have read it, generate a new key (\`tandem cluster genkey --force\`) ` +
+          `and copy it to every node.`,
+      );
     }
     const mode = st.mode & 0o777;
     if (mode & 0o077) {

@@ -25,6 +25,9 @@ import type { Logger } from './logger.js';
 import { configHash } from './config-hash.js';
 import { CHECK_DEFAULTS } from '../config/checks.js';
 
+/** how often a failed state write is retried (module-driver `durably`) */
+export const RETRY_WRITE_MS = 1000;
+
 export interface DriverDeps {
   home: Home;
   self: string;
@@ -186,7 +189,11 @@ export class ModuleDriver {
         const e = this.queue.shift()!;
         const r = step(this.s, e);
         this.s = r.state;
-        for (const a of r.actions) await this.apply(a);
+        for (const a of r.actions) {
+          if (this.detached) return; // shut down while a write was retried: nothing more is done or announced
+          await this.apply(a);
+        }
+        if (this.detached) return;
         this.publish();
         this.d.replicator.observe(this.replicationView());
       }
@@ -220,17 +227,19 @@ export class ModuleDriver {
     const { log } = this.d;
     switch (a.kind) {
       case 'persist':
-        await saveState(homePaths.stateFile(this.d.home, this.name), a.p);
+        await this.durably(`the state file of ${this.name}`, () => saveState(homePaths.stateFile(this.d.home, this.name), a.p));
         return;
       case 'run-marker': {
         const f = homePaths.runMarker(this.d.home, this.name);
-        if (a.state) {
-          await fs.mkdir(this.d.home.runDir, { recursive: true });
-          await fs.writeFile(`${f}.tmp`, `${a.state} ${process.pid}\n`);
-          await fs.rename(`${f}.tmp`, f);
-        } else {
-          await fs.rm(f, { force: true });
-        }
+        await this.durably(`the run marker of ${this.name}`, async () => {
+          if (a.state) {
+            await fs.mkdir(this.d.home.runDir, { recursive: true });
+            await fs.writeFile(`${f}.tmp`, `${a.state} ${process.pid}\n`);
+            await fs.rename(`${f}.tmp`, f);
+          } else {
+            await fs.rm(f, { force: true });
+          }
+        });
         return;
       }
       case 'log':
@@ -269,6 +278,30 @@ export class ModuleDriver {
         this.replies.delete(a.reqId);
         r?.({ ok: a.ok, message: a.message });
         return;
+      }
+    }
+  }
+
+  /**
+   * A write the next actions depend on (persist before you announce): an I/O error of this node (disk full,
+   * read-only remount, EIO) must not end the daemon, and what follows must not run before the write succeeded. So it
+   * is retried every RETRY_WRITE_MS, this module's events waiting meanwhile (heartbeats keep going out with the state
+   * before it, and the peer sees a node that is alive but does not move); logged when it fails and when it clears.
+   * Gives up (returns) only when the driver is detached (daemon shutdown), which ends the pump.
+   */
+  private async durably(what: string, write: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await write();
+        if (attempt > 1) this.d.log.info(`${what} written after ${attempt} attempts`);
+        return;
+      } catch (e) {
+        if (attempt === 1) {
+          this.d.log.error(`cannot write ${what}: ${(e as Error).message}; ${this.name} waits, retrying every ${RETRY_WRITE_MS / 1000} s (free space or fix the disk)`);
+        }
+        if (this.detached) return;
+        await new Promise<void>((r) => this.d.clock.after(RETRY_WRITE_MS, r));
+        if (this.detached) return;
       }
     }
   }

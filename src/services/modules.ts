@@ -1,8 +1,10 @@
+import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
 import { loadCluster } from '../config/load.js';
+import { checkModuleFiles, installMode } from '../config/module-files.js';
 import { parseUserconfig, validateModuleName } from '../config/userconfig.js';
 import { UserError } from '../errors.js';
 import { homePaths, type Home } from '../home.js';
@@ -12,6 +14,11 @@ import { daemonRequest, daemonRequestIfRunning } from './daemon-client.js';
  * Module package layout (a stable contract, README "Module packages"): a directory, or a .tar/.tar.gz/.tgz of one,
  * holding `userconfig.xml` and optionally `bin/` with the scripts. In an archive they may sit at the top or inside a
  * single top-level directory.
+ *
+ * Trust (config/module-files.ts): a package holds regular files and directories only (a symlink, hard link, device or
+ * FIFO is refused, in a directory as in an archive). What is installed is normalised: owned by root (the user running
+ * tandem), directories 0755, files keep their read and execute bits but lose group/other write and setuid, setgid
+ * and sticky bits.
  */
 export async function installModule(home: Home, name: string, source: string, force: boolean): Promise<{ module: string; applied: string }> {
   validateModuleName(name);
@@ -24,15 +31,30 @@ export async function installModule(home: Home, name: string, source: string, fo
   if (stat.isFile()) {
     if (!/\.(tar|tar\.gz|tgz|safe)$/.test(src)) throw new UserError(`${source} is not a module package: expected a directory or a .tar, .tar.gz, .tgz or .safe file.`);
     staging = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-install-'));
+    const refused: string[] = [];
     try {
-      await tar.x({ file: src, cwd: staging, strict: true });
+      await tar.x({
+        file: src, cwd: staging, strict: true, preserveOwner: false,
+        filter: (p, entry) => {
+          const type = (entry as { type?: string }).type ?? 'File';
+          if (['File', 'OldFile', 'ContiguousFile', 'Directory'].includes(type)) return true;
+          refused.push(`${p} (${type})`);
+          return false;
+        },
+      });
     } catch (e) {
       await fs.rm(staging, { recursive: true, force: true });
       throw new UserError(`cannot read package ${source}: ${(e as Error).message}`, 'check that the file is a complete tar archive');
     }
+    if (refused.length > 0) {
+      await fs.rm(staging, { recursive: true, force: true });
+      throw notFilesOnly(source, refused);
+    }
     dir = await packageRoot(staging);
   }
   try {
+    const odd = await notFilesOrDirs(dir);
+    if (odd.length > 0) throw notFilesOnly(source, odd);
     const text = await fs.readFile(path.join(dir, 'userconfig.xml')).catch(() => {
       throw new UserError(`${source} has no userconfig.xml.`, 'a module holds userconfig.xml and a bin/ directory with its scripts');
     });
@@ -42,8 +64,8 @@ export async function installModule(home: Home, name: string, source: string, fo
     if (exists && !force) throw new UserError(`module ${name} is already installed in ${target}.`, `use --force to replace it (stop it first), or \`tandem uninstall -m ${name}\``);
     const tmp = `${target}.new`;
     await fs.rm(tmp, { recursive: true, force: true });
-    await fs.mkdir(path.dirname(target), { recursive: true });
-    await fs.cp(dir, tmp, { recursive: true, preserveTimestamps: true });
+    await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
+    await copyNormalised(dir, tmp);
     await fs.rm(target, { recursive: true, force: true });
     await fs.rename(tmp, target);
   } finally {
@@ -51,6 +73,44 @@ export async function installModule(home: Home, name: string, source: string, fo
   }
   const r = (await daemonRequestIfRunning(home, 'config', name)) as { applied: string } | null;
   return { module: name, applied: r ? r.applied : 'installed; the daemon is not running and loads it when it starts' };
+}
+
+function notFilesOnly(source: string, what: string[]): UserError {
+  const shown = what.slice(0, 5).join(', ') + (what.length > 5 ? ` and ${what.length - 5} more` : '');
+  return new UserError(`package ${source} holds something other than regular files and directories: ${shown}.`,
+    'module packages hold regular files and directories only (no symlinks, hard links, devices or FIFOs): replace each link by the file itself');
+}
+
+/** Paths under `dir` (relative) that are neither regular files nor directories, e.g. `bin/run (symlink)`. */
+async function notFilesOrDirs(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string) => {
+    for (const e of await fs.readdir(path.join(dir, rel), { withFileTypes: true })) {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(p);
+      else if (!e.isFile()) out.push(`${p} (${e.isSymbolicLink() ? 'symlink' : 'special file'})`);
+    }
+  };
+  await walk('');
+  return out;
+}
+
+/** Copies the package tree `src` to `dest` (which must not exist) with the owner and modes of an installed module. */
+async function copyNormalised(src: string, dest: string): Promise<void> {
+  const uid = process.geteuid?.() ?? 0;
+  const gid = process.getegid?.() ?? 0;
+  const st = await fs.lstat(src);
+  if (st.isDirectory()) {
+    await fs.mkdir(dest, { mode: 0o700 });
+    for (const n of (await fs.readdir(src)).sort()) await copyNormalised(path.join(src, n), path.join(dest, n));
+  } else if (st.isFile()) {
+    await fs.copyFile(src, dest, fsc.COPYFILE_EXCL);
+  } else {
+    throw new UserError(`${src} is not a regular file or directory; module packages hold nothing else`);
+  }
+  await fs.lchown(dest, uid, gid);
+  await fs.chmod(dest, installMode(st.mode, st.isDirectory()));
+  await fs.utimes(dest, st.atime, st.mtime);
 }
 
 async function packageRoot(dir: string): Promise<string> {
@@ -79,6 +139,7 @@ export async function configModule(home: Home, name: string): Promise<string> {
     throw new UserError(`module ${name} is not installed (no ${file}).`, `install it with \`tandem install -m ${name} <dir>\``);
   });
   parseUserconfig(text, name, cluster, file, homePaths.moduleDir(home, name));
+  checkModuleFiles(home, name);
   const r = (await daemonRequestIfRunning(home, 'config', name)) as { applied: string } | null;
   return r ? `configuration of ${name} is valid: ${r.applied}` : `configuration of ${name} is valid; the daemon is not running and applies it when it starts`;
 }

@@ -1,8 +1,10 @@
-// The primary's reintegration server (FileReplicator, src/replication/files/replicator.ts) refuses paths from the
-// peer that would read outside the replicated dir's backing path: `..`, absolute paths, and parents that are symlinks
-// leading out. No root needed: the layout runs on FakeMountSystem (nothing is mounted; the backing path is a real
+// The primary's reintegration server (FileReplicator, src/replication/files/replicator.ts; source-tree.ts) refuses
+// paths from the peer that would read outside the replicated dir's backing path: `..`, absolute paths, and any
+// symlink on the way (never followed, not even when a user swaps a directory for one while the peer reads). No root needed: the layout runs on FakeMountSystem (nothing is mounted; the backing path is a real
 // temporary directory the test fills), the peer is a CtlPeer on an in-memory channel given to `accept`.
 // Files: /tmp/tandem-srcpath-*/{data, outside, home, run}; removed in `finally`.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -106,13 +108,19 @@ async function refusal(p: Promise<CtlReply>): Promise<CtlError> {
   throw new Error('unreachable');
 }
 
-test('read and sums serve files inside the backing path, also through a parent symlink that stays inside', () => withPrimary(async (f) => {
+test('read and sums serve files inside the backing path', () => withPrimary(async (f) => {
   assert.is((await read(f, 'a.txt')).data?.toString(), 'hello');
   assert.is((await read(f, 'sub/b.txt')).data?.toString(), 'inside');
-  assert.is((await read(f, 'sub/up/a.txt')).data?.toString(), 'hello', 'sub/up → .. resolves inside the backing path');
   const s = await f.peer.request({ op: 'sums', dir: 0, path: 'a.txt', blockSize: 65536 });
-  assert.is(s.body.n, 1);
-  assert.is(s.data?.length, 32);
+  assert.equal([s.body.count, s.body.eof, s.data?.length], [1, true, 32]);
+}));
+
+test('a parent symlink is never followed, even one that stays inside the backing path (ENOENT: no such file in the tree)', () => withPrimary(async (f) => {
+  // the SECOND copies `sub/up` as the symlink it is (readlink) and `a.txt` under its own path; following the link
+  // would serve the same bytes under a second name
+  const e = await refusal(read(f, 'sub/up/a.txt'));
+  assert.is(e.code, 'ENOENT', e.message);
+  assert.match(e.message, /"sub\/up" is a symlink \(never followed\)/);
 }));
 
 test('paths with `..`, absolute paths and malformed paths are refused with EINVAL before touching the disk', () => withPrimary(async (f) => {
@@ -129,19 +137,19 @@ test('paths with `..`, absolute paths and malformed paths are refused with EINVA
   }
 }));
 
-test('a path whose parent is a symlink leading out of the backing path is refused with EACCES (read and sums)', () => withPrimary(async (f) => {
-  for (const op of ['read', 'sums']) {
+test('a path whose parent is a symlink leading out of the backing path is refused (ENOENT; read, sums, readlink)', () => withPrimary(async (f) => {
+  for (const op of ['read', 'sums', 'readlink']) {
     const e = await refusal(f.peer.request({ op, dir: 0, path: 'escape/secret.txt', offset: 0, length: 10, blockSize: 65536 }));
-    assert.is(e.code, 'EACCES', `${op}: ${e.message}`);
-    assert.match(e.message, /outside the replicated dir/);
+    assert.is(e.code, 'ENOENT', `${op}: ${e.message}`);
+    assert.match(e.message, /"escape" is a symlink \(never followed\)/);
   }
   // a directory next to the backing path whose name merely starts with it is outside too
   const e = await refusal(read(f, 'sibling/x.txt'));
-  assert.is(e.code, 'EACCES', e.message);
+  assert.is(e.code, 'ENOENT', e.message);
   // symlinked parent further down
   fs.mkdirSync(path.join(f.backing, 'deep', 'er'), { recursive: true });
   fs.symlinkSync(f.outside, path.join(f.backing, 'deep', 'er', 'out'));
-  assert.is((await refusal(read(f, 'deep/er/out/secret.txt'))).code, 'EACCES');
+  assert.is((await refusal(read(f, 'deep/er/out/secret.txt'))).code, 'ENOENT');
 }));
 
 test('a missing parent is an error with its errno code, not a crash', () => withPrimary(async (f) => {
@@ -175,18 +183,70 @@ test('read of a path whose LAST component is a symlink to a file outside is refu
   // e.g. /etc/shadow; a file replaced by a symlink between the manifest and the read has the same effect.
   const r = await read(f, 'leak').then((x) => `served ${JSON.stringify(x.data?.toString())}`, (e: CtlError) => `refused ${e.code}`);
   const s = await f.peer.request({ op: 'sums', dir: 0, path: 'leak', blockSize: 65536 })
-    .then((x) => `served ${String(x.body.n)} sums`, (e: CtlError) => `refused ${e.code}`);
+    .then((x) => `served ${String(x.body.count)} sums`, (e: CtlError) => `refused ${e.code}`);
   assert.equal({ read: r.startsWith('refused') ? 'refused' : r, sums: s.startsWith('refused') ? 'refused' : s }, { read: 'refused', sums: 'refused' });
 }));
 
-test('readlink of a path whose parent is a symlink leading out is refused like read (EACCES)', () => withPrimary(async (f) => {
-  // readlink only checks the syntax (relPath), not the parents: `escape/link` reads <outside>/link.
+test('readlink of a path whose parent is a symlink leading out is refused like read (ENOENT)', () => withPrimary(async (f) => {
   const inside = await f.peer.request({ op: 'readlink', dir: 0, path: 'escape' });
   assert.is(inside.body.target, f.outside, 'a symlink inside the backing path is read');
   const r = await f.peer.request({ op: 'readlink', dir: 0, path: 'escape/link' })
     .then((x) => `served ${JSON.stringify(x.body.target)}`, (e: CtlError) => `refused ${e.code}`);
-  assert.is(r, 'refused EACCES');
+  assert.is(r, 'refused ENOENT');
   assert.is((await refusal(f.peer.request({ op: 'readlink', dir: 0, path: '../outside/link' }))).code, 'EINVAL');
+  assert.is((await refusal(f.peer.request({ op: 'readlink', dir: 0, path: 'a.txt' }))).code, 'EINVAL', 'not a symlink');
 }));
+
+test('a FIFO or other non-regular file is not read (O_NONBLOCK: the daemon never blocks on it)', () => withPrimary(async (f) => {
+  const mk = spawn('mkfifo', [path.join(f.backing, 'fifo')]);
+  await new Promise<void>((r) => mk.once('exit', () => r()));
+  for (const op of ['read', 'sums']) {
+    const e = await refusal(f.peer.request({ op, dir: 0, path: 'fifo', offset: 0, length: 10, blockSize: 65536 }));
+    assert.is(e.code, 'ENOENT', `${op}: ${e.message}`);
+    assert.match(e.message, /not a regular file/);
+  }
+  assert.is((await refusal(read(f, 'sub'))).code, 'ENOENT', 'a directory is not a file');
+}));
+
+test('a directory swapped for a symlink in a loop while the peer reads never leaks a file from outside', () => withPrimary(async (f) => {
+  // The attack: a user who can write in the replicated dir swaps sub-directory `d` for a symlink to a directory of
+  // root-readable files, over and over, while the SECOND reads `d/f.txt`. A server that checks the parent (realpath)
+  // and then opens by name again copies the outside file into the SECOND's copy whenever the swap falls between.
+  fs.mkdirSync(path.join(f.backing, 'd'));
+  fs.writeFileSync(path.join(f.backing, 'd', 'f.txt'), 'inside');
+  fs.symlinkSync('../inside-target', path.join(f.backing, 'd', 'ln'));
+  fs.writeFileSync(path.join(f.outside, 'f.txt'), 'SECRET');
+  fs.symlinkSync('/etc/shadow', path.join(f.outside, 'ln'));
+  fs.symlinkSync(f.outside, path.join(f.backing, 'd.link'));
+  // d (a directory) → d.real, d.link (a symlink) → d, d → d.link, d.real → d: `d` is a symlink a quarter of the time
+  const swapper = spawn(process.execPath, ['-e', `
+    const fs = require('fs');
+    const [d, real, link] = process.argv.slice(1);
+    for (;;) { fs.renameSync(d, real); fs.renameSync(link, d); fs.renameSync(d, link); fs.renameSync(real, d); }
+  `, path.join(f.backing, 'd'), path.join(f.backing, 'd.real'), path.join(f.backing, 'd.link')], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => swapper.once('exit', () => r()));
+  const seen = { inside: 0, refused: 0, leaked: [] as string[] };
+  try {
+    for (let n = 0; n < 3000 && seen.leaked.length === 0; n++) {
+      const op = n % 3;
+      const r = op === 0 ? await read(f, 'd/f.txt').then((x) => x.data?.toString() ?? '', () => null)
+        : op === 1 ? await f.peer.request({ op: 'sums', dir: 0, path: 'd/f.txt', blockSize: 65536 })
+          .then((x) => (x.data?.equals(sha256('SECRET')) ? 'SECRET' : 'inside'), () => null)
+        : await f.peer.request({ op: 'readlink', dir: 0, path: 'd/ln' }).then((x) => String(x.body.target), () => null);
+      if (r === null) seen.refused++;
+      else if (r === 'inside' || r === '../inside-target') seen.inside++;
+      else seen.leaked.push(`${['read', 'sums', 'readlink'][op]} → ${r}`);
+    }
+  } finally {
+    swapper.kill('SIGKILL');
+    await exited;
+  }
+  assert.equal(seen.leaked, [], `nothing from outside the replicated dir is ever served (${seen.inside} served, ${seen.refused} refused)`);
+  assert.ok(seen.inside > 0 && seen.refused > 0, `the swap raced the reads: ${JSON.stringify(seen)}`);
+}));
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
 
 test.run();

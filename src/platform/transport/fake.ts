@@ -170,7 +170,7 @@ export class FakeTransport implements HeartbeatTransport {
   private readonly counters: TransportStats = {
     sent: 0,
     received: 0,
-    dropped: { badMac: 0, replay: 0, badSource: 0, malformed: 0, unknownNode: 0 },
+    dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0 },
     sendErrors: 0,
   };
   private seq = 0n;

@@ -7,7 +7,9 @@
  *   (they are counted).
  * - A datagram is delivered to `onMessage` only if its HMAC verifies with the cluster key, its source address is the
  *   claimed sender's address on that LAN in cluster.xml, and its (boot, seq) is newer than every one accepted before
- *   from that sender on that LAN. Everything else is dropped and counted in `stats()` by reason.
+ *   from that sender on that LAN. Everything else is dropped and counted in `stats()` by reason. The real transport
+ *   also refuses datagrams that do not echo the receiver's own boot counter (replays across a restart, udp.ts); the
+ *   fake, which carries no attacker, does not model that.
  * - The callback must not block; it runs on the event loop.
  */
 export interface HeartbeatTransport {
@@ -26,6 +28,11 @@ export interface HeartbeatMessage {
 export interface TransportStats {
   sent: number;
   received: number;
-  dropped: { badMac: number; replay: number; badSource: number; malformed: number; unknownNode: number };
+  /**
+   * by reason: badMac (wrong key or tampered), replay (not newer than the last accepted), stale (does not echo this
+   * daemon's boot: recorded before it started, or sent before the peer heard it), badSource (address, port or LAN
+   * not the sender's), malformed, unknownNode
+   */
+  dropped: { badMac: number; replay: number; stale: number; badSource: number; malformed: number; unknownNode: number };
   sendErrors: number;
 }

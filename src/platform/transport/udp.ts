@@ -37,10 +37,20 @@ export interface UdpBinding {
  *
  * - One UDP socket per LAN, bound to this node's address on that LAN (never 0.0.0.0), so nodes in separate network
  *   namespaces, or on separate loopback addresses, each bind their own address at the same port.
- * - Every datagram carries (boot, seq): seq starts at 1 and increases by one per datagram sent on any LAN.
- * - Receive path, in order: decode (malformed / badMac) → sender is a node of this LAN other than self (unknownNode)
- *   → source address and port are the sender's on this LAN (badSource) → the LAN named inside is the socket's LAN
- *   (badSource) → ReplayGuard (replay) → deliver. `stats().received` counts delivered messages only.
+ * - Every datagram carries (boot, seq): seq starts at 1 and increases by one per datagram sent on any LAN; and
+ *   `echo`, the highest boot counter this node has authenticated from the receiver (0 before it heard from it).
+ * - Receive path, in order: source address and port are those of a peer of this LAN in cluster.xml (badSource:
+ *   checked before the datagram is even parsed, so a flood from any other address costs a map lookup, never an
+ *   HMAC) → size, decode, HMAC (malformed / badMac) → sender is a node of this LAN other than self (unknownNode) →
+ *   source address and port are the sender's on this LAN (badSource) → the LAN named inside is the socket's LAN
+ *   (badSource) → the sender's boot is remembered for `echo` → `echo` is this daemon's own boot (stale) →
+ *   ReplayGuard (replay) → deliver. `stats().received` counts delivered messages only.
+ * - Replay across restarts: the ReplayGuard lives in memory, so a restarted receiver no longer knows the last (boot,
+ *   seq) it accepted. The echo closes that hole without writing anything per datagram: a heartbeat recorded before
+ *   this daemon started echoes an older boot of this daemon (boots only grow, state/boot), so it is refused (stale),
+ *   whatever its seq. Cost: after either daemon starts, its peer's first heartbeats (about one pulse, until each side
+ *   has heard the other) are dropped as stale; they are counted, and logged only when the sender is on an older boot
+ *   than already seen, or had already heard this daemon in its current boot (then it is a replay, or reordered).
  * - The first drop of each reason from each source is logged, then at most once a minute per (reason, source);
  *   all drop log lines together are capped at DropLog.MAX_LINES_PER_MINUTE, so a flood never floods the log.
  * - `onMessage` callbacks run synchronously inside the socket's receive handler: they must not block or throw.
@@ -67,7 +77,8 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
           `or check the node name this daemon runs as.`,
       );
     }
-    return { name, addr: me.addr, peers: new Map(lan.nodes.filter((n) => n.name !== self).map((n) => [n.name, n.addr])) };
+    const peers = new Map(lan.nodes.filter((n) => n.name !== self).map((n) => [n.name, n.addr]));
+    return { name, addr: me.addr, peers, sources: new Set([...peers].map(([n, a]) => `${a}:${portOf(n)}`)) };
   });
   if (!Number.isInteger(opts.boot) || opts.boot < 0 || opts.boot > 0xffffffff) {
     throw new BugError(`createUdpTransport: boot ${opts.boot} is not a u32`);
@@ -75,6 +86,10 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
 
   const hbKey = deriveKey(opts.key, 'heartbeat');
   const guard = new ReplayGuard();
+  /** per peer: the highest boot counter authenticated from it (what `echo` says when sending to it) */
+  const peerBoot = new Map<string, number>();
+  /** per peer: the boot of the last datagram delivered from it since this transport started */
+  const accepted = new Map<string, number>();
   const stats = emptyStats();
   const now = opts.now ?? (() => performance.now());
   const drops = new DropLog(opts.log, now);
@@ -104,6 +119,7 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
     sock.on('error', (e) => opts.log(`heartbeat socket of LAN ${lan.name} (${lan.addr}:${port}): ${e.message}`));
     sock.on('message', (buf, rinfo) => {
       const source = `${rinfo.address}:${rinfo.port}`;
+      if (!lan.sources.has(source)) return drop('badSource', lan.name, source, 'not the address and port of a node of this LAN in cluster.xml');
       if (buf.length > MAX_DATAGRAM) return drop('malformed', lan.name, source, `${buf.length}-byte datagram (max ${MAX_DATAGRAM})`);
       const d = decode(hbKey, buf);
       if (!d.ok) {
@@ -124,6 +140,18 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
       if (d.lan !== lan.name) {
         return drop('badSource', lan.name, source, `from ${d.from} was sent for LAN ${d.lan}`);
       }
+      const known = peerBoot.get(d.from) ?? -1;
+      if (d.boot > known) peerBoot.set(d.from, d.boot);
+      if (d.echo !== opts.boot) {
+        stats.dropped.stale++;
+        // normal after either daemon starts (the sender has not heard this one yet); worth a line when the sender
+        // is on an older boot than already seen, or had already heard this daemon in this boot
+        if (d.boot < known || accepted.get(d.from) === d.boot) {
+          drops.note('stale', lan.name, source, `from ${d.from} (boot ${d.boot}) echoes boot ${d.echo} of this daemon, whose boot is ${opts.boot}: ` +
+            'a heartbeat recorded earlier (a replay), or one reordered behind newer ones');
+        }
+        return;
+      }
       if (!guard.accept(d.from, lan.name, d.boot, d.seq)) {
         const last = guard.lastAccepted(d.from, lan.name);
         return drop('replay', lan.name, source, `from ${d.from} is not newer than the last one accepted ` +
@@ -131,6 +159,7 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
           (last && d.boot < last.boot ? `; if ${d.from} lost its state, restart this daemon` : ''));
       }
       stats.received++;
+      accepted.set(d.from, d.boot);
       const m: HeartbeatMessage = { lan: lan.name, from: d.from, body: d.body };
       for (const cb of listeners) cb(m);
     });
@@ -145,7 +174,7 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
       const addr = lan.peers.get(to);
       if (addr === undefined) throw new BugError(`heartbeat send to "${to}", which is not a peer on LAN "${lanName}"`);
       seq++;
-      const buf = encode(hbKey, { from: self, boot: opts.boot, seq, lan: lanName, body });
+      const buf = encode(hbKey, { from: self, boot: opts.boot, seq, echo: peerBoot.get(to) ?? 0, lan: lanName, body });
       stats.sent++;
       sock.send(buf, portOf(to), addr, (err) => {
         if (!err) return;
@@ -201,7 +230,7 @@ function bindError(lan: string, addr: string, port: number, e: NodeJS.ErrnoExcep
 export type DropReason = keyof TransportStats['dropped'];
 
 function emptyStats(): TransportStats {
-  return { sent: 0, received: 0, dropped: { badMac: 0, replay: 0, badSource: 0, malformed: 0, unknownNode: 0 }, sendErrors: 0 };
+  return { sent: 0, received: 0, dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0 }, sendErrors: 0 };
 }
 
 /**

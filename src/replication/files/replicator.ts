@@ -32,7 +32,6 @@
  * exit (unmount with nothing unreplicated pending, or end of the live stream, then `sync -f`). A node that crashed
  * is always compared, never patched from a record.
  */
-import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,28 +39,32 @@ import type { MirrorModuleConfig, ReplicatedDir } from '../../config/types.js';
 import { writeDurably } from '../../daemon/state-store.js';
 import { BugError } from '../../errors.js';
 import type { Home } from '../../home.js';
-import { run } from '../../platform/exec.js';
+import { syncFilesystem } from '../../platform/syncfs.js';
 import type { AsyncChangeSink, Change as FuseChange } from '../fuse/index.js';
 import { enterPrimary, enterSecondary, recover, type LayoutSystem, type PrimaryLayout, type SecondaryLayout } from '../layout/index.js';
 import { ChangeRecord } from '../record/change-record.js';
 import { ExtentMap } from '../record/extent-map.js';
 import { fsChangeOf } from '../record/from-intercepted.js';
-import { PlanApplier, PlanMismatchError, readFully, type SourceReader } from '../reintegrate/apply-plan.js';
-import { blockSums, listTree, planBlocks, planFromManifests, withBlockRanges } from '../reintegrate/compare.js';
-import { planFromJson, planToJson, type Manifest, type ManifestEntry, type Plan, type Range } from '../reintegrate/plan.js';
+import { PlanApplier, PlanMismatchError, type SourceReader } from '../reintegrate/apply-plan.js';
+import { listTree, planFromManifests, withBlockRanges } from '../reintegrate/compare.js';
+import { planFromJson, planToJson, type Plan, type Range } from '../reintegrate/plan.js';
 import { listQuarantines } from '../reintegrate/quarantine.js';
 import { localRecordSource, planFromRecord } from '../reintegrate/record-plan.js';
 import { Applier } from '../stream/apply.js';
 import type { Channel } from '../stream/channel.js';
 import { connectChannel } from '../stream/channel.js';
 import { ReplicationError } from '../stream/errors.js';
-import { checkRelPath, compileFilter } from '../stream/paths.js';
+import { compileFilter } from '../stream/paths.js';
 import { receiveChanges, type Receiver } from '../stream/receiver.js';
 import { createSender, type ReplicationSender } from '../stream/sender.js';
 import type {
   FilesRole, ReintegrateRequest, ReintegrationProgress, ReplicationStatus, ReplicationView, Replicator,
 } from '../types.js';
 import { CtlError, CtlPeer, type CtlReply } from './ctl.js';
+import {
+  fetchManifest, MANIFEST_PAGE_BYTES, MANIFEST_PAGE_ENTRIES, passAnswer, passPlans, planChunk, remoteBlockRanges, SUMS_PAGE,
+} from './remote-compare.js';
+import { SourceTree } from './source-tree.js';
 import { toStream } from './wire.js';
 
 export const FINAL_PASS_BYTES = 8 << 20;
@@ -69,7 +72,6 @@ export const MAX_PASSES = 6;
 /** a frozen primary thaws and drops the session if the SECOND has not finished the final pass by then */
 export const FREEZE_LIMIT_MS = 120_000;
 const READ_MAX = 1 << 20;
-const SUMS_PAGE = 65536;
 
 export interface ReplicatorLog {
   info(msg: string): void;
@@ -90,7 +92,7 @@ export interface FileReplicatorOptions {
   /** posts the engine event `replication-failed` */
   replicationFailed: (reason: string) => void;
   layoutSystem?: LayoutSystem;
-  /** makes a filesystem's dirty data durable (syncfs); default `sync -f DIR` */
+  /** makes a filesystem's dirty data durable (syncfs); default `sync -f DIR` with a timeout (platform/syncfs.ts) */
   syncFs?: (dir: string) => Promise<void>;
 }
 
@@ -104,8 +106,8 @@ interface Session {
   recordMode: boolean;
   frozen: boolean;
   freezeTimer: NodeJS.Timeout | null;
-  /** block sums of the file last asked for (answered in pages) */
-  sums?: { key: string; sums: Buffer[] };
+  /** the last pass's plans (UTF-8 JSON per dir) when too large to answer inline: fetched with `plan` */
+  plans?: Buffer[];
 }
 
 const isLinkError = (e: unknown) =>
@@ -626,40 +628,31 @@ export class FileReplicator implements Replicator {
         return this.pass(s, b.final === true);
       case 'manifest': {
         const i = this.dirIndex(b.dir);
-        const m = await listTree(this.backings[i]!, this.dirs[i]!.notreplicated);
-        return { body: { entries: [...m].map(([p, e]) => [p, { ...e, mtimeNs: e.mtimeNs.toString() }]) } };
+        if (b.after !== undefined && b.after !== null && typeof b.after !== 'string') throw new CtlError('after must be a path or null', 'EINVAL');
+        return { body: await this.sourceTree(i).manifestPage((b.after as string | undefined) ?? null, this.dirs[i]!.notreplicated, MANIFEST_PAGE_ENTRIES, MANIFEST_PAGE_BYTES) };
       }
       case 'sums': {
+        // one page of sums, computed when asked: nothing is kept per file between requests
         const i = this.dirIndex(b.dir);
-        const abs = await this.sourcePath(i, b.path);
         const blockSize = intIn(b.blockSize, 4096, 16 << 20, 'blockSize');
-        if (!(await fs.lstat(abs)).isFile()) throw new CtlError(`${String(b.path)} is not a regular file`, 'EINVAL');
-        // answered in pages of SUMS_PAGE (a file over 8 GiB has more sums than one message carries)
-        const key = `${i}\0${abs}\0${blockSize}`;
-        if (s.sums?.key !== key) s.sums = { key, sums: await blockSums(abs, blockSize) };
-        const first = b.first === undefined ? 0 : intIn(b.first, 0, Number.MAX_SAFE_INTEGER, 'first');
-        const page = s.sums.sums.slice(first, first + SUMS_PAGE);
-        return { body: { n: s.sums.sums.length, first }, data: Buffer.concat(page) };
+        const first = b.first === undefined ? 0 : intIn(b.first, 0, Math.floor(Number.MAX_SAFE_INTEGER / blockSize) - SUMS_PAGE, 'first');
+        const count = b.count === undefined ? SUMS_PAGE : intIn(b.count, 1, SUMS_PAGE, 'count');
+        const sums = await this.sourceTree(i).blockSums(b.path, blockSize, first, count);
+        return { body: { first, count: sums.length, eof: sums.length < count }, data: Buffer.concat(sums) };
       }
+      case 'plan':
+        return { body: {}, data: planChunk(s.plans, this.dirIndex(b.dir), b.offset) };
       case 'read': {
         const i = this.dirIndex(b.dir);
-        const abs = await this.sourcePath(i, b.path);
         const length = intIn(b.length, 0, READ_MAX, 'length');
         const offset = intIn(b.offset, 0, Number.MAX_SAFE_INTEGER, 'offset');
-        const fh = await fs.open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
-          throw new CtlError(e.code === 'ELOOP' ? `${String(b.path)} is a symlink` : e.message, e.code);
-        });
-        try {
-          const data = await readFully(fh, offset, length);
-          s.bytesServed += data.length;
-          return { body: {}, data };
-        } finally {
-          await fh.close();
-        }
+        const data = await this.sourceTree(i).read(b.path, offset, length);
+        s.bytesServed += data.length;
+        return { body: {}, data };
       }
       case 'readlink': {
         const i = this.dirIndex(b.dir);
-        return { body: { target: await fs.readlink(await this.sourcePath(i, b.path)) } };
+        return { body: { target: await this.sourceTree(i).readlink(b.path) } };
       }
       case 'done': {
         if (!s.frozen) throw new CtlError('done before the final pass', 'EPROTO');
@@ -731,7 +724,9 @@ export class FileReplicator implements Replicator {
       const excludes = this.dirs[i]!.notreplicated;
       plans.push(planToJson(await planFromRecord(m, localRecordSource(this.backings[i]!, excludes), { excludes })));
     }
-    return { body: { plans } };
+    const a = passAnswer(plans); // too large for one answer: the SECOND fetches them in chunks (`plan`)
+    if (a.paged) s.plans = a.paged;
+    return { body: a.body };
   }
 
   private endSession(why: string) {
@@ -784,25 +779,9 @@ export class FileReplicator implements Replicator {
     return v;
   }
 
-  private relPath(p: unknown): string {
-    const c = checkRelPath(p);
-    if (!c.ok) throw new CtlError(`bad path ${JSON.stringify(p)}: ${c.reason}`, 'EINVAL');
-    return p as string;
-  }
-
-  /** The source file for a request from the peer: inside the backing path, symlinks in parents not followed out. */
-  private async sourcePath(i: number, p: unknown): Promise<string> {
-    const rel = this.relPath(p);
-    const root = this.backings[i]!;
-    const abs = path.join(root, rel);
-    let real: string;
-    try {
-      real = await fs.realpath(path.dirname(abs));
-    } catch (e) {
-      throw new CtlError((e as Error).message, (e as NodeJS.ErrnoException).code);
-    }
-    if (real !== root && !real.startsWith(`${root}/`)) throw new CtlError(`${rel} is outside the replicated dir`, 'EACCES');
-    return path.join(real, path.basename(abs));
+  /** Where the peer's paths are opened: from the backing root, never following a symlink (source-tree.ts). */
+  private sourceTree(i: number): SourceTree {
+    return new SourceTree(this.backings[i]!);
   }
 
   // ───────────────────────────── secondary ─────────────────────────────
@@ -828,7 +807,7 @@ export class FileReplicator implements Replicator {
         passes++;
         const final = passes >= MAX_PASSES || (passes > 1 && last <= FINAL_PASS_BYTES);
         const r = await ctl.request({ op: 'pass', final });
-        const plans = Array.isArray(r.body.plans) ? (r.body.plans as string[]) : null;
+        const plans = await passPlans(ctl, r.body, this.dirs.length);
         let bytes = 0;
         for (let i = 0; i < this.dirs.length; i++) {
           if (plans) {
@@ -957,25 +936,14 @@ export class FileReplicator implements Replicator {
   }
 
   private async compareDir(i: number, ctl: CtlPeer, o: { full: boolean; quarantine: boolean }, signal: AbortSignal): Promise<number> {
-    const r = await ctl.request({ op: 'manifest', dir: i });
-    const source: Manifest = new Map((r.body.entries as [string, ManifestEntry & { mtimeNs: string }][])
-      .map(([p, e]) => [p, { ...e, mtimeNs: BigInt(e.mtimeNs) }]));
+    const source = await fetchManifest(ctl, i);
     const target = await listTree(this.backings[i]!, this.dirs[i]!.notreplicated);
     const checkSince = BigInt(Date.now() - 3600_000) * 1_000_000n;
     let plan = planFromManifests(source, target, { trustMtime: !o.full, checkSince, quarantine: o.quarantine });
     const ranges = new Map<string, Range[]>();
     for (const p of plan.patches) {
       if (signal.aborted) throw new Error('reintegration aborted');
-      const src: Buffer[] = [];
-      for (let total = 1; src.length < total;) {
-        const s = await ctl.request({ op: 'sums', dir: i, path: p.path, blockSize: plan.blockSize, first: src.length });
-        const data = s.data ?? Buffer.alloc(0);
-        total = Number(s.body.n);
-        if (data.length === 0) break;
-        for (let o2 = 0; o2 + 32 <= data.length; o2 += 32) src.push(data.subarray(o2, o2 + 32));
-      }
-      const tgt = await blockSums(path.join(this.backings[i]!, p.path), plan.blockSize);
-      ranges.set(p.path, planBlocks(src, tgt, plan.blockSize, p.size));
+      ranges.set(p.path, await remoteBlockRanges(ctl, i, this.backings[i]!, p.path, plan.blockSize, p.size));
     }
     plan = withBlockRanges(plan, ranges);
     return this.applyDir(i, plan, ctl, signal);
@@ -1061,7 +1029,7 @@ export class FileReplicator implements Replicator {
 
   /** The tree equals its generation: make that durable (`sync -f` = syncfs of each backing filesystem), then say so. */
   private async clearDirty(backings: string[]): Promise<void> {
-    const syncFs = this.o.syncFs ?? syncFsCommand;
+    const syncFs = this.o.syncFs ?? ((d: string) => syncFilesystem(d));
     for (const b of backings) {
       try {
         await syncFs(b);
@@ -1072,11 +1040,6 @@ export class FileReplicator implements Replicator {
     }
     await fs.rm(this.dirtyFile(), { force: true });
   }
-}
-
-async function syncFsCommand(dir: string): Promise<void> {
-  const r = await run('sync', ['-f', dir]);
-  if (r.code !== 0) throw new Error(`sync -f ${dir} failed (${r.stderr.trim()})`);
 }
 
 function intIn(v: unknown, min: number, max: number, what: string): number {

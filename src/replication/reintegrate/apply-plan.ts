@@ -1,13 +1,16 @@
-import type { BigIntStats } from 'node:fs';
+import { constants as C } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { BugError, UserError } from '../../errors.js';
 import { writeDurably } from '../../daemon/state-store.js';
-import { assertRelPath, isUnder, shallowestFirst, deepestFirst } from '../record/extent-map.js';
+import { assertRelPath, deepestFirst, isUnder, parentOf, shallowestFirst } from '../record/extent-map.js';
 import type { ReintegrationProgress } from '../types.js';
 import { STAGING_DIR } from './compare.js';
 import { planBytes, planFromJson, planId, planToJson, type MetaSet, type Plan, type Range } from './plan.js';
 import { Quarantine } from './quarantine.js';
+import { isAbsent, nsToSeconds, TargetTree } from './target-tree.js';
+
+export { nsToSeconds };
 
 /**
  * Where content comes from while a plan is applied: a local directory (tests, `localSourceReader`) or the peer
@@ -203,7 +206,10 @@ export async function loadPendingPlan(checkpointDir: string): Promise<Plan | nul
  *   written files and changed directories are fsync'd before the checkpoint is written (writeDurably);
  * - a run of the same plan with an existing checkpoint resumes from it; a different plan starts over;
  * - on completion the checkpoint is removed and the staging directory is gone;
- * - on failure or abort, a checkpoint of the work done is written (best effort) before the error is rethrown.
+ * - on failure or abort, a checkpoint of the work done is written (best effort) before the error is rethrown;
+ * - every path of the plan is opened from a descriptor of `targetRoot` held for the run, component by component,
+ *   never following a symlink (target-tree.ts): a plan (a peer) cannot make it write, chmod, rename or delete
+ *   anything outside the target, even through symlinks it created itself in an earlier step or pass.
  * The source may change while the plan runs (the application keeps writing): bytes are copied as read, and the
  * caller's live replication must apply later operations after the copied ranges (ARCHITECTURE.md).
  */
@@ -221,8 +227,12 @@ export class PlanApplier {
   private durableStepOffset = 0;
   private lastSave = 0;
   private quarantine: Quarantine | null = null;
+  private tree: TargetTree | null = null;
+  /** relative paths in the target ('' = its root) */
   private readonly unsyncedFiles = new Set<string>();
   private readonly dirtyDirs = new Set<string>();
+  /** absolute paths of quarantine directories whose entries changed */
+  private readonly dirtyQuarantineDirs = new Set<string>();
   private readonly counts = Object.fromEntries(
     ['quarantine', 'stage', 'delete', 'place', 'mkdir', 'copy', 'patch', 'symlink', 'meta', 'finish'].map((k) => [k, 0]),
   ) as Record<Step['k'], number>;
@@ -245,6 +255,16 @@ export class PlanApplier {
   }
 
   async run(): Promise<ApplyReport> {
+    this.tree = await TargetTree.open(this.opts.targetRoot);
+    try {
+      return await this.runOpen();
+    } finally {
+      await this.tree.close();
+      this.tree = null;
+    }
+  }
+
+  private async runOpen(): Promise<ApplyReport> {
     const cp = await this.loadProgress();
     this.next = cp?.next ?? 0;
     this.stepOffset = this.durableStepOffset = cp?.stepOffset ?? 0;
@@ -301,8 +321,8 @@ export class PlanApplier {
     };
   }
 
-  private abs(rel: string): string {
-    return path.join(this.opts.targetRoot, rel);
+  private get t(): TargetTree {
+    return this.tree!;
   }
 
   private checkAbort(): void {
@@ -313,48 +333,52 @@ export class PlanApplier {
   private async exec(step: Step): Promise<void> {
     switch (step.k) {
       case 'quarantine': {
-        const dirs = await this.quarantine!.add(step.path);
-        for (const d of dirs ?? []) this.dirtyDirs.add(d);
-        if (step.restore && !(await exists(this.abs(step.path)))) {
+        const dirs = await this.t.at(step.path, (src) => this.quarantine!.add(step.path, src)).catch((e: unknown) => {
+          if (isAbsent(e)) return null; // a parent is gone or not a directory: nothing of ours there to keep
+          throw e;
+        });
+        if (dirs) {
+          for (const d of dirs) this.dirtyQuarantineDirs.add(d);
+          this.dirtyDirs.add(parentOf(step.path));
+        }
+        if (step.restore && !(await this.t.exists(step.path))) {
           // the patch needs the old content as its base: a copy (a clone where the filesystem can) comes back
-          const tmp = this.abs(RESTORE_TMP);
-          await fs.mkdir(path.dirname(tmp), { recursive: true });
-          await fs.copyFile(path.join(this.quarantine!.dir, step.path), tmp, fs.constants.COPYFILE_FICLONE);
-          await syncFile(tmp);
-          await fs.rename(tmp, this.abs(step.path));
-          this.dirtyDirs.add(path.dirname(this.abs(step.path)));
+          await this.t.removeTree(RESTORE_TMP);
+          await this.t.copyIn(path.join(this.quarantine!.dir, step.path), RESTORE_TMP);
+          await this.t.sync(RESTORE_TMP);
+          await this.t.rename(RESTORE_TMP, step.path);
+          this.dirtyDirs.add(parentOf(step.path));
         }
         return;
       }
       case 'stage': {
-        const dest = this.abs(stagePath(step.i));
-        await fs.mkdir(path.dirname(dest), { recursive: true });
+        const dest = stagePath(step.i);
+        await this.t.mkdirp(parentOf(dest));
         try {
-          await fs.rename(this.abs(step.from), dest);
+          await this.t.rename(step.from, dest);
         } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-          if (!(await exists(dest))) throw new PlanMismatchError(`${step.from} (renamed by the source) is missing here`);
+          if (!isAbsent(e)) throw e;
+          if (!(await this.t.exists(dest))) throw new PlanMismatchError(`${step.from} (renamed by the source) is missing here`);
         }
-        this.dirtyDirs.add(path.dirname(this.abs(step.from)));
-        this.dirtyDirs.add(path.dirname(dest));
+        this.dirtyDirs.add(parentOf(step.from));
+        this.dirtyDirs.add(parentOf(dest));
         return;
       }
       case 'delete':
-        await fs.rm(this.abs(step.path), { recursive: true, force: true });
-        this.dirtyDirs.add(path.dirname(this.abs(step.path)));
+        await this.t.removeTree(step.path);
+        this.dirtyDirs.add(parentOf(step.path));
         return;
       case 'place': {
-        const src = this.abs(stagePath(step.i));
-        if (!(await exists(src))) return; // placed before the interruption
-        await fs.mkdir(path.dirname(this.abs(step.to)), { recursive: true });
-        await fs.rename(src, this.abs(step.to));
-        this.dirtyDirs.add(path.dirname(src));
-        this.dirtyDirs.add(path.dirname(this.abs(step.to)));
+        const src = stagePath(step.i);
+        if (!(await this.t.exists(src))) return; // placed before the interruption
+        await this.t.rename(src, step.to);
+        this.dirtyDirs.add(parentOf(src));
+        this.dirtyDirs.add(parentOf(step.to));
         return;
       }
       case 'mkdir':
-        await fs.mkdir(this.abs(step.path), { recursive: true });
-        this.dirtyDirs.add(path.dirname(this.abs(step.path)));
+        await this.t.mkdirp(step.path);
+        this.dirtyDirs.add(parentOf(step.path));
         return;
       case 'copy':
         return this.transfer(step.path, step.size, [[0, step.size]], false);
@@ -368,16 +392,18 @@ export class PlanApplier {
           if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // gone at the source since the plan
           throw e;
         }
-        await fs.rm(this.abs(step.path), { force: true });
-        await fs.symlink(target, this.abs(step.path));
-        this.dirtyDirs.add(path.dirname(this.abs(step.path)));
+        await this.t.at(step.path, async (p) => {
+          await fs.unlink(p).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+          await fs.symlink(target, p);
+        });
+        this.dirtyDirs.add(parentOf(step.path));
         return;
       }
       case 'meta':
-        return setMeta(this.abs(step.m.path), step.m);
+        return this.t.setMeta(step.m.path, step.m);
       case 'finish':
-        await fs.rm(this.abs(STAGING_DIR), { recursive: true, force: true });
-        this.dirtyDirs.add(this.opts.targetRoot);
+        await this.t.removeTree(STAGING_DIR);
+        this.dirtyDirs.add('');
         await this.quarantine?.save(true);
         return;
     }
@@ -385,19 +411,34 @@ export class PlanApplier {
 
   /**
    * Writes `ranges` of the source's `rel` into the target's, then sets its size. Resumes at `stepOffset` bytes
-   * into the ranges. A patch needs the target file (its base); a copy creates it.
+   * into the ranges. A patch needs the target file (its base); a copy creates it (replacing a symlink or special file
+   * there: a copy is the whole file, whatever held its name).
    */
   private async transfer(rel: string, size: number, ranges: Range[], patch: boolean): Promise<void> {
-    const abs = this.abs(rel);
+    const open = (flags: number) => this.t.openFile(rel, flags, 0o600);
+    const create = async () => {
+      try {
+        return await open(C.O_WRONLY | C.O_CREAT | C.O_TRUNC);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ELOOP') throw e;
+        await this.t.at(rel, (p) => fs.unlink(p)); // a symlink where the file goes: the copy replaces it
+        return open(C.O_WRONLY | C.O_CREAT | C.O_EXCL);
+      }
+    };
     let fh: fs.FileHandle;
     try {
-      fh = await fs.open(abs, patch || this.stepOffset > 0 ? 'r+' : 'w', 0o600);
+      fh = patch || this.stepOffset > 0 ? await open(C.O_RDWR) : await create();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      if (patch) throw new PlanMismatchError(`${rel} (to be patched) is missing here`);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (patch && (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR')) throw new PlanMismatchError(`${rel} (to be patched) is missing here`);
+      if (code !== 'ENOENT') throw e;
       this.bytesDone -= this.stepOffset; // the partial copy is gone: start the file again
       this.stepOffset = this.durableStepOffset = 0;
-      fh = await fs.open(abs, 'w', 0o600);
+      fh = await create();
+    }
+    if (!(await fh.stat()).isFile()) {
+      await fh.close();
+      throw new PlanMismatchError(`${rel} (to be ${patch ? 'patched' : 'copied'}) is not a regular file here`);
     }
     const chunk = this.opts.chunkSize ?? 1024 * 1024;
     let gone = false;
@@ -438,23 +479,23 @@ export class PlanApplier {
     }
     if (gone) {
       // deleted at the source since the plan: so is the local copy (the live stream agrees)
-      await fs.rm(abs, { force: true });
-      this.dirtyDirs.add(path.dirname(abs));
+      await this.t.at(rel, (p) => fs.unlink(p)).catch((e: unknown) => { if (!isAbsent(e)) throw e; });
+      this.dirtyDirs.add(parentOf(rel));
       return;
     }
-    this.unsyncedFiles.add(abs);
-    if (!patch) this.dirtyDirs.add(path.dirname(abs));
+    this.unsyncedFiles.add(rel);
+    if (!patch) this.dirtyDirs.add(parentOf(rel));
   }
 
   private async syncPending(): Promise<void> {
-    for (const f of this.unsyncedFiles) {
-      await syncFile(f).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
-    }
+    for (const f of this.unsyncedFiles) await this.t.sync(f).catch((e: unknown) => { if (!isAbsent(e)) throw e; });
     this.unsyncedFiles.clear();
-    for (const d of this.dirtyDirs) {
+    for (const d of this.dirtyDirs) await this.t.sync(d).catch((e: unknown) => { if (!isAbsent(e)) throw e; });
+    this.dirtyDirs.clear();
+    for (const d of this.dirtyQuarantineDirs) {
       await syncDir(d).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
     }
-    this.dirtyDirs.clear();
+    this.dirtyQuarantineDirs.clear();
   }
 
   /** Makes the work done durable, then records it. */
@@ -489,31 +530,6 @@ export class PlanApplier {
 /** Applies `plan` (see PlanApplier). */
 export function applyPlan(plan: Plan, opts: ApplyOptions): Promise<ApplyReport> {
   return new PlanApplier(plan, opts).run();
-}
-
-/**
- * Owner, then mode (chown clears set-id bits), then times. Times are set with microsecond precision (libuv
- * truncates to microseconds; +0.5 µs keeps the double from rounding below the intended microsecond).
- */
-async function setMeta(abs: string, m: MetaSet): Promise<void> {
-  let st: BigIntStats;
-  try {
-    st = await fs.lstat(abs, { bigint: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // gone at the source since the plan
-    throw e;
-  }
-  if (Number(st.uid) !== m.uid || Number(st.gid) !== m.gid) await fs.lchown(abs, m.uid, m.gid);
-  if (!st.isSymbolicLink()) await fs.chmod(abs, m.mode);
-  await fs.lutimes(abs, nsToSeconds(st.atimeNs), nsToSeconds(m.mtimeNs));
-}
-
-export function nsToSeconds(ns: bigint): number {
-  return Number(ns / 1_000_000_000n) + (Number((ns % 1_000_000_000n) / 1000n) + 0.5) / 1e6;
-}
-
-async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false);
 }
 
 async function syncFile(f: string): Promise<void> {

@@ -77,11 +77,13 @@ export class Quarantine {
   }
 
   /**
-   * Moves `<from>/<rel>` into the quarantine. Returns the directories whose entries changed (for the caller's
-   * fsync), or null if there was nothing to move: already quarantined (resumed run) or no longer there.
+   * Moves `<from>/<rel>` into the quarantine. `src` names the file to move when the caller resolved it itself (the
+   * applier passes a `/proc/self/fd/<parent>/<name>` path walked without following symlinks, target-tree.ts); by
+   * default `<from>/<rel>`. Returns the quarantine's directories whose entries changed (for the caller's fsync; the
+   * caller syncs the source's parent itself), or null if there was nothing to move: already quarantined (resumed run)
+   * or no longer there.
    */
-  async add(rel: string): Promise<string[] | null> {
-    const src = path.join(this.manifest.from, rel);
+  async add(rel: string, src = path.join(this.manifest.from, rel)): Promise<string[] | null> {
     const dest = path.join(this.dir, rel);
     const there = await fs.lstat(dest, { bigint: true }).catch(() => null);
     if (there) {
@@ -102,7 +104,7 @@ export class Quarantine {
       await moveAcrossFilesystems(src, dest, st);
     }
     this.note(rel, st);
-    return [path.dirname(src), path.dirname(dest)];
+    return [path.dirname(dest)];
   }
 
   files(): QuarantinedFile[] {

@@ -40,6 +40,10 @@ export { PROTOCOL_VERSION };
  *   okm        = key C→S (32) ‖ key S→C (32) ‖ mac key C (32) ‖ mac key S (32)
  *   proof_X    = HMAC-SHA256(mac key X, transcript)       (32 bytes; separate keys, so a proof cannot be reflected)
  *
+ *   Before any of that, and before any per-connection work (no buffer, no timer, no byte read), the server closes a
+ *   connection whose source address is no address of `allowedPeers`, and one beyond MAX_PENDING_PER_ADDRESS
+ *   handshakes in progress from its address (or MAX_PENDING_HANDSHAKES in all): a host without the key cannot hold
+ *   the handshake slots the SECOND needs (it cannot complete a TCP handshake from a peer's address off-path).
  *   The server refuses (status, then close) a node name not in `allowedPeers`, a connection whose source address is
  *   not that node's address, a module it does not serve, another version; and (close) a wrong proof_C. The client
  *   refuses a server whose name or module is not the expected one, and a wrong proof_S. The node names, module name
@@ -61,6 +65,8 @@ const TAG = 16;
 const HS_MAX = 1024;
 const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_PENDING_HANDSHAKES = 32;
+/** handshakes in progress from one source address (a peer opens one per module that (re)connects) */
+export const MAX_PENDING_PER_ADDRESS = 8;
 
 /**
  * An authenticated channel. Contract:
@@ -263,6 +269,8 @@ export function listenChannels(opts: ListenOptions): Promise<Listener> {
   };
   let accepted = 0;
   const pending = new Set<net.Socket>();
+  const pendingFrom = new Map<string, number>();
+  const peerAddrs = new Set(opts.allowedPeers.map((p) => p.addr));
   const logLimit = new LogLimit(opts.log ?? (() => {}));
 
   const refuse = (sock: net.Socket, reason: RefusalReason, detail: string, status?: number, hello?: Buffer) => {
@@ -275,16 +283,25 @@ export function listenChannels(opts: ListenOptions): Promise<Listener> {
 
   const server = net.createServer((sock) => {
     sock.on('error', () => {}); // reported through 'close' or the handshake result
-    if (pending.size >= MAX_PENDING_HANDSHAKES) {
+    const remoteAddr = plainIPv4(sock.remoteAddress ?? '');
+    if (!peerAddrs.has(remoteAddr)) {
+      refused.badAddress++;
+      logLimit.log(`replication: dropped a connection from ${remoteAddr}: not the address of a node of this LAN in cluster.xml`);
+      sock.destroy();
+      return;
+    }
+    const fromHere = pendingFrom.get(remoteAddr) ?? 0;
+    if (pending.size >= MAX_PENDING_HANDSHAKES || fromHere >= MAX_PENDING_PER_ADDRESS) {
       refused.busy++;
-      logLimit.log(`replication: dropped a connection from ${sock.remoteAddress}: ${MAX_PENDING_HANDSHAKES} handshakes already in progress`);
+      logLimit.log(`replication: dropped a connection from ${remoteAddr}: ${fromHere >= MAX_PENDING_PER_ADDRESS
+        ? `${MAX_PENDING_PER_ADDRESS} handshakes from that address` : `${MAX_PENDING_HANDSHAKES} handshakes`} already in progress`);
       sock.destroy();
       return;
     }
     pending.add(sock);
+    pendingFrom.set(remoteAddr, fromHere + 1);
     sock.setNoDelay(true);
     const reader = new FrameReader(HS_MAX);
-    const remoteAddr = plainIPv4(sock.remoteAddress ?? '');
     let helloC: Hello | null = null;
     let helloS: Buffer | null = null;
     let keys: SessionKeys | null = null;
@@ -292,7 +309,11 @@ export function listenChannels(opts: ListenOptions): Promise<Listener> {
     const stop = () => {
       done = true;
       clearTimeout(timer);
-      pending.delete(sock);
+      if (pending.delete(sock)) {
+        const n = (pendingFrom.get(remoteAddr) ?? 1) - 1;
+        if (n > 0) pendingFrom.set(remoteAddr, n);
+        else pendingFrom.delete(remoteAddr);
+      }
       sock.off('data', onData);
     };
     const timer = setTimeout(() => {
@@ -394,6 +415,7 @@ export function listenChannels(opts: ListenOptions): Promise<Listener> {
           new Promise<void>((res) => {
             for (const s of pending) s.destroy();
             pending.clear();
+            pendingFrom.clear();
             server.close();
             setImmediate(res);
           }),

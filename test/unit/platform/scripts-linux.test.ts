@@ -227,4 +227,30 @@ test('a module bin path that is a file → UserError', withCtx(async (ctx) => {
   }
 }));
 
+test('the module log is created 0600 (script output is not for other users); an existing readable one is made 0600', withCtx(async (ctx) => {
+  await script(ctx, 'start_prim', '#!/bin/sh\necho secret-ish output\n');
+  assert.ok((await ctx.runner.run(req('start_prim'))).ok);
+  const log = path.join(ctx.dir, 'log', 'web.log');
+  assert.is((await fs.stat(log)).mode & 0o777, 0o600);
+  await fs.chmod(log, 0o644);
+  assert.ok((await ctx.runner.run(req('start_prim'))).ok);
+  assert.is((await fs.stat(log)).mode & 0o777, 0o600);
+}));
+
+test('a module log that cannot be opened or written never fails the script (full disk, broken log directory)', withCtx(async (ctx) => {
+  const marker = path.join(ctx.dir, 'ran');
+  await script(ctx, 'start_prim', `#!/bin/sh\necho output\necho "$1" > ${marker}\n`);
+  await fs.mkdir(path.join(ctx.dir, 'log'), { recursive: true });
+  await fs.symlink('/dev/full', path.join(ctx.dir, 'log', 'web.log')); // every write fails with ENOSPC
+  let r = await ctx.runner.run(req('start_prim'));
+  assert.equal([r.ok, r.code], [true, 0]);
+  assert.is(await fs.readFile(marker, 'utf8'), 'ALONE\n');
+  await fs.rm(path.join(ctx.dir, 'log'), { recursive: true });
+  await fs.writeFile(path.join(ctx.dir, 'log'), 'a file where the log directory should be');
+  await fs.rm(marker);
+  r = await ctx.runner.run(req('start_prim'));
+  assert.equal([r.ok, r.code], [true, 0]);
+  assert.is(await fs.readFile(marker, 'utf8'), 'ALONE\n');
+}));
+
 test.run();

@@ -266,4 +266,55 @@ test('directory mtimes are set after their contents; times survive to the micros
   assert.is((await listTree(dst)).get('d/e')!.mtimeNs / 1000n, 1_400_000_000_654_321n);
 });
 
+test('symlinks in the target are never followed: a plan cannot write, create, chmod, move or delete outside the target', async () => {
+  // A plan is a list of paths from the peer. A symlink in the copy (left by the live stream, or made by a step of an
+  // earlier pass: `symlink x → /etc`, then `copy x/passwd`) must not lead any step out of the target.
+  const outside = tmpDir('outside');
+  const snapshot = () => {
+    const out: Record<string, string> = {};
+    for (const n of fs.readdirSync(outside).sort()) {
+      const st = fs.lstatSync(path.join(outside, n));
+      out[n] = `${(st.mode & 0o7777).toString(8)} ${st.isFile() ? fs.readFileSync(path.join(outside, n), 'utf8') : 'dir'}`;
+    }
+    return out;
+  };
+  const fresh = () => {
+    const dst = tmpDir();
+    fs.rmSync(outside, { recursive: true, force: true });
+    build(outside, { g: 'outside g', file: 'outside file' });
+    fs.chmodSync(path.join(outside, 'g'), 0o600);
+    build(dst, { evil: { link: outside }, evil2: { link: path.join(outside, 'file') }, keep: 'k' });
+    return dst;
+  };
+  const src = tmpDir();
+  build(src, { 'evil/f': 'from the peer', evil2: 'peer file', h: 'h' });
+  const before = (fresh(), snapshot());
+  const meta = (p: string, mode: number) => ({ path: p, type: 'file' as const, mode, uid: 0, gid: 0, mtimeNs: 1_500_000_000_000_000_000n });
+  const plans: [string, Plan, 'ok' | 'fails'][] = [
+    ['copy under a symlinked parent', { ...emptyPlan(), copies: [{ path: 'evil/f', size: 13 }] }, 'fails'],
+    ['mkdir under a symlinked parent', { ...emptyPlan(), mkdirs: ['evil/d'] }, 'fails'],
+    ['delete under a symlinked parent', { ...emptyPlan(), deletes: ['evil/g'] }, 'ok'],
+    ['metadata under a symlinked parent', { ...emptyPlan(), metadata: [meta('evil/g', 0o4777)] }, 'ok'],
+    ['metadata of a symlink to a file outside', { ...emptyPlan(), metadata: [meta('evil2', 0o4777)] }, 'ok'],
+    ['copy onto a symlink to a file outside', { ...emptyPlan(), copies: [{ path: 'evil2', size: 9 }] }, 'ok'],
+    ['patch of a symlink to a file outside', { ...emptyPlan(), patches: [{ path: 'evil2', size: 9, targetSize: 12, ranges: [[0, 9]] }] }, 'fails'],
+    ['move from under a symlinked parent', { ...emptyPlan(), moves: [{ from: 'evil/g', to: 'h' }] }, 'fails'],
+    ['quarantine under a symlinked parent', { ...emptyPlan(), quarantine: ['evil/g'], deletes: ['evil/g'] }, 'ok'],
+  ];
+  for (const [what, plan, expect] of plans) {
+    const dst = fresh();
+    const r = await applyPlan(plan, {
+      targetRoot: dst, source: localSourceReader(src), checkpointDir: tmpDir('cp'),
+      ...(plan.quarantine.length ? { quarantine: { root: tmpDir('q'), generation: '1@n' } } : {}),
+    }).then(() => 'ok', (e: Error) => `fails: ${e.message}`);
+    assert.equal(snapshot(), before, `${what}: outside the target unchanged (${r})`);
+    assert.is(r.split(':')[0], expect, `${what}: ${r}`);
+    assert.is(fs.readFileSync(path.join(dst, 'keep'), 'utf8'), 'k');
+    if (what.startsWith('copy onto')) {
+      assert.ok(fs.lstatSync(path.join(dst, 'evil2')).isFile(), 'the copy replaced the symlink by a file');
+      assert.is(fs.readFileSync(path.join(dst, 'evil2'), 'utf8'), 'peer file');
+    }
+  }
+});
+
 test.run();

@@ -3,7 +3,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateKey } from '../../../src/daemon/key.js';
 import { BugError, UserError } from '../../../src/errors.js';
-import { type Channel, connectChannel, type ConnectOptions, type Listener, listenChannels, type ListenOptions, MAX_FRAME } from '../../../src/replication/stream/channel.js';
+import {
+  type Channel, connectChannel, type ConnectOptions, type Listener, listenChannels, type ListenOptions, LOG_PER_MINUTE, MAX_FRAME,
+  MAX_PENDING_PER_ADDRESS,
+} from '../../../src/replication/stream/channel.js';
 import { ReplicationError } from '../../../src/replication/stream/errors.js';
 import { until } from './helpers.js';
 import { startProxy } from './proxy.js';
@@ -283,18 +286,45 @@ test('garbage, an oversized handshake length and another protocol version are re
   }
 });
 
-test('too many connections in handshake at once: the extra ones are dropped', async () => {
+test('too many connections in handshake from one address: the extra ones are dropped', async () => {
   const s = await server({ handshakeTimeoutMs: 5000 });
   const socks: net.Socket[] = [];
   try {
-    for (let i = 0; i < 33; i++) {
+    for (let i = 0; i < MAX_PENDING_PER_ADDRESS + 3; i++) {
       const c = net.connect({ host: '127.0.0.1', port: s.l.port, localAddress: '127.0.0.2' });
       c.on('error', () => {});
       socks.push(c);
     }
-    await until('one dropped', () => s.l.stats().refused.busy === 1);
+    await until('3 dropped', () => s.l.stats().refused.busy === 3);
   } finally {
     for (const c of socks) c.destroy();
+    await s.l.close();
+  }
+});
+
+test('a host without the key cannot lock the SECOND out: connections from addresses not in cluster.xml are closed at once', async () => {
+  // Before: 32 silent connections from anywhere held every handshake slot for the handshake timeout, and the SECOND's
+  // own connection was dropped as busy for as long as the flood went on.
+  const s = await server({ handshakeTimeoutMs: 10_000 });
+  const flood: net.Socket[] = [];
+  let answered = 0;
+  try {
+    for (let i = 0; i < 64; i++) {
+      const c = net.connect({ host: '127.0.0.1', port: s.l.port, localAddress: '127.0.0.9' });
+      c.on('error', () => {});
+      c.on('data', () => answered++);
+      flood.push(c);
+    }
+    await until('64 refused', () => s.l.stats().refused.badAddress === 64);
+    const ch = await connect(s); // n1, from its own address
+    await until('accepted', () => s.channels.length === 1);
+    ch.close();
+    assert.is(answered, 0, 'not a byte sent to them (no hello, no nonce)');
+    assert.is(s.l.stats().refused.busy, 0);
+    assert.ok(s.logs.filter((l) => /127\.0\.0\.9/.test(l)).length <= LOG_PER_MINUTE, 'logging is rate-limited');
+    assert.match(s.logs.join('\n'), /dropped a connection from 127\.0\.0\.9: not the address of a node of this LAN/);
+  } finally {
+    for (const c of flood) c.destroy();
     await s.l.close();
   }
 });

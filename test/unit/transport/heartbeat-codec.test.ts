@@ -10,23 +10,25 @@ const FRAME: HeartbeatFrame = {
   from: 'node1',
   boot: 7,
   seq: 42n,
+  echo: 3,
   lan: 'lan0',
   body: { t: 'hb', modules: { web: 'PRIM' }, n: [1, 2.5, null, true], s: 'é✓' },
 };
 
 /** Builds a datagram field by field with a valid MAC, to reach the checks that run after authentication. */
-function raw(parts: { from?: Buffer; boot?: number; seq?: bigint; lan?: Buffer; body?: Buffer; bodyLen?: number }, key = KEY): Buffer {
+function raw(parts: { from?: Buffer; boot?: number; seq?: bigint; echo?: number; lan?: Buffer; body?: Buffer; bodyLen?: number }, key = KEY): Buffer {
   const from = parts.from ?? Buffer.from('node1');
   const lan = parts.lan ?? Buffer.from('lan0');
   const body = parts.body ?? Buffer.from('{}');
   const head = Buffer.alloc(4 + 1 + 1);
   head.write('TDHB', 0, 'ascii');
-  head[4] = 1;
+  head[4] = 2;
   head[5] = from.length;
-  const mid = Buffer.alloc(4 + 8 + 1);
+  const mid = Buffer.alloc(4 + 8 + 4 + 1);
   mid.writeUInt32BE(parts.boot ?? 1, 0);
   mid.writeBigUInt64BE(parts.seq ?? 1n, 4);
-  mid[12] = lan.length;
+  mid.writeUInt32BE(parts.echo ?? 0, 12);
+  mid[16] = lan.length;
   const len = Buffer.alloc(4);
   len.writeUInt32BE(parts.bodyLen ?? body.length, 0);
   const unsigned = Buffer.concat([head, from, mid, lan, len, body]);
@@ -41,13 +43,15 @@ function remac(buf: Buffer, key = KEY): Buffer {
 test('encode/decode round-trips every field', () => {
   const d = decode(KEY, encode(KEY, FRAME));
   assert.equal(d, { ok: true, ...FRAME });
-  const big = { ...FRAME, from: 'nœud-ü', lan: 'réplication', boot: 0xffffffff, seq: (1n << 64n) - 1n, body: null };
+  const big = { ...FRAME, from: 'nœud-ü', lan: 'réplication', boot: 0xffffffff, seq: (1n << 64n) - 1n, echo: 0xffffffff, body: null };
   assert.equal(decode(KEY, encode(KEY, big)), { ok: true, ...big });
+  const { echo: _, ...noEcho } = FRAME;
+  assert.equal(decode(KEY, encode(KEY, noEcho)), { ok: true, ...FRAME, echo: 0 }, 'echo defaults to 0');
 });
 
 test('the hand-built layout matches encode (the documented wire format)', () => {
-  const built = raw({ from: Buffer.from('node1'), boot: 7, seq: 42n, lan: Buffer.from('lan0'), body: Buffer.from('[1]') });
-  assert.ok(built.equals(encode(KEY, { from: 'node1', boot: 7, seq: 42n, lan: 'lan0', body: [1] })));
+  const built = raw({ from: Buffer.from('node1'), boot: 7, seq: 42n, echo: 9, lan: Buffer.from('lan0'), body: Buffer.from('[1]') });
+  assert.ok(built.equals(encode(KEY, { from: 'node1', boot: 7, seq: 42n, echo: 9, lan: 'lan0', body: [1] })));
 });
 
 test('a datagram made with another key is badMac', () => {
@@ -81,7 +85,7 @@ test('fuzz: 2000 random buffers and 2000 random corruptions never throw and are 
     const buf = randomBytes(len);
     if (i % 2 === 0 && len >= 5) {
       buf.write('TDHB', 0, 'ascii'); // get past the magic to reach the length checks
-      buf[4] = 1;
+      buf[4] = 2;
     }
     assert.is(decode(KEY, buf).ok, false);
   }
@@ -102,7 +106,7 @@ test('length fields larger than the payload are malformed, even with a valid MAC
   bigFrom[5] = 255;
   assert.equal(decode(KEY, remac(bigFrom)), { ok: false, reason: 'malformed' });
   const bigLan = raw({});
-  bigLan[6 + 5 + 12] = 200; // LAN length byte
+  bigLan[6 + 5 + 16] = 200; // LAN length byte
   assert.equal(decode(KEY, remac(bigLan)), { ok: false, reason: 'malformed' });
 });
 
@@ -112,9 +116,11 @@ test('empty names, wrong magic and unknown version are malformed', () => {
   const magic = raw({});
   magic.write('XDHB', 0, 'ascii');
   assert.equal(decode(KEY, remac(magic)), { ok: false, reason: 'malformed' });
-  const version = raw({});
-  version[4] = 2;
-  assert.equal(decode(KEY, remac(version)), { ok: false, reason: 'malformed' });
+  for (const v of [1, 3]) {
+    const version = raw({});
+    version[4] = v; // 1: the format before `echo`
+    assert.equal(decode(KEY, remac(version)), { ok: false, reason: 'malformed' }, `version ${v}`);
+  }
 });
 
 test('authenticated but invalid UTF-8 or JSON is malformed', () => {
@@ -156,6 +162,8 @@ test('encode refuses caller mistakes with a BugError', () => {
     { seq: -1n },
     { seq: 1n << 64n },
     { seq: 3 as unknown as bigint },
+    { echo: -1 },
+    { echo: 2 ** 32 },
     { body: undefined },
     { body: () => 1 },
     { body: { n: 1n } },

@@ -100,6 +100,30 @@ test('readKeyFile: a key readable by group or others is refused with the chmod t
   assert.is((await readKeyFile(file)).length, 32);
 });
 
+test('readKeyFile: a key owned by another user, or a symlink to one, is refused (that user could read or replace it)', async () => {
+  const dir = tmp();
+  const file = path.join(dir, 'cluster.key');
+  const key = generateKey();
+  await writeKeyFile(file, key);
+  if (process.geteuid?.() === 0) {
+    fs.chownSync(file, 1000, 1000);
+    const e = await rejects(readKeyFile(file));
+    assert.instance(e, UserError);
+    assert.match(e.message, /owned by uid 1000, not root.*chown root:root/);
+    assert.not.ok(e.message.includes(key.toString('hex')));
+    fs.chownSync(file, 0, 0);
+  }
+  const elsewhere = path.join(dir, 'real.key');
+  fs.renameSync(file, elsewhere);
+  fs.symlinkSync(elsewhere, file);
+  const e = await rejects(readKeyFile(file));
+  assert.instance(e, UserError);
+  assert.match(e.message, /is a symlink/);
+  fs.rmSync(file);
+  fs.renameSync(elsewhere, file);
+  assert.ok((await readKeyFile(file)).equals(key));
+});
+
 test('readKeyFile: wrong length or non-hex content is refused without echoing the secret', async () => {
   const dir = tmp();
   const cases: Record<string, string> = {

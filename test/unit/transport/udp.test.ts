@@ -85,12 +85,35 @@ async function node(self: string, port: number, extra: Partial<UdpTransportOptio
 
 const drops = (s: TransportStats) => Object.values(s.dropped).reduce((a, b) => a + b, 0);
 
-test('two nodes on 127.0.0.1 / 127.0.0.2 exchange heartbeats on their own addresses', async () => {
+/**
+ * Until each side has heard the other, its heartbeats echo no boot of the receiver and are dropped as stale: both
+ * send until each delivered one, then the test starts from empty `got` lists.
+ */
+async function meet(a: Node, b: Node, lan = 'lan0'): Promise<void> {
+  const end = Date.now() + 3000;
+  while (!a.got.some((m) => m.lan === lan) || !b.got.some((m) => m.lan === lan)) {
+    if (Date.now() > end) throw new Error('timed out waiting for the two nodes to hear each other');
+    a.t.send(lan, 'n2', 'meet');
+    b.t.send(lan, 'n1', 'meet');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  a.got.length = 0;
+  b.got.length = 0;
+}
+
+test('two nodes on 127.0.0.1 / 127.0.0.2 exchange heartbeats on their own addresses, once each heard the other', async () => {
   const port = await freePort();
   const a = await node('n1', port);
-  const b = await node('n2', port);
+  const b = await node('n2', port, { boot: 5 });
   try {
     assert.equal(a.t.bindings(), [{ lan: 'lan0', address: '127.0.0.1', port }]);
+    // n1 has not heard n2 yet: its first heartbeat echoes no boot of n2 and is dropped (stale), not logged
+    a.t.send('lan0', 'n2', { t: 'hb', first: true });
+    await until('stale', () => b.t.stats().dropped.stale === 1);
+    assert.equal(b.got, []);
+    assert.equal(b.logs, [], 'the normal start-up drop is counted, not logged');
+    await meet(a, b);
+    const before = { a: a.t.stats(), b: b.t.stats() };
     a.t.send('lan0', 'n2', { t: 'hb', state: 'PRIM', n: [1, 2] });
     b.t.send('lan0', 'n1', { t: 'hb', state: 'SECOND' });
     await until('both delivered', () => a.got.length === 1 && b.got.length === 1);
@@ -99,8 +122,9 @@ test('two nodes on 127.0.0.1 / 127.0.0.2 exchange heartbeats on their own addres
     for (let i = 0; i < 20; i++) a.t.send('lan0', 'n2', { i });
     await until('20 more', () => b.got.length === 21);
     assert.equal(b.got.slice(1).map((m) => (m.body as { i: number }).i), [...Array(20).keys()]);
-    assert.equal(a.t.stats(), { sent: 21, received: 1, dropped: { badMac: 0, replay: 0, badSource: 0, malformed: 0, unknownNode: 0 }, sendErrors: 0 });
-    assert.is(b.t.stats().received, 21);
+    const after = a.t.stats();
+    assert.equal([after.sent - before.a.sent, after.received - before.a.received, drops(after) - drops(before.a), after.sendErrors], [21, 1, 0, 0]);
+    assert.is(b.t.stats().received - before.b.received, 21);
     assert.equal(a.logs, []);
   } finally {
     await a.t.close();
@@ -114,10 +138,11 @@ test('one socket per LAN: each message arrives tagged with the LAN it crossed', 
   const b = await node('n2', port, { lans: ['lan0', 'lan1'] });
   try {
     assert.equal(b.t.bindings().map((x) => x.address), ['127.0.0.2', '127.0.0.4']);
+    await meet(a, b, 'lan0');
     a.t.send('lan1', 'n2', 'on lan1');
     a.t.send('lan0', 'n2', 'on lan0');
     await until('both LANs', () => b.got.length === 2);
-    assert.equal(b.got.map((m) => [m.lan, m.body]).sort(), [['lan0', 'on lan0'], ['lan1', 'on lan1']]);
+    assert.equal(b.got.map((m) => [m.lan, m.body]).sort(), [['lan0', 'on lan0'], ['lan1', 'on lan1']], 'the boot heard on one LAN is echoed on every LAN');
   } finally {
     await a.t.close();
     await b.t.close();
@@ -130,29 +155,30 @@ test('ports option: two nodes on the same address with different ports', async (
   const c = cluster(4800);
   c.lans[0]!.nodes[1]!.addr = '127.0.0.1';
   const ports = { n1: p1, n2: p2 };
-  const mk = (self: string, got: HeartbeatMessage[]) =>
-    createUdpTransport({ cluster: c, self, lans: ['lan0'], key: KEY, boot: 1, log: () => {}, ports }).then((t) => {
-      t.onMessage((m) => got.push(m));
-      return t;
-    });
-  const gotA: HeartbeatMessage[] = [];
-  const gotB: HeartbeatMessage[] = [];
-  const a = await mk('n1', gotA);
-  const b = await mk('n2', gotB);
+  const mk = async (self: string): Promise<Node> => {
+    const n: Node = { t: await createUdpTransport({ cluster: c, self, lans: ['lan0'], key: KEY, boot: 1, log: () => {}, ports }), got: [], logs: [] };
+    n.t.onMessage((m) => n.got.push(m));
+    return n;
+  };
+  const a = await mk('n1');
+  const b = await mk('n2');
   try {
-    assert.equal(b.bindings(), [{ lan: 'lan0', address: '127.0.0.1', port: p2 }]);
-    a.send('lan0', 'n2', 1);
-    b.send('lan0', 'n1', 2);
-    await until('delivered', () => gotA.length === 1 && gotB.length === 1);
-    assert.is(gotB[0]!.from, 'n1');
-    assert.is(gotA[0]!.from, 'n2');
+    assert.equal(b.t.bindings(), [{ lan: 'lan0', address: '127.0.0.1', port: p2 }]);
+    await meet(a, b);
+    a.t.send('lan0', 'n2', 1);
+    b.t.send('lan0', 'n1', 2);
+    await until('delivered', () => a.got.length === 1 && b.got.length === 1);
+    assert.is(b.got[0]!.from, 'n1');
+    assert.is(a.got[0]!.from, 'n2');
   } finally {
-    await a.close();
-    await b.close();
+    await a.t.close();
+    await b.t.close();
   }
 });
 
-test('a forged datagram (wrong key) from a third address is dropped as badMac, and a flood logs one line', async () => {
+test('a datagram from an address that is no node of the LAN is dropped as badSource before its MAC is even checked', async () => {
+  // a host without the key floods from its own address: each datagram costs a set lookup, never an HMAC, and a
+  // flood logs one line
   const port = await freePort();
   const b = await node('n2', port);
   const evil = await bound('127.0.0.3', 0);
@@ -160,94 +186,154 @@ test('a forged datagram (wrong key) from a third address is dropped as badMac, a
     const wrong = deriveKey(generateKey(), 'heartbeat');
     for (let i = 1; i <= 50; i++) {
       const forged = encode(wrong, { from: 'n1', boot: 99, seq: BigInt(i), lan: 'lan0', body: { t: 'hb', state: 'PRIM' } });
-      await sendFrom(evil, forged, '127.0.0.2', port);
+      await sendFrom(evil, i % 2 ? forged : Buffer.from('garbage'), '127.0.0.2', port);
     }
-    await until('50 drops', () => b.t.stats().dropped.badMac === 50);
+    await until('50 drops', () => b.t.stats().dropped.badSource === 50);
+    assert.is(b.t.stats().dropped.badMac, 0, 'no MAC computed');
+    assert.is(b.t.stats().dropped.malformed, 0, 'not even parsed');
     assert.equal(b.got, []);
-    assert.is(b.t.stats().received, 0);
     assert.is(b.logs.length, 1, b.logs.join('\n'));
     assert.match(b.logs[0]!, /lan0/);
     assert.match(b.logs[0]!, /127\.0\.0\.3/);
-    assert.match(b.logs[0]!, /badMac/);
+    assert.match(b.logs[0]!, /badSource.*not the address and port of a node of this LAN/);
   } finally {
     await closeSock(evil);
     await b.t.close();
   }
 });
 
-test('garbage datagrams are dropped as malformed', async () => {
+test("a forged datagram (wrong key) from the peer's own address and port is dropped as badMac", async () => {
   const port = await freePort();
   const b = await node('n2', port);
-  const evil = await bound('127.0.0.3', 0);
+  const spoof = await bound('127.0.0.1', port);
   try {
-    await sendFrom(evil, Buffer.from('hello'), '127.0.0.2', port);
-    await sendFrom(evil, Buffer.alloc(9000, 1), '127.0.0.2', port);
-    await sendFrom(evil, Buffer.from('TDHB\u0001\u00ff'), '127.0.0.2', port);
+    const wrong = deriveKey(generateKey(), 'heartbeat');
+    for (let i = 1; i <= 20; i++) {
+      await sendFrom(spoof, encode(wrong, { from: 'n1', boot: 99, seq: BigInt(i), echo: 1, lan: 'lan0', body: {} }), '127.0.0.2', port);
+    }
+    await until('20 badMac', () => b.t.stats().dropped.badMac === 20);
+    assert.equal(b.got, []);
+    assert.is(b.logs.length, 1);
+    assert.match(b.logs[0]!, /badMac/);
+  } finally {
+    await closeSock(spoof);
+    await b.t.close();
+  }
+});
+
+test('garbage datagrams from a node\'s address are dropped as malformed', async () => {
+  const port = await freePort();
+  const b = await node('n2', port);
+  const asN1 = await bound('127.0.0.1', port);
+  try {
+    await sendFrom(asN1, Buffer.from('hello'), '127.0.0.2', port);
+    await sendFrom(asN1, Buffer.alloc(9000, 1), '127.0.0.2', port);
+    await sendFrom(asN1, Buffer.from('TDHB\u0002\u00ff'), '127.0.0.2', port);
     await until('3 malformed', () => b.t.stats().dropped.malformed === 3);
     assert.equal(b.got, []);
   } finally {
-    await closeSock(evil);
+    await closeSock(asN1);
     await b.t.close();
   }
 });
 
-test('a replayed captured datagram is dropped as replay; a restarted sender (new boot) is accepted', async () => {
+test('replayed datagrams are dropped as replay; a restarted sender (new boot) is accepted once it heard the receiver', async () => {
   const port = await freePort();
-  // capture what n1 sends to n2 with a plain socket sitting on n2's address
-  const sniffer = await bound('127.0.0.2', port);
-  const captured: Buffer[] = [];
-  sniffer.on('message', (m) => captured.push(m));
-  let a = await node('n1', port);
-  a.t.send('lan0', 'n2', { t: 'hb', state: 'PRIM', when: 'old' });
-  await until('captured', () => captured.length === 1);
-  await closeSock(sniffer);
-
-  const b = await node('n2', port);
+  const b = await node('n2', port, { boot: 7 });
+  const asN1 = await bound('127.0.0.1', port);
   try {
-    a.t.send('lan0', 'n2', { when: 'new' });
-    await until('new delivered', () => b.got.length === 1);
-    await a.t.close();
-
-    // replay the old datagram from n1's own address and port: only the replay guard can catch it
-    const replayer = await bound('127.0.0.1', port);
-    await sendFrom(replayer, captured[0]!, '127.0.0.2', port);
-    await sendFrom(replayer, captured[0]!, '127.0.0.2', port);
+    // what n1 sent after hearing n2 (echo 7), recorded and sent again from n1's own address and port
+    const rec = (seq: bigint, boot = 1) => encode(HB, { from: 'n1', boot, seq, echo: 7, lan: 'lan0', body: { seq: Number(seq) } });
+    await sendFrom(asN1, rec(5n), '127.0.0.2', port);
+    await until('seq 5', () => b.got.length === 1);
+    await sendFrom(asN1, rec(5n), '127.0.0.2', port);
+    await sendFrom(asN1, rec(3n), '127.0.0.2', port);
     await until('2 replays', () => b.t.stats().dropped.replay === 2);
-    await closeSock(replayer);
-    assert.equal(b.got.map((m) => m.body), [{ when: 'new' }]);
+    await sendFrom(asN1, rec(6n), '127.0.0.2', port);
+    await until('seq 6', () => b.got.length === 2);
+    assert.equal(b.got.map((m) => m.body), [{ seq: 5 }, { seq: 6 }]);
     assert.is(b.logs.length, 1);
     assert.match(b.logs[0]!, /replay/);
+    await closeSock(asN1);
 
-    // n1 restarts with the next boot number: its seq starts again at 1 and is accepted
-    a = await node('n1', port, { boot: 2 });
-    a.t.send('lan0', 'n2', { when: 'after restart' });
-    await until('after restart', () => b.got.length === 2);
-    assert.equal(b.got[1]!.body, { when: 'after restart' });
+    // n1 restarts with the next boot number: its seq starts again at 1; delivered once it heard n2 (its first
+    // heartbeats, sent before, are stale: counted, not logged)
+    const a = await node('n1', port, { boot: 2 });
+    try {
+      b.got.length = 0;
+      await meet(a, b);
+      assert.ok(b.t.stats().dropped.stale >= 1);
+      assert.is(b.logs.length, 1, `no line for the normal restart: ${b.logs.join('\n')}`);
+      a.t.send('lan0', 'n2', { when: 'after restart' });
+      await until('after restart', () => b.got.length === 1);
+      assert.equal(b.got[0]!.body, { when: 'after restart' });
+    } finally {
+      await a.t.close();
+    }
+    // a heartbeat of n1's previous boot that does not echo n2's boot (recorded before n2 started): stale, logged
+    const again = await bound('127.0.0.1', port);
+    try {
+      await sendFrom(again, encode(HB, { from: 'n1', boot: 1, seq: 99n, echo: 6, lan: 'lan0', body: {} }), '127.0.0.2', port);
+      await until('logged', () => b.logs.some((x) => /stale.*boot 1\) echoes boot 6 of this daemon, whose boot is 7/.test(x)));
+    } finally {
+      await closeSock(again);
+    }
+  } finally {
+    await closeSock(asN1).catch(() => {});
+    await b.t.close();
+  }
+});
+
+test('a heartbeat recorded before the RECEIVER restarted is refused after its restart (stale), whatever its seq', async () => {
+  // The replay guard lives in memory: a restarted receiver has forgotten the last (boot, seq) it accepted. What a
+  // recorded datagram cannot carry is the receiver's new boot counter: it echoes the old one.
+  const port = await freePort();
+  const a = await node('n1', port);
+  let b = await node('n2', port, { boot: 40 });
+  const recorded: Buffer[] = [];
+  try {
+    await meet(a, b);
+    // an attacker on the LAN records what n1 sends to n2 (here: the same datagrams, re-encoded with the key)
+    for (let seq = 100n; seq < 105n; seq++) recorded.push(encode(HB, { from: 'n1', boot: 1, seq, echo: 40, lan: 'lan0', body: { t: 'hb', state: 'PRIM', old: true } }));
+    await b.t.close();
+    await a.t.close(); // n1 is gone (powered off): only the attacker speaks from its address now
+    b = await node('n2', port, { boot: 41 });
+    const attacker = await bound('127.0.0.1', port);
+    try {
+      for (const d of recorded) await sendFrom(attacker, d, '127.0.0.2', port);
+      await until('5 refused', () => drops(b.t.stats()) === 5);
+      assert.equal(b.got, [], 'nothing delivered');
+      assert.is(b.t.stats().dropped.stale, 5);
+    } finally {
+      await closeSock(attacker);
+    }
   } finally {
     await a.t.close();
     await b.t.close();
   }
 });
 
-test('a valid datagram from an address or port that is not the sender\'s is dropped as badSource', async () => {
+test('a datagram from a node\'s address whose port is not that node\'s is dropped as badSource', async () => {
   const port = await freePort();
   const b = await node('n2', port);
   const elsewhere = await bound('127.0.0.3', port); // right port, wrong address
   const otherPort = await bound('127.0.0.1', 0); // right address, wrong port
   try {
-    const valid = (seq: bigint) => encode(HB, { from: 'n1', boot: 5, seq, lan: 'lan0', body: { t: 'hb', state: 'PRIM' } });
+    const valid = (seq: bigint) => encode(HB, { from: 'n1', boot: 5, seq, echo: 1, lan: 'lan0', body: { t: 'hb', state: 'PRIM' } });
     await sendFrom(elsewhere, valid(1n), '127.0.0.2', port);
     await sendFrom(otherPort, valid(2n), '127.0.0.2', port);
     await until('2 badSource', () => b.t.stats().dropped.badSource === 2);
     assert.equal(b.got, []);
     assert.is(drops(b.t.stats()), 2);
-    assert.match(b.logs.join('\n'), /n1, whose address on this LAN is 127\.0\.0\.1/);
+    assert.match(b.logs.join('\n'), /not the address and port of a node of this LAN/);
 
-    // the spoofed datagrams did not advance the replay guard: the real n1 (boot 1, seq 1) is still accepted
+    // the spoofed datagrams did not advance the replay guard: the real n1 (boot 1) is still accepted
     const a = await node('n1', port);
-    a.t.send('lan0', 'n2', 'real');
-    await until('real one', () => b.got.length === 1);
-    await a.t.close();
+    try {
+      await meet(a, b);
+    } finally {
+      await a.t.close();
+    }
   } finally {
     await closeSock(elsewhere);
     await closeSock(otherPort);
@@ -260,7 +346,7 @@ test('a datagram sent for another LAN is dropped as badSource', async () => {
   const b = await node('n2', port);
   const asN1 = await bound('127.0.0.1', port);
   try {
-    const wrongLan = encode(HB, { from: 'n1', boot: 1, seq: 1n, lan: 'lan1', body: {} });
+    const wrongLan = encode(HB, { from: 'n1', boot: 1, seq: 1n, echo: 1, lan: 'lan1', body: {} });
     await sendFrom(asN1, wrongLan, '127.0.0.2', port);
     await until('badSource', () => b.t.stats().dropped.badSource === 1);
     assert.equal(b.got, []);
@@ -274,10 +360,10 @@ test('a datagram sent for another LAN is dropped as badSource', async () => {
 test('authenticated datagrams claiming an unknown node or the receiver itself are dropped as unknownNode', async () => {
   const port = await freePort();
   const b = await node('n2', port);
-  const s = await bound('127.0.0.3', 0);
+  const s = await bound('127.0.0.1', port);
   try {
-    await sendFrom(s, encode(HB, { from: 'n9', boot: 1, seq: 1n, lan: 'lan0', body: {} }), '127.0.0.2', port);
-    await sendFrom(s, encode(HB, { from: 'n2', boot: 1, seq: 1n, lan: 'lan0', body: {} }), '127.0.0.2', port);
+    await sendFrom(s, encode(HB, { from: 'n9', boot: 1, seq: 1n, echo: 1, lan: 'lan0', body: {} }), '127.0.0.2', port);
+    await sendFrom(s, encode(HB, { from: 'n2', boot: 1, seq: 1n, echo: 1, lan: 'lan0', body: {} }), '127.0.0.2', port);
     await until('2 unknownNode', () => b.t.stats().dropped.unknownNode === 2);
     assert.equal(b.got, []);
     assert.match(b.logs.join('\n'), /"n9", which is not a node of this LAN/);

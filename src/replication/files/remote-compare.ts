@@ -1,0 +1,164 @@
+import { constants as C } from 'node:fs';
+import { insertRange } from '../record/extent-map.js';
+import type { Manifest, ManifestEntry, Range } from '../reintegrate/plan.js';
+import { TargetTree } from '../reintegrate/target-tree.js';
+import { CtlError, type CtlPeer, type CtlReply } from './ctl.js';
+import { blockSumsOf } from './source-tree.js';
+
+/**
+ * The SECOND's side of the paged reintegration requests (files/ctl.ts), and the page sizes both sides use. Every
+ * answer of the primary has a bounded size whatever the tree holds, so trees of any size reintegrate:
+ *
+ *   manifest {dir, after}            → {entries: [[path, entry]…], next}   at most MANIFEST_PAGE_ENTRIES entries or
+ *                                                                        about MANIFEST_PAGE_BYTES of JSON; next =
+ *                                                                        the cursor for the following page, null at
+ *                                                                        the end (source-tree.ts, manifestPage)
+ *   sums {dir, path, blockSize, first, count}
+ *                                    → {first, count, eof} + data        SHA-256 of blocks [first, first + count),
+ *                                                                        count ≤ SUMS_PAGE, computed when asked
+ *                                                                        (nothing kept per file); eof: the file ends
+ *   pass {final}                     → {plans} (≤ PLAN_INLINE_BYTES in all) or {planBytes: [n per dir]}, then
+ *   plan {dir, offset}               → data: bytes [offset, offset + PLAN_CHUNK) of that dir's plan (UTF-8 JSON)
+ *
+ * Memory on the SECOND stays proportional to the tree's entry count (both manifests and the plan are held while a
+ * directory is compared), never to file sizes: block sums are compared page by page against the local file.
+ */
+export const MANIFEST_PAGE_ENTRIES = 10_000;
+export const MANIFEST_PAGE_BYTES = 4 << 20;
+/** 16384 sums = 512 KiB of data per answer (1 GiB of file with 64 KiB blocks) */
+export const SUMS_PAGE = 16_384;
+export const PLAN_INLINE_BYTES = 1 << 20;
+export const PLAN_CHUNK = 4 << 20;
+/** the largest plan the SECOND accepts from the primary (a bound on what a peer can make it allocate) */
+export const MAX_PLAN_BYTES = 1 << 30;
+
+/** The primary's whole manifest of replicated dir `dir`, fetched page by page. */
+export async function fetchManifest(ctl: CtlPeer, dir: number): Promise<Manifest> {
+  const out: Manifest = new Map();
+  let after: string | null = null;
+  for (;;) {
+    const r: CtlReply = await ctl.request({ op: 'manifest', dir, after });
+    const entries = r.body.entries;
+    const next = r.body.next;
+    if (!Array.isArray(entries) || (next !== null && typeof next !== 'string')) throw protocol('a manifest page without entries or cursor');
+    for (const item of entries as unknown[]) {
+      if (!Array.isArray(item) || typeof item[0] !== 'string' || typeof item[1] !== 'object' || item[1] === null) throw protocol('a malformed manifest entry');
+      const e = item[1] as Record<string, unknown>;
+      if (!validEntry(e)) throw protocol(`a malformed manifest entry (${JSON.stringify(String(item[0]).slice(0, 200))})`);
+      const entry: ManifestEntry = { type: e.type, size: e.size, mtimeNs: BigInt(e.mtimeNs), mode: e.mode, uid: e.uid, gid: e.gid };
+      if (e.type === 'symlink') entry.linkTarget = e.linkTarget as string;
+      out.set(item[0], entry);
+    }
+    if (next === null) return out;
+    if (entries.length === 0 || next === after) throw protocol('a manifest page that does not advance');
+    after = next;
+  }
+}
+
+/**
+ * The byte ranges of the primary's `rel` to copy so that the local `targetRoot/rel` equals it (planBlocks, page by
+ * page: one page of the primary's sums and of the local file's at a time). Only blocks below `sourceSize` (the
+ * manifest's size) count. A source file gone (or no longer a regular file) since the manifest gives the whole file:
+ * the applier then finds it gone and removes the local one.
+ */
+export async function remoteBlockRanges(
+  ctl: CtlPeer, dir: number, targetRoot: string, rel: string, blockSize: number, sourceSize: number,
+): Promise<Range[]> {
+  const ranges: [number, number][] = [];
+  const tree = await TargetTree.open(targetRoot);
+  try {
+    const fh = await tree.openFile(rel, C.O_RDONLY | C.O_NONBLOCK).catch(() => null);
+    try {
+      for (let first = 0; first * blockSize < sourceSize;) {
+        const count = SUMS_PAGE;
+        let r: CtlReply;
+        let local: Buffer[];
+        try {
+          [r, local] = await Promise.all([
+            ctl.request({ op: 'sums', dir, path: rel, blockSize, first, count }),
+            fh ? blockSumsOf(fh, blockSize, first, count) : Promise.resolve([]),
+          ]);
+        } catch (e) {
+          if (e instanceof CtlError && e.code === 'ENOENT') return sourceSize > 0 ? [[0, sourceSize]] : [];
+          throw e;
+        }
+        const data = r.data ?? Buffer.alloc(0);
+        const n = data.length / 32;
+        if (!Number.isInteger(n) || n > count || r.body.first !== first) throw protocol(`a malformed sums page for ${JSON.stringify(rel)}`);
+        for (let k = 0; k < n; k++) {
+          const t = local[k];
+          if (t && t.equals(data.subarray(k * 32, k * 32 + 32))) continue;
+          const b = first + k;
+          insertRange(ranges, b * blockSize, Math.min((b + 1) * blockSize, sourceSize));
+        }
+        if (r.body.eof === true || n < count) break;
+        first += n;
+      }
+    } finally {
+      await fh?.close();
+    }
+  } finally {
+    await tree.close();
+  }
+  return ranges;
+}
+
+/**
+ * The primary's `pass` answer for `plans` (planToJson per dir): inline when small, else only their sizes, the texts
+ * then kept (`paged`) for the `plan` requests that follow (`planChunk`).
+ */
+export function passAnswer(plans: string[]): { body: Record<string, unknown>; paged: Buffer[] | null } {
+  const texts = plans.map((p) => Buffer.from(p, 'utf8'));
+  if (texts.reduce((n, t) => n + t.length, 0) <= PLAN_INLINE_BYTES) return { body: { plans }, paged: null };
+  return { body: { planBytes: texts.map((t) => t.length) }, paged: texts };
+}
+
+/** The primary's answer to `plan {dir, offset}`: the next chunk of that dir's paged plan. */
+export function planChunk(paged: Buffer[] | undefined, dir: number, offset: unknown): Buffer {
+  const plan = paged?.[dir];
+  if (!plan) throw new CtlError('no paged plan in this session', 'EPROTO');
+  if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset > plan.length) {
+    throw new CtlError(`offset must be an integer in [0, ${plan.length}]`, 'EINVAL');
+  }
+  return plan.subarray(offset, offset + PLAN_CHUNK);
+}
+
+/** The plans of a `pass` answer: inline, or fetched in chunks (`plan`); null when the primary asks for a comparison. */
+export async function passPlans(ctl: CtlPeer, body: Record<string, unknown>, dirs: number): Promise<string[] | null> {
+  if (Array.isArray(body.plans)) {
+    if (body.plans.length !== dirs || !body.plans.every((p) => typeof p === 'string')) throw protocol('a pass answer with malformed plans');
+    return body.plans as string[];
+  }
+  if (!Array.isArray(body.planBytes)) return null;
+  const sizes = body.planBytes as unknown[];
+  if (sizes.length !== dirs || !sizes.every((n) => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= MAX_PLAN_BYTES)) {
+    throw protocol('a pass answer with malformed plan sizes');
+  }
+  const out: string[] = [];
+  for (let i = 0; i < dirs; i++) {
+    const size = sizes[i] as number;
+    const parts: Buffer[] = [];
+    for (let offset = 0; offset < size;) {
+      const d = (await ctl.request({ op: 'plan', dir: i, offset })).data ?? Buffer.alloc(0);
+      if (d.length === 0 || offset + d.length > size) throw protocol('a plan chunk of the wrong size');
+      parts.push(d);
+      offset += d.length;
+    }
+    out.push(Buffer.concat(parts, size).toString('utf8'));
+  }
+  return out;
+}
+
+const TYPES = new Set(['file', 'dir', 'symlink', 'other']);
+const uint = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+function validEntry(e: Record<string, unknown>): e is Record<string, unknown> & {
+  type: ManifestEntry['type']; size: number; mtimeNs: string; mode: number; uid: number; gid: number;
+} {
+  return typeof e.type === 'string' && TYPES.has(e.type) && uint(e.size) && uint(e.mode) && uint(e.uid) && uint(e.gid)
+    && typeof e.mtimeNs === 'string' && /^-?\d{1,30}$/.test(e.mtimeNs) && (e.type !== 'symlink' || typeof e.linkTarget === 'string');
+}
+
+function protocol(what: string): CtlError {
+  return new CtlError(`reintegration: the primary sent ${what}`, 'EPROTO');
+}

@@ -1,0 +1,265 @@
+import { createHash } from 'node:crypto';
+import { constants as C } from 'node:fs';
+import fs from 'node:fs/promises';
+import type { NotReplicated } from '../../config/types.js';
+import { readFully } from '../reintegrate/apply-plan.js';
+import { entryOf, excludeMatcher } from '../reintegrate/compare.js';
+import type { ManifestEntry } from '../reintegrate/plan.js';
+import { checkRelPath, viaFd } from '../stream/paths.js';
+import { CtlError } from './ctl.js';
+
+/**
+ * The primary's reintegration file server, as seen from one backing path: how a path the peer names is opened.
+ *
+ * Contract:
+ * - A path from the peer is checked for syntax first (`checkRelPath`: EINVAL "bad path …" before any I/O).
+ * - It is then opened from a descriptor of the backing root held for the request, ONE COMPONENT AT A TIME, each
+ *   directory with O_DIRECTORY|O_NOFOLLOW through `/proc/self/fd/<parent>/<name>`, and the last component with
+ *   O_NOFOLLOW. No symlink is ever followed, not even one that stays inside the tree: an application (or any user
+ *   who can write in the replicated directory) that swaps a directory for a symlink while the peer reads changes
+ *   nothing, because every step is taken from a directory already open, never by resolving the path again.
+ * - Files are opened O_NONBLOCK (a FIFO swapped in cannot block the daemon) and must be regular files (fstat).
+ * - Outcomes, as CtlError codes the peer's applier understands:
+ *   ENOENT   nothing, or no regular file, is at that path in the tree when no symlink is followed: a component is
+ *            missing, a parent or the file itself is a symlink, or the file is not a regular file. The applier
+ *            treats it as "gone since the plan" (the next pass carries what replaced it).
+ *   ENOTDIR  a parent is a regular file (or other non-directory that is not a symlink).
+ *   EINVAL   bad syntax; `readlink` of something that is not a symlink.
+ *   other    the errno of the failing call (EACCES, EIO…).
+ */
+export class SourceTree {
+  constructor(readonly root: string) {}
+
+  /** Up to `length` bytes of the regular file `rel` at `offset` (fewer at its end). */
+  async read(rel: unknown, offset: number, length: number): Promise<Buffer> {
+    const fh = await this.openFile(rel);
+    try {
+      return await readFully(fh, offset, length);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** SHA-256 of each `blockSize` block of `rel` from block `first`, at most `count` blocks (fewer at its end). */
+  async blockSums(rel: unknown, blockSize: number, first = 0, count = Number.MAX_SAFE_INTEGER): Promise<Buffer[]> {
+    const fh = await this.openFile(rel);
+    try {
+      return await blockSumsOf(fh, blockSize, first, count);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /**
+   * One page of the tree's manifest, in walk order (depth first, names sorted by UTF-16 code units, a directory
+   * before its contents), starting after the entry `after` (null: from the start). `<notreplicated>` entries and the
+   * directories they exclude are left out; nothing is followed. A page ends after `maxEntries` entries or once its
+   * entries' JSON exceeds `maxBytes`; `next` is the last entry's path while more may follow, else null.
+   *
+   * Stateless: each page walks down again from the root to `after` (a readdir per ancestor), so a tree of any size is
+   * listed in pages of bounded size and nothing is held between requests. The tree may change between pages (the
+   * application runs): an entry is reported as it is when its page is read; what changed after the pass began is in
+   * the next pass anyway. An `after` that no longer exists resumes at the first entry that would follow it.
+   */
+  async manifestPage(after: string | null, excludes: NotReplicated[], maxEntries: number, maxBytes: number):
+    Promise<{ entries: [string, WireManifestEntry][]; next: string | null }> {
+    const excluded = excludeMatcher(excludes);
+    let cursor: string[] = [];
+    if (after !== null) {
+      const c = checkRelPath(after);
+      if (!c.ok) throw new CtlError(`bad manifest cursor ${JSON.stringify(after)}: ${c.reason}`, 'EINVAL');
+      cursor = c.parts;
+    }
+    const entries: [string, WireManifestEntry][] = [];
+    let bytes = 0;
+    const frames: Frame[] = [];
+    try {
+      const open = async (parent: fs.FileHandle | null, rel: string, name: string | null) => {
+        const dir = await fs.open(parent && name !== null ? viaFd(parent, name) : this.root, DIR_FLAGS);
+        let names: string[];
+        try {
+          names = (await fs.readdir(viaFd(dir))).sort();
+        } catch (e) {
+          await dir.close();
+          throw e;
+        }
+        const f: Frame = { rel, dir, names, i: 0, stats: new Map() };
+        frames.push(f);
+        return f;
+      };
+      let top = await open(null, '', null).catch((e: unknown) => {
+        throw ctlError(e, `the replicated dir's backing path ${this.root}`);
+      });
+      // down along the cursor: each frame resumes at the first name after the cursor's component
+      for (let d = 0; d < cursor.length; d++) {
+        const want = cursor[d]!;
+        top.i = lowerBound(top.names, want);
+        if (top.names[top.i] !== want) break; // gone: resume at what follows it
+        top.i++;
+        const rel = top.rel === '' ? want : `${top.rel}/${want}`;
+        const next = await open(top.dir, rel, want).catch(() => null); // not a directory (any more): nothing below it
+        if (!next) break;
+        top = next;
+      }
+      while (frames.length > 0) {
+        const f = frames[frames.length - 1]!;
+        if (f.i >= f.names.length) {
+          frames.pop();
+          await f.dir.close();
+          continue;
+        }
+        if (entries.length >= maxEntries || bytes >= maxBytes) return { entries, next: entries.at(-1)?.[0] ?? after };
+        if (!f.stats.has(f.i)) {
+          // the next siblings' lstat (and readlink) in parallel, as listTree does: one round trip per 64 entries
+          const batch = f.names.slice(f.i, f.i + 64);
+          const got = await Promise.all(batch.map(async (name) => {
+            const at = viaFd(f.dir, name);
+            const st = await fs.lstat(at, { bigint: true }).catch(() => null); // vanished since the readdir
+            return st ? entryOf(st, st.isSymbolicLink() ? await fs.readlink(at).catch(() => '') : undefined) : null;
+          }));
+          f.stats.clear();
+          got.forEach((e, k) => f.stats.set(f.i + k, e));
+        }
+        const e = f.stats.get(f.i)!;
+        const name = f.names[f.i++]!;
+        const rel = f.rel === '' ? name : `${f.rel}/${name}`;
+        if (!e) continue;
+        if (excluded(rel, e.type === 'dir')) continue;
+        const wire: WireManifestEntry = { ...e, mtimeNs: e.mtimeNs.toString() };
+        entries.push([rel, wire]);
+        bytes += Buffer.byteLength(JSON.stringify([rel, wire]));
+        if (e.type === 'dir') await open(f.dir, rel, name).catch(() => null); // replaced since the lstat: its entries go with the next pass
+      }
+      return { entries, next: null };
+    } finally {
+      for (const f of frames) await f.dir.close().catch(() => {});
+    }
+  }
+
+  /** The target of the symlink `rel` (its parents are not followed; neither is the link itself). */
+  async readlink(rel: unknown): Promise<string> {
+    return this.inParent(rel, async (dir, name, shown) => {
+      try {
+        return await fs.readlink(viaFd(dir, name));
+      } catch (e) {
+        throw ctlError(e, shown);
+      }
+    });
+  }
+
+  /** Opens the regular file `rel` read-only (contract above); the caller closes it. */
+  async openFile(rel: unknown): Promise<fs.FileHandle> {
+    return this.inParent(rel, async (dir, name, shown) => {
+      let fh: fs.FileHandle;
+      try {
+        fh = await fs.open(viaFd(dir, name), C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new CtlError(`${shown} is a symlink (never followed): not a file of the replicated dir`, 'ENOENT');
+        throw ctlError(e, shown);
+      }
+      const st = await fh.stat().catch(async (e: unknown) => {
+        await fh.close();
+        throw ctlError(e, shown);
+      });
+      if (!st.isFile()) {
+        await fh.close();
+        throw new CtlError(`${shown} is not a regular file`, 'ENOENT');
+      }
+      return fh;
+    });
+  }
+
+  /**
+   * Runs `fn` with the parent directory of `rel` open (walked from the root without following symlinks) and the
+   * last component's name; closes every descriptor it opened afterwards.
+   */
+  private async inParent<T>(rel: unknown, fn: (dir: fs.FileHandle, name: string, shown: string) => Promise<T>): Promise<T> {
+    const c = checkRelPath(rel);
+    if (!c.ok) throw new CtlError(`bad path ${JSON.stringify(rel)}: ${c.reason}`, 'EINVAL');
+    const shown = JSON.stringify(rel);
+    const opened: fs.FileHandle[] = [];
+    try {
+      let dir: fs.FileHandle;
+      try {
+        dir = await fs.open(this.root, DIR_FLAGS);
+      } catch (e) {
+        throw ctlError(e, `the replicated dir's backing path ${this.root}`);
+      }
+      opened.push(dir);
+      const parts = c.parts;
+      for (let k = 0; k < parts.length - 1; k++) {
+        const prefix = JSON.stringify(parts.slice(0, k + 1).join('/'));
+        try {
+          dir = await fs.open(viaFd(dir, parts[k]!), DIR_FLAGS);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'ELOOP' || (code === 'ENOTDIR' && await isSymlink(viaFd(dir, parts[k]!)))) {
+            throw new CtlError(`${shown}: ${prefix} is a symlink (never followed): no such file in the replicated dir`, 'ENOENT');
+          }
+          throw ctlError(e, `${shown}: ${prefix}`);
+        }
+        opened.push(dir);
+      }
+      return await fn(dir, parts[parts.length - 1]!, shown);
+    } finally {
+      for (const h of opened.reverse()) await h.close().catch(() => {});
+    }
+  }
+}
+
+const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
+
+interface Frame {
+  rel: string;
+  dir: fs.FileHandle;
+  names: string[];
+  /** next name to report */
+  i: number;
+  /** entries of names[i…] already stat'ed (null: vanished) */
+  stats: Map<number, ManifestEntry | null>;
+}
+
+/** A manifest entry on the wire: `mtimeNs` as a decimal string (JSON has no bigint). */
+export type WireManifestEntry = Omit<ManifestEntry, 'mtimeNs'> & { mtimeNs: string };
+
+/** The first index of sorted `names` whose name is ≥ `want`. */
+function lowerBound(names: string[], want: string): number {
+  let lo = 0;
+  let hi = names.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (names[mid]! < want) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** SHA-256 of each `blockSize` block of an open file from block `first`, at most `count` blocks. */
+export async function blockSumsOf(fh: fs.FileHandle, blockSize: number, first = 0, count = Number.MAX_SAFE_INTEGER): Promise<Buffer[]> {
+  const buf = Buffer.allocUnsafe(blockSize);
+  const sums: Buffer[] = [];
+  let pos = first * blockSize;
+  while (sums.length < count) {
+    let got = 0;
+    while (got < blockSize) {
+      const { bytesRead } = await fh.read(buf, got, blockSize - got, pos + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got === 0) break;
+    sums.push(createHash('sha256').update(buf.subarray(0, got)).digest());
+    pos += got;
+    if (got < blockSize) break;
+  }
+  return sums;
+}
+
+async function isSymlink(p: string): Promise<boolean> {
+  return fs.lstat(p).then((st) => st.isSymbolicLink(), () => false);
+}
+
+function ctlError(e: unknown, what: string): CtlError {
+  const err = e as NodeJS.ErrnoException;
+  const why = err.code === 'ENOENT' ? 'no such file or directory' : err.code === 'ENOTDIR' ? 'not a directory' : err.message;
+  return new CtlError(`${what}: ${why}`, err.code);
+}

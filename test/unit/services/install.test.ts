@@ -1,0 +1,138 @@
+// `tandem install` and `tandem config` as services (src/services/modules.ts, src/config/module-files.ts), and the
+// script runner's check before each run: what an installed module may be made of, and who may change it.
+// Runs as root here (chown to another uid needs it); as another user the ownership cases are skipped.
+// Files: /tmp/tandem-install-test-*; removed after each test.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tar from 'tar';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadCluster, loadModule } from '../../../src/config/load.js';
+import { UserError } from '../../../src/errors.js';
+import { homePaths, type Home } from '../../../src/home.js';
+import { LinuxScriptRunner } from '../../../src/platform/scripts/linux.js';
+import { configModule, installModule } from '../../../src/services/modules.js';
+
+const ROOT = process.geteuid?.() === 0;
+const CLUSTER_XML = `<cluster><lans><lan name="default">
+  <node name="node1" addr="198.51.100.1"/><node name="node2" addr="198.51.100.2"/>
+</lan></lans></cluster>
+`;
+const USERCONFIG_XML = `<safe><service mode="mirror"><heart pulse="500ms" timeout="5s"><heartbeat name="default"/></heart></service></safe>
+`;
+
+interface Fx {
+  dir: string;
+  home: Home;
+  /** a package directory: userconfig.xml, bin/start_prim (echo), bin/lib/helper */
+  pkg: string;
+}
+
+function withFx(fn: (f: Fx) => Promise<void>) {
+  return async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-install-test-'));
+    const home = { root: path.join(dir, 'home'), runDir: path.join(dir, 'run') };
+    fs.mkdirSync(home.root, { mode: 0o755 });
+    fs.writeFileSync(homePaths.clusterXml(home), CLUSTER_XML);
+    const pkg = path.join(dir, 'pkg');
+    fs.mkdirSync(path.join(pkg, 'bin', 'lib'), { recursive: true });
+    fs.writeFileSync(path.join(pkg, 'userconfig.xml'), USERCONFIG_XML);
+    fs.writeFileSync(path.join(pkg, 'bin', 'start_prim'), `#!/bin/sh\necho started > "${path.join(dir, 'ran')}"\n`);
+    fs.writeFileSync(path.join(pkg, 'bin', 'lib', 'helper'), 'helper=1\n');
+    try {
+      await fn({ dir, home, pkg });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+}
+
+async function userError(p: Promise<unknown> | (() => unknown), re: RegExp): Promise<UserError> {
+  let e: unknown;
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (x) {
+    e = x;
+  }
+  assert.instance(e, UserError, `expected a UserError matching ${re}, got ${String(e)}`);
+  assert.match((e as Error).message, re);
+  return e as UserError;
+}
+
+const modeOf = (p: string) => fs.lstatSync(p).mode & 0o7777;
+
+test('installed files are normalised: root-owned, no group/world write, no setuid/setgid/sticky; read and exec bits kept', withFx(async (f) => {
+  const script = path.join(f.pkg, 'bin', 'start_prim');
+  fs.chmodSync(script, 0o6777); // setuid, setgid, writable by everyone
+  fs.chmodSync(path.join(f.pkg, 'bin', 'lib', 'helper'), 0o664);
+  fs.chmodSync(path.join(f.pkg, 'bin'), 0o1777);
+  if (ROOT) fs.chownSync(script, 1234, 1234);
+  await installModule(f.home, 'web', f.pkg, false);
+  const m = homePaths.moduleDir(f.home, 'web');
+  assert.is(modeOf(path.join(m, 'bin', 'start_prim')), 0o755);
+  assert.is(modeOf(path.join(m, 'bin', 'lib', 'helper')), 0o644);
+  assert.is(modeOf(path.join(m, 'bin')), 0o755);
+  assert.is(modeOf(m), 0o755);
+  for (const p of [m, path.join(m, 'bin', 'start_prim'), path.join(m, 'userconfig.xml')]) {
+    assert.is(fs.lstatSync(p).uid, process.geteuid!(), `${p} owned by the installing user (root)`);
+  }
+  assert.ok(loadModule(f.home, 'web', loadCluster(f.home)), 'the installed module passes the checks');
+  assert.match(await configModule(f.home, 'web'), /is valid/);
+}));
+
+test('a package holding a symlink (directory or archive) or a hard link (archive) is refused; nothing is installed', withFx(async (f) => {
+  fs.symlinkSync('/etc/passwd', path.join(f.pkg, 'bin', 'lib', 'evil'));
+  await userError(installModule(f.home, 'web', f.pkg, false), /bin\/lib\/evil \(symlink\)/);
+  assert.not.ok(fs.existsSync(homePaths.moduleDir(f.home, 'web')));
+
+  const tgz = path.join(f.dir, 'web.tgz');
+  await tar.c({ file: tgz, cwd: f.dir, gzip: true }, ['pkg']);
+  await userError(installModule(f.home, 'web', tgz, false), /pkg\/bin\/lib\/evil \(SymbolicLink\)/);
+  fs.rmSync(path.join(f.pkg, 'bin', 'lib', 'evil'));
+  fs.linkSync(path.join(f.pkg, 'bin', 'lib', 'helper'), path.join(f.pkg, 'bin', 'hard'));
+  await tar.c({ file: tgz, cwd: f.dir, gzip: true }, ['pkg']);
+  await userError(installModule(f.home, 'web', tgz, false), /\(Link\)/);
+  assert.not.ok(fs.existsSync(homePaths.moduleDir(f.home, 'web')));
+
+  fs.rmSync(path.join(f.pkg, 'bin', 'hard'));
+  await tar.c({ file: tgz, cwd: f.dir, gzip: true }, ['pkg']);
+  await installModule(f.home, 'web', tgz, false);
+  assert.is(modeOf(path.join(homePaths.moduleDir(f.home, 'web'), 'bin', 'start_prim')) & 0o022, 0);
+}));
+
+test('a script writable by anyone but root is refused at `config`, at load, and before it runs, with a clear error', withFx(async (f) => {
+  await installModule(f.home, 'web', f.pkg, false);
+  const m = homePaths.moduleDir(f.home, 'web');
+  const script = path.join(m, 'bin', 'start_prim');
+  const runner = new LinuxScriptRunner({ scriptsDir: () => path.join(m, 'bin'), logFile: () => homePaths.moduleLog(f.home, 'web') });
+  const run = () => runner.run({ module: 'web', script: 'start_prim', args: ['STOP', 'PRIM', 'start'], env: {}, timeoutMs: 5000 });
+
+  fs.chmodSync(script, 0o775);
+  const e = await userError(configModule(f.home, 'web'), /start_prim is writable by group \d+ \(mode 0775\).*runs the module's scripts as root/);
+  assert.match(e.hint ?? '', /chown -R root:root .* chmod -R go-w/);
+  await userError(() => loadModule(f.home, 'web', loadCluster(f.home)), /writable by group/);
+  await userError(run(), /writable by group .*does not run a script that anyone but root can change/);
+  assert.not.ok(fs.existsSync(path.join(f.dir, 'ran')), 'the script did not run');
+
+  fs.chmodSync(script, 0o757);
+  await userError(configModule(f.home, 'web'), /writable by every user/);
+  fs.chmodSync(script, 0o755);
+  fs.chmodSync(path.join(m, 'bin'), 0o777); // the directory: anyone could replace the script
+  await userError(configModule(f.home, 'web'), /bin is writable by every user/);
+  await userError(run(), /bin is writable by every user/);
+  fs.chmodSync(path.join(m, 'bin'), 0o755);
+  fs.symlinkSync('/bin/true', path.join(m, 'bin', 'stop_prim'));
+  await userError(configModule(f.home, 'web'), /stop_prim is a symlink/);
+  fs.rmSync(path.join(m, 'bin', 'stop_prim'));
+  if (ROOT) {
+    fs.chownSync(script, 1000, 0);
+    await userError(configModule(f.home, 'web'), /start_prim is owned by uid 1000, not root/);
+    await userError(run(), /owned by uid 1000/);
+    fs.chownSync(script, 0, 0);
+  }
+  assert.ok((await run()).ok, 'once fixed, the script runs');
+  assert.ok(fs.existsSync(path.join(f.dir, 'ran')));
+}));
+
+test.run();

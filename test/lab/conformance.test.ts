@@ -177,7 +177,11 @@ test('the mount behaves like the filesystem under it (differential POSIX suite)'
     for (const [i, c] of CASES.entries()) {
       const dir = `c${String(i).padStart(3, '0')}`;
       const outcomes: Outcome[] = [];
-      for (const t of targets) outcomes.push(await runCase(t, c, dir));
+      for (const t of targets) {
+        const t0 = performance.now();
+        outcomes.push(await runCase(t, c, dir));
+        if (process.env.CONFORMANCE_TIMES) console.log(`${t.name} ${(performance.now() - t0).toFixed(0)} ms ${c.name}`);
+      }
       ops += c.steps.length;
       const ab = differences(outcomes[0]!, outcomes[1]!);
       if (ab.length) control.push(`${c.name}:\n    ${ab.join('\n    ')}`);

@@ -63,10 +63,10 @@ function attrs(st: fs.Stats): { [k: string]: Value } {
   return a;
 }
 
-/** Times at the microsecond, as [atime, mtime] in µs since the epoch. */
+/** [atime, mtime] in nanoseconds since the epoch (decimal strings). */
 function timesOf(p: string): Value {
   const st = fs.lstatSync(p, { bigint: true });
-  return [Number(st.atimeNs / 1000n), Number(st.mtimeNs / 1000n)];
+  return [String(st.atimeNs), String(st.mtimeNs)];
 }
 
 /** Every entry under `dir` (not following symlinks), sorted: attributes, symlink targets, file contents' hashes. */

@@ -100,7 +100,10 @@ export async function enterPrimary(r: PrimaryRequest): Promise<PrimaryLayout> {
     for (const d of dirs) {
       await bindBacking(sys, d);
       const notReplicated = r.notReplicatedFor?.(d.dir) ?? [];
-      const mount = await sys.mountPassthrough({ ...r.fuse, backing: d.backing, mountpoint: d.path, sink: r.sinkFor(d.dir), notReplicated, log });
+      // scratchDir: the fuseblk loop device's image goes next to P, in tandem's private run directory
+      const mount = await sys.mountPassthrough({
+        scratchDir: path.dirname(d.backing), ...r.fuse, backing: d.backing, mountpoint: d.path, sink: r.sinkFor(d.dir), notReplicated, log,
+      });
       done.push({ dir: d.dir, path: d.path, backing: d.backing, mount });
       log(`primary layout for ${d.dir}: FUSE on ${d.path}, backing ${d.backing}`);
     }
@@ -150,7 +153,7 @@ export async function enterSecondary(r: LayoutRequest): Promise<SecondaryLayout>
 
 /**
  * Removes every leftover of both layouts for the module, e.g. after the replication process or the daemon died:
- * - on each D, from the top down while the mount is tandem's: a FUSE passthrough (`fuse.tandem`) has its connection
+ * - on each D, from the top down while the mount is tandem's: a FUSE passthrough (`fuse.tandem`, `fuseblk.tandem`) has its connection
  *   aborted through fusectl (freeing anything blocked on a dead or hung server) and is detached with `umount -l`; a
  *   bind of D onto itself is unmounted (`umount`, else `umount -l`);
  * - everything mounted on or below `<runDir>/backing/<module>` (tandem's private path, so all of it is tandem's, also

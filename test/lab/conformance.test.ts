@@ -195,7 +195,8 @@ test('the mount behaves like the filesystem under it (differential POSIX suite)'
     const [backingTree, replicaTree] = await Promise.all([replicatedTree(backing), replicatedTree(replica)]);
     const replicaDiff = backingTree.filter((l) => !replicaTree.includes(l)).concat(replicaTree.filter((l) => !backingTree.includes(l)).map((l) => `replica only: ${l}`));
 
-    console.log(`conformance: ${CASES.length} cases, ${ops} operations per directory, as root and as users ${Object.keys(USERS).join(', ')}`);
+    console.log(`conformance: ${CASES.length} cases, ${ops} operations per directory, as root and as users ${Object.keys(USERS).join(', ')}; ` +
+      `the mount is ${mount.syncfs ? 'fuseblk (syncfs reaches the server)' : 'plain fuse (no loop device: syncfs does not reach the server)'}`);
     console.log(`  plain directory vs plain directory: ${control.length} cases differ`);
     console.log(`  plain directory vs mount: ${onMount.size} cases differ (${onMount.size - unexpected.length} allowed, ${unexpected.length} not)`);
     for (const [n, d] of onMount) console.log(`    ${n in ALLOWED ? 'allowed' : 'DIFFERS'}: ${n}${n in ALLOWED ? ` (${ALLOWED[n]})` : ''}\n      ${d.join('\n      ')}`);

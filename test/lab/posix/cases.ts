@@ -62,6 +62,8 @@ c('O_DIRECT unaligned write (1000 bytes)', R('py', 'odirect_write', '${CASE}/f',
 c('O_TMPFILE in a directory', R('py', 'tmpfile', '${CASE}'));
 c('fsync and fdatasync of a file; fsync of a directory', R('open', 'f', ['RDWR', 'CREAT']), R('write', '_', 'x'), R('fsync'), R('fdatasync'), R('close'),
   R('open', '.', ['RDONLY', 'DIRECTORY'], 0, 'd'), R('fsync', 'd'), R('close', 'd'));
+c('syncfs (sync -f) of the directory', R('writeFile', 'f', 'x'), R('tool', 'sync', '-f', '.'), R('tool', 'sync', '-f', 'f'));
+c('stores through a shared mapping, then msync(MS_SYNC)', R('writeFile', 'f', '0123456789'), R('py', 'mmap_msync', '${CASE}/f', 2, 'ab'), R('readFile', 'f'));
 c('read and write at offsets, holes read as zeros', R('open', 'f', ['RDWR', 'CREAT']), R('write', '_', 'end', 10), R('read', '_', 20, 0), R('fstat'), R('close'));
 
 // ── directories ───────────────────────────────────────────────────────────────────────────────────────────────────

@@ -153,6 +153,12 @@ try:
         n = os.pwritev(fd, [buf], a[3]); os.close(fd); v = n
     elif op == "tmpfile":
         fd = os.open(a[1], os.O_TMPFILE | os.O_RDWR, 0o600); os.write(fd, b"anon"); os.close(fd); v = "ok"
+    elif op == "mmap_msync":
+        fd = os.open(a[1], os.O_RDWR)
+        m = mmap.mmap(fd, 0)
+        m[a[2]:a[2] + len(a[3])] = a[3].encode()
+        m.flush()
+        m.close(); os.close(fd); v = "ok"
     elif op == "fchmodat_nofollow":
         check(libc.fchmodat(-100, a[1].encode(), a[2], 0x100)); v = "ok"
     else:

@@ -15,6 +15,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { run } from '../../src/platform/exec.js';
 import { toStream } from '../../src/replication/files/wire.js';
 import { mountPassthrough, type PassthroughMount } from '../../src/replication/fuse/index.js';
 import type { AsyncChangeSink, Change } from '../../src/replication/fuse/sink.js';
@@ -204,6 +205,7 @@ test('the mount behaves like the filesystem under it (differential POSIX suite)'
     for (const f of replicaFailures) console.log(`    refused: ${f}`);
     for (const d of replicaDiff.slice(0, 40)) console.log(`    ${d}`);
 
+    if (fs.existsSync('/dev/loop-control')) assert.ok(mount.syncfs, 'mounted as fuseblk, as the layout mounts it');
     assert.equal(control, [], 'the plain directories agree (the comparison is deterministic)');
     assert.equal(unexpected.map(([n]) => n), [], 'every difference on the mount is allowed');
     assert.equal(stale, [], 'every allowed difference still occurs');
@@ -217,7 +219,8 @@ test('the mount behaves like the filesystem under it (differential POSIX suite)'
     for (const t of targets) for (const r of Object.values(t.runners)) await r.close();
     await mount?.unmount();
     const left = mountedUnder(base);
-    if (left.length === 0) await fsp.rm(base, { recursive: true, force: true });
+    // rm(1), not fsp.rm: a case that failed half-way may leave a tree deeper than PATH_MAX, which rm walks by fd
+    if (left.length === 0) await run('rm', ['-rf', '--', base], { reject: false });
     assert.equal(left, [], `nothing left mounted under ${base}`);
   }
 });

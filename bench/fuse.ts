@@ -34,12 +34,14 @@ const MiB = 1 << 20;
 const BDI_UNLIMITED = { strict_limit: '0', max_ratio: '100' };
 /**
  * wt = write-through (the kernel sends each write(2) to the server), wc = FUSE_WRITEBACK_CACHE, wbh = write-behind
- * threshold (none unless named), 256k = max_write, bg64 = max_background 64 / congestion_threshold 48, bdi = the
- * FUSE bdi's dirty limit lifted for that mount through sysfs (strict_limit 0, max_ratio 100; a bench-only
- * experiment, tandem does not do it).
+ * threshold (none unless named), fuse = a plain fuse mount (not fuseblk over a loop device, the default), 256k =
+ * max_write, bg64 = max_background 64 / congestion_threshold 48, bdi = the FUSE bdi's dirty limit lifted for that
+ * mount through sysfs (strict_limit 0, max_ratio 100; a bench-only experiment, tandem does not do it).
  */
 const VARIANTS: Record<string, VariantOptions> = {
   default: {},
+  /** the defaults on a plain fuse mount instead of fuseblk over a loop device (no syncfs forwarding) */
+  fuse: { syncfs: false },
   wt: { writebackCache: false, writeBehindBytes: 0 },
   'wt+wbh4m': { writebackCache: false, writeBehindBytes: 4 * MiB },
   'wt+wbh8m': { writebackCache: false, writeBehindBytes: 8 * MiB },

@@ -21,7 +21,8 @@ import { decodeUtf8, expectOnly, optionalChild, parseXml, type XmlElement } from
 export const USERCONFIG_DEFAULTS = {
   pulseMs: 500,
   timeoutMs: 5000,
-  async: 'second',
+  // 'none' (every fsync durable on both nodes), as DRBD's protocol C; SafeKit's default is semi-synchronous
+  async: 'none',
   syncdeltaMs: 0,
   splitbrainIdent: 'splitbrain',
   nicestoptimeoutMs: 300_000,
@@ -214,7 +215,7 @@ function parseRfs(el: XmlElement | undefined, c: Ctx): RfsConfig | null {
   expectOnly(el, ['async', 'syncdelta'], ['replicated'], c.file);
   const async = el.attrs.async ?? USERCONFIG_DEFAULTS.async;
   if (async !== 'none' && async !== 'second') {
-    throw new UserError(`${c.at(el)}: <rfs async="${async}"> is not valid. Use async="second" (default) or async="none".`);
+    throw new UserError(`${c.at(el)}: <rfs async="${async}"> is not valid. Use async="none" (default) or async="second".`);
   }
   const syncdeltaMs = durationAttr(el, 'syncdelta', USERCONFIG_DEFAULTS.syncdeltaMs, c.file);
   nonEmpty(el, 'replicated', c);

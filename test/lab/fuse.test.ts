@@ -38,6 +38,8 @@ interface LabOptions {
   timeoutMs?: number;
   writebackCache?: boolean;
   writeBehindBytes?: number;
+  /** default true (fuseblk, as mountPassthrough) */
+  syncfs?: boolean;
 }
 
 async function withMount(fn: (l: Lab) => Promise<void>, o: LabOptions = {}): Promise<void> {
@@ -54,9 +56,10 @@ async function withMount(fn: (l: Lab) => Promise<void>, o: LabOptions = {}): Pro
     if (o.over) await fsp.writeFile(path.join(backing, 'pre-existing'), 'was here before the mount');
     m = await mountPassthrough({
       backing, mountpoint: mnt, sink: o.sink ?? sink, sinkTimeoutMs: o.sinkTimeoutMs, log: (l) => logs.push(l),
-      writebackCache: o.writebackCache, writeBehindBytes: o.writeBehindBytes,
+      writebackCache: o.writebackCache, writeBehindBytes: o.writeBehindBytes, syncfs: o.syncfs,
     });
     assert.is((m.protocol.flags & InitFlag.WRITEBACK_CACHE) !== 0, o.writebackCache === true, 'writeback cache as asked');
+    assert.is(m.syncfs, o.syncfs ?? true, `mounted as ${o.syncfs === false ? 'fuse' : 'fuseblk'}: ${logs.join('; ')}`);
     const lab: Lab = {
       base, backing, mnt, m, sink, logs,
       sh: (script) => run('sh', ['-c', `cd '${mnt}' && umask 022 && ${script}`], { reject: false, timeoutMs: 120_000 }),
@@ -339,8 +342,7 @@ test('the recording sink sees exactly the changes of a scripted session', () => 
     'unlink s/l',
     'truncate s/b 1',
     'write s/b @1 +1',
-    'mknod s/p 10644 0:0',
-    'unlink s/p',
+    // the FIFO s/p is local-only: neither its mknod nor its unlink is reported
     'unlink s/b',
     'rmdir s',
   ]);
@@ -640,6 +642,61 @@ test('writeback cache: partial pages written through a write-only handle; size a
   assert.is(st.mtimeMs, Date.UTC(2001, 1, 3, 4, 5, 6) + 123.456, 'truncated to the microsecond everywhere');
   assert.ok(l.sink.summary().some((e) => e.startsWith('utimens f omit ')), `the kernel's mtime reaches the sink: ${l.sink.summary().join(', ')}`);
 }, { writebackCache: true }));
+
+test('sync -f on the mount waits for a slow sink, after the changes before it; a fuseblk mount, its loop device gone after', async () => {
+  let syncfsAt = 0;
+  const replay = new ReplaySink();
+  const sink: AsyncChangeSink = {
+    onChange: (c) => replay.onChange(c),
+    onSync: (p, d) => replay.onSync(p, d),
+    async onSyncfs() {
+      replay.events.push('syncfs');
+      await new Promise((r) => setTimeout(r, 300));
+      syncfsAt = Date.now();
+    },
+  };
+  let loop = '';
+  await withMount(async (l) => {
+    const line = fs.readFileSync('/proc/mounts', 'utf8').split('\n').find((x) => x.split(' ')[1] === l.mnt) ?? '';
+    assert.match(line, /^\/dev\/loop\d+ \S+ fuseblk\.tandem /);
+    loop = line.split(' ')[0]!;
+    await ok(l, 'echo data > f && mkdir d');
+    const t0 = Date.now();
+    await ok(l, 'sync -f .');
+    const t1 = Date.now();
+    assert.ok(t1 - t0 >= 290, `sync -f returned after ${t1 - t0} ms`);
+    assert.ok(t1 >= syncfsAt && syncfsAt > 0, 'not before the sink answered');
+    assert.equal(replay.events, ['create f 100644 0:0', 'write f @0 +5', 'mkdir d 40755 0:0', 'syncfs']);
+    await ok(l, 'sync -f d'); // any file of the filesystem
+    assert.is(replay.events.filter((e) => e === 'syncfs').length, 2);
+  }, { sink });
+  const loops = (await run('losetup', ['-a'])).stdout;
+  assert.not.ok(loops.split('\n').some((x) => x.startsWith(`${loop}:`)), `the loop device went with the mount: ${loops}`);
+});
+
+test('a sink that fails the syncfs makes sync -f fail with EIO', () => {
+  const sink: AsyncChangeSink = { onChange() {}, onSync() {}, async onSyncfs() { throw new Error('peer gone'); } };
+  return withMount(async (l) => {
+    const r = await l.sh('sync -f .');
+    assert.is.not(r.code, 0);
+    assert.match(r.stderr, /Input\/output error/);
+  }, { sink });
+});
+
+test('a plain fuse mount (syncfs off): the kernel answers syncfs itself, nothing reaches the server', () => withMount(async (l) => {
+  await ok(l, 'echo x > f && sync -f .');
+  assert.equal(l.sink.summary(), ['create f 100644 0:0', 'write f @0 +2']);
+}, { syncfs: false }));
+
+for (const { name, o } of MODES) test(`O_DIRECT writes reach onSync (fdatasync) before they return${name}`, () => withMount(async (l) => {
+  await ok(l, 'dd if=/dev/zero of=direct bs=4096 count=2 oflag=direct status=none && dd if=/dev/zero of=dsync bs=4096 count=1 oflag=direct,dsync status=none');
+  // (under writeback cache the kernel also sends its mtime, as a utimens)
+  assert.equal(l.sink.summary().filter((e) => !e.startsWith('utimens')), [
+    'create direct 100644 0:0', 'write direct @0 +4096', 'fdatasync direct', 'write direct @4096 +4096', 'fdatasync direct',
+    'create dsync 100644 0:0', 'write dsync @0 +4096', 'fdatasync dsync', // O_DSYNC: the kernel's FSYNC, not a second one
+  ]);
+  await same(l, 'direct');
+}, o));
 
 test('write-behind: a large write hands the file to the helper thread every writeBehindBytes; data intact', () => withMount(async (l) => {
   await ok(l, 'head -c 25165824 /dev/urandom > big && sync big');

@@ -25,6 +25,8 @@ import { fuseConnection, isFuse } from '../../src/replication/layout/mountinfo.j
 const SELF = fileURLToPath(import.meta.url);
 const ROLE = process.env.TANDEM_LAYOUT_ROLE;
 const PREFIX = '/tmp/tlay-';
+/** what mountPassthrough mounts here: fuseblk when the system has loop devices */
+const FUSE_TYPE = fs.existsSync('/dev/loop-control') ? 'fuseblk.tandem' : 'fuse.tandem';
 
 if (ROLE === undefined) await host();
 else if (ROLE === 'server') await server();
@@ -194,8 +196,9 @@ function inNamespace(): void {
   test('primary: the application writes under D, the change lands in P and reaches the sink; leave() gives D back', () => withFixture(async (f) => {
     await fsp.writeFile(path.join(f.two, 'old.txt'), 'old\n');
     const l = f.hold(await enterPrimary({ ...f.req, sinkFor: (d) => f.sinkFor(d) }));
-    assert.equal(await mountsAt(f.one), ['fuse.tandem']);
-    assert.equal(await mountsAt(f.two), ['fuse.tandem']);
+    // fuseblk over a loop device (so that syncfs reaches the server), or fuse where that cannot be done
+    assert.equal(await mountsAt(f.one), [FUSE_TYPE]);
+    assert.equal(await mountsAt(f.two), [FUSE_TYPE]);
     assert.is((await mountsAt(f.P(0))).length, 1);
     assert.equal(await layouts(f), ['primary', 'primary']);
 
@@ -272,8 +275,8 @@ function inNamespace(): void {
 
     const steps = (await recover(f.req)).map((s) => s.did.replace(/connection \d+/, 'connection N'));
     assert.equal(steps, [
-      `aborted FUSE connection N and detached fuse.tandem from ${f.one}`,
-      `aborted FUSE connection N and detached fuse.tandem from ${f.two}`,
+      `aborted FUSE connection N and detached ${FUSE_TYPE} from ${f.one}`,
+      `aborted FUSE connection N and detached ${FUSE_TYPE} from ${f.two}`,
       `unmounted ${f.P(1)}`,
       `unmounted ${f.P(0)}`,
     ]);
@@ -345,6 +348,30 @@ function inNamespace(): void {
     } finally {
       await run('umount', [f.two], { reject: false });
     }
+  }));
+
+  test('a process with its cwd in a replicated dir: refused, naming its pid; once it has ended the layout mounts', () => withFixture(async (f) => {
+    const sleeper = spawn('sleep', ['600'], { cwd: f.one, stdio: 'ignore' });
+    try {
+      await new Promise((r) => sleeper.once('spawn', r));
+      for (const enter of [() => enterPrimary({ ...f.req, sinkFor: (d) => f.sinkFor(d) }), () => enterSecondary(f.req)]) {
+        try {
+          f.hold(await enter());
+          assert.unreachable('must refuse');
+        } catch (err) {
+          assert.instance(err, UserError);
+          assert.match((err as Error).message, new RegExp(`pid ${sleeper.pid} \\(sleep\\): its current directory ${f.one}`));
+          assert.match((err as UserError).hint ?? '', /start script/);
+        }
+      }
+      assert.equal(await mountsUnder(f.base), [], 'nothing mounted');
+    } finally {
+      if (sleeper.exitCode === null) process.kill(sleeper.pid!, 'SIGKILL');
+      await new Promise((r) => (sleeper.exitCode === null && sleeper.signalCode === null ? sleeper.once('exit', r) : r(null)));
+    }
+    const l = f.hold(await enterPrimary({ ...f.req, sinkFor: (d) => f.sinkFor(d) }));
+    assert.equal(await layouts(f), ['primary', 'primary']);
+    await l.leave();
   }));
 
   test('nothing of ours is left mounted in the namespace', async () => {

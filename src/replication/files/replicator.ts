@@ -345,6 +345,8 @@ export class FileReplicator implements Replicator {
       onChange: (c) => this.onChange(i, c),
       onSync: (p, datasync) => this.onSync(i, p, datasync),
       syncInOrder: (p, datasync) => this.syncInOrder(i, p, datasync),
+      // syncfs of the mount: every change before it durable on the SECOND (its syncfs of the copy)
+      onSyncfs: () => this.onSync(i, '', false, true),
     };
   }
 
@@ -390,13 +392,13 @@ export class FileReplicator implements Replicator {
     }
   }
 
-  private async onSync(i: number, p: string, datasync: boolean): Promise<void> {
+  private async onSync(i: number, p: string, datasync: boolean, syncfs = false): Promise<void> {
     for (;;) {
       switch (this.mode) {
         case 'live': {
           const sender = this.sender!;
           try {
-            await sender.replicate({ dir: this.dirs[i]!.dir, op: 'sync', path: p || '.', datasync });
+            await sender.replicate({ dir: this.dirs[i]!.dir, op: 'sync', path: p || '.', datasync, ...(syncfs ? { syncfs } : {}) });
             return;
           } catch (e) {
             this.onSendFailure(sender, e as Error);

@@ -3,13 +3,16 @@ import type { Change, Timespec } from '../stream/change.js';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
+const S_ISUGID = 0o6000;
 
 /**
  * The stream changes (the wire contract, stream/change.ts) that reproduce one change the FUSE interception reported
  * for the replicated directory `dir`:
  * - create / mkdir / symlink carry no owner on the wire: a `chown` to the owner the object got on PRIM follows, so
- *   files of an application running as its own user (postgres) are owned by that user on the SECOND too;
- * - a FIFO or socket (mknod of a non-regular file) is not replicated: [] (reintegration skips them too);
+ *   files of an application running as its own user (postgres) are owned by that user on the SECOND too; a chown
+ *   clears setuid/setgid of a file, so a mode with those bits is set again after it;
+ * - FIFOs, sockets and device nodes are local-only (the interception does not report them, fuse/sink.ts); a mknod of
+ *   one that arrives anyway gives [] (reintegration skips them too);
  * - write data is a view of the bridged copy (not copied again).
  */
 export function toStream(dir: string, c: FuseChange): Change[] {
@@ -21,7 +24,10 @@ export function toStream(dir: string, c: FuseChange): Change[] {
     case 'create':
     case 'mknod':
       if (c.op === 'mknod' && (c.mode & S_IFMT) !== S_IFREG && (c.mode & S_IFMT) !== 0) return [];
-      return [{ dir, op: 'create', path: c.path, mode: c.mode & 0o7777 }, { dir, op: 'chown', path: c.path, uid: c.uid, gid: c.gid }];
+      return [
+        { dir, op: 'create', path: c.path, mode: c.mode & 0o7777 }, { dir, op: 'chown', path: c.path, uid: c.uid, gid: c.gid },
+        ...(c.mode & S_ISUGID ? [{ dir, op: 'chmod', path: c.path, mode: c.mode & 0o7777 } as const] : []),
+      ];
     case 'mkdir':
       return [{ dir, op: 'mkdir', path: c.path, mode: c.mode & 0o7777 }, { dir, op: 'chown', path: c.path, uid: c.uid, gid: c.gid }];
     case 'symlink':

@@ -35,8 +35,9 @@ export const STAT_SLOTS = 14;
  * CREATE, WRITE, FALLOCATE, and also:
  * - FSYNC and FSYNCDIR: they change no byte, but they reach onSync, and their reply promises durability under the
  *   sink's current mode; a mode switch during a freeze must not fall between a sync and its reply.
- * - LINK, SETXATTR, REMOVEXATTR, COPY_FILE_RANGE, TMPFILE, SYNCFS: refused today (EPERM / ENOSYS) but changes if
- *   ever implemented; holding them costs nothing.
+ * - SYNCFS, like FSYNC: its reply promises durability of everything before it.
+ * - LINK, SETXATTR, REMOVEXATTR, COPY_FILE_RANGE, TMPFILE: refused today (EPERM / ENOSYS) but changes if ever
+ *   implemented; holding them costs nothing.
  * - OPEN only with O_TRUNC (sent because we agree to ATOMIC_O_TRUNC) or O_CREAT (the kernel strips it, but a
  *   truncating or creating open is a change by definition): see `mutates`.
  * Not held: FLUSH (only checks the handle; under writeback caching the kernel writes dirty pages back with WRITEs,
@@ -84,7 +85,8 @@ export interface DispatcherOptions {
  * Contract: `handle(req, n, out)` reads the request in req[0, n) and writes the reply into `out` from 0, returning
  * its length; 0 means "send nothing" (FORGET, BATCH_FORGET, INTERRUPT). `out` must hold 16 + max_write bytes.
  * Requests before INIT are answered EIO. Unknown opcodes, xattrs, locks, ioctl, poll, bmap, copy_file_range,
- * tmpfile and statx get ENOSYS (the kernel then falls back or remembers "unsupported").
+ * tmpfile and statx get ENOSYS (the kernel then falls back or remembers "unsupported"). FSYNC and SYNCFS may be
+ * answered later by the sink's side (the Passthrough says so): then nothing is sent from here either.
  */
 export class Dispatcher {
   private initialized = false;
@@ -113,6 +115,8 @@ export class Dispatcher {
         return encodeError(out, h.unique, E.EIO);
       }
       return encodeError(out, h.unique, errno);
+    } finally {
+      this.fs.endRequest();
     }
   }
 
@@ -260,6 +264,10 @@ export class Dispatcher {
         const l = LseekIn.decode(req, body);
         return ok(LseekOut.encode(out, OutHeader.size, { offset: fs.lseek(l.fh, l.offset, l.whence) }));
       }
+      case Op.SYNCFS:
+        // deferred: the sink's side syncs the backing filesystem and replies (sink-bridge.ts); no reply from here
+        if (fs.syncfs(h.unique)) return 0;
+        return ok();
       case Op.DESTROY:
         this.destroyed = true;
         return ok();

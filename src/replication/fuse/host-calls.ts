@@ -1,21 +1,30 @@
+import { randomBytes } from 'node:crypto';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
 import { run as realRun, type RunFn } from '../../platform/exec.js';
 import { BlockingCaller, BlockingCallError, type BlockingServer, serveBlockingCalls, type WorkerEnd } from './blocking-call.js';
-import { E, errnoFromMessage, FsError } from './errno.js';
+import { E, errnoFromMessage, errnoOf, FsError } from './errno.js';
 
 /**
- * System calls Node has no API for, done by a standard tool that the main thread starts asynchronously while the
- * worker waits: mkfifo(3) (coreutils mkfifo), mknod(2) for devices (coreutils mknod), fallocate(2) (util-linux
- * fallocate). No native code. Each costs one process start (milliseconds), which is acceptable for these rare
- * operations.
+ * System calls Node has no API for, done on the main thread asynchronously while the worker waits: mkfifo(3)
+ * (coreutils mkfifo), mknod(2) for devices (coreutils mknod), fallocate(2) (util-linux fallocate), syncfs(2)
+ * (coreutils `sync -f`), and a socket node (Node's own bind(2): a listener at a temporary name in the directory,
+ * hard-linked to the name asked for, then closed, which unlinks the temporary name). No native code. A tool costs
+ * one process start (milliseconds), which is acceptable for these rare operations.
  *
- * Paths are absolute paths the tool can open without going through the FUSE mount: `/proc/<pid>/fd/<dirfd>/…` for
- * names under the backing root, `/proc/<pid>/fd/<fd>` for an open backing file (this also reaches unlinked files).
+ * Paths are absolute paths that reach the backing store without going through the FUSE mount:
+ * `/proc/<pid>/fd/<fd>/<name>` for a name in a directory the worker holds open (short, so PATH_MAX and sun_path's
+ * 108 bytes never bite), `/proc/<pid>/fd/<fd>` for an open backing file (this also reaches unlinked files).
  * Failures come back as FsError with the errno read from the tool's message (EIO when it cannot be told).
  */
 export type HostCall =
   | { op: 'mkfifo'; path: string; mode: number }
   | { op: 'mknod'; path: string; mode: number; kind: 'c' | 'b'; major: number; minor: number }
-  | { op: 'fallocate'; path: string; mode: number; offset: number; length: number };
+  /** a socket node `name` in the directory `dir` (mode from the process umask; the caller sets owner and mode) */
+  | { op: 'mksock'; dir: string; name: string }
+  | { op: 'fallocate'; path: string; mode: number; offset: number; length: number }
+  /** syncfs(2) of the filesystem that holds `path` */
+  | { op: 'syncfs'; path: string };
 
 type HostAnswer = { errno: number; message: string } | null;
 
@@ -47,6 +56,11 @@ export function serveHostCalls(run: RunFn = realRun): BlockingServer {
       case 'mknod':
         [cmd, args] = ['mknod', ['-m', oct(c.mode), '--', c.path, c.kind, String(c.major), String(c.minor)]];
         break;
+      case 'mksock':
+        return makeSocketNode(c.dir, c.name);
+      case 'syncfs':
+        [cmd, args] = ['sync', ['-f', '--', c.path]];
+        break;
       case 'fallocate': {
         const a = fallocateArgs(c.mode, c.offset, c.length, c.path);
         if (!a) return { errno: E.EOPNOTSUPP, message: `fallocate mode ${c.mode} not supported` };
@@ -58,6 +72,34 @@ export function serveHostCalls(run: RunFn = realRun): BlockingServer {
     if (r.code === 0) return null;
     return { errno: errnoFromMessage(r.stderr), message: `${cmd} exited ${r.code}: ${r.stderr.trim()}` };
   });
+}
+
+/**
+ * A socket node at `dir/name` without keeping a listener: Node binds only through a listening server, and closing
+ * it unlinks the path it bound (libuv), so it binds a temporary name and links the node to `name` first (link(2)
+ * fails with EEXIST instead of replacing anything).
+ */
+async function makeSocketNode(dir: string, name: string): Promise<HostAnswer> {
+  const tmp = `${dir}/.tandem-bind-${randomBytes(8).toString('hex')}`;
+  const server = net.createServer();
+  const fail = (e: unknown): HostAnswer => ({ errno: errnoOf(e) ?? E.EIO, message: `socket node ${name}: ${(e as Error).message}` });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(tmp, () => resolve());
+    });
+  } catch (e) {
+    return fail(e);
+  }
+  try {
+    await fsp.link(tmp, `${dir}/${name}`);
+    return null;
+  } catch (e) {
+    return fail(e);
+  } finally {
+    await new Promise((r) => server.close(r));
+    await fsp.unlink(tmp).catch(() => {});
+  }
 }
 
 /** Worker thread: blocking host calls. */

@@ -1,4 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { NotReplicated } from '../../config/types.js';
 import { UserError } from '../../errors.js';
 import { abortFuseConnection, findMount, isFuseMounted, mountFuse, openFuseDevice, unmountFuse } from './mount.js';
@@ -24,8 +28,13 @@ export type { FuseStats } from './server.js';
  *   fd opened before the mount.
  * - The calling process must never do synchronous I/O on the mount (the server runs in one of its threads); async
  *   fs calls or child processes are fine.
- * - `unmount()` always leaves the mount gone from /proc/mounts: umount, else umount -l; if the server does not stop,
- *   blocked sink calls are released, the connection is aborted through fusectl, and the worker is terminated.
+ * - syncfs(2) and `sync -f` on the mount (and sync(2)) reach the server only when the mount is `fuseblk`
+ *   (mount.ts): with `syncfs` (the default) it is, over a loop device of a small image file made in `scratchDir`
+ *   and deleted once mounted; where that fails (no loop devices) the mount is plain `fuse`, syncfs on it returns at
+ *   once without making anything durable, and it is logged. `PassthroughMount.syncfs` tells which.
+ * - `unmount()` always leaves the mount gone from /proc/mounts: umount, else umount -l; if the server does not stop
+ *   (or the umount does not return: a fuseblk umount waits for the server's FUSE_DESTROY reply), blocked sink
+ *   calls are released, the connection is aborted through fusectl, and the worker is terminated.
  */
 export interface MountPassthroughOptions {
   backing: string;
@@ -53,6 +62,10 @@ export interface MountPassthroughOptions {
   /** kernel cache timeouts, seconds; default 1 */
   entryTimeout?: number;
   attrTimeout?: number;
+  /** mount as fuseblk so that syncfs(2) reaches the server (see the contract); default true */
+  syncfs?: boolean;
+  /** where the loop device's image file is made (a local filesystem, not a FUSE mount); default os.tmpdir() */
+  scratchDir?: string;
 }
 
 export interface PassthroughMount {
@@ -61,6 +74,8 @@ export interface PassthroughMount {
   /** the fusectl connection number, for diagnostics */
   readonly connection: number;
   readonly protocol: FuseReady;
+  /** the mount is fuseblk: syncfs(2) on it reaches the server and is made durable (see the contract) */
+  readonly syncfs: boolean;
   /**
    * Closes the freeze gate (freeze-gate.ts) and resolves once the backing directory is quiescent: no mutating
    * operation (dispatch.ts `mutates`: every change to the backing store, and fsync/fsyncdir) is between starting
@@ -108,8 +123,10 @@ export async function mountPassthrough(o: MountPassthroughOptions): Promise<Pass
     fs.closeSync(dirfd);
     throw new UserError(`cannot open /dev/fuse: ${(err as Error).message}. Run as root with the fuse module loaded (modprobe fuse).`);
   }
+  let syncfs = false;
   try {
-    await mountFuse(fd, mountpoint, { fsname: 'tandemfs', subtype: 'tandem' });
+    if (o.syncfs ?? true) syncfs = await mountBlock(fd, mountpoint, o.scratchDir ?? os.tmpdir(), log);
+    if (!syncfs) await mountFuse(fd, mountpoint, { fsname: 'tandemfs', subtype: 'tandem' });
   } catch (err) {
     fs.closeSync(fd);
     fs.closeSync(dirfd);
@@ -130,13 +147,16 @@ export async function mountPassthrough(o: MountPassthroughOptions): Promise<Pass
   async function stop(): Promise<void> {
     server.closeGate();
     try {
-      if (isFuseMounted(mountpoint)) await unmountFuse(mountpoint, { log });
-      if (!(await settles(server.stopped, 5000))) {
+      // a fuseblk umount waits for the server's DESTROY reply: never wait for it alone
+      const unmounted = isFuseMounted(mountpoint) ? unmountFuse(mountpoint, { log }) : Promise.resolve('clean');
+      unmounted.catch(() => {});
+      if (!(await settles(Promise.all([unmounted, server.stopped]), 5000))) {
         log(`FUSE server for ${mountpoint} did not stop; releasing its sink and aborting connection ${connection}`);
         server.release();
         if (connection >= 0) await abortFuseConnection(connection).catch((err: Error) => log(`fusectl abort failed: ${err.message}`));
         if (!(await settles(server.stopped, 5000))) await server.terminate();
       }
+      await unmounted;
       if (isFuseMounted(mountpoint)) await unmountFuse(mountpoint, { log });
     } finally {
       server.release();
@@ -157,10 +177,30 @@ export async function mountPassthrough(o: MountPassthroughOptions): Promise<Pass
   }
   log(`mounted ${backing} at ${mountpoint} (FUSE 7.${protocol.minor}, kernel 7.${protocol.kernelMinor}, max_write ${protocol.maxWrite})`);
   return {
-    backing, mountpoint, connection, protocol, unmount, stats: () => server.stats(),
+    backing, mountpoint, connection, protocol, syncfs, unmount, stats: () => server.stats(),
     freeze: () => server.freeze(), thaw: () => server.thaw(), get frozen() { return server.frozen; },
     streamWrites: (on: boolean) => server.streamWrites(on), sinkDrained: () => server.sinkDrained(),
   };
+}
+
+/**
+ * Mounts fuseblk over a loop device of a fresh 64 KiB image in `dir` (deleted again: the loop device keeps it while
+ * the superblock lives). False, and nothing mounted, when that cannot be done here (no loop device, no fuseblk).
+ */
+async function mountBlock(fd: number, mountpoint: string, dir: string, log: (l: string) => void): Promise<boolean> {
+  const image = path.join(dir, `tandem-fuseblk-${randomBytes(6).toString('hex')}.img`);
+  try {
+    await fsp.writeFile(image, '', { mode: 0o600 });
+    await fsp.truncate(image, 64 * 1024);
+    await mountFuse(fd, mountpoint, { subtype: 'tandem', blockImage: image });
+    return true;
+  } catch (err) {
+    log(`cannot mount ${mountpoint} as fuseblk over a loop device (${(err as Error).message.trim()}); mounting it as plain fuse: ` +
+      'syncfs(2) and sync -f on it will return without making anything durable (fsync and fdatasync still do)');
+    return false;
+  } finally {
+    await fsp.unlink(image).catch(() => {});
+  }
 }
 
 function realDir(p: string, what: string): string {

@@ -13,13 +13,16 @@ import { FUSE_ROOT_ID } from './protocol.js';
  *   open files keep working after their file (or any ancestor) is renamed.
  * - An inode whose name was unlinked, or replaced by a rename, is an orphan: it has no path, keeps its open handles
  *   (they hold backing fds), and is answered from those fds until the kernel forgets it.
- * - `ino` is the backing st_ino seen at lookup: if a lookup finds a different file under the same name (the backing
- *   directory changed behind the mount), the old inode is orphaned and a new nodeid is made.
+ * - `ino` is the backing st_ino seen at lookup, `type` its file type (st_mode & S_IFMT, fixed for an inode's life):
+ *   if a lookup finds a different file under the same name (another inode number or type: the backing directory
+ *   changed behind the mount), the old inode is orphaned and a new nodeid is made.
  */
 export interface Inode {
   readonly nodeid: number;
   readonly generation: number;
   ino: number;
+  /** st_mode & S_IFMT of the backing file; 0 while unknown */
+  type: number;
   parent: Inode | null;
   name: string;
   nlookup: number;
@@ -35,7 +38,7 @@ export class InodeTable {
   private nextId = FUSE_ROOT_ID + 1;
 
   constructor(rootIno: number) {
-    this.root = this.make(FUSE_ROOT_ID, rootIno, null, '');
+    this.root = this.make(FUSE_ROOT_ID, rootIno, null, '', 0o040000);
     this.root.nlookup = 1; // the root is never forgotten
   }
 
@@ -51,14 +54,18 @@ export class InodeTable {
     return parent.children.get(name);
   }
 
-  /** A reply is about to hand (parent, name) → file `ino` to the kernel: find or make its inode and count one lookup. */
-  lookup(parent: Inode, name: string, ino: number): Inode {
+  /**
+   * A reply is about to hand (parent, name) → file `ino` of file type `type` (S_IFMT bits; 0 = unknown) to the kernel:
+   * find or make its inode and count one lookup.
+   */
+  lookup(parent: Inode, name: string, ino: number, type = 0): Inode {
     let node = parent.children.get(name);
-    if (node && node.ino !== ino) {
+    if (node && (node.ino !== ino || (type !== 0 && node.type !== 0 && node.type !== type))) {
       this.detach(node);
       node = undefined;
     }
-    if (!node) node = this.make(this.nextId++, ino, parent, name);
+    if (!node) node = this.make(this.nextId++, ino, parent, name, type);
+    else if (node.type === 0) node.type = type;
     node.nlookup++;
     return node;
   }
@@ -115,8 +122,8 @@ export class InodeTable {
     this.maybeFree(node);
   }
 
-  private make(nodeid: number, ino: number, parent: Inode | null, name: string): Inode {
-    const node: Inode = { nodeid, generation: 0, ino, parent, name, nlookup: 0, fds: new Set(), orphan: false, children: new Map() };
+  private make(nodeid: number, ino: number, parent: Inode | null, name: string, type: number): Inode {
+    const node: Inode = { nodeid, generation: 0, ino, type, parent, name, nlookup: 0, fds: new Set(), orphan: false, children: new Map() };
     if (this.byId.has(nodeid)) throw new BugError(`nodeid ${nodeid} reused`);
     this.byId.set(nodeid, node);
     parent?.children.set(name, node);

@@ -13,6 +13,10 @@ import { formatCommand, run as realRun, type RunFn } from '../../platform/exec.j
  *   /sbin/mount.fuse helper). It uses child_process.spawn, not platform/exec's run(), because run() cannot hand a
  *   file descriptor to the child. Reading the device before that child exits fails with EPERM, so start the server
  *   only after this resolves; mount(2) does not wait for INIT.
+ * - With `blockImage` it mounts `fuseblk` instead, over a loop device that mount(8) makes of that image file
+ *   (`-o loop`, with autoclear: the loop device goes with the superblock): the kernel forwards syncfs(2) as
+ *   FUSE_SYNCFS only to fuseblk (and virtiofs) servers (Linux 6.18; plain fuse mounts answer syncfs at once). The
+ *   server never reads the device. A fuseblk superblock also sends FUSE_DESTROY, synchronously, when it goes.
  * - Nothing here touches the mount synchronously. The few synchronous calls read /proc/self/mountinfo or write the
  *   fusectl abort file: neither goes through the FUSE connection.
  * - `unmountFuse` tries `umount`, then `umount -l`; both with --no-canonicalize, so umount(8) does not stat a
@@ -33,6 +37,8 @@ export interface MountFuseOptions {
   /** let other users than root use the mount (needs root); default true */
   allowOther?: boolean;
   timeoutMs?: number;
+  /** mount `fuseblk` over a loop device of this image file (see the contract); default: plain `fuse` */
+  blockImage?: string;
 }
 
 export async function mountFuse(fd: number, mountpoint: string, opts: MountFuseOptions = {}): Promise<void> {
@@ -41,7 +47,9 @@ export async function mountFuse(fd: number, mountpoint: string, opts: MountFuseO
     ...(opts.allowOther === false ? [] : ['allow_other']),
     ...(opts.subtype ? [`subtype=${opts.subtype}`] : []),
   ].join(',');
-  const args = ['-i', '-t', 'fuse', '-o', options, opts.fsname ?? 'tandemfs', mountpoint];
+  const args = opts.blockImage
+    ? ['-i', '-t', 'fuseblk', '-o', `loop,${options},blksize=4096`, opts.blockImage, mountpoint]
+    : ['-i', '-t', 'fuse', '-o', options, opts.fsname ?? 'tandemfs', mountpoint];
   const command = formatCommand('mount', args);
   await new Promise<void>((resolve, reject) => {
     const child = spawn('mount', args, { stdio: ['ignore', 'pipe', 'pipe', fd] });
@@ -90,7 +98,12 @@ function unescapeMountinfo(s: string): string {
 
 export function isFuseMounted(mountpoint: string): boolean {
   const m = findMount(mountpoint);
-  return m !== null && (m.fstype === 'fuse' || m.fstype.startsWith('fuse.'));
+  return m !== null && isFuseType(m.fstype);
+}
+
+/** `fuse`, `fuseblk`, or either with a subtype (`fuse.tandem`, `fuseblk.tandem`) */
+export function isFuseType(fstype: string): boolean {
+  return /^fuse(blk)?(\.|$)/.test(fstype);
 }
 
 /** `umount`, falling back to `umount -l` (detach now, the connection ends when the last user goes). */

@@ -1,7 +1,7 @@
 import fs, { type BigIntStats, constants as C } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { E, FsError } from './errno.js';
-import type { HostCalls } from './host-calls.js';
+import type { HostCall } from './host-calls.js';
 import { type Inode, InodeTable } from './inodes.js';
 import {
   type Attr, type AttrOut, type EntryOut, type Kstatfs, type SetattrIn,
@@ -16,7 +16,12 @@ import type { Change, ChangeSink, Timespec } from './sink.js';
  *
  * What each operation does, and what is refused:
  * - Paths: every backing path is `<root>/<relative path>`, with root = `/proc/self/fd/<dirfd>` (a directory fd
- *   opened before mounting), so the backing store stays reachable even when the mount covers it.
+ *   opened before mounting), so the backing store stays reachable even when the mount covers it. When that string
+ *   would pass PATH_MAX, the directories along it are opened (O_PATH) a stretch at a time and the path goes on from
+ *   `/proc/self/fd/<fd>` of the last one (closed again after the request: `endRequest`), so every path the mount
+ *   accepts reaches the backing store. A relative path longer than `maxPathBytes` (the mount point's own length
+ *   taken from PATH_MAX - 1: every file keeps an absolute path within PATH_MAX) is refused with ENAMETOOLONG, as
+ *   the stream and reintegration name files by that path.
  * - Ownership: the server runs as root; new files, directories, symlinks and nodes are chown'ed to the caller's
  *   uid/gid from the request header (the directory's group when it is setgid, as the backing fs would do) and then
  *   chmod'ed to the exact mode the kernel sent (the kernel already applied the caller's umask). Permission checks
@@ -29,6 +34,14 @@ import type { Change, ChangeSink, Timespec } from './sink.js';
  *   has the same flag); the kernel then sends FSYNC (fdatasync for O_DSYNC) before the write returns to the
  *   application (generic_write_sync in fuse_cache_write_iter), and that FSYNC reaches onSync, so each such write is
  *   followed by exactly one onSync (asserted by the lab test).
+ * - O_DIRECT: the kernel sends direct writes straight to the server (no page cache of the mount) and no FSYNC after
+ *   them. The backing fd is opened without O_DIRECT (Node's buffers have no guaranteed alignment, and the server
+ *   never sees the application's buffer to apply the backing fs's alignment rules), so such a write is made durable
+ *   as an O_DSYNC one: fdatasync of the backing file and the sink's sync before the reply.
+ * - syncfs (SYNCFS, sent by kernels that forward syncfs(2) to the server: fuseblk mounts, see mount.ts): the
+ *   backing filesystem's syncfs and the sink's onSyncfs (every change reported before it durable where the sink
+ *   makes changes durable), before the reply; with a sink that can defer (deferSyncfs) the main thread does both and
+ *   replies, while this thread serves other requests.
  * - Writeback cache (`negotiated` with FUSE_WRITEBACK_CACHE): the kernel owns size, mtime and O_APPEND, so every
  *   WRITE goes at the offset it carries; write-only opens get an O_RDWR backing fd, because the kernel READs a
  *   partially written page through whatever handle wrote it; the kernel's mtime/ctime arrive as a SETATTR (ctime
@@ -41,8 +54,12 @@ import type { Change, ChangeSink, Timespec } from './sink.js';
  *   Node has no renameat2, and a three-step exchange would not be atomic.
  * - link (hard links): refused with EPERM. Replicating hard links would need inode identity across nodes (as
  *   SafeKit, tandem replicates names, not inodes); a second name for the same data could silently diverge.
- * - mknod: regular files (Node), FIFOs and device nodes (coreutils mkfifo / mknod through HostCalls). Sockets are
- *   refused with EOPNOTSUPP (no tool creates a socket node without binding it).
+ * - mknod: regular files (Node), FIFOs and device nodes (coreutils mkfifo / mknod through HostCalls), sockets (what
+ *   bind(2) of a unix socket asks for: HostCalls binds a listener at a temporary name in the same directory and
+ *   links the node to the name). FIFOs, sockets and device nodes are local-only: nothing about them reaches the
+ *   sink (their creation, unlink, attribute changes, renames); a rename of one over a reported file is reported as
+ *   the unlink of that file. A socket node works on this node only anyway (the kernel connects by inode), a FIFO
+ *   holds no data, and a device number names hardware of this node.
  * - fallocate: util-linux fallocate through HostCalls on /proc/<pid>/fd/<fd> (works for unlinked files too).
  * - lseek SEEK_DATA/SEEK_HOLE: Node cannot ask the backing fs about holes, so the whole file is reported as data
  *   (SEEK_DATA → offset, SEEK_HOLE → size, ENXIO past the end): the generic answer POSIX allows and the kernel gives
@@ -68,7 +85,10 @@ export interface PassthroughOptions {
   /** how another process reaches one of our fds: `(fd) => /proc/<pid>/fd/<fd>` */
   hostFd: (fd: number) => string;
   sink: ChangeSink | null;
-  host: HostCalls | null;
+  /** blocking calls to helper tools (host-calls.ts `HostCalls`); null: mknod of special files, fallocate and syncfs fail */
+  host: { call(c: HostCall): void } | null;
+  /** the longest relative path accepted (bytes); default PATH_MAX - 1 */
+  maxPathBytes?: number;
   /** kernel cache timeouts, in seconds */
   entryTimeout: number;
   attrTimeout: number;
@@ -121,8 +141,22 @@ const S_IFDIR = 0o040000;
 const S_IFIFO = 0o010000;
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
+const S_IFSOCK = 0o140000;
 const S_ISGID = 0o2000;
 const O_ACCMODE = 3;
+/** O_PATH (asm-generic): a descriptor that only names a directory, for the long-path walk */
+const O_PATH = 0o10000000;
+const O_DIRECT = C.O_DIRECT ?? 0o40000;
+/** the longest path string the kernel takes: PATH_MAX (4096) includes the NUL */
+const PATH_BYTES = 4095;
+const NAME_MAX = 255;
+/** a string of at most this many UTF-16 units is at most PATH_BYTES bytes of UTF-8 */
+const SURELY_SHORT = Math.floor(PATH_BYTES / 3);
+
+/** FIFOs, sockets and device nodes: created and used locally, never reported to the sink (see the contract). */
+export function isLocalOnly(type: number): boolean {
+  return type === S_IFIFO || type === S_IFSOCK || type === S_IFCHR || type === S_IFBLK;
+}
 
 /** Open flags passed to the backing open. O_APPEND is handled by write(); O_DIRECT would need aligned buffers. */
 const PASS_FLAGS = C.O_RDONLY | C.O_WRONLY | C.O_RDWR | C.O_TRUNC | C.O_DSYNC | C.O_SYNC | C.O_NOATIME | C.O_NOFOLLOW;
@@ -158,12 +192,28 @@ export class Passthrough {
   private readonly nowNs: () => bigint;
   /** FUSE_WRITEBACK_CACHE was agreed at INIT (see `negotiated`) */
   private writeback = false;
+  /** directory fds opened for long paths during the current request (closed by endRequest) */
+  private readonly tmpFds: number[] = [];
+  private readonly maxPathBytes: number;
 
   constructor(private readonly o: PassthroughOptions) {
     const st = fs.statSync(o.root, { bigint: true });
     if (!st.isDirectory()) throw new FsError(E.ENOTDIR, `${o.root} is not a directory`);
     this.table = new InodeTable(Number(st.ino));
     this.nowNs = o.nowNs ?? (() => BigInt(Date.now()) * 1_000_000n);
+    this.maxPathBytes = o.maxPathBytes ?? PATH_BYTES;
+  }
+
+  /** The request is answered: close the directory fds its long paths needed. Cheap when there were none. */
+  endRequest(): void {
+    if (this.tmpFds.length === 0) return;
+    for (const fd of this.tmpFds.splice(0)) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
   }
 
   /** INIT was answered with `flags`: adapt to the cache mode the kernel agreed to. */
@@ -210,11 +260,12 @@ export class Passthrough {
     // An unreachable file is changed through its fd; a reachable one by path (also for a handle opened O_RDONLY).
     const viaFd = rel === null;
     const bp = rel === null ? null : this.bp(rel);
+    const erel = isLocalOnly(node.type) ? null : rel;
     if (a.valid & (FATTR.UID | FATTR.GID)) {
       const uid = a.valid & FATTR.UID ? a.uid : -1;
       const gid = a.valid & FATTR.GID ? a.gid : -1;
       viaFd ? fs.fchownSync(fd!, uid, gid) : fs.lchownSync(bp!, uid, gid);
-      this.emit(rel, { op: 'chown', path: rel!, uid, gid });
+      this.emit(erel, { op: 'chown', path: rel!, uid, gid });
     }
     if (a.valid & FATTR.MODE) {
       const mode = a.mode & 0o7777;
@@ -223,12 +274,12 @@ export class Passthrough {
         if (fs.lstatSync(bp!).isSymbolicLink()) throw new FsError(E.EOPNOTSUPP);
         fs.chmodSync(bp!, mode);
       }
-      this.emit(rel, { op: 'chmod', path: rel!, mode });
+      this.emit(erel, { op: 'chmod', path: rel!, mode });
     }
     if (a.valid & FATTR.SIZE) {
       if (fd !== undefined) fs.ftruncateSync(fd, a.size);
       else fs.truncateSync(bp!, a.size);
-      this.emit(rel, { op: 'truncate', path: rel!, size: a.size });
+      this.emit(erel, { op: 'truncate', path: rel!, size: a.size });
     }
     if (a.valid & (FATTR.ATIME | FATTR.MTIME)) {
       const now = toMicros(timespec(this.nowNs()));
@@ -239,7 +290,7 @@ export class Passthrough {
       const mt = mtime ?? timespec(cur!.mtimeNs);
       if (viaFd) fs.futimesSync(fd!, utimesArg(at), utimesArg(mt));
       else fs.lutimesSync(bp!, utimesArg(at), utimesArg(mt));
-      this.emit(rel, { op: 'utimens', path: rel!, atime, mtime });
+      this.emit(erel, { op: 'utimens', path: rel!, atime, mtime });
     }
     return this.attrOut(this.statNode(node, fd));
   }
@@ -271,23 +322,26 @@ export class Passthrough {
     const perm = mode & 0o7777;
     if (type === S_IFREG || type === 0) {
       fs.closeSync(fs.openSync(bp, C.O_CREAT | C.O_EXCL | C.O_WRONLY, perm));
-    } else if (type === S_IFIFO || type === S_IFCHR || type === S_IFBLK) {
+    } else if (isLocalOnly(type)) {
       if (!this.o.host) throw new FsError(E.EOPNOTSUPP, 'no host helper for mknod');
       if (fs.lstatSync(bp, { throwIfNoEntry: false })) throw new FsError(E.EEXIST);
-      const hostPath = `${this.o.hostRoot}/${rel}`;
-      if (type === S_IFIFO) this.o.host.call({ op: 'mkfifo', path: hostPath, mode: perm });
+      const h = this.hostPath(rel);
+      if (type === S_IFIFO) this.o.host.call({ op: 'mkfifo', path: `${h.dir}/${h.name}`, mode: perm });
+      else if (type === S_IFSOCK) this.o.host.call({ op: 'mksock', dir: h.dir, name: h.name });
       else {
         const major = (rdev >>> 8) & 0xfff;
         const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
-        this.o.host.call({ op: 'mknod', path: hostPath, mode: perm, kind: type === S_IFCHR ? 'c' : 'b', major, minor });
+        this.o.host.call({ op: 'mknod', path: `${h.dir}/${h.name}`, mode: perm, kind: type === S_IFCHR ? 'c' : 'b', major, minor });
       }
     } else {
-      throw new FsError(type === 0o140000 ? E.EOPNOTSUPP : E.EINVAL, `mknod of type ${type.toString(8)}`);
+      throw new FsError(E.EINVAL, `mknod of type ${type.toString(8)}`);
     }
     fs.lchownSync(bp, ctx.uid, this.ownerGid(parent, ctx));
     fs.chmodSync(bp, perm);
     const st = fs.lstatSync(bp, { bigint: true });
-    this.emit(rel, { op: 'mknod', path: rel, mode: Number(st.mode), rdev: Number(st.rdev & 0xffff_ffffn), uid: Number(st.uid), gid: Number(st.gid) });
+    if (!isLocalOnly(type)) {
+      this.emit(rel, { op: 'mknod', path: rel, mode: Number(st.mode), rdev: Number(st.rdev & 0xffff_ffffn), uid: Number(st.uid), gid: Number(st.gid) });
+    }
     return this.entry(parent, name, st);
   }
 
@@ -309,9 +363,11 @@ export class Passthrough {
     const parent = this.node(parentId);
     const name = this.name(nameBytes);
     const rel = this.childRel(parent, name);
-    fs.unlinkSync(this.bp(rel));
+    const bp = this.bp(rel);
+    const local = isLocalOnly(this.typeAt(parent, name, bp));
+    fs.unlinkSync(bp);
     this.table.removeName(parent, name);
-    this.emit(rel, { op: 'unlink', path: rel });
+    if (!local) this.emit(rel, { op: 'unlink', path: rel });
   }
 
   rmdir(parentId: number, nameBytes: Buffer): void {
@@ -331,18 +387,24 @@ export class Passthrough {
     const newName = this.name(newNameBytes);
     const from = this.childRel(parent, name);
     const to = this.childRel(newParent, newName);
+    const bFrom = this.bp(from);
+    const type = this.typeAt(parent, name, bFrom);
     if (this.o.excluded) {
-      const isDir = fs.lstatSync(this.bp(from), { throwIfNoEntry: false })?.isDirectory() ?? false;
+      const isDir = type === S_IFDIR;
       if (this.o.excluded(from, isDir) !== this.o.excluded(to, isDir)) {
         throw new FsError(E.EXDEV, `rename between a replicated and a not-replicated path (${from} → ${to})`);
       }
     }
-    if (flags & RENAME_NOREPLACE && fs.lstatSync(this.bp(to), { throwIfNoEntry: false })) throw new FsError(E.EEXIST);
-    fs.renameSync(this.bp(from), this.bp(to));
+    const bTo = this.bp(to);
+    // a local-only node is not on the replica: moving it over a file removes that file there
+    const replaced = flags & RENAME_NOREPLACE || isLocalOnly(type) ? fs.lstatSync(bTo, { throwIfNoEntry: false }) : undefined;
+    if (flags & RENAME_NOREPLACE && replaced) throw new FsError(E.EEXIST);
+    fs.renameSync(bFrom, bTo);
     const node = this.table.child(parent, name);
     if (node) this.table.move(node, newParent, newName);
     else this.table.removeName(newParent, newName);
-    this.emit(from, { op: 'rename', from, to, flags });
+    if (!isLocalOnly(type)) this.emit(from, { op: 'rename', from, to, flags });
+    else if (replaced && !isLocalOnly(Number(replaced.mode) & S_IFMT)) this.emit(to, { op: 'unlink', path: to });
   }
 
   link(): never {
@@ -425,6 +487,8 @@ export class Passthrough {
       h.unsynced = 0;
       wb.request(h.fd);
     }
+    // a direct write (O_DIRECT without O_SYNC/O_DSYNC, which get a FSYNC from the kernel) is durable as an O_DSYNC one
+    if (flags & O_DIRECT && !(flags & C.O_DSYNC) && !(writeFlags & FUSE_WRITE_CACHE)) this.syncHandle(h, this.table.pathOf(h.node), true);
     return done;
   }
 
@@ -459,6 +523,13 @@ export class Passthrough {
       this.sync(rel, datasync);
       return false;
     }
+    this.syncHandle(h, rel, datasync);
+    return false;
+  }
+
+  /** fsync/fdatasync of the backing file and the sink's sync of `rel` (null: unreachable, local only), both awaited. */
+  private syncHandle(h: FileHandle, rel: string | null, datasync: boolean): void {
+    const sink = this.o.sink;
     // the sink's sync (the peer's) runs while the local fsync does; both must succeed
     const token = rel !== null && sink?.startSync ? this.guardSink(() => sink.startSync!(rel, datasync), 'sync') : undefined;
     try {
@@ -470,6 +541,18 @@ export class Passthrough {
     h.unsynced = 0;
     if (this.o.writeBehind?.failed(h.fd)) throw new FsError(E.EIO, 'an earlier write-behind fdatasync failed');
     if (rel !== null && token === undefined) this.sync(rel, datasync);
+  }
+
+  /**
+   * SYNCFS: the backing filesystem's syncfs, then the sink's onSyncfs; returns true when the sink took the request
+   * over (deferSyncfs: its side does both and replies), and the caller must not reply.
+   */
+  syncfs(unique?: number): boolean {
+    const sink = this.o.sink;
+    if (sink?.deferSyncfs && unique !== undefined && this.guardSink(() => sink.deferSyncfs!(unique), 'syncfs')) return true;
+    if (!this.o.host) throw new FsError(E.EIO, 'no host helper to syncfs the backing filesystem');
+    this.o.host.call({ op: 'syncfs', path: this.o.hostRoot });
+    if (sink?.onSyncfs) this.guardSink(() => sink.onSyncfs!(), 'syncfs');
     return false;
   }
 
@@ -588,7 +671,52 @@ export class Passthrough {
 
   private bp(rel: string): string {
     // `<root>/.`: lstat of the bare /proc/self/fd/N would describe the magic link, not the directory
-    return rel === '' ? `${this.o.root}/.` : `${this.o.root}/${rel}`;
+    if (rel === '') return `${this.o.root}/.`;
+    const p = `${this.o.root}/${rel}`;
+    if (p.length <= SURELY_SHORT || Buffer.byteLength(p) <= PATH_BYTES) return p;
+    return this.viaDirFds(rel);
+  }
+
+  /**
+   * A path to `rel` within PATH_MAX when `<root>/<rel>` is longer: the directories along it are opened (O_PATH), a
+   * stretch of them at a time, each from the /proc/self/fd/N of the one before; the result goes on from the last one.
+   * The fds are closed by endRequest.
+   */
+  private viaDirFds(rel: string): string {
+    const parts = rel.split('/');
+    let base = this.o.root;
+    let stretch: string[] = [];
+    let len = Buffer.byteLength(base);
+    for (let i = 0; i < parts.length - 1; i++) {
+      const n = Buffer.byteLength(parts[i]!) + 1;
+      if (stretch.length > 0 && len + n > PATH_BYTES - NAME_MAX - 1) {
+        const fd = fs.openSync(`${base}/${stretch.join('/')}`, O_PATH | C.O_DIRECTORY);
+        this.tmpFds.push(fd);
+        base = `/proc/self/fd/${fd}`;
+        stretch = [];
+        len = Buffer.byteLength(base);
+      }
+      stretch.push(parts[i]!);
+      len += n;
+    }
+    stretch.push(parts[parts.length - 1]!);
+    return `${base}/${stretch.join('/')}`;
+  }
+
+  /** How a helper process reaches `rel`: its parent directory, opened for this request (short for any tool and for sun_path). */
+  private hostPath(rel: string): { dir: string; name: string } {
+    const i = rel.lastIndexOf('/');
+    const fd = fs.openSync(this.bp(i < 0 ? '' : rel.slice(0, i)), O_PATH | C.O_DIRECTORY);
+    this.tmpFds.push(fd);
+    return { dir: this.o.hostFd(fd), name: rel.slice(i + 1) };
+  }
+
+  /** The file type (S_IFMT bits) of `name` in `parent`: from the inode the kernel looked up, else from the backing store. */
+  private typeAt(parent: Inode, name: string, bp: string): number {
+    const t = this.table.child(parent, name)?.type;
+    if (t) return t;
+    const st = fs.lstatSync(bp, { throwIfNoEntry: false });
+    return st ? st.mode & S_IFMT : 0;
   }
 
   /** The flags for the backing open(2). Under writeback caching the kernel may READ through a write-only handle. */
@@ -612,6 +740,9 @@ export class Passthrough {
   private childRel(parent: Inode, name: string): string {
     const r = this.table.childPath(parent, name);
     if (r === null) throw new FsError(E.ENOENT);
+    if (r.length * 3 > this.maxPathBytes && Buffer.byteLength(r) > this.maxPathBytes) {
+      throw new FsError(E.ENAMETOOLONG, `a path of ${Buffer.byteLength(r)} bytes below the mount point (at most ${this.maxPathBytes})`);
+    }
     return r;
   }
 
@@ -650,7 +781,7 @@ export class Passthrough {
   }
 
   private entry(parent: Inode, name: string, st: BigIntStats): EntryOut {
-    const node = this.table.lookup(parent, name, Number(st.ino));
+    const node = this.table.lookup(parent, name, Number(st.ino), Number(st.mode) & S_IFMT);
     const [ev, evn] = split(this.o.entryTimeout);
     const [av, avn] = split(this.o.attrTimeout);
     return { nodeid: node.nodeid, generation: node.generation, entryValid: ev, entryValidNsec: evn, attrValid: av, attrValidNsec: avn, attr: attrOf(st) };

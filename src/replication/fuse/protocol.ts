@@ -459,6 +459,8 @@ export const InterruptIn = struct('fuse_interrupt_in', [['unique', 'u64']] as co
 export const FallocateIn = struct('fuse_fallocate_in', [['fh', 'u64'], ['offset', 'u64'], ['length', 'u64'], ['mode', 'u32'], ['', 'u32']] as const);
 export const LseekIn = struct('fuse_lseek_in', [['fh', 'u64'], ['offset', 'u64'], ['whence', 'u32'], ['', 'u32']] as const);
 export const LseekOut = struct('fuse_lseek_out', [['offset', 'u64']] as const);
+/** SYNCFS carries a fuse_syncfs_in that only pads */
+export const SyncfsIn = struct('fuse_syncfs_in', [['padding', 'u64']] as const);
 
 // ── names ───────────────────────────────────────────────────────────────────────────────────────────────────────────
 

@@ -101,9 +101,11 @@ export class FuseServer {
   constructor(private readonly o: FuseServerOptions) {
     const statsSab = new SharedArrayBuffer(STAT_SLOTS * 8);
     this.counters = new Float64Array(statsSab);
+    const backing = `/proc/${process.pid}/fd/${o.dirfd}`;
     const sink = o.sink && o.sink !== noopSink
       ? serveSink(o.sink, (e) => o.log(`change sink failed on a streamed change: ${e instanceof Error ? e.message : String(e)}`),
-        (unique, error) => this.replyLater(unique, error)) : null;
+        (unique, error) => this.replyLater(unique, error),
+        () => run('sync', ['-f', '--', backing], { timeoutMs: 600_000 }).then(() => {})) : null;
     this.sinkServer = sink;
     const host = serveHostCalls();
     if (sink) this.channels.push(sink);
@@ -123,6 +125,8 @@ export class FuseServer {
       sink: sink?.workerEnd ?? null,
       sinkTimeoutMs: o.sinkTimeoutMs ?? 0,
       notReplicated: o.notReplicated ?? [],
+      // every file keeps an absolute path on the mount within PATH_MAX (PATH_MAX - 1 bytes, NUL aside)
+      maxPathBytes: o.mountpoint ? 4094 - Buffer.byteLength(o.mountpoint) : 4095,
       host: host.workerEnd,
       stats: statsSab,
       gate: gateSab,
@@ -224,7 +228,7 @@ export class FuseServer {
     );
   }
 
-  /** The reply of a deferred fsync, written to /dev/fuse from this thread (a closed connection is ignored). */
+  /** The reply of a deferred fsync or syncfs, written to /dev/fuse from this thread (a closed connection is ignored). */
   private replyLater(unique: number, error: number): void {
     const b = Buffer.alloc(OutHeader.size);
     writeOutHeader(b, unique, error, OutHeader.size);

@@ -10,7 +10,11 @@ import type { AsyncChangeSink, Change, ChangeSink } from './sink.js';
  * Write data is copied once into a fresh buffer that is transferred, not cloned, to the main thread; the main-thread
  * sink may keep it.
  */
-type SinkCall = { kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean; unique?: number };
+type SinkCall =
+  | { kind: 'change'; change: Change }
+  | { kind: 'sync'; path: string; datasync: boolean; unique?: number }
+  /** with `unique`: deferred, the main thread also syncs the backing filesystem and replies */
+  | { kind: 'syncfs'; unique?: number };
 
 const EIO = os.constants.errno.EIO;
 
@@ -19,15 +23,36 @@ export const MAX_POSTED_WRITES = 1024;
 
 /**
  * Main thread: serve `sink` to a worker. Pass `workerEnd` to the worker; `close()` when the mount is gone.
- * `setFlag(true)` lets the worker POST writes (not wait for them): see BridgedSink.
+ * `setFlag(true)` lets the worker POST writes (not wait for them): see BridgedSink. `syncBacking` makes the backing
+ * filesystem durable (syncfs) for a deferred syncfs; it starts when the syncfs is handled (so after every change
+ * made before it) and runs while the sink's onSyncfs does; the reply waits for both, later calls only for onSyncfs.
  */
 export function serveSink(
   sink: AsyncChangeSink, onPostError: (e: unknown) => void = () => {},
   reply: (unique: number, errno: number) => void = () => {},
+  syncBacking: () => Promise<void> = async () => {},
 ): BlockingServer {
   return serveBlockingCalls<SinkCall, null>(async (call) => {
     if (call.kind === 'change') {
       await sink.onChange(call.change);
+    } else if (call.kind === 'syncfs') {
+      if (call.unique === undefined) {
+        await sink.onSyncfs?.();
+        return null;
+      }
+      // the backing syncfs runs meanwhile; later changes wait only for the sink's part
+      const local = syncBacking();
+      local.catch(() => {});
+      let errno = 0;
+      await Promise.resolve().then(() => sink.onSyncfs?.()).catch((e: unknown) => {
+        onPostError(e);
+        errno = -EIO;
+      });
+      const unique = call.unique;
+      local.then(() => reply(unique, errno), (e: unknown) => {
+        onPostError(e);
+        reply(unique, -EIO);
+      });
     } else if (call.unique !== undefined) {
       // a deferred fsync: placed in order now; the reply goes to the kernel when it is durable
       const unique = call.unique;
@@ -79,6 +104,14 @@ export class BridgedSink implements ChangeSink {
   deferSync(path: string, datasync: boolean, unique: number): boolean {
     if (!this.caller.flag() || this.caller.posted() >= MAX_POSTED_WRITES) return false;
     this.caller.post({ kind: 'sync', path, datasync, unique });
+    return true;
+  }
+  onSyncfs(): void {
+    this.caller.call({ kind: 'syncfs' });
+  }
+  /** Always deferred: the main thread syncs the backing filesystem itself and replies (the worker has no syncfs). */
+  deferSyncfs(unique: number): boolean {
+    this.caller.post({ kind: 'syncfs', unique });
     return true;
   }
   startSync(path: string, datasync: boolean): number {

@@ -9,6 +9,10 @@
  * Changes to a file that is no longer reachable by any path (unlinked or replaced while open) are not reported: the
  * replica already removed it, and nothing written to it can ever be seen through a path again.
  *
+ * FIFOs, sockets and device nodes are local-only (passthrough.ts): nothing about them is reported. A rename of one
+ * over a reported file is reported as the unlink of that file; a rename of a reported object over one is an
+ * ordinary rename (the replica has nothing at the destination).
+ *
  * With the kernel's writeback cache (mountPassthrough `writebackCache`), "before the reply" still holds, but a
  * WRITE is the kernel writing back cached pages, not the application's write(2): it comes later, in page-sized
  * pieces merged or split at the kernel's choice, possibly after a rename (then under the new path) or an ftruncate
@@ -73,6 +77,16 @@ export interface ChangeSink {
    * the change is durable where it must be (error EIO if that failed), and the caller must not reply.
    */
   deferSync?(path: string, datasync: boolean, unique: number): boolean;
+  /**
+   * syncfs of the mount, after the backing filesystem's syncfs succeeded: return only when every change reported
+   * before it is durable where it must be. Absent: nothing beyond the local syncfs is needed.
+   */
+  onSyncfs?(): void;
+  /**
+   * Optional: take over a syncfs (request `unique`) whole: the sink's side makes the backing filesystem durable
+   * (syncfs) and does what onSyncfs does, then replies (EIO if either failed). False: the caller does it itself.
+   */
+  deferSyncfs?(unique: number): boolean;
 }
 
 /**
@@ -87,6 +101,11 @@ export interface AsyncChangeSink {
    * changes (later changes may then be handled), with `done`, which settles when it is durable where it must be.
    */
   syncInOrder?(path: string, datasync: boolean): Promise<{ done: Promise<void> }>;
+  /**
+   * syncfs of the mount: settle once every change handed to the sink before it is durable where it must be (the
+   * SECOND's copy, in mode none). Later changes are handed over only after it settled. Absent: nothing to do.
+   */
+  onSyncfs?(): void | Promise<void>;
 }
 
 /** Accepts everything. The passthrough treats it as "no sink" and skips building changes altogether. */
@@ -95,7 +114,7 @@ export const noopSink: ChangeSink = Object.freeze({
   onSync() {},
 });
 
-export type Recorded = Change | { op: 'sync'; path: string; datasync: boolean };
+export type Recorded = Change | { op: 'sync'; path: string; datasync: boolean } | { op: 'syncfs' };
 
 /** Keeps every change (write data copied) in order, for tests. */
 export class RecordingSink implements ChangeSink {
@@ -105,6 +124,9 @@ export class RecordingSink implements ChangeSink {
   }
   onSync(path: string, datasync: boolean): void {
     this.events.push({ op: 'sync', path, datasync });
+  }
+  onSyncfs(): void {
+    this.events.push({ op: 'syncfs' });
   }
   /** the recorded changes without write data, as compact one-line strings: "write a.txt @0 +5", "rename a → b" */
   summary(): string[] {
@@ -137,5 +159,6 @@ export function describeChange(c: Recorded): string {
     case 'removexattr': return `removexattr ${c.path} ${c.name}`;
     case 'fallocate': return `fallocate ${c.path} mode ${c.mode} @${c.offset} +${c.length}`;
     case 'sync': return `${c.datasync ? 'fdatasync' : 'fsync'} ${c.path}`;
+    case 'syncfs': return 'syncfs';
   }
 }

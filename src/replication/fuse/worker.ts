@@ -43,6 +43,8 @@ export interface WorkerConfig {
   sinkTimeoutMs: number;
   /** `<notreplicated>` rules of the directory (renames across them fail with EXDEV) */
   notReplicated: NotReplicated[];
+  /** the longest path accepted below the mount point, in bytes */
+  maxPathBytes: number;
   host: WorkerEnd | null;
   stats: SharedArrayBuffer;
   /** the freeze gate's shared state (freeze-gate.ts) */
@@ -76,6 +78,7 @@ export function serve(cfg: WorkerConfig, post: (m: WorkerMessage) => void): stri
     root: `/proc/self/fd/${cfg.dirfd}`,
     hostRoot: `/proc/${process.pid}/fd/${cfg.dirfd}`,
     hostFd: (fd) => `/proc/${process.pid}/fd/${fd}`,
+    maxPathBytes: cfg.maxPathBytes,
     sink: cfg.sink ? new BridgedSink(cfg.sink, cfg.sinkTimeoutMs) : null,
     host: cfg.host ? new HostCalls(cfg.host) : null,
     entryTimeout: cfg.entryTimeout,

@@ -2,7 +2,39 @@ import { ExternalError } from '../../errors.js';
 import { formatCommand, type RunOptions, type RunResult } from '../../platform/exec.js';
 import type { MountPassthroughOptions } from '../fuse/index.js';
 import { formatMountinfo, identityOf, stackAt, underlyingMount, type MountEntry } from './mountinfo.js';
+import type { ProcessView, ProcSource } from './holders.js';
 import type { LayoutFuseMount, LayoutSystem } from './system.js';
+
+/**
+ * A process table for the holder check: no process but this one unless a test adds some (`add`), one namespace
+ * (`mnt:[1]`) unless a process names another, whose mountinfo `namespaces` gives.
+ */
+export class FakeProcSource implements ProcSource {
+  readonly list: ProcessView[] = [];
+  readonly namespaces = new Map<string, string>();
+  kernel: { what: string; file: string }[] = [];
+
+  add(p: Partial<ProcessView> & { pid: number }): void {
+    this.list.push({ command: 'proc', cwd: '/', root: '/', fds: [], maps: [], mntNs: 'mnt:[1]', ...p });
+  }
+
+  async self(): Promise<{ pid: number; mntNs: string | null }> {
+    return { pid: process.pid, mntNs: 'mnt:[1]' };
+  }
+
+  async processes(): Promise<ProcessView[]> {
+    return [...this.list];
+  }
+
+  async mountinfo(pid: number): Promise<string | null> {
+    const ns = this.list.find((p) => p.pid === pid)?.mntNs;
+    return ns ? this.namespaces.get(ns) ?? null : null;
+  }
+
+  async kernelFiles(): Promise<{ what: string; file: string }[]> {
+    return this.kernel;
+  }
+}
 
 /**
  * An in-memory mount table that understands the commands the layout runs (`mount --bind`, `--make-private`,
@@ -18,6 +50,7 @@ export class FakeMountSystem implements LayoutSystem {
     { id: 1, parentId: 0, dev: '254:0', root: '/', mountPoint: '/', options: ['rw', 'relatime'], optional: ['shared:1'], fstype: 'ext4', source: '/dev/vda', superOptions: ['rw'] },
   ];
   readonly commands: string[] = [];
+  readonly proc = new FakeProcSource();
   private nextId = 100;
   private nextFuse = 40;
   private failures: string[] = [];

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { BugError, ExternalError, UserError } from '../../errors.js';
 import type { AsyncChangeSink, MountPassthroughOptions } from '../fuse/index.js';
 import { checkIsDirectory, resolveDirs, type DirsRequest, type ReplicatedDir } from './dirs.js';
+import { checkNoHolders } from './holders.js';
 import { fuseConnection, isWithin, parseMountinfo, type MountEntry } from './mountinfo.js';
 import { classifyDir, describeMounts, type DirState, type LayoutKind } from './state.js';
 import { linuxSystem, type LayoutFuseMount, type LayoutSystem } from './system.js';
@@ -24,7 +25,9 @@ import { linuxSystem, type LayoutFuseMount, type LayoutSystem } from './system.j
  * - `enterPrimary`/`enterSecondary` either complete for every dir or undo what they mounted and throw. They throw
  *   `UserError` before mounting anything when a dir is missing, not a directory, a symlink, the root, nested in another
  *   replicated dir, overlapping the run dir, a mount point of something else, holds mount points of something else
- *   below it, or still carries tandem mounts from an earlier run (then: `recover` first).
+ *   below it, still carries tandem mounts from an earlier run (then: `recover` first), or is held by a process that
+ *   would keep writing to the real directory under the mount (its cwd, root, an open file or mapping in it:
+ *   holders.ts; the message names each pid, command and what it holds).
  * - `leave()` unmounts, per dir (last dir first), D's top mount (FUSE or read-only bind) and then P. It tolerates
  *   partial state (whatever is already gone is skipped), goes on through every dir when one step fails, and throws
  *   the first failure at the end. Calling it again returns the same promise.
@@ -100,7 +103,10 @@ export async function enterPrimary(r: PrimaryRequest): Promise<PrimaryLayout> {
     for (const d of dirs) {
       await bindBacking(sys, d);
       const notReplicated = r.notReplicatedFor?.(d.dir) ?? [];
-      const mount = await sys.mountPassthrough({ ...r.fuse, backing: d.backing, mountpoint: d.path, sink: r.sinkFor(d.dir), notReplicated, log });
+      // scratchDir: the fuseblk loop device's image goes next to P, in tandem's private run directory
+      const mount = await sys.mountPassthrough({
+        scratchDir: path.dirname(d.backing), ...r.fuse, backing: d.backing, mountpoint: d.path, sink: r.sinkFor(d.dir), notReplicated, log,
+      });
       done.push({ dir: d.dir, path: d.path, backing: d.backing, mount });
       log(`primary layout for ${d.dir}: FUSE on ${d.path}, backing ${d.backing}`);
     }
@@ -150,7 +156,7 @@ export async function enterSecondary(r: LayoutRequest): Promise<SecondaryLayout>
 
 /**
  * Removes every leftover of both layouts for the module, e.g. after the replication process or the daemon died:
- * - on each D, from the top down while the mount is tandem's: a FUSE passthrough (`fuse.tandem`) has its connection
+ * - on each D, from the top down while the mount is tandem's: a FUSE passthrough (`fuse.tandem`, `fuseblk.tandem`) has its connection
  *   aborted through fusectl (freeing anything blocked on a dead or hung server) and is detached with `umount -l`; a
  *   bind of D onto itself is unmounted (`umount`, else `umount -l`);
  * - everything mounted on or below `<runDir>/backing/<module>` (tandem's private path, so all of it is tandem's, also
@@ -232,6 +238,7 @@ async function prepare(r: LayoutRequest, sys: LayoutSystem): Promise<ReplicatedD
     }
     await checkIsDirectory(d);
   }
+  await checkNoHolders(dirs, sys.proc, entries, r.log);
   for (const d of dirs) held.add(d.path);
   const root = path.dirname(dirs[0]!.backing);
   try {

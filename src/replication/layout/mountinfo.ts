@@ -74,8 +74,14 @@ export function fuseConnection(e: MountEntry): number {
   return (major! << 20) | minor!;
 }
 
+/** any FUSE mount: `fuse`, `fuseblk`, or either with a subtype */
 export function isFuse(e: MountEntry): boolean {
-  return e.fstype === 'fuse' || e.fstype.startsWith('fuse.');
+  return /^fuse(blk)?(\.|$)/.test(e.fstype);
+}
+
+/** tandem's own FUSE passthrough: `fuse.tandem`, or `fuseblk.tandem` (mounted over a loop device for syncfs) */
+export function isTandemFuse(e: MountEntry): boolean {
+  return e.fstype === 'fuse.tandem' || e.fstype === 'fuseblk.tandem';
 }
 
 export function isReadOnly(e: MountEntry): boolean {

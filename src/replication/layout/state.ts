@@ -1,10 +1,11 @@
-import { identityOf, isFuse, isReadOnly, isWithin, stackAt, type MountEntry } from './mountinfo.js';
+import { identityOf, isFuse, isReadOnly, isTandemFuse, isWithin, stackAt, type MountEntry } from './mountinfo.js';
 
 /**
  * What the mount table says about one replicated directory. Pure: derived from parsed mountinfo only.
  *
  * Layouts (docs/design/replication.md, step 1), with P = `<runDir>/backing/<module>/<index>`:
- * - `primary`: P is a bind of D, and the topmost mount on D is the tandem FUSE passthrough (`fuse.tandem`).
+ * - `primary`: P is a bind of D, and the topmost mount on D is the tandem FUSE passthrough (`fuse.tandem`, or
+ *   `fuseblk.tandem` when mounted over a loop device so that syncfs reaches it).
  * - `secondary`: P is a bind of D, and the topmost mount on D is a read-only bind of D onto itself.
  * - `none`: nothing is mounted on D, and nothing on or under P.
  * - `partial`: only tandem's own mounts, but not one of the complete layouts (a crash between two steps, or a
@@ -32,7 +33,7 @@ export function classifyDir(entries: MountEntry[], dir: string, backing: string)
   const same = (e: MountEntry) => id !== null && e.dev === id.dev && e.root === id.root;
   const onDir = stackAt(entries, dir).map((entry) => ({
     entry,
-    kind: (entry.fstype === 'fuse.tandem' ? 'fuse' : same(entry) && !isFuse(entry) ? 'self-bind' : 'foreign') as DirMountKind,
+    kind: (isTandemFuse(entry) ? 'fuse' : same(entry) && !isFuse(entry) ? 'self-bind' : 'foreign') as DirMountKind,
   }));
   const onBacking = entries.filter((e) => isWithin(e.mountPoint, backing));
   const bottomOfP = stackAt(entries, backing)[0];

@@ -3,6 +3,7 @@ import { run, type RunFn } from '../../platform/exec.js';
 import { mountPassthrough, type FuseStats, type MountPassthroughOptions } from '../fuse/index.js';
 // The one helper taken from below fuse/index.ts: the fusectl abort. Keep it to this line.
 import { abortFuseConnection } from '../fuse/mount.js';
+import { linuxProcSource, type ProcSource } from './holders.js';
 
 /**
  * Everything the mount layout does to the system, as one narrow seam (the fake is `./fake.ts`).
@@ -13,9 +14,11 @@ import { abortFuseConnection } from '../fuse/mount.js';
  *   and umount(8) must not stat a possibly dead FUSE mount).
  * - `mountPassthrough` resolves once the FUSE mount answers; its `unmount()` always leaves the mount gone.
  * - `abortFuseConnection` fails every pending and future request of that connection with ENOTCONN.
+ * - `proc` shows the processes (and loop/swap files) that could hold a replicated dir (holders.ts); read-only.
  */
 export interface LayoutSystem {
   run: RunFn;
+  proc: ProcSource;
   readMountinfo(): Promise<string>;
   mountPassthrough(o: MountPassthroughOptions): Promise<LayoutFuseMount>;
   abortFuseConnection(connection: number): Promise<void>;
@@ -34,6 +37,7 @@ export interface LayoutFuseMount {
 
 export const linuxSystem: LayoutSystem = {
   run,
+  proc: linuxProcSource,
   readMountinfo: () => fsp.readFile('/proc/self/mountinfo', 'utf8'),
   mountPassthrough,
   abortFuseConnection: (connection) => abortFuseConnection(connection),

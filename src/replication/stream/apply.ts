@@ -24,7 +24,8 @@ import { checkRelPath, checkSymlinkTarget, NO_EXCLUDES, type OpenedParent, openP
  *   (./receiver.ts) calls it in seq order.
  * - Durability: a `sync` change, and a change flagged `sync` ('data'/'full'), resolve only after fsync (fdatasync for
  *   'data' and datasync) of the file returned, and after every directory whose entries changed since the last such
- *   point (and, for a flagged namespace change, its own parent directories) was fsync'd. Other changes resolve once
+ *   point (and, for a flagged namespace change, its own parent directories) was fsync'd. A `sync` with `syncfs`
+ *   resolves after a syncfs of the copy's filesystem (every change before it durable). Other changes resolve once
  *   applied (in the page cache).
  * - Failure is sticky: the first change that cannot be applied (any error: ENOSPC, EDQUOT, EROFS, EIO from fsync, a
  *   refused path…) rejects with an ErrnoError and marks the applier failed; every later `apply` rejects at once with
@@ -169,6 +170,11 @@ export class Applier {
         await (datasync ? h.datasync() : h.sync());
         await this.flushDirty();
       }
+      return;
+    }
+    if (c.op === 'sync' && c.syncfs) {
+      await this.fs.syncfs(d.root);
+      for (const [k, e] of this.dirty) if (e.dir === c.dir) this.dirty.delete(k);
       return;
     }
     const cached = c.op === 'sync' ? this.files.get(`${c.dir}\0${c.path}`) : undefined;

@@ -25,7 +25,8 @@
  *   change only after it is durable there, like an explicit `sync` change.
  * - `sync` change: fsync (`datasync: false`) or fdatasync of `path` (a file or a directory); acknowledged in mode
  *   `none` only once everything before it that touched that file, and every directory entry changed since the last
- *   sync, is durable on the SECOND.
+ *   sync, is durable on the SECOND. With `syncfs` (PRIM's syncfs of the mount; `path` '.', `datasync` false): once
+ *   every change before it in the stream is durable on the SECOND (a syncfs of the copy's filesystem).
  */
 export type Change =
   | (ChangeBase & { op: 'write'; path: string; offset: number; data: Buffer })
@@ -44,7 +45,7 @@ export type Change =
   | (ChangeBase & { op: 'setxattr'; path: string; name: string; value: Buffer; flags: number })
   | (ChangeBase & { op: 'removexattr'; path: string; name: string })
   | (ChangeBase & { op: 'fallocate'; path: string; mode: number; offset: number; length: number })
-  | (ChangeBase & { op: 'sync'; path: string; datasync: boolean });
+  | (ChangeBase & { op: 'sync'; path: string; datasync: boolean; syncfs?: boolean });
 
 export interface ChangeBase {
   /** the replicated directory, as written in userconfig.xml */

@@ -15,7 +15,8 @@ import type { Change, Timespec } from './change.js';
  *
  *   hello      str8 module | str8 generation | u8 mode (0 none, 1 second) | u8 n | n × str16 replicated dir
  *   change     u64 seq | str16 dir | u8 sync (0 -, 1 data, 2 full) | u8 op | op body
- *   sync       u64 seq | str16 dir | u8 datasync (0/1) | str16 path
+ *   sync       u64 seq | str16 dir | u8 kind (0 fsync, 1 fdatasync, 2 syncfs: the whole copy) | str16 path
+ *              (kind 2 came after version 1 first shipped: an older SECOND refuses it as malformed)
  *   ack        u64 upTo
  *   nack       u64 seq | u16 errno | str8 code | str16 message
  *   heartbeat  (empty)
@@ -61,7 +62,7 @@ export type WireChange = Exclude<Change, { op: 'sync' }>;
 export type Message =
   | { type: 'hello'; module: string; generation: string; mode: Mode; dirs: string[] }
   | { type: 'change'; seq: number; change: WireChange }
-  | { type: 'sync'; seq: number; dir: string; path: string; datasync: boolean }
+  | { type: 'sync'; seq: number; dir: string; path: string; datasync: boolean; syncfs?: boolean }
   | { type: 'ack'; upTo: number }
   | { type: 'nack'; seq: number; errno: number; code: string; message: string }
   | { type: 'heartbeat' }
@@ -109,7 +110,7 @@ export function encode(m: Message): Buffer {
     case 'sync':
       w.u64(m.seq);
       w.str16(m.dir);
-      w.u8(m.datasync ? 1 : 0);
+      w.u8(m.syncfs ? 2 : m.datasync ? 1 : 0);
       w.str16(m.path);
       break;
     case 'ack':
@@ -327,9 +328,9 @@ function decodeBody(r: Reader, type: number): Message {
     case TYPE.sync: {
       const seq = r.u64('seq');
       const dir = r.str16('dir');
-      const d = r.u8('datasync');
-      if (d > 1) throw new Malformed(`sync: datasync must be 0 or 1, got ${d}`);
-      return { type: 'sync', seq, dir, datasync: d === 1, path: r.str16('path') };
+      const d = r.u8('sync kind');
+      if (d > 2) throw new Malformed(`sync: kind must be 0, 1 or 2, got ${d}`);
+      return { type: 'sync', seq, dir, datasync: d === 1, ...(d === 2 ? { syncfs: true } : {}), path: r.str16('path') };
     }
     case TYPE.ack:
       return { type: 'ack', upTo: r.u64('upTo') };

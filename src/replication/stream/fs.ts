@@ -1,5 +1,6 @@
 import type { BigIntStats } from 'node:fs';
 import { promises as fsp } from 'node:fs';
+import { run } from '../../platform/exec.js';
 
 /**
  * The file system seam of the applier (STYLE §2): the few calls the SECOND makes on its copy. `realFs` is
@@ -17,6 +18,8 @@ export interface ApplyFs {
   lchown(path: string, uid: number, gid: number): Promise<void>;
   lutimes(path: string, atime: number, mtime: number): Promise<void>;
   lstat(path: string): Promise<BigIntStats>;
+  /** syncfs(2) of the filesystem holding `path` (a `sync` change with `syncfs`) */
+  syncfs(path: string): Promise<void>;
 }
 
 /** An open file or directory (a subset of fs/promises FileHandle). */
@@ -46,4 +49,9 @@ export const realFs: ApplyFs = {
   lchown: (p, uid, gid) => fsp.lchown(p, uid, gid),
   lutimes: (p, a, m) => fsp.lutimes(p, a, m),
   lstat: (p) => fsp.lstat(p, { bigint: true }),
+  // Node has no syncfs: coreutils `sync -f` (its failure is an error with the errno of EIO)
+  syncfs: async (p) => {
+    const r = await run('sync', ['-f', '--', p], { reject: false, timeoutMs: 600_000 });
+    if (r.code !== 0) throw Object.assign(new Error(`sync -f ${p} failed: ${r.stderr.trim()}`), { code: 'EIO', errno: -5 });
+  },
 };

@@ -143,7 +143,9 @@ export function receiveChanges(opts: ReceiverOptions): Receiver {
     if (m.type !== 'change' && m.type !== 'sync') return protocolError(`unexpected ${m.type} message`);
     if (m.seq !== nextSeq) return protocolError(`change seq ${m.seq}, expected ${nextSeq}`);
     nextSeq++;
-    const change: Change = m.type === 'sync' ? { op: 'sync', dir: m.dir, path: m.path, datasync: m.datasync } : m.change;
+    const change: Change = m.type === 'sync'
+      ? { op: 'sync', dir: m.dir, path: m.path, datasync: m.datasync, ...(m.syncfs ? { syncfs: true } : {}) }
+      : m.change;
     queue.push({ seq: m.seq, change, size });
     st.received++;
     st.backlog++;

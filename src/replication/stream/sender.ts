@@ -196,7 +196,7 @@ export function createSender(opts: SenderOptions): ReplicationSender {
     }
     const bad = c.op === 'symlink' ? checkSymlinkTarget(c.target) : null;
     if (bad) throw new BugError(`replicate: symlink: ${bad}`);
-    if (c.op === 'sync') return [{ type: 'sync', seq: 0, dir: c.dir, path: c.path, datasync: c.datasync }];
+    if (c.op === 'sync') return [{ type: 'sync', seq: 0, dir: c.dir, path: c.path, datasync: c.datasync, ...(c.syncfs ? { syncfs: true } : {}) }];
     if (c.op !== 'write' || c.data.length <= MAX_WRITE) return [{ type: 'change', seq: 0, change: c }];
     const out: Message[] = [];
     for (let o = 0; o < c.data.length; o += MAX_WRITE) {

@@ -88,7 +88,7 @@ test('section defaults: empty <heart>, <rfs> defaults, <splitbrain> in <check>, 
 <check><splitbrain arg="192.0.2.1"/></check>
 <user/>`, 'mode="mirror" defaultprim="alone" failover="on"'));
   assert.equal(m.heart, { pulseMs: 500, timeoutMs: 5000, lans: ['default', 'replication'] });
-  assert.equal(m.rfs, { async: 'second', syncdeltaMs: 0, replicated: [{ dir: '/data', mode: 'read_write', notreplicated: [] }] });
+  assert.equal(m.rfs, { async: 'none', syncdeltaMs: 0, replicated: [{ dir: '/data', mode: 'read_write', notreplicated: [] }] });
   assert.equal(m.splitbrain, { ident: 'splitbrain', exec: 'ping', witnesses: ['192.0.2.1'] });
   assert.equal(m.user, { nicestoptimeoutMs: 300_000, forcestoptimeoutMs: 300_000, vars: {} });
   assert.is(m.defaultprim, 'alone');

@@ -5,7 +5,9 @@ import * as assert from 'uvu/assert';
 import fs, { constants as C } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Dispatcher } from '../../../src/replication/fuse/dispatch.js';
+import type { HostCall } from '../../../src/replication/fuse/host-calls.js';
 import { Passthrough, utimesArg } from '../../../src/replication/fuse/passthrough.js';
 import * as P from '../../../src/replication/fuse/protocol.js';
 import type { Change, ChangeSink } from '../../../src/replication/fuse/sink.js';
@@ -35,19 +37,46 @@ class FakeKernel {
   /** fds whose (pretend) write-behind fdatasync failed */
   readonly writeBehindFailed = new Set<number>();
 
-  constructor(o: { writebackCache?: boolean; writeBehindBytes?: number; excluded?: (rel: string, isDir: boolean) => boolean } = {}) {
+  /** host calls made (with a fake host: `host: true`), in order, interleaved with the sink's events in `order` */
+  readonly hostCalls: HostCall[] = [];
+  readonly order: string[] = [];
+
+  constructor(o: {
+    writebackCache?: boolean; writeBehindBytes?: number; excluded?: (rel: string, isDir: boolean) => boolean;
+    /** a fake host: mkfifo through coreutils, syncfs recorded; `sink` replaces the recording sink's wrapper */
+    host?: boolean; sink?: ChangeSink; maxPathBytes?: number;
+  } = {}) {
     this.backing = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-fuse-unit-'));
-    const sink: ChangeSink = {
+    const sink: ChangeSink = o.sink ?? {
       onChange: (c: Change) => {
         if (this.sinkFails) throw new Error('replica gone');
         this.sink.onChange(c);
       },
       onSync: (p, d) => this.sink.onSync(p, d),
+      onSyncfs: () => {
+        this.order.push('sink syncfs');
+        this.sink.onSyncfs();
+      },
     };
+    const host = o.host ? {
+      call: (c: HostCall) => {
+        this.hostCalls.push(c);
+        this.order.push(`host ${c.op}`);
+        if (c.op === 'mkfifo') {
+          const r = spawnSync('mkfifo', ['-m', (c.mode & 0o7777).toString(8), '--', c.path], { encoding: 'utf8' });
+          if (r.status !== 0) throw new Error(r.stderr);
+        } else if (c.op === 'mksock') {
+          const js = `const net = require('net'), fs = require('fs'); const [d, n] = process.argv.slice(1); const t = d + '/.t';
+            const s = net.createServer().listen(t, () => { fs.linkSync(t, d + '/' + n); s.close(); });`;
+          const r = spawnSync(process.execPath, ['-e', js, c.dir, c.name], { encoding: 'utf8' });
+          if (r.status !== 0) throw new Error(r.stderr);
+        }
+      },
+    } : null;
     this.fs = new Passthrough({
-      root: this.backing, hostRoot: this.backing, hostFd: (fd) => `/proc/self/fd/${fd}`,
-      sink, host: null, entryTimeout: 1, attrTimeout: 1.5, log: (m) => this.logs.push(m), nowNs: () => this.now,
-      excluded: o.excluded ?? null,
+      root: this.backing, hostRoot: this.backing, hostFd: (fd) => `/proc/${process.pid}/fd/${fd}`,
+      sink, host, entryTimeout: 1, attrTimeout: 1.5, log: (m) => this.logs.push(m), nowNs: () => this.now,
+      excluded: o.excluded ?? null, maxPathBytes: o.maxPathBytes,
       writeBehind: o.writeBehindBytes ? {
         bytes: o.writeBehindBytes,
         request: (fd) => void this.writeBehinds.push(fd),
@@ -113,6 +142,12 @@ class FakeKernel {
       ? this.call(P.Op.RENAME2, dir, { struct: P.Rename2In, value: { newdir, flags } }, [from, to])
       : this.call(P.Op.RENAME, dir, { struct: P.RenameIn, value: { newdir } }, [from, to]);
     return r.error;
+  }
+  mkdir(parent: number, name: string, mode = 0o755): P.EntryOut {
+    return P.EntryOut.decode(this.ok(P.Op.MKDIR, parent, { struct: P.MkdirIn, value: { mode, umask: 0 } }, [name]));
+  }
+  mknod(parent: number, name: string, mode: number): Reply {
+    return this.call(P.Op.MKNOD, parent, { struct: P.MknodIn, value: { mode, rdev: 0, umask: 0 } }, [name]);
   }
   b(rel: string): string {
     return path.join(this.backing, rel);
@@ -497,5 +532,97 @@ test('rename between a replicated and a not-replicated path: EXDEV (the SECOND c
   assert.ok(fs.existsSync(k.b('tmp/c')) && fs.existsSync(k.b('d')));
   assert.is(k.sink.events.length, before + 2);
 }, { excluded: (rel) => rel === 'tmp' || rel.startsWith('tmp/') }));
+
+test('FIFOs are local-only: made through the host helper, never reported; a rename of one over a file reports its unlink', withKernel((k) => {
+  assert.is(k.mknod(1, 'p', 0o010640).error, 0);
+  assert.ok(fs.lstatSync(k.b('p')).isFIFO());
+  assert.is(fs.lstatSync(k.b('p')).mode & 0o7777, 0o640);
+  const mk = k.hostCalls[0]!;
+  assert.is(mk.op, 'mkfifo');
+  assert.match((mk as { path: string }).path, /^\/proc\/\d+\/fd\/\d+\/p$/, 'reached through its parent directory');
+  const p = k.lookup(1, 'p');
+  assert.is(k.setattr(p.nodeid, { valid: P.FATTR.MODE, mode: 0o010600 }).error, 0);
+  assert.is(fs.lstatSync(k.b('p')).mode & 0o7777, 0o600);
+  fs.writeFileSync(k.b('f'), 'F');
+  k.lookup(1, 'f');
+  assert.is(k.rename('p', 'f'), 0, 'the FIFO replaces a file');
+  assert.ok(fs.lstatSync(k.b('f')).isFIFO());
+  fs.writeFileSync(k.b('g'), 'G');
+  assert.is(k.rename('g', 'f'), 0, 'a file replaces the FIFO');
+  assert.is(k.mknod(1, 'q', 0o010644).error, 0);
+  k.ok(P.Op.UNLINK, 1, undefined, ['q']);
+  assert.equal(k.sink.summary(), ['unlink f', 'rename g → f'], 'the replica loses f, then gets g as f; nothing about FIFOs');
+  assert.is(k.mknod(1, 's', 0o140755).error, 0, 'a socket node through the host helper');
+  assert.ok(fs.lstatSync(k.b('s')).isSocket());
+  assert.equal([fs.lstatSync(k.b('s')).mode & 0o7777, fs.readdirSync(k.backing).sort()], [0o755, ['f', 's']]);
+  assert.equal(k.hostCalls.map((c) => c.op), ['mkfifo', 'mkfifo', 'mksock']);
+  assert.equal(k.sink.summary(), ['unlink f', 'rename g → f']);
+}, { host: true }));
+
+test('long paths: a backing path over PATH_MAX is reached through held directory fds; over maxPathBytes it is ENAMETOOLONG', () => {
+  const name = 'd'.repeat(200);
+  const fdsBefore = fs.readdirSync('/proc/self/fd').length;
+  withKernel((k) => {
+    let parent = 1;
+    let rel = '';
+    while (Buffer.byteLength(`${k.backing}/${rel}/`) < 3900) {
+      parent = k.mkdir(parent, name).nodeid;
+      rel = rel ? `${rel}/${name}` : name;
+    }
+    const leaf = 'f'.repeat(4095 - Buffer.byteLength(`${k.backing}/${rel}/`) + 10); // the backing path: 4105 bytes
+    assert.ok(Buffer.byteLength(leaf) <= 255);
+    const { nodeid, fh } = k.create(parent, leaf, 0o600, C.O_RDWR | C.O_CREAT);
+    assert.is(k.write(nodeid, fh, 0, 'deep'), 4);
+    k.release(nodeid, fh);
+    assert.is(k.getattr(nodeid).size, 4);
+    assert.is(k.setattr(nodeid, { valid: P.FATTR.MODE, mode: 0o100640 }).error, 0);
+    assert.is(k.lookup(parent, leaf).attr.mode & 0o7777, 0o640);
+    k.ok(P.Op.UNLINK, parent, undefined, [leaf]);
+    assert.is(k.call(P.Op.LOOKUP, parent, undefined, [leaf]).error, E.ENOENT);
+    assert.ok(k.sink.summary().includes(`write ${rel}/${leaf} @0 +4`));
+    assert.is(fs.readdirSync('/proc/self/fd').length, fdsBefore, 'the directory fds were closed after each request');
+  })();
+  withKernel((k) => {
+    const d = k.mkdir(1, 'x'.repeat(60));
+    assert.is(k.call(P.Op.MKDIR, d.nodeid, { struct: P.MkdirIn, value: { mode: 0o755, umask: 0 } }, ['y'.repeat(40)]).error, E.ENAMETOOLONG);
+    assert.is(k.call(P.Op.LOOKUP, d.nodeid, undefined, ['y'.repeat(40)]).error, E.ENAMETOOLONG);
+    assert.is(k.mkdir(d.nodeid, 'y'.repeat(39)).attr.mode & 0o170000, 0o040000, 'exactly maxPathBytes is accepted');
+  }, { maxPathBytes: 100 })();
+});
+
+test('O_DIRECT writes are made durable like O_DSYNC ones (the kernel sends no FSYNC after them)', withKernel((k) => {
+  const O_DIRECT = C.O_DIRECT ?? 0o40000;
+  const { nodeid, fh } = k.create(1, 'd', 0o644, C.O_WRONLY | C.O_CREAT | O_DIRECT);
+  assert.is(k.write(nodeid, fh, 0, 'x'.repeat(4096), C.O_WRONLY | O_DIRECT), 4096);
+  assert.is(k.write(nodeid, fh, 4096, 'y'.repeat(4096), C.O_WRONLY | O_DIRECT | C.O_DSYNC), 4096);
+  assert.is(k.write(nodeid, fh, 8192, 'z', C.O_WRONLY), 1);
+  assert.equal(k.sink.summary(), [
+    'create d 100644 0:0', 'write d @0 +4096', 'fdatasync d',
+    'write d @4096 +4096', // O_DSYNC too: the kernel follows with FSYNC itself
+    'write d @8192 +1',
+  ]);
+}));
+
+test('SYNCFS: the backing filesystem\'s syncfs, then the sink\'s onSyncfs, then the reply; a failing sink gives EIO', () => {
+  withKernel((k) => {
+    k.create(1, 'f', 0o644, C.O_WRONLY | C.O_CREAT);
+    const r = k.call(P.Op.SYNCFS, 1, { struct: P.SyncfsIn, value: { padding: 0 } });
+    assert.is(r.error, 0);
+    assert.equal(k.order, ['host syncfs', 'sink syncfs']);
+    assert.equal(k.hostCalls.at(-1), { op: 'syncfs', path: k.backing });
+    assert.equal(k.sink.summary(), ['create f 100644 0:0', 'syncfs']);
+  }, { host: true })();
+  const failing: ChangeSink = { onChange() {}, onSync() {}, onSyncfs() { throw new Error('peer gone'); } };
+  withKernel((k) => {
+    assert.is(k.call(P.Op.SYNCFS, 1, { struct: P.SyncfsIn, value: { padding: 0 } }).error, E.EIO);
+    assert.ok(k.logs.some((l) => l.includes('peer gone')));
+  }, { host: true, sink: failing })();
+  const deferring: ChangeSink = { onChange() {}, onSync() {}, deferSyncfs: (u) => u > 0 };
+  withKernel((k) => {
+    const r = k.call(P.Op.SYNCFS, 1, { struct: P.SyncfsIn, value: { padding: 0 } });
+    assert.equal(r, { error: 0, body: Buffer.alloc(0) }, 'deferred: no reply from the worker');
+    assert.equal(k.hostCalls, [], 'the sink side syncs the backing filesystem');
+  }, { host: true, sink: deferring })();
+});
 
 test.run();

@@ -10,9 +10,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function runWorker(
   sink: AsyncChangeSink, calls: BridgeWorkerData['calls'], timeoutMs = 0, onServer?: (close: () => void) => void, stream = false,
-  reply?: (unique: number, errno: number) => void,
+  reply?: (unique: number, errno: number) => void, syncBacking?: () => Promise<void>,
 ): Promise<BridgeWorkerResult[]> {
-  const server = serveSink(sink, () => {}, reply);
+  const server = serveSink(sink, () => {}, reply, syncBacking);
   server.setFlag(stream);
   onServer?.(() => server.close());
   const data: BridgeWorkerData = { end: server.workerEnd, timeoutMs, calls };
@@ -185,6 +185,61 @@ test('deferred fsync whose sync fails is answered EIO; without the stream flag i
   const r2 = await runWorker(sink, [{ kind: 'defer', path: 'wal', datasync: true, unique: 8 }], 0, undefined, false, (u, e) => replies.push([u, e]));
   assert.is(r2[0]!.deferred, false, 'not streaming: the caller syncs itself');
   assert.is(replies.length, 1);
+});
+
+test('syncfs: the worker waits for the sink\'s onSyncfs; deferred, the reply waits for onSyncfs and the backing syncfs', async () => {
+  const seen: string[] = [];
+  let release!: () => void;
+  const peerDurable = new Promise<void>((r) => (release = r));
+  const sink: AsyncChangeSink = {
+    async onChange(c) { seen.push(c.op); },
+    onSync() {},
+    async onSyncfs() {
+      seen.push('syncfs');
+      setTimeout(release, 80);
+      await peerDurable;
+      seen.push('syncfs durable');
+    },
+  };
+  const blocking = await runWorker(sink, [{ kind: 'change', change: rename }, { kind: 'syncfs' }]);
+  assert.ok(blocking[1]!.blockedMs >= 60, `onSyncfs blocked the worker until durable: ${blocking[1]!.blockedMs} ms`);
+  assert.equal(seen, ['rename', 'syncfs', 'syncfs durable']);
+
+  // deferred: the worker goes on; the next change waits for the sink's part only; the reply for both parts
+  const events: string[] = [];
+  const sink2: AsyncChangeSink = {
+    async onChange(c) { events.push(c.op); },
+    onSync() {},
+    async onSyncfs() {
+      events.push('peer syncfs');
+      await sleep(40);
+      events.push('peer durable');
+    },
+  };
+  let replied!: () => void;
+  const reply = new Promise<void>((r) => (replied = r));
+  const results = await runWorker(sink2, [{ kind: 'change', change: write }, { kind: 'deferSyncfs', unique: 9 }, { kind: 'change', change: rename }],
+    0, undefined, false, (u, e) => { events.push(`reply ${u} ${e}`); replied(); },
+    async () => {
+      events.push('backing syncfs');
+      await sleep(120);
+      events.push('backing durable');
+    });
+  assert.is(results[1]!.deferred, true);
+  assert.ok(results[1]!.blockedMs < results[2]!.blockedMs, 'the worker did not wait for the syncfs itself; the rename waited for its sink part');
+  await reply;
+  assert.equal(events, ['write', 'backing syncfs', 'peer syncfs', 'peer durable', 'rename', 'backing durable', 'reply 9 0']);
+});
+
+test('deferred syncfs: a failing sink or backing syncfs is answered EIO', async () => {
+  const replies: [number, number][] = [];
+  const bad: AsyncChangeSink = { onChange() {}, onSync() {}, async onSyncfs() { throw new Error('peer gone'); } };
+  await runWorker(bad, [{ kind: 'deferSyncfs', unique: 3 }], 0, undefined, false, (u, e) => replies.push([u, e]));
+  const good: AsyncChangeSink = { onChange() {}, onSync() {}, async onSyncfs() {} };
+  await runWorker(good, [{ kind: 'deferSyncfs', unique: 4 }], 0, undefined, false, (u, e) => replies.push([u, e]),
+    () => Promise.reject(new Error('sync -f failed')));
+  await sleep(20);
+  assert.equal(replies, [[3, -5], [4, -5]]);
 });
 
 test.run();

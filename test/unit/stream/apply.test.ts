@@ -367,6 +367,24 @@ test('sync: the file, then every directory whose entries changed since the last 
   }, { fs: (events) => hookedFs({}, events) });
 });
 
+test('sync with syncfs: a syncfs of the copy\'s filesystem; pending directory fsyncs are then not needed', async () => {
+  const synced: string[] = [];
+  await withCopy(async ({ copy, a, events }) => {
+    await a.apply({ dir: D, op: 'mkdir', path: 'd', mode: 0o755 });
+    await a.apply({ dir: D, op: 'create', path: 'd/f', mode: 0o644 });
+    await a.apply({ dir: D, op: 'write', path: 'd/f', offset: 0, data: Buffer.from('x') });
+    await a.apply({ dir: D, op: 'sync', path: '.', datasync: false, syncfs: true });
+    assert.equal(synced, [copy]);
+    assert.equal(events, [], 'no file or directory fsync: the syncfs covers them');
+    await a.apply({ dir: D, op: 'sync', path: 'd/f', datasync: true });
+    assert.equal(events.length, 1, `only the file: ${events.join(', ')}`);
+  }, { fs: (events) => ({ ...hookedFs({}, events), syncfs: async (p) => { synced.push(p); } }) });
+  await withCopy(async ({ a }) => {
+    const e = await failure(a.apply({ dir: D, op: 'sync', path: '.', datasync: false, syncfs: true }));
+    assert.is(e.code, 'EIO');
+  }, { fs: (events) => ({ ...hookedFs({}, events), syncfs: async () => { throw fsError('EIO', -5, 'sync -f failed'); } }) });
+});
+
 test('a sync-flagged write is fdatasync\'d / fsync\'d; a flagged rename fsyncs both parents', async () => {
   await withCopy(async ({ copy, a, events }) => {
     const real = await fsp.realpath(copy);

@@ -30,6 +30,7 @@ const SAMPLES: Message[] = [
   { type: 'change', seq: 18, change: { dir: D, op: 'fallocate', path: 'a', mode: 3, offset: 0, length: 1 << 20 } },
   { type: 'sync', seq: 19, dir: D, path: 'a', datasync: true },
   { type: 'sync', seq: 20, dir: D, path: '.', datasync: false },
+  { type: 'sync', seq: 21, dir: D, path: '.', datasync: false, syncfs: true },
   { type: 'ack', upTo: 0 },
   { type: 'ack', upTo: 123456789 },
   { type: 'nack', seq: 4, errno: 28, code: 'ENOSPC', message: 'no space left on device' },
@@ -99,7 +100,7 @@ test('decode refuses, with a reason, each kind of malformed input', () => {
     ['nanoseconds ≥ 1e9', hex('01 02 0000000000000001 0001 41 00 0d 0001 61 000000000000000 0 3b9aca00 0000000000000000 00000000'), /nanoseconds/],
     ['omitted time with seconds', hex('01 02 0000000000000001 0001 41 00 0d 0001 61 0000000000000001 ffffffff 0000000000000000 00000000'), /omitted time/],
     ['hello mode 2', hex('01 01 01 6d 00 02 00'), /unknown mode 2/],
-    ['sync datasync 2', hex('01 03 0000000000000001 0001 41 02 0001 61'), /datasync must be 0 or 1/],
+    ['sync kind 3', hex('01 03 0000000000000001 0001 41 03 0001 61'), /kind must be 0, 1 or 2/],
     ['xattr value over the limit', hex('01 02 0000000000000001 0001 41 00 0e 0001 61 01 61 00010001'), /max 65536/],
   ];
   for (const [name, buf, re] of cases) {

@@ -307,6 +307,36 @@ test('mode none: a sync resolves only after the SECOND fsync\'d the data', async
   }
 });
 
+test('mode none: a syncfs resolves only after the SECOND\'s syncfs of its copy', async () => {
+  const events: string[] = [];
+  const g = gate();
+  let entered = false;
+  const fs: ApplyFs = {
+    ...hookedFs({}),
+    syncfs: async (root) => {
+      entered = true;
+      events.push(`syncfs ${root}`);
+      await g.opened;
+      events.push('syncfs done');
+    },
+  };
+  const p = await pair({ mode: 'none', fs });
+  try {
+    await fsp.writeFile(path.join(p.copy, 'f'), '');
+    await p.sender.replicate(ch({ op: 'write', path: 'f', offset: 0, data: Buffer.from('unsynced') }));
+    const s = p.sender.replicate(ch({ op: 'sync', path: '.', datasync: false, syncfs: true })).then(() => void events.push('syncfs resolved'));
+    await until('syncfs entered', () => entered);
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(events, [`syncfs ${p.copy}`]);
+    g.open();
+    await s;
+    assert.equal(events, [`syncfs ${p.copy}`, 'syncfs done', 'syncfs resolved']);
+  } finally {
+    g.open();
+    await p.close();
+  }
+});
+
 test('mode none: an O_DSYNC write resolves only after its fdatasync', async () => {
   const events: string[] = [];
   const g = gate();

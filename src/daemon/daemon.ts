@@ -105,7 +105,7 @@ export const linuxPlatform: Platform = {
     const peer = ctx.cluster.nodes.find((n) => n !== ctx.self)!;
     const r = new FileReplicator({
       module: ctx.cfg.name, self: ctx.self, peer, cfg: ctx.cfg, home: ctx.home, key: ctx.key, log: ctx.log,
-      peerEndpoint: ctx.hub.endpoint(ctx.cfg, peer), replicationFailed: ctx.replicationFailed,
+      peerEndpoint: ctx.hub.endpoint(ctx.cfg, peer), replicationFailed: ctx.replicationFailed, copyBehind: ctx.copyBehind,
     });
     ctx.hub.register(ctx.cfg, (ch) => r.accept(ch));
     return r;
@@ -135,6 +135,8 @@ export interface ReplicatorContext {
   hub: ReplicationHub;
   /** posts the engine event `replication-failed` to the module's driver */
   replicationFailed: (reason: string) => void;
+  /** posts the engine event `copy-behind` to the module's driver */
+  copyBehind: (reason: string) => void;
 }
 
 const VERBS: ReadonlySet<string> = new Set(['start', 'stop', 'forcestop', 'restart', 'prim', 'second', 'swap',
@@ -248,6 +250,7 @@ export class Daemon {
     const replicator = this.platform.replicator({
       cfg, cluster: this.cluster, self: this.self, home: this.home, key: this.key, log: this.moduleLog(name), hub: this.hub,
       replicationFailed: (reason) => drvRef?.post({ kind: 'replication-failed', reason }),
+      copyBehind: (reason) => drvRef?.post({ kind: 'copy-behind', reason }),
     });
     const monitor = await this.platform.monitor({
       cfg, home: this.home, self: this.self, log: this.moduleLog(name),

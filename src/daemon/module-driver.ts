@@ -18,7 +18,7 @@ import type { VipAdapter } from '../platform/vip/types.js';
 import type { WitnessChecker } from '../platform/witness/types.js';
 import { moduleRules } from '../engine/rules/index.js';
 import type { ModuleMonitor } from './monitor.js';
-import type { Replicator, ReintegrationProgress, ReplicationView } from '../replication/types.js';
+import type { Replicator, ReintegrationProgress } from '../replication/types.js';
 import { genId } from '../engine/mirror/generation.js';
 import { loadState, saveState } from './state-store.js';
 import type { Logger } from './logger.js';
@@ -195,21 +195,11 @@ export class ModuleDriver {
         }
         if (this.detached) return;
         this.publish();
-        this.d.replicator.observe(this.replicationView());
       }
     } finally {
       this.pumping = false;
       for (const r of this.idle.splice(0)) r();
     }
-  }
-
-  private replicationView(): ReplicationView {
-    const s = this.s;
-    const pb = s.peerUp ? s.peerBeacon : null;
-    return {
-      state: s.state, ready: s.ready, gen: s.p.gen ? genId(s.p.gen) : null, prevGen: s.p.history[0] ?? null,
-      peer: pb ? { state: pb.state, ready: pb.ready, gen: pb.gen ? genId(pb.gen) : null, resyncFrom: pb.resyncFrom } : null,
-    };
   }
 
   /** Make the new state visible to the peer; send at once when something it decides on changed. */
@@ -250,8 +240,6 @@ export class ModuleDriver {
         else log.info(`alarm cleared: ${a.code}`);
         return;
       case 'execute':
-        // the replicator sees the (persisted) state the plan was made for before its steps run
-        this.d.replicator.observe(this.replicationView());
         if (!this.detached) void this.runPlan(a.id, a.steps, a.bestEffort);
         return;
       case 'abort':
@@ -260,6 +248,9 @@ export class ModuleDriver {
       case 'abandon-resync':
         if (this.plans.has(a.id)) this.abandoned.add(a.id);
         if (this.resyncRun?.planId === a.id) this.resyncRun.ac.abort();
+        return;
+      case 'replication':
+        this.d.replicator.direct(a.directive);
         return;
       case 'monitor':
         this.d.monitor.apply({ phase: a.phase, errd: a.errd, checkers: a.checkers });
@@ -365,6 +356,7 @@ export class ModuleDriver {
           this.d.log.info(`reintegration from ${st.from} (${st.full ? 'full compare' : 'changes only'}${st.quarantine ? ', divergent files to quarantine' : ''})`);
           await this.d.replicator.reintegrate({
             module: this.name, from: st.from, full: st.full, quarantine: st.quarantine, sourceGen: st.sourceGen, signal: ac.signal,
+            targetGen: this.s.p.gen ? genId(this.s.p.gen) : null,
             beginCopy: () => this.beginCopy(planId, ac.signal),
           });
         } finally {
@@ -377,7 +369,7 @@ export class ModuleDriver {
         this.resyncRun?.ac.abort();
         return;
       case 'files':
-        await this.d.replicator.setRole(st.role);
+        await this.d.replicator.setRole(st.role, st.primary);
         return;
     }
   }

@@ -1,4 +1,4 @@
-import type { FilesRole, ReintegrateRequest, ReintegrationProgress, ReplicationStatus, ReplicationView, Replicator } from './types.js';
+import type { FilesRole, ReintegrateRequest, ReintegrationProgress, ReplicationDirective, ReplicationStatus, Replicator } from './types.js';
 
 /**
  * The replicator of a module with no `<rfs>`: it has no replicated directories, so its copy is always complete
@@ -6,7 +6,7 @@ import type { FilesRole, ReintegrateRequest, ReintegrationProgress, ReplicationS
  */
 export class NoFilesReplicator implements Replicator {
   async setRole(_role: FilesRole): Promise<void> {}
-  observe(_view: ReplicationView): void {}
+  direct(_d: ReplicationDirective): void {}
   async reintegrate(req: ReintegrateRequest): Promise<void> {
     if (req.signal.aborted) throw new Error('reintegration aborted');
   }

@@ -1,4 +1,6 @@
-import type { ModState } from '../engine/mirror/types.js';
+import type { PrimaryFiles, ReplicationDirective } from '../engine/mirror/types.js';
+
+export type { PrimaryFiles, ReplicationDirective };
 
 /**
  * The replication seam between the engine's driver and file replication (src/replication/files/ for modules with
@@ -9,19 +11,24 @@ import type { ModState } from '../engine/mirror/types.js';
  *   `secondary` = the directories are read-only for applications and the local copy is updated from the peer;
  *   `off` = neither. Idempotent; rejects when the layout cannot be set up (the plan fails). The first call
  *   of a daemon, even `off`, first removes leftovers of an earlier daemon (dead mounts).
- * - `observe` gets the engine's view after every event (generations, the peer), synchronously; it must not block.
+ *   `primary` says which generation the application writes in and whether the ready SECOND reattaches (swap) or
+ *   changes are recorded for the peer.
+ * - `direct` gets what the engine decided for replication (engine action `replication`, ReplicationDirective),
+ *   synchronously, after the persist it depends on; it must not block. The replicator never watches engine state.
  * - `reintegrate` resolves only when the local copy of every replicated directory equals the source's generation
  *   `sourceGen` and live replication from it runs (the caller then adopts that generation and reports SECOND
  *   ready); rejects with the reason otherwise (disk full, I/O error, source gone for good). It stops promptly when
  *   `signal` aborts, leaving the copy marked incomplete. `quarantine`: local files that differ are moved aside
  *   (reported in status), never discarded.
  * - The replicator reports a write it could not replicate through the `replicationFailed` callback it was built
- *   with; the driver posts the engine event `replication-failed`. The write stays unacknowledged until the engine
- *   persisted a new generation (visible through `observe`).
+ *   with, once; the driver posts the engine event `replication-failed`. The write stays unacknowledged until the
+ *   engine persisted a new generation and said so (`outdated`).
+ * - A SECOND that could not apply a change it acknowledged on receipt (async="second") reports it through the
+ *   `copyBehind` callback: the engine persists that its copy is incomplete.
  */
 export interface Replicator {
-  setRole(role: FilesRole): Promise<void>;
-  observe(view: ReplicationView): void;
+  setRole(role: FilesRole, primary?: PrimaryFiles): Promise<void>;
+  direct(d: ReplicationDirective): void;
   reintegrate(req: ReintegrateRequest): Promise<void>;
   /** progress of a running reintegration, for `tandem status` */
   progress(): ReintegrationProgress | null;
@@ -35,16 +42,6 @@ export interface Replicator {
 
 export type FilesRole = 'primary' | 'secondary' | 'off';
 
-export interface ReplicationView {
-  state: ModState;
-  ready: boolean;
-  gen: string | null;
-  /** the generation the local data had before `gen` (history[0]): the base of a change record started now */
-  prevGen: string | null;
-  /** the peer as its heartbeats show it; null while it is not heard */
-  peer: { state: ModState; ready: boolean; gen: string | null; resyncFrom: string | null } | null;
-}
-
 export interface ReintegrateRequest {
   module: string;
   from: string;
@@ -52,6 +49,8 @@ export interface ReintegrateRequest {
   quarantine: boolean;
   /** the source's generation the copy must equal (null: whatever the source has) */
   sourceGen: string | null;
+  /** this node's generation now: what its copy holds (null: none) */
+  targetGen: string | null;
   signal: AbortSignal;
   /**
    * Called once the source answered (it runs the module on `sourceGen`) and before the first change of the local

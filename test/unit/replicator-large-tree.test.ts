@@ -91,7 +91,7 @@ test('a tree of 100,000+ entries is compared and copied (manifest and plan in pa
     assert.ok(entries >= 100_000, `${entries} entries`);
     await second.reintegrate({
       module: 'db', from: 'n1', full: false, quarantine: false, sourceGen: GEN, signal: new AbortController().signal,
-      beginCopy: async () => {},
+      beginCopy: async () => {}, targetGen: null,
     });
     const [a, b] = await Promise.all([listTree(src, [{ path: 'skip' }]), listTree(dst)]);
     assert.is(b.size, a.size, 'as many entries on both sides');
@@ -126,8 +126,7 @@ test('manifest pages resume after any cursor, also one that vanished; sums are a
   prim.accept(a);
   const peer = new CtlPeer(b);
   try {
-    prim.observe({ state: 'ALONE', ready: true, gen: GEN, prevGen: '1@n1', peer: null });
-    await prim.setRole('primary');
+    await prim.setRole('primary', { gen: GEN, awaitPeer: false, recordBase: '1@n1' });
     const src = backingOf(base, 'n1');
     for (const p of ['a/b/c', 'a/b/d', 'a/e', 'a-z/f', 'b', 'skip/x']) {
       fs.mkdirSync(path.dirname(path.join(src, p)), { recursive: true });

@@ -14,8 +14,7 @@ const listener = await listenChannels({
   host: '127.0.0.1', port: 0, self: 'n1', allowedPeers: [{ name: 'n2', addr: '127.0.0.1' }], modules: ['db'], key,
   onChannel: (ch) => prim.accept(ch),
 });
-prim.observe({ state: 'ALONE', ready: true, gen: d.gen, prevGen: '1@n1', peer: null });
-await prim.setRole('primary');
+await prim.setRole('primary', { gen: d.gen, awaitPeer: false, recordBase: '1@n1' });
 parentPort!.postMessage({ port: listener.port });
 parentPort!.on('message', async (m) => {
   if (m !== 'stop') return;

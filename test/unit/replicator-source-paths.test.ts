@@ -71,8 +71,7 @@ async function withPrimary(fn: (f: Fixture) => Promise<void>): Promise<void> {
   };
   const peer = connect();
   try {
-    r.observe({ state: 'ALONE', ready: true, gen: GEN, prevGen: '1@n1', peer: null });
-    await r.setRole('primary');
+    await r.setRole('primary', { gen: GEN, awaitPeer: false, recordBase: '1@n1' });
     const backing = path.join(base, 'run', 'backing', 'db', '0');
     assert.ok(fs.statSync(backing).isDirectory(), 'the layout created the backing path');
     fs.writeFileSync(path.join(backing, 'a.txt'), 'hello');

@@ -16,7 +16,7 @@ import { genId, nextGen, pushHistory, relation, splitBrainWinner, type Relation 
 import { activeIn, localResources, loopsExhausted, loopsInWindow, monitorPhase, peerCanRun, resourceView } from './health.js';
 import type {
   Action, AdminCommand, Beacon, ClaimPurpose, EngineConfig, Gen, MirrorEvent, MirrorState, ModState, Persisted,
-  PlanPurpose, Step, StepResult, WaitReason,
+  PlanPurpose, PrimaryFiles, Step, StepResult, WaitReason,
 } from './types.js';
 
 /**
@@ -110,7 +110,7 @@ class Tx {
   result(): StepResult {
     // Documented order: persist, run-marker, log/alarm, work, reply (stable sort keeps emission order within a class).
     const rank: Record<Action['kind'], number> = {
-      persist: 0, 'run-marker': 1, log: 2, alarm: 2, execute: 3, abort: 3, 'abandon-resync': 3, 'copy-may-begin': 3, monitor: 3, 'check-witness': 3, 'probe-vips': 3,
+      persist: 0, 'run-marker': 1, log: 2, alarm: 2, execute: 3, abort: 3, 'abandon-resync': 3, 'copy-may-begin': 3, monitor: 3, replication: 3, 'check-witness': 3, 'probe-vips': 3,
       reply: 4,
     };
     const actions = this.actions.map((a, i) => ({ a, i })).sort((x, y) => rank[x.a.kind] - rank[y.a.kind] || x.i - y.i)
@@ -189,6 +189,7 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
   if (!t.s.pending) decide(t);
   keepSyncedAt(t);
   announceMonitoring(t, prev);
+  announceFollowing(t, prev);
   if (!running(t.s.state)) t.s.replicationFailed = null; // out of the primary role, an unreplicated write is moot
   // One place records the state for a daemon restart, whichever transition changed it.
   if (t.s.state !== prev.state) t.actions.push({ kind: 'run-marker', state: t.s.state === 'STOP' ? null : t.s.state });
@@ -272,7 +273,7 @@ function settle(t: Tx, state: ModState, ready: boolean, waitReason: WaitReason |
 }
 
 /** The replicated directories' layout steps (the driver's replication layer; no-ops for modules without <rfs>). */
-const FILES_PRIMARY: Step = { kind: 'files', role: 'primary' };
+const filesPrimary = (primary: PrimaryFiles): Step => ({ kind: 'files', role: 'primary', primary });
 const FILES_SECONDARY: Step = { kind: 'files', role: 'secondary' };
 const FILES_OFF: Step = { kind: 'files', role: 'off' };
 
@@ -628,7 +629,7 @@ function commitClaim(t: Tx, purpose: ClaimPurpose) {
     s.state = 'PRIM';
     s.ready = false;
     s.swapRequest = false;
-    const steps: Step[] = [script('stop_second', from, 'PRIM', 'stop'), FILES_PRIMARY];
+    const steps: Step[] = [script('stop_second', from, 'PRIM', 'stop'), filesPrimary({ gen: genId(s.p.gen!), awaitPeer: true, recordBase: null })];
     if (s.cfg.hasVip) steps.push({ kind: 'acquire-vips' });
     steps.push(script('start_prim', from, 'PRIM', 'start'));
     t.execute({ kind: 'become', target: 'PRIM' }, steps);
@@ -636,6 +637,7 @@ function commitClaim(t: Tx, purpose: ClaimPurpose) {
   }
   // New generation, durable before the application can write in it.
   const gen: Gen = nextGen(s.self, from, s.p.gen, s.peerBeacon?.gen ?? null);
+  const before = s.p.gen ? genId(s.p.gen) : null;
   s.peerReplicaOf = null;
   s.replicationFailed = null;
   t.persist({
@@ -649,13 +651,15 @@ function commitClaim(t: Tx, purpose: ClaimPurpose) {
   s.swapRequest = false;
   s.yielding = false;
   if (running(from)) {
-    // Peer gone or outdated, application keeps running: only the role (and the generation) changes.
+    // Peer gone or outdated, application keeps running: only the role (and the generation) changes, and changes the
+    // SECOND did not take are recorded from now on.
+    t.actions.push({ kind: 'replication', directive: { kind: 'outdated', gen: genId(gen), peerHolds: before } });
     settle(t, 'ALONE', true);
     return;
   }
   const steps: Step[] = [];
   if (from === 'SECOND') steps.push(script('stop_second', from, 'ALONE', 'stop'));
-  steps.push(FILES_PRIMARY);
+  steps.push(filesPrimary({ gen: genId(gen), awaitPeer: false, recordBase: before }));
   if (s.cfg.hasVip) steps.push({ kind: 'acquire-vips' });
   steps.push(script('start_prim', from, 'ALONE', 'start'));
   s.state = 'ALONE';
@@ -738,6 +742,20 @@ function announceMonitoring(t: Tx, prev: MirrorState) {
   }
   if (Object.keys(reset).length) s.resources = { ...s.resources, ...reset };
   t.actions.push({ kind: 'monitor', phase, errd: s.p.errd, checkers: s.p.checkers });
+}
+
+/** The generation this node follows as a ready SECOND of a PRIM on it (its live stream must be attached), or null. */
+function following(s: MirrorState): string | null {
+  const pb = seenPeer(s);
+  if (s.state !== 'SECOND' || !s.ready || s.pending || !pb || pb.state !== 'PRIM' || !pb.gen || !s.p.gen) return null;
+  const g = genId(s.p.gen);
+  return genId(pb.gen) === g && s.p.consistent ? g : null;
+}
+
+function announceFollowing(t: Tx, prev: MirrorState) {
+  const now = following(t.s);
+  if (now === following(prev)) return;
+  t.actions.push({ kind: 'replication', directive: now ? { kind: 'follow', gen: now } : { kind: 'unfollow' } });
 }
 
 /** Why this node may not start running the application by itself now, or null. */

@@ -301,7 +301,30 @@ export type Step =
    * of the application goes through replication); `secondary` = read-only for applications, the copy is updated from
    * the peer; `off` = neither (after stop_prim / stop_second). Idempotent.
    */
-  | { kind: 'files'; role: 'primary' | 'secondary' | 'off' };
+  | { kind: 'files'; role: 'primary' | 'secondary' | 'off'; primary?: PrimaryFiles };
+
+/**
+ * How the primary layout starts: `gen` is the generation the application writes in. `awaitPeer` (after a swap): the
+ * ready SECOND holds `gen` and reattaches its live stream; else changes are recorded for the peer, whose copy holds
+ * at best `recordBase` (the generation before `gen`).
+ */
+export interface PrimaryFiles {
+  gen: string;
+  awaitPeer: boolean;
+  recordBase: string | null;
+}
+
+/**
+ * What the engine tells the replication layer it decided (explicit, never observed):
+ * - `outdated`: generation `gen` is persisted while this node runs the application; the SECOND, which holds at best
+ *   `peerHolds`, is outdated: changes it did not take are recorded (and released) from now on;
+ * - `follow`: this node is a ready SECOND of a PRIM on `gen`: keep the live stream from it attached;
+ * - `unfollow`: no longer (the replicator stops trying to attach).
+ */
+export type ReplicationDirective =
+  | { kind: 'outdated'; gen: string; peerHolds: string | null }
+  | { kind: 'follow'; gen: string }
+  | { kind: 'unfollow' };
 
 /**
  * Actions, applied by the driver in array order. The engine emits them in this documented order:
@@ -310,8 +333,9 @@ export type Step =
  *   2. `run-marker`   — runtime record (run dir, wiped at reboot) of the current state: after a daemon restart
  *                       it tells which state to reattach to (the application may be running);
  *   3. `log`, `alarm` — observability;
- *   4. `execute`, `abort`, `abandon-resync`, `copy-may-begin`, `check-witness`, `probe-vips`, `monitor` — work
- *                       whose result returns as an event;
+ *   4. `execute`, `abort`, `abandon-resync`, `copy-may-begin`, `check-witness`, `probe-vips`, `monitor`,
+ *                       `replication` — work whose result returns as an event (a `replication` directive after the
+ *                       persist of the generation it names);
  *   5. `reply`        — the answer to an administrator's command, last, so a reply never precedes its effect.
  * A plan with `bestEffort` keeps going after a failed step (stop and cleanup plans: the VIP is released even if
  * stop_prim fails); otherwise the first failed step ends it. The VIP is always released before a plan that stops the
@@ -332,6 +356,8 @@ export type Action =
    * only if `checkers`. Emitted when any of it changes; the driver starts and stops checkers to match.
    */
   | { kind: 'monitor'; phase: MonitorPhase; errd: boolean; checkers: boolean }
+  /** a decision the replication layer must know (see ReplicationDirective) */
+  | { kind: 'replication'; directive: ReplicationDirective }
   /** the copy of plan `id` may now be changed: `consistent: false` is persisted (answers `copy-begins`) */
   | { kind: 'copy-may-begin'; id: number }
   | { kind: 'check-witness'; id: number }

@@ -62,6 +62,11 @@ export interface MountPassthroughOptions {
   /** kernel cache timeouts, seconds; default 1 */
   entryTimeout?: number;
   attrTimeout?: number;
+  /**
+   * Before a file's data changes in place, its path is made durable in this activity log (activity-log.ts): the
+   * directory (on the node's own disk) and the epoch counter the caller moves on at sync points. Absent: none.
+   */
+  activity?: { dir: string; epoch: SharedArrayBuffer };
   /** mount as fuseblk so that syncfs(2) reaches the server (see the contract); default true */
   syncfs?: boolean;
   /** where the loop device's image file is made (a local filesystem, not a FUSE mount); default os.tmpdir() */
@@ -137,6 +142,7 @@ export async function mountPassthrough(o: MountPassthroughOptions): Promise<Pass
     fd, dirfd, maxWrite, initFlags: DEFAULT_INIT_FLAGS | (o.writebackCache ? InitFlag.WRITEBACK_CACHE : 0),
     maxBackground: o.maxBackground, congestionThreshold: o.congestionThreshold, sink: o.sink, sinkTimeoutMs: o.sinkTimeoutMs, notReplicated: o.notReplicated,
     writeBehindBytes: o.writeBehindBytes ?? DEFAULT_WRITE_BEHIND_BYTES,
+    ...(o.activity ? { activity: o.activity } : {}),
     entryTimeout: o.entryTimeout, attrTimeout: o.attrTimeout, mountpoint, log,
   });
 

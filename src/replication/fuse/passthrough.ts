@@ -102,6 +102,11 @@ export interface PassthroughOptions {
    * refused with EXDEV, as across filesystems (`mv` then copies and deletes), since the SECOND could not apply it
    */
   excluded?: ((rel: string, isDir: boolean) => boolean) | null;
+  /**
+   * The activity log (activity-log.ts): told before a file's data changes in place (write, truncate, fallocate);
+   * returns once that is durable, throws if it cannot be (the change is then not made: EIO). Absent: none.
+   */
+  activity?: { beforeChange(rel: string): void } | null;
 }
 
 /**
@@ -192,6 +197,7 @@ export class Passthrough {
   private readonly nowNs: () => bigint;
   /** FUSE_WRITEBACK_CACHE was agreed at INIT (see `negotiated`) */
   private writeback = false;
+  private warnedActivity = false;
   /** directory fds opened for long paths during the current request (closed by endRequest) */
   private readonly tmpFds: number[] = [];
   private readonly maxPathBytes: number;
@@ -277,6 +283,7 @@ export class Passthrough {
       this.emit(erel, { op: 'chmod', path: rel!, mode });
     }
     if (a.valid & FATTR.SIZE) {
+      if (rel !== null) this.beforeChange(rel);
       if (fd !== undefined) fs.ftruncateSync(fd, a.size);
       else fs.truncateSync(bp!, a.size);
       this.emit(erel, { op: 'truncate', path: rel!, size: a.size });
@@ -417,6 +424,7 @@ export class Passthrough {
     const node = this.node(nodeid);
     const rel = this.table.pathOf(node);
     let fd: number;
+    if (rel !== null && flags & C.O_TRUNC) this.beforeChange(rel);
     if (rel !== null) fd = fs.openSync(this.bp(rel), this.backingFlags(flags));
     else {
       const any = this.anyFd(node);
@@ -472,6 +480,10 @@ export class Passthrough {
   write(fh: number, offset: number, data: Buffer, writeFlags: number, flags: number): number {
     const h = this.file(fh);
     const pos = !this.writeback && flags & C.O_APPEND && !(writeFlags & FUSE_WRITE_CACHE) ? fs.fstatSync(h.fd).size : offset;
+    if (this.o.activity) {
+      const rel = this.table.pathOf(h.node);
+      if (rel !== null) this.beforeChange(rel);
+    }
     let done = 0;
     while (done < data.length) {
       const n = fs.writeSync(h.fd, data, done, data.length - done, pos + done);
@@ -569,8 +581,9 @@ export class Passthrough {
   fallocate(fh: number, offset: number, length: number, mode: number): void {
     const h = this.file(fh);
     if (!this.o.host) throw new FsError(E.EOPNOTSUPP, 'no host helper for fallocate');
-    this.o.host.call({ op: 'fallocate', path: this.o.hostFd(h.fd), mode, offset, length });
     const rel = this.table.pathOf(h.node);
+    if (rel !== null) this.beforeChange(rel);
+    this.o.host.call({ op: 'fallocate', path: this.o.hostFd(h.fd), mode, offset, length });
     this.emit(rel, { op: 'fallocate', path: rel!, mode, offset, length });
   }
 
@@ -819,6 +832,20 @@ export class Passthrough {
       }
     }
     return out;
+  }
+
+  /** The activity log has `rel` before its data changes; a log that cannot be written fails the change with EIO. */
+  private beforeChange(rel: string): void {
+    const log = this.o.activity;
+    if (!log) return;
+    try {
+      log.beforeChange(rel);
+    } catch (err) {
+      if (!this.warnedActivity) this.o.log(`activity log: ${(err as Error).message}; changes to files fail with EIO until it can be written`);
+      this.warnedActivity = true;
+      throw new FsError(E.EIO, 'activity log not writable');
+    }
+    this.warnedActivity = false;
   }
 
   /** Reports a change made to a reachable path; a sink failure becomes EIO. */

@@ -46,6 +46,8 @@ export interface FuseServerOptions {
   sinkTimeoutMs?: number;
   /** write-behind threshold in bytes (write-behind.ts); 0 or absent: none */
   writeBehindBytes?: number;
+  /** the activity log (activity-log.ts): its directory and epoch counter; absent: none */
+  activity?: { dir: string; epoch: SharedArrayBuffer };
   /** `<notreplicated>` rules: renames across them fail with EXDEV */
   notReplicated?: NotReplicated[];
   /** where the mount is: a thaw may statfs it from a child process to wake the worker (`wake`) */
@@ -131,6 +133,7 @@ export class FuseServer {
       stats: statsSab,
       gate: gateSab,
       writeBehind: null,
+      activity: o.activity ?? null,
     };
     const wbQueue = o.writeBehindBytes ? writeBehindQueue() : null;
     if (wbQueue) {

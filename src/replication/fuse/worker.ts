@@ -7,6 +7,7 @@ import { Dispatcher, mutates, pinnedFile, Stat } from './dispatch.js';
 import { FreezeGate } from './freeze-gate.js';
 import { HostCalls } from './host-calls.js';
 import { Passthrough, type WriteBehindHook } from './passthrough.js';
+import { ActivityLogWriter } from './activity-log.js';
 import { FUSE_MIN_READ_BUFFER, OutHeader } from './protocol.js';
 import { BridgedSink } from './sink-bridge.js';
 import { WriteBehind } from './write-behind.js';
@@ -51,6 +52,8 @@ export interface WorkerConfig {
   gate: SharedArrayBuffer;
   /** write-behind queue (write-behind.ts) and the byte count that triggers a request; null: none */
   writeBehind: { queue: SharedArrayBuffer; bytes: number } | null;
+  /** the activity log's directory (on the node's disk, never the mount) and epoch counter; null: none */
+  activity: { dir: string; epoch: SharedArrayBuffer } | null;
 }
 
 export type WorkerMessage =
@@ -85,6 +88,7 @@ export function serve(cfg: WorkerConfig, post: (m: WorkerMessage) => void): stri
     attrTimeout: cfg.attrTimeout,
     log,
     writeBehind: cfg.writeBehind ? writeBehind(cfg.writeBehind.queue, cfg.writeBehind.bytes, stats) : null,
+    activity: cfg.activity ? new ActivityLogWriter(cfg.activity.dir, cfg.activity.epoch) : null,
     excluded: cfg.notReplicated.length > 0 ? ((f) => (rel: string, isDir: boolean) => f.excluded(rel, isDir))(compileFilter(cfg.notReplicated)) : null,
   });
   const dispatcher = new Dispatcher(fs_, {

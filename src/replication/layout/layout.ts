@@ -46,6 +46,8 @@ export interface PrimaryRequest extends LayoutRequest {
   sinkFor(dir: string): AsyncChangeSink | undefined;
   /** the `<notreplicated>` rules of one replicated dir (renames across them are refused with EXDEV) */
   notReplicatedFor?(dir: string): NotReplicated[];
+  /** the dir's activity log (mountPassthrough `activity`), if any */
+  activityFor?(dir: string): { dir: string; epoch: SharedArrayBuffer } | undefined;
   /** passed on to mountPassthrough for every dir (sinkTimeoutMs, maxWrite, cache settings, …) */
   fuse?: Omit<MountPassthroughOptions, 'backing' | 'mountpoint' | 'sink' | 'log'>;
 }
@@ -106,6 +108,7 @@ export async function enterPrimary(r: PrimaryRequest): Promise<PrimaryLayout> {
       // scratchDir: the fuseblk loop device's image goes next to P, in tandem's private run directory
       const mount = await sys.mountPassthrough({
         scratchDir: path.dirname(d.backing), ...r.fuse, backing: d.backing, mountpoint: d.path, sink: r.sinkFor(d.dir), notReplicated, log,
+        ...(r.activityFor?.(d.dir) ? { activity: r.activityFor(d.dir)! } : {}),
       });
       done.push({ dir: d.dir, path: d.path, backing: d.backing, mount });
       log(`primary layout for ${d.dir}: FUSE on ${d.path}, backing ${d.backing}`);

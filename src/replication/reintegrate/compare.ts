@@ -181,6 +181,11 @@ export interface CompareOptions {
   /** list target files that differ for quarantine (the node resyncs after a split brain) */
   quarantine?: boolean;
   blockSize?: number;
+  /**
+   * files whose blocks are compared whatever their size and mtime: the target's activity log (the files it changed
+   * in place and may hold changes of that the source never got, e.g. an fdatasync'ed overwrite whose mtime was lost)
+   */
+  mustCheck?: ReadonlySet<string>;
 }
 
 /** tandem sets times with microsecond precision (libuv), so times are compared in microseconds. */
@@ -231,7 +236,7 @@ export function planFromManifests(source: Manifest, target: Manifest, opts: Comp
     const mtime = !sameMtime(s.mtimeNs, t.mtimeNs);
     if (s.type === 'file') {
       const recent = opts.checkSince !== undefined && (s.mtimeNs >= opts.checkSince || t.mtimeNs >= opts.checkSince);
-      if (!trustMtime || recent || s.size !== t.size || mtime) {
+      if (!trustMtime || recent || s.size !== t.size || mtime || opts.mustCheck?.has(p)) {
         plan.patches.push({ path: p, size: s.size, targetSize: t.size, ranges: null });
         quarantine.add(p);
         setMeta(p, s);

@@ -40,6 +40,12 @@ export interface ReceiverOptions {
   deadMs?: number;
   maxBacklogBytes?: number;
   log?: (msg: string) => void;
+  /**
+   * A change could not be applied (the first one: the applier is failed after it). `acknowledged`: it had already
+   * been acknowledged on receipt (mode `second`), so the PRIM counts it as replicated while this copy lacks it.
+   * Called before anything else is acknowledged; must not throw.
+   */
+  onApplyFailed?: (error: Error, acknowledged: boolean) => void;
 }
 
 export interface ReceiverStats {
@@ -170,7 +176,14 @@ export function receiveChanges(opts: ReceiverOptions): Receiver {
       } catch (e) {
         const { errno, code } = errnoOf(e);
         const message = (e as Error).message;
-        if (st.nacked === 0) log(`replication of ${ch.module}: ${message}; the replica is marked failed`);
+        if (st.nacked === 0) {
+          log(`replication of ${ch.module}: ${message}; the replica is marked failed`);
+          try {
+            opts.onApplyFailed?.(e as Error, item.seq <= st.ackedUpTo);
+          } catch {
+            // a callback error must not stop the pump
+          }
+        }
         if (hello!.mode === 'none') ack(lastApplied);
         st.nacked++;
         send({ type: 'nack', seq: item.seq, errno, code, message });

@@ -45,6 +45,8 @@ class FakeKernel {
     writebackCache?: boolean; writeBehindBytes?: number; excluded?: (rel: string, isDir: boolean) => boolean;
     /** a fake host: mkfifo through coreutils, syncfs recorded; `sink` replaces the recording sink's wrapper */
     host?: boolean; sink?: ChangeSink; maxPathBytes?: number;
+    /** the activity log hook (called before a file's data changes) */
+    activity?: { beforeChange(rel: string): void };
   } = {}) {
     this.backing = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-fuse-unit-'));
     const sink: ChangeSink = o.sink ?? {
@@ -76,7 +78,7 @@ class FakeKernel {
     this.fs = new Passthrough({
       root: this.backing, hostRoot: this.backing, hostFd: (fd) => `/proc/${process.pid}/fd/${fd}`,
       sink, host, entryTimeout: 1, attrTimeout: 1.5, log: (m) => this.logs.push(m), nowNs: () => this.now,
-      excluded: o.excluded ?? null, maxPathBytes: o.maxPathBytes,
+      excluded: o.excluded ?? null, maxPathBytes: o.maxPathBytes, activity: o.activity ?? null,
       writeBehind: o.writeBehindBytes ? {
         bytes: o.writeBehindBytes,
         request: (fd) => void this.writeBehinds.push(fd),
@@ -167,6 +169,39 @@ function withKernel(fn: (k: FakeKernel) => void, o: ConstructorParameters<typeof
       k.done();
     }
   };
+}
+
+// The activity log hook sees every in-place data change before the backing file changes; when it cannot log, the
+// change is not made (EIO), so no change can reach the disk without its path in the log.
+{
+  const seen: { rel: string; content: string }[] = [];
+  let fail = false;
+  let kernel: FakeKernel | null = null;
+  const activity = {
+    beforeChange(rel: string) {
+      if (fail) throw new Error('log disk full');
+      const f = path.join(kernel!.backing, rel);
+      seen.push({ rel, content: fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '<none>' });
+    },
+  };
+  test('activity log: told before write, truncate (setattr and O_TRUNC) reach the backing file; a failing log fails the change', withKernel((k) => {
+    kernel = k;
+    const { nodeid, fh } = k.create(1, 'db', 0o644, C.O_RDWR | C.O_CREAT);
+    assert.is(k.write(nodeid, fh, 0, 'one', C.O_RDWR), 3);
+    assert.is(k.write(nodeid, fh, 0, 'two', C.O_RDWR), 3);
+    assert.equal(seen, [{ rel: 'db', content: '' }, { rel: 'db', content: 'one' }], 'each time, before the bytes changed');
+    assert.is(k.setattr(nodeid, { valid: P.FATTR.SIZE, size: 1 }).error, 0);
+    assert.equal(seen.at(-1), { rel: 'db', content: 'two' });
+    k.release(nodeid, k.open(nodeid, C.O_WRONLY | C.O_TRUNC));
+    assert.equal(seen.at(-1), { rel: 'db', content: 't' });
+    fail = true;
+    assert.is(k.write(nodeid, fh, 0, 'three', C.O_RDWR), -E.EIO);
+    assert.is(fs.readFileSync(path.join(k.backing, 'db'), 'utf8'), '', 'the change was not made');
+    assert.ok(k.logs.some((l) => l.includes('activity log: log disk full')));
+    fail = false;
+    assert.is(k.write(nodeid, fh, 0, 'four', C.O_RDWR), 4);
+    k.release(nodeid, fh);
+  }, { activity }));
 }
 
 test('requests before INIT get EIO; INIT answers 7.31', () => {

@@ -69,8 +69,7 @@ test(`ctl: ${FUZZ_N} fuzzed reintegration requests are each answered; fuzzed fra
   };
   const peer = new CtlPeer(connect());
   try {
-    prim.observe({ state: 'ALONE', ready: true, gen: GEN, prevGen: '1@n1', peer: null });
-    await prim.setRole('primary');
+    await prim.setRole('primary', { gen: GEN, awaitPeer: false, recordBase: '1@n1' });
     const src = backingOf(base, 'n1');
     fs.writeFileSync(path.join(src, 'a.txt'), 'hello');
     fs.mkdirSync(path.join(src, 'sub'));

@@ -118,6 +118,17 @@ test('checkSince: same size and mtime, but recent: the blocks are compared anywa
   assert.equal(plan.patches.map((p) => p.path), ['recent']);
 });
 
+test('mustCheck (the target\'s activity log): same size, same old mtime, but logged: the blocks are compared', async () => {
+  const src = tmpDir();
+  build(src, { 'db': 'AAAA', 'other': 'XXXX' });
+  const dst = tmpDir();
+  build(dst, { 'db': 'BBBB', 'other': 'YYYY' });
+  for (const root of [src, dst]) for (const p of ['db', 'other']) setMtime(path.join(root, p), 1_600_000_000.25);
+  const [s, t] = [await listTree(src), await listTree(dst)];
+  assert.equal(planFromManifests(s, t).patches.map((p) => p.path), [], 'trusted equal without the log');
+  assert.equal(planFromManifests(s, t, { mustCheck: new Set(['db']) }).patches.map((p) => p.path), ['db']);
+});
+
 test('withBlockRanges: a file whose blocks all match and whose size is equal is only metadata', async () => {
   const src = tmpDir();
   build(src, { 'touched': 'same bytes', 'changed': 'new bytes!' });

@@ -1,0 +1,172 @@
+/**
+ * The SECOND's live stream: the receiver that applies the primary's changes to the backing copy, and reattaching
+ * to a PRIM after a swap or a daemon restart. When to attach and what an ended stream means are decided by the pure
+ * machine of ../core/secondary.ts; this class opens channels, runs the receiver and a retry timer (Clock), and feeds
+ * the results back.
+ *
+ * Contract: a stream is accepted only for the generation it was asked for (the primary's hello); a stream that ends
+ * with every change applied leaves the tree clean (crash-markers.ts: syncfs, then tree-dirty removed); a change
+ * that fails leaves it dirty and the copy outdated (standing alarm); a failed change that had been acknowledged on
+ * receipt is reported at once (`copyBehind`).
+ */
+import type { ReplicatedDir, RfsConfig } from '../../config/types.js';
+import type { Cancel, Clock } from '../../platform/clock/types.js';
+import { initialSecondary, stepSecondary, type SecondaryAction, type SecondaryEvent, type SecondaryState } from '../core/secondary.js';
+import { Applier } from '../stream/apply.js';
+import type { Channel } from '../stream/channel.js';
+import { ReplicationError } from '../stream/errors.js';
+import { compileFilter } from '../stream/paths.js';
+import { receiveChanges, type Receiver } from '../stream/receiver.js';
+import type { CrashMarkers } from './crash-markers.js';
+import { CtlPeer } from './ctl.js';
+import type { SinkLog } from './sink.js';
+
+export interface SecondaryStreamOptions {
+  module: string;
+  peer: string;
+  dirs: ReplicatedDir[];
+  rfs: RfsConfig;
+  clock: Clock;
+  log: SinkLog;
+  markers: CrashMarkers;
+  liveness: { heartbeatMs: number; deadMs: number };
+  connect: () => Promise<Channel>;
+  /** tells the engine (`copy-behind`) */
+  copyBehind: (reason: string) => void;
+}
+
+export class SecondaryStream {
+  private st: SecondaryState = initialSecondary();
+  private receiver: Receiver | null = null;
+  private applier: Applier | null = null;
+  private retry: Cancel | null = null;
+  private backings: string[] = [];
+
+  constructor(private readonly o: SecondaryStreamOptions) {}
+
+  /** the generation of the running live stream, or null */
+  get liveGen(): string | null {
+    return this.st.live;
+  }
+
+  /** why the copy is outdated, for the standing alarm; null when it is not */
+  get outdated(): string | null {
+    return this.st.failed;
+  }
+
+  enter(backings: string[]): void {
+    this.backings = backings;
+  }
+
+  follow(gen: string): void {
+    this.feed({ kind: 'follow', gen, now: this.o.clock.mono() });
+  }
+
+  unfollow(): void {
+    this.feed({ kind: 'unfollow' });
+  }
+
+  copying(on: boolean): void {
+    this.feed({ kind: 'copy', on });
+  }
+
+  /** Leaving the secondary layout: the stream ends (changes received are still applied first). */
+  async leave(): Promise<void> {
+    this.retry?.();
+    this.retry = null;
+    const rx = this.receiver;
+    if (rx) {
+      rx.close();
+      await rx.done;
+    }
+    await this.applier?.close();
+    this.applier = null;
+    this.feed({ kind: 'leave' });
+    this.backings = [];
+  }
+
+  /** Starts applying the live stream on `ch`; resolves once the primary's hello of generation `gen` was accepted. */
+  start(ch: Channel, gen: string): Promise<void> {
+    const applier = new Applier({
+      dirs: this.o.dirs.map((d, i) => ({ dir: d.dir, root: this.backings[i]!, filter: compileFilter(d.notreplicated) })),
+    });
+    let accepted!: () => void;
+    const ok = new Promise<void>((r) => (accepted = r));
+    const rx = receiveChanges({
+      channel: ch, applier, mode: this.o.rfs.async, log: (m) => this.o.log.warn(m), ...this.o.liveness,
+      acceptHello: (h) => {
+        if (h.generation !== gen) return `generation ${h.generation}, expected ${gen}`;
+        accepted();
+        return null;
+      },
+      onApplyFailed: (e, acknowledged) => this.feed({ kind: 'apply-failed', reason: e.message, acknowledged }),
+    });
+    this.receiver = rx;
+    this.applier = applier;
+    const backings = [...this.backings];
+    void ok.then(() => this.feed({ kind: 'stream-started', gen }));
+    void rx.done.then(async (e) => {
+      if (this.receiver === rx) this.receiver = null;
+      const failed = applier.failed;
+      await applier.close();
+      this.o.log.warn(`live replication from ${this.o.peer} ended${e ? `: ${e.message}` : ''}${failed ? `; a change failed: ${failed.message}` : ''}`);
+      this.feed({ kind: 'stream-ended', failed: failed ? failed.message : null });
+      if (!failed) await this.o.markers.clearDirty(backings);
+    });
+    return Promise.race([
+      ok,
+      rx.done.then((e) => { throw e ?? new ReplicationError('link-lost', `${this.o.peer} closed the replication channel`); }),
+    ]);
+  }
+
+  private feed(e: SecondaryEvent) {
+    const r = stepSecondary(this.st, e);
+    this.st = r.state;
+    for (const a of r.actions) this.apply(a);
+  }
+
+  private apply(a: SecondaryAction) {
+    switch (a.kind) {
+      case 'attach':
+        void this.attach(a.gen);
+        return;
+      case 'retry-at':
+        this.retry?.();
+        this.retry = this.o.clock.after(Math.max(0, a.at - this.o.clock.mono()), () => {
+          this.retry = null;
+          this.feed({ kind: 'tick', now: this.o.clock.mono() });
+        });
+        return;
+      case 'report-behind':
+        this.o.copyBehind(a.reason);
+        return;
+      case 'log':
+        this.o.log[a.level](a.msg);
+        return;
+    }
+  }
+
+  /** Reattaches the live stream of a clean copy to its PRIM (after a swap or a daemon restart). */
+  private async attach(gen: string): Promise<void> {
+    const clean = !(await this.o.markers.isDirty());
+    if (!clean) return this.feed({ kind: 'attach-result', ok: false, dirty: true, now: this.o.clock.mono() });
+    let rx: Promise<void> | null = null;
+    let ctl: CtlPeer | null = null;
+    try {
+      ctl = new CtlPeer(await this.o.connect(), this.o.liveness);
+      await this.o.markers.markDirty();
+      await ctl.request({ op: 'begin', attach: true, expectGen: gen, targetGen: gen, clean }, undefined, () => {
+        rx = this.start(ctl!.handoff(), gen);
+      });
+      await rx!;
+      this.o.log.info(`attached to ${this.o.peer}: live replication of generation ${gen}`);
+      this.feed({ kind: 'attach-result', ok: true, now: this.o.clock.mono() });
+    } catch (e) {
+      ctl?.close();
+      // refused before anything was applied: the copy is still exactly `gen`
+      if (rx === null) await this.o.markers.clearDirty([]).catch(() => {});
+      this.o.log.warn(`attaching to ${this.o.peer}: ${(e as Error).message}`);
+      this.feed({ kind: 'attach-result', ok: false, now: this.o.clock.mono() });
+    }
+  }
+}

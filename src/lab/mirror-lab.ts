@@ -23,6 +23,8 @@ export interface MirrorLabOptions {
   syncdelta?: string;
   /** the demo replicates its data directory (its request count, /srv/demo/data) even without syncdelta */
   replicate?: boolean;
+  /** `<rfs async>` of the module (default none) */
+  rfsAsync?: 'none' | 'second';
   witness?: boolean;
   failover?: boolean;
   defaultprim?: string;
@@ -68,7 +70,7 @@ export interface LabModuleShape {
 /** userconfig.xml of a lab mirror module: heart, witness, failover, defaultprim and syncdelta from the lab options. */
 export function mirrorUserconfig(o: MirrorLabOptions, witnessAddr: string, m: LabModuleShape): string {
   const syncdelta = o.syncdelta ? ` syncdelta="${o.syncdelta}"` : '';
-  const rfs = m.rfsDir ? `\n    <rfs async="none"${syncdelta}><replicated dir="${m.rfsDir}"/></rfs>` : '';
+  const rfs = m.rfsDir ? `\n    <rfs async="${o.rfsAsync ?? 'none'}"${syncdelta}><replicated dir="${m.rfsDir}"/></rfs>` : '';
   const witness = o.witness ? `\n    <splitbrain ident="witness" exec="ping" arg="${witnessAddr}"/>` : '';
   const vars = Object.entries(m.vars).map(([k, v]) => `<var name="${k}" value="${v}"/>`).join('');
   return `<safe>

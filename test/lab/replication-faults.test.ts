@@ -7,7 +7,7 @@ import { controlRequest } from '../../src/daemon/control.js';
 import type { StatusView } from '../../src/daemon/views.js';
 import { APPENDER_DATA, APPENDER_MODULE, AppendRecorder, createAppenderLab } from '../../src/lab/appender.js';
 import type { Lab } from '../../src/lab/lab.js';
-import { controlSocketOf, moduleLogOf } from '../../src/lab/mirror-lab.js';
+import { controlSocketOf, moduleLogOf, type MirrorLabOptions } from '../../src/lab/mirror-lab.js';
 import { moduleState, startPair, waitForStates } from '../../src/lab/postgres.js';
 import { digestDiff, treeDigest } from '../../src/lab/tree-digest.js';
 
@@ -33,13 +33,13 @@ async function dumpLogs(l: Lab | null) {
 }
 
 /** One lab test on a fresh appender lab (pulse 200 ms, timeout 1 s): logs dumped on failure, lab always removed. */
-function labTest(name: string, body: (l: Lab) => Promise<void>) {
+function labTest(name: string, body: (l: Lab) => Promise<void>, o: MirrorLabOptions = {}) {
   test(name, async () => {
     let lab: Lab | null = null;
     let ok = false;
     const t0 = performance.now();
     try {
-      lab = await createAppenderLab({ pulse: '200ms', timeout: '1s' });
+      lab = await createAppenderLab({ pulse: '200ms', timeout: '1s', ...o });
       await body(lab);
       ok = true;
     } finally {
@@ -106,14 +106,30 @@ labTest('disk full on the SECOND: the write is not acknowledged as replicated; P
   assert.ok(genAt <= ddDoneAt, `the new generation (${genLine}) was persisted before the fsync returned (${new Date(ddDoneAt).toISOString()})`);
   console.log(`  ${failed!.replace(/^\S+ \S+\s+/, '')}`);
 
-  // the SECOND cannot become an up-to-date copy again while its disk is full
-  await new Promise((res) => setTimeout(res, 3000));
+  // the SECOND cannot become an up-to-date copy again while its disk is full: it says so, and is not a ready SECOND
+  await l.waitFor('node2 reporting the failure', async () => {
+    const st2 = await status(l, 'node2');
+    return st2.alarms.some((a) => a.code === 'replication' || a.code === 'resync-failed') || /ENOSPC|no space/i.test(logOf(l, 'node2'));
+  }, 30_000, 100);
   const s2 = await moduleState(l, 'node2', M);
   assert.ok(s2 !== 'SECOND', `node2 is not a ready SECOND (${s2})`);
   const st2 = await status(l, 'node2');
-  assert.ok(st2.alarms.some((a) => a.code === 'replication') || /ENOSPC|no space/i.test(logOf(l, 'node2')), 'node2 reports the failure');
   console.log(`  node2 is ${s2}: ${st2.alarms.map((a) => a.message).join('; ') || st2.waitReason}`);
 });
+
+labTest('async="second", disk full on the SECOND after it acknowledged on receipt: it persists that it is behind and never takes over', async (l) => {
+  await l.exec('node2', ['mount', '-t', 'tmpfs', '-o', 'size=4m,mode=0755', 'tandem-lab-small', '/srv/appender']);
+  await startPair(l, 'node1', 'node2', 60_000, M);
+  // acknowledged on receipt: the fsync returns before node2 applies (and fails to apply) the data; node1 dies at once
+  await sh(l, 'node1', `dd if=/dev/urandom of=${APPENDER_DATA}/big bs=1M count=8 conv=fsync status=none`);
+  await l.poweroff('node1');
+  await l.waitFor('node2 recording that its copy is behind', async () => (await status(l, 'node2')).consistent === false, 30_000, 50);
+  await l.waitFor('node2 waiting', async () => (await moduleState(l, 'node2', M)) === 'WAIT', 30_000, 100);
+  const st2 = await status(l, 'node2');
+  assert.is(st2.waitReason, 'inconsistent', 'an incomplete copy is never promoted');
+  assert.match(logOf(l, 'node2'), /could not apply a change it had acknowledged|reintegration/);
+  console.log(`  node2 ${st2.state} [${st2.waitReason}]`);
+}, { rfsAsync: 'second' });
 
 labTest('swap under load: roles exchange without a new generation, the old PRIM attaches as SECOND, nothing lost', async (l) => {
   await startPair(l, 'node1', 'node2', 60_000, M);

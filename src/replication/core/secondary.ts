@@ -103,6 +103,8 @@ export function stepSecondary(prev: SecondaryState, e: SecondaryEvent): { state:
     if (now >= s.retryAt) {
       s.attaching = true;
       actions.push({ kind: 'attach', gen: s.following });
+    } else if (e.kind === 'tick') {
+      actions.push({ kind: 'retry-at', at: s.retryAt }); // woken early: wait for the rest
     }
   }
   return { state: s, actions };

@@ -19,6 +19,7 @@ test('follow: attach at once; a refused attach is retried after ATTACH_RETRY_MS,
   const b = run({ kind: 'follow', gen: '3@n1', now: 1000 }, { kind: 'attach-result', ok: false, now: 1100 }, { kind: 'tick', now: 1100 + ATTACH_RETRY_MS - 1 });
   assert.equal(b.actions.filter((x) => x.kind === 'attach').length, 1);
   assert.ok(b.actions.some((x) => x.kind === 'retry-at' && x.at === 1100 + ATTACH_RETRY_MS));
+  assert.ok(b.actions.at(-1)?.kind === 'retry-at', 'a tick that comes early waits for the rest');
   const c = stepSecondary(b.state, { kind: 'tick', now: 1100 + ATTACH_RETRY_MS });
   assert.equal(c.actions, [{ kind: 'attach', gen: '3@n1' }]);
 });

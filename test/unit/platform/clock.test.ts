@@ -46,6 +46,14 @@ test('wall time moves with advance, and jumpWall moves it alone', () => {
   assert.is(c.wall(), 510);
 });
 
+test('real timers: after never fires before its time on the monotonic clock', async () => {
+  for (let i = 0; i < 20; i++) {
+    const t0 = realClock.mono();
+    const at = await new Promise<number>((resolve) => realClock.after(3, () => resolve(realClock.mono())));
+    assert.ok(at - t0 >= 3, `fired after ${at - t0} ms`);
+  }
+});
+
 test('real timers: after fires once, cancel prevents it', async () => {
   let fired = 0;
   await new Promise<void>((resolve) => realClock.after(5, () => { fired++; resolve(); }));

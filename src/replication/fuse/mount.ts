@@ -33,6 +33,11 @@ export interface MountFuseOptions {
   /** let other users than root use the mount (needs root); default true */
   allowOther?: boolean;
   timeoutMs?: number;
+  /**
+   * argv that `mount` runs under, e.g. `['nsenter', '-t', '<pid>', '-m', '--']` to mount in another process's mount
+   * namespace (the lab's lossy disks); the device fd still reaches `mount` as fd 3. Default: none.
+   */
+  via?: string[];
 }
 
 export async function mountFuse(fd: number, mountpoint: string, opts: MountFuseOptions = {}): Promise<void> {
@@ -42,9 +47,10 @@ export async function mountFuse(fd: number, mountpoint: string, opts: MountFuseO
     ...(opts.subtype ? [`subtype=${opts.subtype}`] : []),
   ].join(',');
   const args = ['-i', '-t', 'fuse', '-o', options, opts.fsname ?? 'tandemfs', mountpoint];
-  const command = formatCommand('mount', args);
+  const argv = [...(opts.via ?? []), 'mount', ...args];
+  const command = formatCommand(argv[0]!, argv.slice(1));
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('mount', args, { stdio: ['ignore', 'pipe', 'pipe', fd] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', fd] });
     let stderr = '';
     child.stdout!.on('data', () => {});
     child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });

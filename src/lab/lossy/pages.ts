@@ -50,9 +50,9 @@ export class PendingData {
     const end = off + data.length;
     for (let i = Math.floor(off / PAGE); i * PAGE < end; i++) {
       const start = i * PAGE;
-      const page = this.page(i, durable);
       const from = Math.max(off, start);
       const to = Math.min(end, start + PAGE);
+      const page = this.page(i, from === start && to === start + PAGE ? null : durable);
       data.copy(page, from - start, from - off, to - off);
     }
     if (end > this.size) this.size = end;
@@ -89,12 +89,17 @@ export class PendingData {
     return { keep: this.keep, pages: [...this.pages.entries()].sort((a, b) => a[0] - b[0]), size: this.size };
   }
 
-  private page(i: number, durable: DurableRead): Buffer {
+  /** The page held for index i; a new one is read in from the durable copy unless `durable` is null (overwritten whole). */
+  private page(i: number, durable: DurableRead | null): Buffer {
     let page = this.pages.get(i);
     if (!page) {
-      page = Buffer.alloc(PAGE);
       const start = i * PAGE;
-      if (start < this.size) readBase(durable, this.keep, page, 0, start, Math.min(start + PAGE, this.size));
+      if (durable && start < this.size) {
+        page = Buffer.allocUnsafe(PAGE);
+        readBase(durable, this.keep, page, 0, start, start + PAGE);
+      } else {
+        page = durable ? Buffer.alloc(PAGE) : Buffer.allocUnsafe(PAGE);
+      }
       this.pages.set(i, page);
     }
     return page;

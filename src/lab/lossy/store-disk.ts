@@ -7,6 +7,8 @@ import type { Attrs, DurableStore, Kind, Loc, StoredEntry, StoreStatfs } from '.
 
 /** How many durable files DiskStore keeps open for reads and writes. */
 const OPEN_FDS = 64;
+/** Pages per pwritev (Linux's IOV_MAX is 1024). */
+const IOV_MAX = 1024;
 
 /**
  * The durable store on the host's filesystem: the tree under `root` (a node's `<lab dir>/<node>/root/<dir>`, as
@@ -76,10 +78,20 @@ export class DiskStore implements DurableStore {
   writeData(loc: Loc, plan: DataPlan, times: { atimeUs: number; mtimeUs: number }): void {
     const fd = this.fd(this.path(loc));
     if (fs.fstatSync(fd).size > plan.keep) fs.ftruncateSync(fd, plan.keep);
-    for (const [i, page] of plan.pages) {
-      const start = i * PAGE;
-      const len = Math.min(PAGE, plan.size - start);
-      for (let done = 0; done < len;) done += fs.writeSync(fd, page, done, len - done, start + done);
+    // runs of consecutive pages in one pwritev each (the last page clipped to the size)
+    for (let r = 0; r < plan.pages.length;) {
+      const first = plan.pages[r]![0];
+      let n = 1;
+      while (r + n < plan.pages.length && n < IOV_MAX && plan.pages[r + n]![0] === first + n) n++;
+      const bufs = plan.pages.slice(r, r + n).map(([i, page]) => page.subarray(0, Math.max(0, Math.min(PAGE, plan.size - i * PAGE))));
+      let pos = first * PAGE;
+      for (let b = 0; b < bufs.length;) {
+        let done = fs.writevSync(fd, bufs.slice(b), pos);
+        pos += done;
+        while (b < bufs.length && done >= bufs[b]!.length) done -= bufs[b++]!.length;
+        if (b < bufs.length && done > 0) bufs[b] = bufs[b]!.subarray(done);
+      }
+      r += n;
     }
     fs.ftruncateSync(fd, plan.size);
     fs.futimesSync(fd, us(times.atimeUs), us(times.mtimeUs));

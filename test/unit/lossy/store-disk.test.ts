@@ -83,6 +83,20 @@ test('disk: a file open across renames and syncs keeps reading through the moved
   d.release('f');
 });
 
+test('disk: a data sync writes runs of pages with pwritev: more pages than IOV_MAX, a gap, a clipped last page', () => {
+  const { d, root } = disk({ f: 'durable head' });
+  const big = Buffer.alloc(2500 * 4096);
+  for (let i = 0; i < big.length; i += 4096) big.write(`page ${i / 4096}`, i);
+  d.model.write(d.node('f'), 4096, big, false);
+  d.write('f', 4096 * 3000 + 10, 'tail');
+  d.fdatasync('f');
+  const want = Buffer.alloc(4096 * 3000 + 14);
+  want.write('durable head');
+  big.copy(want, 4096);
+  want.write('tail', 4096 * 3000 + 10);
+  assert.ok(fs.readFileSync(path.join(root, 'f')).equals(want));
+});
+
 test('disk: FIFOs and names that are not UTF-8 on the host are left out of the view, logged once', () => {
   const { root, staging } = disk({ plain: 'p' });
   fs.writeFileSync(Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0x66, 0xff])]), 'x');

@@ -73,7 +73,10 @@ export interface CreateOptions {
 
 /** Paths of a node on the real filesystem. */
 export interface NodePaths {
-  /** Root of the node's own copies of `spec.privateDirs` ("its disk"). */
+  /**
+   * Root of the node's own copies of `spec.privateDirs` ("its disk"). For a dir on a lossy disk it holds only what is
+   * durable (what a power-off would leave); the node's latest view is read through `exec`.
+   */
   root: string;
   /** TANDEM_HOME. */
   home: string;

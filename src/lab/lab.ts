@@ -19,7 +19,7 @@ import {
   type RunResult,
 } from './netns.js';
 import { lossyRequest, type LossyStats } from './lossy/control.js';
-import { dropLossyMount, killLossyServer, lossyFiles, lossyMarker, lossyMountIds, startLossyDisk } from './lossy/lab-disk.js';
+import { dropLossyMount, findLossyServers, killLossyServer, lossyFiles, lossyMarker, lossyMountIds, startLossyDisk } from './lossy/lab-disk.js';
 import {
   allNamespaces,
   bridgeName,
@@ -391,6 +391,8 @@ export class Lab {
     const disks = lossyDirs(this.spec);
     if (hostSpec(this.spec, node).role !== 'node' || disks.length === 0) return;
     const holder = state.holders[node]!;
+    // a poweroff that failed half-way may have left a server with pending data: it goes first, whatever happened
+    await this.cutLossyPower(node, holder, state);
     const servers = ((state.lossyServers ??= {})[node] ??= {});
     for (const { dir, index } of disks) {
       const files = lossyFiles(path.join(this.dir, node), index);
@@ -408,19 +410,23 @@ export class Lab {
 
   /** The power loss of a node's lossy disks: servers SIGKILLed (their memory is the pending state), mounts detached. */
   private async cutLossyPower(node: string, holder: number, state: LabState): Promise<void> {
-    const servers = state.lossyServers?.[node];
-    if (!servers) return;
-    for (const { dir, index } of lossyDirs(this.spec)) {
-      const pid = servers[index];
-      if (pid !== undefined && !(await killLossyServer(pid, lossyMarker(this.ns(node), index)))) {
-        throw new ExternalError(`kill -9 ${pid}`, null, `the lossy disk server of ${node}:${dir} survived SIGKILL`);
+    const disks = lossyDirs(this.spec);
+    if (disks.length === 0) return;
+    const servers = state.lossyServers?.[node] ?? {};
+    // the recorded one, and any other found by its argv[0] (started by a process that died before recording it)
+    const running = findLossyServers(`${this.ns(node)}:`);
+    for (const { dir, index } of disks) {
+      const marker = lossyMarker(this.ns(node), index);
+      const pids = new Set([...(servers[index] !== undefined ? [servers[index]] : []), ...running.filter((r) => r.index === index).map((r) => r.pid)]);
+      for (const pid of pids) {
+        if (!(await killLossyServer(pid, marker))) throw new ExternalError(`kill -9 ${pid}`, null, `the lossy disk server of ${node}:${dir} survived SIGKILL`);
       }
       delete servers[index];
       saveState(state);
       await dropLossyMount(holder, dir);
     }
     const present = new Set(mounts(holder).map((m) => m.id));
-    state.baseMounts[node] = (state.baseMounts[node] ?? []).filter((id) => present.has(id));
+    if (state.baseMounts[node]) state.baseMounts[node] = state.baseMounts[node].filter((id) => present.has(id));
     saveState(state);
   }
 

@@ -158,6 +158,10 @@ test('lossy disks: a power loss keeps exactly what was made durable', async () =
     const [after] = await lab.lossyStats('node1');
     assert.is(after!.pendingBytes, 0, 'a booted disk holds nothing pending');
     assert.equal(await report(lab, 'node2'), {}, 'node2 has its own disk');
+
+    await runOn(lab, 'node1', `require('node:fs').writeFileSync('${D}/sub/victim', 'overwritten, unsynced')`);
+    await lab.boot('node1', { daemon: false }); // a hard reset: boot while on
+    assert.is((await report(lab, 'node1'))['sub/victim'], '644 1000000000 victim', 'a reset loses it too');
   });
 });
 

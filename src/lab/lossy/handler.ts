@@ -59,7 +59,7 @@ export class LossyFs implements FuseFs {
     this.m = o.model;
     this.nowUs = o.nowUs ?? (() => Date.now() * 1000);
     const m = this.m;
-    this.table = { get size() { return m.stats().inodes; } };
+    this.table = { get size() { return m.inodeCount; } };
   }
 
   get openFiles(): number {

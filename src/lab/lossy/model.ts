@@ -153,6 +153,11 @@ export class LossyModel {
     return n;
   }
 
+  /** inodes in memory */
+  get inodeCount(): number {
+    return this.byId.size;
+  }
+
   stats(): ModelStats {
     return { pendingBytes: this.pendingBytes, pendingFiles: this.dirtyData.size, ...this.counts, inodes: this.byId.size };
   }

@@ -18,12 +18,15 @@ import {
   startHolder,
   type RunResult,
 } from './netns.js';
+import { lossyRequest, type LossyStats } from './lossy/control.js';
+import { dropLossyMount, findLossyServers, killLossyServer, lossyFiles, lossyMarker, lossyMountIds, startLossyDisk } from './lossy/lab-disk.js';
 import {
   allNamespaces,
   bridgeName,
   hostInterfaces,
   hostSpec,
   lanSpec,
+  lossyDirs,
   nodeNames,
   nsName,
   portName,
@@ -35,6 +38,12 @@ import { teardownLab, type DownOptions, type DownReport } from './teardown.js';
 
 export { downAll, listLabs, type DownReport, type DownOptions, type LabInfo } from './teardown.js';
 export type { LabSpec, HostSpec, LanSpec, HostRole } from './spec.js';
+export type { LossyStats } from './lossy/control.js';
+
+/** One lossy disk of a node, as `lossyStats` reports it. */
+export interface LossyDiskStats extends LossyStats {
+  dir: string;
+}
 
 export interface ExecOptions {
   /** Added to the inherited environment. For node hosts TANDEM_HOME, TANDEM_RUN_DIR and TANDEM_NODE are preset. */
@@ -64,7 +73,10 @@ export interface CreateOptions {
 
 /** Paths of a node on the real filesystem. */
 export interface NodePaths {
-  /** Root of the node's own copies of `spec.privateDirs` ("its disk"). */
+  /**
+   * Root of the node's own copies of `spec.privateDirs` ("its disk"). For a dir on a lossy disk it holds only what is
+   * durable (what a power-off would leave); the node's latest view is read through `exec`.
+   */
   root: string;
   /** TANDEM_HOME. */
   home: string;
@@ -81,7 +93,9 @@ export interface NodePaths {
  * through `nsenter -t <holder> -m -n`.
  *
  * Power and network faults model real ones: `poweroff` loses RAM (processes, run dir, addresses added at run time,
- * mounts made at run time, ARP cache) but keeps the disk (home and private dirs); `cut` isolates a host on one LAN
+ * mounts made at run time, ARP cache) but keeps the disk (home and private dirs). The machine's page cache survives
+ * too, so by default a power-off keeps even what a node never synced; private dirs on lossy disks
+ * (`spec.lossyDisks`, docs/design/lossy-disk.md) lose it, as a real power loss may. `cut` isolates a host on one LAN
  * at the switch (nothing passes, but its interface keeps its carrier: a network failure, as in the seeds' isolation
  * scenarios); `unplug` pulls its cable on one LAN (its interface loses carrier, as a dead NIC or cable).
  *
@@ -182,12 +196,14 @@ export class Lab {
     for (const node of nodeNames(spec)) {
       const p = this.paths(node);
       for (const d of [p.root, p.home, p.run]) fs.mkdirSync(d, { recursive: true });
+      const lossy = new Set(lossyDirs(spec).map((l) => l.dir));
       for (const dir of spec.privateDirs) {
         this.ensureMountPoint(dir, state);
         const src = path.join(p.root, dir);
         fs.mkdirSync(src, { recursive: true });
-        await run('nsenter', ['-t', String(state.holders[node]), '-m', '--', 'mount', '--bind', src, dir]);
+        if (!lossy.has(dir)) await run('nsenter', ['-t', String(state.holders[node]), '-m', '--', 'mount', '--bind', src, dir]);
       }
+      await this.startLossyDisks(node, state);
     }
     for (const h of spec.hosts) state.baseMounts[h.name] = mounts(state.holders[h.name]!).map((m) => m.id);
     state.complete = true;
@@ -340,8 +356,9 @@ export class Lab {
 
   /**
    * Pulls the plug of `host`: its links go down first (host and bridge side, so no FIN/RST leaves it), then every
-   * process in its network namespace except the holder gets SIGKILL, then mounts made after create are detached.
-   * Disk (home, private dirs) is kept; `boot` restores the rest.
+   * process in its network namespace except the holder gets SIGKILL, then mounts made after create are detached,
+   * then its lossy disks lose what was not durable (their servers are SIGKILLed and their mounts detached).
+   * Disk (home, private dirs; on lossy disks only what was durable) is kept; `boot` restores the rest.
    */
   async poweroff(host: string): Promise<void> {
     const state = this.load();
@@ -361,8 +378,76 @@ export class Lab {
     if (left.length) throw new ExternalError(`kill -9 ${left.join(' ')}`, null, `processes of ${host} survived SIGKILL`);
     await run('ip', ['netns', 'exec', ns, 'ss', '-K'], { reject: false });
     await this.dropRuntimeMounts(host, holder, state.baseMounts[host] ?? []);
+    await this.cutLossyPower(host, holder, state);
     delete state.daemons[host];
     saveState(state);
+  }
+
+  /**
+   * Starts the lossy disks of a node (none unless `spec.lossyDisks`) on what their stores hold, and counts their
+   * mounts as base mounts (kept by `dropRuntimeMounts`, taken down by `cutLossyPower`).
+   */
+  private async startLossyDisks(node: string, state: LabState): Promise<void> {
+    const disks = lossyDirs(this.spec);
+    if (hostSpec(this.spec, node).role !== 'node' || disks.length === 0) return;
+    const holder = state.holders[node]!;
+    // a poweroff that failed half-way may have left a server with pending data: it goes first, whatever happened
+    await this.cutLossyPower(node, holder, state);
+    const servers = ((state.lossyServers ??= {})[node] ??= {});
+    for (const { dir, index } of disks) {
+      const files = lossyFiles(path.join(this.dir, node), index);
+      servers[index] = await startLossyDisk({
+        marker: lossyMarker(this.ns(node), index), holderPid: holder, mountpoint: dir, backing: path.join(this.paths(node).root, dir),
+        files, name: `${node}${dir}`, pendingLimitBytes: this.spec.lossyPendingLimitBytes,
+      });
+      saveState(state);
+    }
+    const base = new Set(state.baseMounts[node] ?? []);
+    for (const id of lossyMountIds(holder)) base.add(id);
+    if (state.baseMounts[node]) state.baseMounts[node] = [...base];
+    saveState(state);
+  }
+
+  /** The power loss of a node's lossy disks: servers SIGKILLed (their memory is the pending state), mounts detached. */
+  private async cutLossyPower(node: string, holder: number, state: LabState): Promise<void> {
+    const disks = lossyDirs(this.spec);
+    if (disks.length === 0) return;
+    const servers = state.lossyServers?.[node] ?? {};
+    // the recorded one, and any other found by its argv[0] (started by a process that died before recording it)
+    const running = findLossyServers(`${this.ns(node)}:`);
+    for (const { dir, index } of disks) {
+      const marker = lossyMarker(this.ns(node), index);
+      const pids = new Set([...(servers[index] !== undefined ? [servers[index]] : []), ...running.filter((r) => r.index === index).map((r) => r.pid)]);
+      for (const pid of pids) {
+        if (!(await killLossyServer(pid, marker))) throw new ExternalError(`kill -9 ${pid}`, null, `the lossy disk server of ${node}:${dir} survived SIGKILL`);
+      }
+      delete servers[index];
+      saveState(state);
+      await dropLossyMount(holder, dir);
+    }
+    const present = new Set(mounts(holder).map((m) => m.id));
+    if (state.baseMounts[node]) state.baseMounts[node] = state.baseMounts[node].filter((id) => present.has(id));
+    saveState(state);
+  }
+
+  /** The counters of each lossy disk of a running node (spec.lossyDisks), e.g. to see that nothing was written back. */
+  async lossyStats(node: string): Promise<LossyDiskStats[]> {
+    this.assertPoweredOn(node);
+    const out: LossyDiskStats[] = [];
+    for (const { dir, index } of lossyDirs(this.spec)) {
+      const { stats } = await lossyRequest(lossyFiles(path.join(this.dir, node), index).socket, 'stats');
+      out.push({ dir, ...stats });
+    }
+    return out;
+  }
+
+  /**
+   * Makes everything on a node's lossy disks durable, as sync(2) would on a real disk (sync and syncfs on the node
+   * do not reach a FUSE server, so they do not). A no-op without lossy disks.
+   */
+  async syncDisks(node: string): Promise<void> {
+    this.assertPoweredOn(node);
+    for (const { index } of lossyDirs(this.spec)) await lossyRequest(lossyFiles(path.join(this.dir, node), index).socket, 'sync');
   }
 
   private async dropRuntimeMounts(host: string, holder: number, base: number[]): Promise<void> {
@@ -379,7 +464,7 @@ export class Lab {
   }
 
   /**
-   * Powers `host` on: wipes its run dir, restores its network to the base config (extra addresses, routes, links,
+   * Powers `host` on: wipes its run dir, starts its lossy disks on what was durable, restores its network to the base config (extra addresses, routes, links,
    * neighbours and nftables rules dropped; base addresses re-added; links up except cut bridge ports) and, for a node,
    * starts its daemon unless `daemon: false`. A host that is still on is powered off first (a hard reset). Sysctls
    * changed at run time are not reset.
@@ -392,6 +477,7 @@ export class Lab {
       const runDir = this.paths(host).run;
       fs.rmSync(runDir, { recursive: true, force: true });
       fs.mkdirSync(runDir, { recursive: true });
+      await this.startLossyDisks(host, state);
     }
     state.poweredOff = state.poweredOff.filter((h) => h !== host);
     await this.applyBaseNet(host, state);

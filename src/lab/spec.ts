@@ -22,6 +22,18 @@ export interface LabSpec {
    * empty mount point) and removed again at teardown when the lab created it and no other lab uses it.
    */
   privateDirs: string[];
+  /**
+   * Private dirs whose node copies sit on a lossy disk (src/lab/lossy/, docs/design/lossy-disk.md): `true` for all of
+   * `privateDirs`, or a list of some of them. A lossy disk keeps what was not synced in the memory of a server the lab
+   * runs, and `poweroff` loses it; `boot` shows only what was durable. Default false: plain bind mounts, which keep
+   * everything a node wrote across a power-off (the machine's page cache survives it).
+   */
+  lossyDisks: boolean | string[];
+  /**
+   * Bytes of unsynced data one lossy disk holds before it writes back its oldest files (as fdatasync would: data and
+   * size, not names or mtime). Default 64 MiB.
+   */
+  lossyPendingLimitBytes: number;
   /** argv of the node daemon, run inside the node host. Default `[<repo>/bin/tandem, 'daemon']`. */
   daemonCommand: string[];
   /** argv prefix of the tandem CLI, used by `Lab.cli`. Default `[<repo>/bin/tandem]`. */
@@ -107,6 +119,8 @@ export function defaultSpec(prefix: string = randomPrefix()): LabSpec {
       },
     ],
     privateDirs: ['/srv/demo'],
+    lossyDisks: false,
+    lossyPendingLimitBytes: 64 << 20,
     daemonCommand: [path.join(repoRoot(), 'bin', 'tandem'), 'daemon'],
     cliCommand: [path.join(repoRoot(), 'bin', 'tandem')],
     // the nodes share one kernel: a node's process monitoring must not count another node's application
@@ -124,6 +138,8 @@ export function resolveSpec(partial: Partial<LabSpec> = {}): LabSpec {
     hosts: partial.hosts ?? base.hosts,
     lans: partial.lans ?? base.lans,
     privateDirs: (partial.privateDirs ?? base.privateDirs).map((d) => path.normalize(d)),
+    lossyDisks: Array.isArray(partial.lossyDisks) ? partial.lossyDisks.map((d) => path.normalize(d)) : partial.lossyDisks ?? base.lossyDisks,
+    lossyPendingLimitBytes: partial.lossyPendingLimitBytes ?? base.lossyPendingLimitBytes,
     daemonCommand: partial.daemonCommand ?? base.daemonCommand,
     cliCommand: partial.cliCommand ?? base.cliCommand,
     daemonEnv: partial.daemonEnv ?? base.daemonEnv,
@@ -179,8 +195,20 @@ export function validateSpec(spec: LabSpec): void {
     if (!path.isAbsolute(d) || d === '/') bad(`private dir "${d}" is not an absolute path below /`, 'Use e.g. /srv/demo.');
     if (/^\/(proc|sys|dev|run\/netns)(\/|$)/.test(d)) bad(`private dir "${d}" is inside a kernel filesystem`, 'Use a path such as /srv/<module>.');
   }
+  for (const d of Array.isArray(spec.lossyDisks) ? spec.lossyDisks : []) {
+    if (!spec.privateDirs.includes(d)) bad(`lossy disk "${d}" is not one of the private dirs (${spec.privateDirs.join(', ')})`, 'List private dirs only, or pass lossyDisks: true for all of them.');
+  }
+  if (!Number.isSafeInteger(spec.lossyPendingLimitBytes) || spec.lossyPendingLimitBytes < 1 << 20) {
+    bad(`lossyPendingLimitBytes ${spec.lossyPendingLimitBytes} is not a whole number of at least 1 MiB`, 'Leave it out for 64 MiB.');
+  }
   if (spec.cliCommand.length === 0) bad('cliCommand is empty', 'Give the argv prefix of the CLI, e.g. ["bin/tandem"].');
   if (spec.daemonCommand.length === 0) bad('daemonCommand is empty', 'Give the argv of the daemon, e.g. ["bin/tandem", "daemon"].');
+}
+
+/** The private dirs on lossy disks, with their index in `privateDirs` (a lab.json from before lossy disks: none). */
+export function lossyDirs(spec: LabSpec): { dir: string; index: number }[] {
+  const on = spec.lossyDisks ?? false;
+  return spec.privateDirs.map((dir, index) => ({ dir, index })).filter(({ dir }) => on === true || (Array.isArray(on) && on.includes(dir)));
 }
 
 /** Namespace name of a host (or of the bridge namespace, host `br`). */

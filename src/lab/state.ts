@@ -32,6 +32,8 @@ export interface LabState {
   cuts: Record<string, string[]>;
   /** LAN → hosts whose cable is unplugged: bridge port down (the host's interface loses carrier). */
   unplugged?: Record<string, string[]>;
+  /** Node → private dir index → PID of its lossy disk server while the node is on (spec.lossyDisks). */
+  lossyServers?: Record<string, Record<string, number>>;
   /** Directories the lab created on the real filesystem (mount points of private dirs), parents first. */
   createdDirs: string[];
   /** True once `create` has finished. */

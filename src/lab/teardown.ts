@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { findLossyServers, killLossyServer, lossyMarker } from './lossy/lab-disk.js';
 import { defaultLabDir, GENERATED_PREFIX_NS } from './spec.js';
 import {
   environ,
@@ -46,8 +47,9 @@ export interface LabInfo {
 
 /**
  * Removes everything of lab `prefix`, from its state when there is one and from what the machine shows otherwise:
- * every process in its namespaces (also namespaces whose name was already deleted, reached through their holder),
- * its holders, its namespaces, the mount points it created that no other lab uses, its index entry and (when it owns
+ * its lossy disk servers first (found by argv[0]; a node process blocked on a disk then fails instead of hanging, and
+ * the disks' mounts go with the holders' mount namespaces), every process in its namespaces (also namespaces whose
+ * name was already deleted, reached through their holder), its holders, its namespaces, the mount points it created that no other lab uses, its index entry and (when it owns
  * it) its directory. Idempotent; never throws: whatever could not be removed is listed in `problems`.
  */
 export async function teardownLab(prefix: string, dir: string, opts: DownOptions = {}): Promise<DownReport> {
@@ -66,6 +68,11 @@ export async function teardownLab(prefix: string, dir: string, opts: DownOptions
     state = undefined;
   }
   const nsPrefix = `${prefix}-`;
+  await attempt('kill lossy disk servers', async () => {
+    const left: number[] = [];
+    for (const s of findLossyServers(nsPrefix)) if (!(await killLossyServer(s.pid, lossyMarker(s.ns, s.index)))) left.push(s.pid);
+    if (left.length) throw new Error(`still alive after SIGKILL: ${left.join(', ')}`);
+  });
   const names = new Set(listNetns().filter((n) => n.startsWith(nsPrefix)));
   for (const n of state?.namespaces ?? []) if (netnsInode(n) !== undefined) names.add(n);
 
@@ -153,6 +160,7 @@ function generatedPrefixesOnMachine(): string[] {
   const prefixes = new Set<string>();
   for (const n of listNetns()) if (GENERATED_PREFIX_NS.test(n)) prefixes.add(n.split('-')[0]!);
   for (const h of findHolders('tl')) if (GENERATED_PREFIX_NS.test(h.ns)) prefixes.add(h.ns.split('-')[0]!);
+  for (const s of findLossyServers('tl')) if (GENERATED_PREFIX_NS.test(s.ns)) prefixes.add(s.ns.split('-')[0]!);
   return [...prefixes];
 }
 

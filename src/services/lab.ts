@@ -4,6 +4,7 @@ import { UserError } from '../errors.js';
 import { Lab, listLabs } from '../lab/lab.js';
 import { controlSocketOf, createMirrorLab, DEMO_MODULE, DEMO_PORT, DEMO_VIP, nodesOf, type MirrorLabOptions } from '../lab/mirror-lab.js';
 import { waitForPair } from '../lab/failover.js';
+import { lossyDirs } from '../lab/spec.js';
 import { formatModule } from './status.js';
 
 /** The lab a `tandem lab …` command acts on: the one given, or the only one recorded. */
@@ -30,6 +31,11 @@ export async function labUp(o: MirrorLabOptions, log: (msg: string) => void): Pr
     await lab.waitFor('node1 ALONE', async () => (await nodeStatus(lab, 'node1'))?.modules[0]?.state === 'ALONE', 30_000);
     await lab.cli('node2', ['second', '-m', DEMO_MODULE]);
     await waitForPair(lab, 'node1', 'node2');
+    if (lossyDirs(lab.spec).length > 0) {
+      // a real disk commits the setup within seconds; a lossy disk only when asked (docs/design/lossy-disk.md)
+      for (const n of nodesOf(lab)) await lab.syncDisks(n);
+      log('lossy disks: the setup is durable; from now on a power-off loses what the nodes do not sync');
+    }
     return lab;
   } catch (e) {
     await lab.down({ keepDir: true });

@@ -1,12 +1,56 @@
 import { constants as C } from 'node:fs';
 import { E, errnoOf } from './errno.js';
-import type { Passthrough } from './passthrough.js';
+import type { Ctx } from './passthrough.js';
 import {
   AccessIn, AttrOut, BatchForgetIn, CreateIn, decodeInitIn, EntryOut, FallocateIn, ForgetIn, ForgetOne, FsyncIn,
   FUSE_FSYNC_FDATASYNC, FUSE_GETATTR_FH, GetattrIn, InHeader, InitOut, type InitOptions, LseekIn, LseekOut,
   MkdirIn, MknodIn, negotiateInit, Op, OpenIn, OpenOut, opName, OutHeader, ReadIn, ReleaseIn, Rename2In, RenameIn,
-  SetattrIn, StatfsOut, WriteIn, WriteOut, encodeError, readName, writeOutHeader, FlushIn,
+  SetattrIn, StatfsOut, WriteIn, WriteOut, encodeError, readName, writeOutHeader, FlushIn, type Kstatfs,
 } from './protocol.js';
+
+/**
+ * What the Dispatcher drives: one filesystem answering decoded requests, synchronously, one at a time. The
+ * replication passthrough (passthrough.ts) is one; the lab's lossy disk (src/lab/lossy/) another. Methods throw an
+ * FsError (or a Node system error) to fail a request with its errno; anything else becomes EIO and is logged as a bug.
+ * `fsync` returns true when it took over the reply (it answers `unique` later); false means "reply now".
+ */
+export interface FuseFs {
+  readonly table: { readonly size: number };
+  readonly openFiles: number;
+  readonly openDirs: number;
+  negotiated(flags: number): void;
+  lookup(parent: number, name: Buffer): EntryOut;
+  forget(nodeid: number, n: number): void;
+  getattr(nodeid: number, fh: number | null): AttrOut;
+  setattr(nodeid: number, a: SetattrIn): AttrOut;
+  readlink(nodeid: number): Buffer;
+  symlink(ctx: Ctx, parent: number, name: Buffer, target: Buffer): EntryOut;
+  mknod(ctx: Ctx, parent: number, name: Buffer, mode: number, rdev: number): EntryOut;
+  mkdir(ctx: Ctx, parent: number, name: Buffer, mode: number): EntryOut;
+  unlink(parent: number, name: Buffer): void;
+  rmdir(parent: number, name: Buffer): void;
+  rename(parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): void;
+  link(): never;
+  open(nodeid: number, flags: number): number;
+  create(ctx: Ctx, parent: number, name: Buffer, flags: number, mode: number): { entry: EntryOut; fh: number };
+  read(fh: number, offset: number, size: number, out: Buffer, outOff: number): number;
+  write(fh: number, offset: number, data: Buffer, writeFlags: number, flags: number): number;
+  statfs(): Kstatfs;
+  flush(fh: number): void;
+  release(fh: number): void;
+  fsync(fh: number, datasync: boolean, unique?: number): boolean;
+  opendir(nodeid: number): number;
+  readdir(fh: number, offset: number, size: number, plus: boolean, out: Buffer, outOff: number): number;
+  releasedir(fh: number): void;
+  fsyncdir(fh: number, datasync: boolean): void;
+  access(ctx: Ctx, nodeid: number, mask: number): void;
+  fallocate(fh: number, offset: number, length: number, mode: number): void;
+  lseek(fh: number, offset: number, whence: number): number;
+  /** syncfs of the mount (fuseblk only); true when the reply is deferred. Absent: ENOSYS */
+  syncfs?(unique?: number): boolean;
+  /** called once each request is answered (per-request resources) */
+  endRequest?(): void;
+}
 
 /** Counters shared with the main thread (a Float64Array over a SharedArrayBuffer); indexes into it. */
 export const Stat = {
@@ -79,8 +123,8 @@ export interface DispatcherOptions {
 }
 
 /**
- * Turns one request from /dev/fuse into one reply for it (or none), calling the Passthrough. Pure apart from the
- * Passthrough it drives: no device I/O here, so it can be driven by a fake kernel in tests.
+ * Turns one request from /dev/fuse into one reply for it (or none), calling the FuseFs. Pure apart from the
+ * FuseFs it drives: no device I/O here, so it can be driven by a fake kernel in tests.
  *
  * Contract: `handle(req, n, out)` reads the request in req[0, n) and writes the reply into `out` from 0, returning
  * its length; 0 means "send nothing" (FORGET, BATCH_FORGET, INTERRUPT). `out` must hold 16 + max_write bytes.
@@ -94,7 +138,7 @@ export class Dispatcher {
   /** set when INIT could not be agreed: the worker should stop */
   fatal: string | null = null;
 
-  constructor(private readonly fs: Passthrough, private readonly o: DispatcherOptions) {}
+  constructor(private readonly fs: FuseFs, private readonly o: DispatcherOptions) {}
 
   handle(req: Buffer, n: number, out: Buffer): number {
     const h = InHeader.decode(req, 0);
@@ -116,7 +160,7 @@ export class Dispatcher {
       }
       return encodeError(out, h.unique, errno);
     } finally {
-      this.fs.endRequest();
+      this.fs.endRequest?.();
     }
   }
 
@@ -266,6 +310,7 @@ export class Dispatcher {
       }
       case Op.SYNCFS:
         // deferred: the sink's side syncs the backing filesystem and replies (sink-bridge.ts); no reply from here
+        if (!fs.syncfs) return encodeError(out, h.unique, E.ENOSYS);
         if (fs.syncfs(h.unique)) return 0;
         return ok();
       case Op.DESTROY:

@@ -39,6 +39,11 @@ export interface MountFuseOptions {
   timeoutMs?: number;
   /** mount `fuseblk` over a loop device of this image file (see the contract); default: plain `fuse` */
   blockImage?: string;
+  /**
+   * argv that `mount` runs under, e.g. `['nsenter', '-t', '<pid>', '-m', '--']` to mount in another process's mount
+   * namespace (the lab's lossy disks); the device fd still reaches `mount` as fd 3. Default: none.
+   */
+  via?: string[];
 }
 
 export async function mountFuse(fd: number, mountpoint: string, opts: MountFuseOptions = {}): Promise<void> {
@@ -50,9 +55,10 @@ export async function mountFuse(fd: number, mountpoint: string, opts: MountFuseO
   const args = opts.blockImage
     ? ['-i', '-t', 'fuseblk', '-o', `loop,${options},blksize=4096`, opts.blockImage, mountpoint]
     : ['-i', '-t', 'fuse', '-o', options, opts.fsname ?? 'tandemfs', mountpoint];
-  const command = formatCommand('mount', args);
+  const argv = [...(opts.via ?? []), 'mount', ...args];
+  const command = formatCommand(argv[0]!, argv.slice(1));
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('mount', args, { stdio: ['ignore', 'pipe', 'pipe', fd] });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', fd] });
     let stderr = '';
     child.stdout!.on('data', () => {});
     child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });

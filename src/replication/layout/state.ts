@@ -1,4 +1,4 @@
-import { identityOf, isFuse, isReadOnly, isTandemFuse, isWithin, stackAt, type MountEntry } from './mountinfo.js';
+import { identityOf, isReadOnly, isTandemFuse, isWithin, stackAt, type MountEntry } from './mountinfo.js';
 
 /**
  * What the mount table says about one replicated directory. Pure: derived from parsed mountinfo only.
@@ -33,7 +33,9 @@ export function classifyDir(entries: MountEntry[], dir: string, backing: string)
   const same = (e: MountEntry) => id !== null && e.dev === id.dev && e.root === id.root;
   const onDir = stackAt(entries, dir).map((entry) => ({
     entry,
-    kind: (isTandemFuse(entry) ? 'fuse' : same(entry) && !isFuse(entry) ? 'self-bind' : 'foreign') as DirMountKind,
+    // a bind of D onto itself shows D's own device and root, also when D lives on a FUSE filesystem (sshfs, the lab's
+    // lossy disk); another filesystem mounted on D, FUSE or not, has a device of its own
+    kind: (isTandemFuse(entry) ? 'fuse' : same(entry) ? 'self-bind' : 'foreign') as DirMountKind,
   }));
   const onBacking = entries.filter((e) => isWithin(e.mountPoint, backing));
   const bottomOfP = stackAt(entries, backing)[0];

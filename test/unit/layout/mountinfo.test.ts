@@ -103,6 +103,15 @@ test('classifyDir tells the complete layouts from partial, foreign and none', ()
   assert.is(layoutOf(`60 22 254:0 /elsewhere ${P} rw - ext4 /dev/vda rw`), 'partial', 'P holds a bind of something else');
   assert.is(layoutOf(`63 22 8:1 / ${escapeMountinfo(D)} rw - ext4 /dev/sdb1 rw`), 'foreign');
   assert.is(layoutOf(`63 22 0:70 / ${escapeMountinfo(D)} rw - fuse.sshfs me@host: rw`), 'foreign', 'another FUSE file system');
+  // D inside a FUSE filesystem (sshfs, the lab's lossy disk): tandem's binds of D carry that filesystem's type
+  const fuseBase = `23 22 0:80 / /srv rw - fuse.tandem-lossy lossy:node1/srv rw`;
+  const onFuse = (...lines: string[]) => classifyDir(parseMountinfo([base, fuseBase, ...lines].join('\n')), D, P);
+  const bindPf = `60 23 0:80 /my\\040data ${P} rw - fuse.tandem-lossy lossy:node1/srv rw`;
+  const roDf = `62 23 0:80 /my\\040data ${escapeMountinfo(D)} ro - fuse.tandem-lossy lossy:node1/srv rw`;
+  assert.is(onFuse(bindPf, roDf).layout, 'secondary', 'a read-only self bind of D on a FUSE filesystem is tandem\'s');
+  assert.equal(onFuse(bindPf, roDf).onDir.map((m) => m.kind), ['self-bind']);
+  assert.is(onFuse(bindPf, `61 23 0:52 / ${escapeMountinfo(D)} rw - fuse.tandem tandemfs rw`).layout, 'primary');
+  assert.is(onFuse(`63 23 0:70 / ${escapeMountinfo(D)} rw - fuse.sshfs me@host: rw`).layout, 'foreign', 'another FUSE fs on D');
   const s = classifyDir(parseMountinfo([base, bindP, fuseD].join('\n')), D, P);
   assert.equal(s.onDir.map((m) => m.kind), ['fuse']);
   assert.is(s.backingBind!.id, 60);

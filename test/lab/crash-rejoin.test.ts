@@ -1,0 +1,64 @@
+// A crashed PRIM that rejoins must not keep a write it never replicated (issue "Replication, second pass", item 2).
+// The nodes' disks are the lab's lossy disks (docs/design/lossy-disk.md): a power-off loses what was not made
+// durable, as a real one does. The PRIM overwrites a two-day-old file in place with the same size and fdatasyncs
+// it: the data is durable on its own disk at once, the new mtime is not (fdatasync), and the change never reaches
+// the SECOND (its replication LAN is cut). The PRIM loses power; the SECOND takes over with the old content. When
+// the old PRIM comes back, its copy holds the other content under the same size and the same old mtime: only its
+// activity log says that this file must be block-compared. The copies must end identical, with the SECOND's data.
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { APPENDER_DATA, APPENDER_MODULE, APPENDER_PRIVATE_DIR, createAppenderLab } from '../../src/lab/appender.js';
+import type { Lab } from '../../src/lab/lab.js';
+import { moduleLogOf } from '../../src/lab/mirror-lab.js';
+import { moduleState, startPair, waitForStates } from '../../src/lab/postgres.js';
+
+const M = APPENDER_MODULE;
+const FILE = `${APPENDER_DATA}/table.dat`;
+const A = 'A'.repeat(4096);
+const B = 'B'.repeat(4096);
+const onDisk = (l: Lab, n: string) => fs.readFileSync(path.join(l.paths(n).root, FILE), 'utf8');
+
+test('a crashed PRIM\'s unreplicated in-place overwrite (fdatasync, old mtime) is found by its activity log and replaced', async () => {
+  let lab: Lab | null = null;
+  let ok = false;
+  try {
+    lab = await createAppenderLab({ pulse: '200ms', timeout: '1s', spec: { privateDirs: [APPENDER_PRIVATE_DIR], lossyDisks: true } });
+    const l = lab;
+    await startPair(l, 'node1', 'node2', 60_000, M);
+    // the file, two days old, the same on both nodes and durable there
+    await l.exec('node1', ['sh', '-c', `printf '${A}' > ${FILE} && touch -d '2 days ago' ${FILE} && sync ${FILE}`]);
+    await l.waitFor('the file on node2', async () => (await l.exec('node2', ['cat', FILE], { reject: false })).stdout === A, 20_000, 100);
+    await l.waitFor('node2 has the old mtime', async () => {
+      const st = (await l.exec('node2', ['stat', '-c', '%Y', FILE], { reject: false })).stdout.trim();
+      return Number(st) < Date.now() / 1000 - 86_400;
+    }, 20_000, 100);
+    for (const n of ['node1', 'node2']) await l.syncDisks(n);
+
+    // the SECOND stops getting the stream; the PRIM overwrites in place and fdatasyncs (it waits for node2 then)
+    await l.cut('replication');
+    const before = (await l.lossyStats('node1')).reduce((a, d) => a + d.fdatasyncs, 0);
+    const writer = l.exec('node1', ['dd', 'of=' + FILE, 'bs=4096', 'count=1', 'conv=notrunc,fdatasync', 'status=none'], { input: B, reject: false, timeoutMs: 60_000 });
+    await l.waitFor('the overwrite durable on node1\'s own disk', async () => (await l.lossyStats('node1')).reduce((a, d) => a + d.fdatasyncs, 0) > before, 20_000, 20);
+    await l.poweroff('node1');
+    await writer;
+    await l.heal();
+    assert.is(onDisk(l, 'node1'), B, 'node1 kept its unreplicated overwrite through the power loss');
+    await waitForStates(l, { node2: 'ALONE' }, 30_000, M);
+    assert.is((await l.exec('node2', ['cat', FILE])).stdout, A, 'node2 runs with the content it had');
+
+    // node1 comes back: its copy differs from node2's in a file with the same size and the same old mtime
+    await l.boot('node1');
+    await waitForStates(l, { node1: 'SECOND', node2: 'PRIM' }, 60_000, M);
+    assert.is(onDisk(l, 'node1'), A, 'node1\'s unreplicated write was replaced by the reintegration');
+    assert.match(moduleLogOf(l, 'node1', M), /reintegration from node2 done/);
+    assert.is(await moduleState(l, 'node1', M), 'SECOND');
+    ok = true;
+  } finally {
+    if (!ok && lab) for (const n of ['node1', 'node2']) console.log(`--- ${n}\n${moduleLogOf(lab, n, M).split('\n').slice(-40).join('\n')}`);
+    await lab?.down();
+  }
+});
+
+test.run();

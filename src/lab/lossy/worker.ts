@@ -5,6 +5,7 @@ import { DEFAULT_INIT_FLAGS, FUSE_MIN_READ_BUFFER, OutHeader } from '../../repli
 import { LossyFs } from './handler.js';
 import { LossyModel } from './model.js';
 import { DiskStore } from './store-disk.js';
+import { readRequest } from '../../replication/fuse/read-request.js';
 
 /**
  * The lossy disk's FUSE thread: a blocking read(2) of /dev/fuse, one reply per request, the model and its store in
@@ -87,17 +88,8 @@ export function serveLossy(cfg: LossyWorkerConfig, post: (m: LossyWorkerMessage)
   publish();
   try {
     for (;;) {
-      let n: number;
-      try {
-        n = fs.readSync(cfg.fd, req, 0, req.length, null);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'EINTR' || code === 'EAGAIN') continue;
-        if (code === 'ENODEV') return 'unmounted';
-        if (code === 'ECONNABORTED') return 'aborted';
-        return `read /dev/fuse failed: ${(err as Error).message}`;
-      }
-      if (n < 40) return `short read from /dev/fuse (${n} bytes)`;
+      const n = readRequest(cfg.fd, req);
+      if (typeof n === 'string') return n;
       const wanted = Atomics.load(control, SYNC_WANTED);
       if (wanted !== synced) {
         try {

@@ -3,7 +3,7 @@ import { insertRange } from '../record/extent-map.js';
 import type { Manifest, ManifestEntry, Range } from '../reintegrate/plan.js';
 import { TargetTree } from '../reintegrate/target-tree.js';
 import { CtlError, type CtlPeer, type CtlReply } from './ctl.js';
-import { blockSumsOf } from './source-tree.js';
+import { blockSumsOf } from '../reintegrate/compare.js';
 
 /**
  * The SECOND's side of the paged reintegration requests (files/ctl.ts), and the page sizes both sides use. Every

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { constants as C } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { NotReplicated } from '../../config/types.js';
 import { readFully } from '../reintegrate/apply-plan.js';
-import { entryOf, excludeMatcher } from '../reintegrate/compare.js';
+import { blockSumsOf, entryOf, excludeMatcher } from '../reintegrate/compare.js';
 import type { ManifestEntry } from '../reintegrate/plan.js';
 import { checkRelPath, viaFd } from '../stream/paths.js';
 import { CtlError } from './ctl.js';
@@ -232,26 +231,6 @@ function lowerBound(names: string[], want: string): number {
     else hi = mid;
   }
   return lo;
-}
-
-/** SHA-256 of each `blockSize` block of an open file from block `first`, at most `count` blocks. */
-export async function blockSumsOf(fh: fs.FileHandle, blockSize: number, first = 0, count = Number.MAX_SAFE_INTEGER): Promise<Buffer[]> {
-  const buf = Buffer.allocUnsafe(blockSize);
-  const sums: Buffer[] = [];
-  let pos = first * blockSize;
-  while (sums.length < count) {
-    let got = 0;
-    while (got < blockSize) {
-      const { bytesRead } = await fh.read(buf, got, blockSize - got, pos + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    if (got === 0) break;
-    sums.push(createHash('sha256').update(buf.subarray(0, got)).digest());
-    pos += got;
-    if (got < blockSize) break;
-  }
-  return sums;
 }
 
 async function isSymlink(p: string): Promise<boolean> {

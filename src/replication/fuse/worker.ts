@@ -11,6 +11,7 @@ import { ActivityLogWriter } from './activity-log.js';
 import { FUSE_MIN_READ_BUFFER, OutHeader } from './protocol.js';
 import { BridgedSink } from './sink-bridge.js';
 import { WriteBehind } from './write-behind.js';
+import { readRequest } from './read-request.js';
 
 /**
  * The FUSE worker thread: loops on a blocking read(2) of /dev/fuse, answers each request with one write(2), and
@@ -134,17 +135,8 @@ export function serve(cfg: WorkerConfig, post: (m: WorkerMessage) => void): stri
   };
 
   for (;;) {
-    let n: number;
-    try {
-      n = fs.readSync(cfg.fd, req, 0, req.length, null);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'EINTR' || code === 'EAGAIN') continue;
-      if (code === 'ENODEV') return 'unmounted';
-      if (code === 'ECONNABORTED') return 'aborted';
-      return `read /dev/fuse failed: ${(err as Error).message}`;
-    }
-    if (n < 40) return `short read from /dev/fuse (${n} bytes)`;
+    const n = readRequest(cfg.fd, req);
+    if (typeof n === 'string') return n;
     let stop: string | null;
     if (gate.runnable && (stop = drain())) return stop;
     if (!mutates(req, n)) stop = answer(req, n);

@@ -130,25 +130,30 @@ export async function listTree(root: string, excludes: NotReplicated[] | Exclude
 export async function blockSums(file: string, blockSize = DEFAULT_BLOCK_SIZE): Promise<Buffer[]> {
   const fh = await fs.open(file, 'r');
   try {
-    const buf = Buffer.allocUnsafe(blockSize);
-    const sums: Buffer[] = [];
-    let pos = 0;
-    for (;;) {
-      let got = 0;
-      while (got < blockSize) {
-        const { bytesRead } = await fh.read(buf, got, blockSize - got, pos + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      if (got === 0) break;
-      sums.push(crypto.createHash('sha256').update(buf.subarray(0, got)).digest());
-      pos += got;
-      if (got < blockSize) break;
-    }
-    return sums;
+    return await blockSumsOf(fh, blockSize);
   } finally {
     await fh.close();
   }
+}
+
+/** SHA-256 of each `blockSize` block of an open file from block `first`, at most `count` blocks. */
+export async function blockSumsOf(fh: fs.FileHandle, blockSize: number, first = 0, count = Number.MAX_SAFE_INTEGER): Promise<Buffer[]> {
+  const buf = Buffer.allocUnsafe(blockSize);
+  const sums: Buffer[] = [];
+  let pos = first * blockSize;
+  while (sums.length < count) {
+    let got = 0;
+    while (got < blockSize) {
+      const { bytesRead } = await fh.read(buf, got, blockSize - got, pos + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got === 0) break;
+    sums.push(crypto.createHash('sha256').update(buf.subarray(0, got)).digest());
+    pos += got;
+    if (got < blockSize) break;
+  }
+  return sums;
 }
 
 /**

@@ -66,7 +66,8 @@ for (const witness of [false, true]) {
       assert.equal([...sim.node(second).data].sort(), [...sim.node(prim).data].sort(), `copies differ — ${where()}`);
       totalWrites += sim.acked.size;
     }
-    assert.ok(totalWrites > 1000, `the schedules wrote (${totalWrites} acknowledged writes)`);
+    // the schedules exercised writes at all (a replay of one seed writes a few hundred)
+    assert.ok(totalWrites > (ONLY_SEED ? 0 : Math.min(1000, SCHEDULES)), `the schedules wrote (${totalWrites} acknowledged writes)`);
   });
 }
 

@@ -40,7 +40,7 @@ export function initialState(a: {
     // fields added by later versions take their defaults
     p: { ...freshPersisted(), ...a.persisted },
     state: 'STOP', ready: true, waitReason: null, mono: 0, wall: 0, joinDeadline: null, reattach: false,
-    retryAt: null, lanHeard: Object.fromEntries(a.cfg.lans.map((l) => [l, null])), peerBeacon: null, peerUp: false,
+    retryAt: null, witnessAt: null, lanHeard: Object.fromEntries(a.cfg.lans.map((l) => [l, null])), peerBeacon: null, peerUp: false,
     peerUpSince: null, peerReplicaOf: null, swapRequest: false, yielding: false, pending: null, queued: [], nextId: 1, alarms: [],
     syncPersistedAt: 0, lastNote: null, resources: initialResources(a.cfg, 0), phase: 'off', decision: null, ruleHold: null,
     ruleWait: null, replicationFailed: null,
@@ -138,7 +138,9 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
       t.s.peerBeacon = e.beacon;
       break;
     case 'admin':
-      if (t.s.pending?.kind === 'plan' && e.verb !== 'forcestop' && !SWITCHES.has(e.verb)) {
+      // A plan, or an ALONE node's witness re-check (its answer decides whether the application may keep running),
+      // finishes first; the verb then acts on the state it leaves.
+      if (busy(t.s) && e.verb !== 'forcestop' && !SWITCHES.has(e.verb)) {
         t.s.queued.push(e);
         t.log('info', `${e.verb}: queued until the running ${describePending(t.s)} finishes`);
       } else {
@@ -196,6 +198,10 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
   return t.result();
 }
 
+function busy(s: MirrorState): boolean {
+  return s.pending?.kind === 'plan' || (s.pending?.kind === 'witness' && !!s.pending.purpose.recheck);
+}
+
 function describePending(s: MirrorState): string {
   const p = s.pending;
   if (!p) return 'nothing';
@@ -215,6 +221,7 @@ function membership(t: Tx) {
     t.alarm('peer-lost', false);
   } else if (!up && s.peerUp) {
     s.peerUpSince = null;
+    s.witnessAt = s.mono;
     t.log('warn', `peer ${s.peer} lost: no heartbeat on any LAN (${s.cfg.lans.join(', ')}) for ${s.cfg.timeoutMs} ms`);
     if (s.state !== 'STOP') t.alarm('peer-lost', true, `peer ${s.peer} lost: no heartbeat on any LAN`);
   }
@@ -569,6 +576,7 @@ function onWitness(t: Tx, purpose: ClaimPurpose, reachable: boolean) {
   s.pending = null;
   if (reachable) {
     t.alarm('witness', false);
+    s.witnessAt = s.mono + retryInterval(s);
     if (purpose.recheck) return;
     return probe(t, purpose);
   }
@@ -1038,10 +1046,10 @@ function decideRunning(t: Tx) {
     // witness, and in a new generation.
     if (wasReplica) return claim(t, { target: 'ALONE', why: `${s.peer} lost while it was a live replica of ${mine}`, peerUnseen: true, forced: false });
     // With a witness, a node without its peer runs the application only while it reaches the witness.
-    if (s.cfg.witness) {
-      if (s.retryAt === null) s.retryAt = s.mono + retryInterval(s);
-      else if (s.mono >= s.retryAt) {
-        s.retryAt = null;
+    if (s.cfg.witness && !s.pending) {
+      if (s.witnessAt === null) s.witnessAt = s.mono;
+      if (s.mono >= s.witnessAt) {
+        s.witnessAt = s.mono + retryInterval(s);
         const id = t.id();
         s.pending = { kind: 'witness', id, purpose: { target: 'ALONE', why: 'witness re-check while alone', peerUnseen: true, forced: false, recheck: true } };
         t.actions.push({ kind: 'check-witness', id });

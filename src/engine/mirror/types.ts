@@ -198,6 +198,11 @@ export interface MirrorState {
   reattach: boolean;
   /** monotonic ms of the next retry of a refused claim (witness unreachable, VIP in use) */
   retryAt: number | null;
+  /**
+   * monotonic ms of the next split-brain witness check of an ALONE node without its peer: due at once when the peer is
+   * lost, then every retry interval. Its own clock: a transition (an administrator's restart) does not postpone it.
+   */
+  witnessAt: number | null;
   /** last monotonic ms a heartbeat arrived on each LAN */
   lanHeard: Record<string, number | null>;
   /** the peer's last beacon (kept after loss for display) */

@@ -5,6 +5,9 @@ import type { FilesRole, ReintegrateRequest, ReintegrationProgress, ReplicationD
  * and reintegration has nothing to transfer.
  */
 export class NoFilesReplicator implements Replicator {
+  async reattach(): Promise<null> {
+    return null;
+  }
   async setRole(_role: FilesRole): Promise<void> {}
   direct(_d: ReplicationDirective): void {}
   async reintegrate(req: ReintegrateRequest): Promise<void> {

@@ -3,8 +3,9 @@
  * one ModuleDriver per installed module, and the only timer (100 ms): modules tick on it and send their heartbeats
  * every pulse.
  *
- * SIGTERM/SIGINT end the daemon but leave applications and virtual IPs as they are: the next daemon start
- * reattaches to them (the run marker in TANDEM_RUN_DIR tells a daemon restart from a reboot). For a clean
+ * SIGTERM/SIGINT end the daemon but leave applications, virtual IPs and the replication hosts serving replicated
+ * directories as they are: the next daemon start reattaches to them (the run marker in TANDEM_RUN_DIR tells a daemon
+ * restart from a reboot). For a clean
  * handover to the peer, stop the modules first (`tandem stop -m NAME`).
  */
 import fs from 'node:fs/promises';
@@ -46,6 +47,8 @@ import { nextBootCounter } from './state-store.js';
 import { isBeacon, moduleView, type ModuleView, type StatusView } from './views.js';
 
 export const TICK_MS = 100;
+/** how long `tandem status` waits for a replication host's fresh status before showing the last one it pushed */
+export const STATUS_REFRESH_MS = 1000;
 
 /** The platform a daemon runs on; tests pass fakes. */
 export interface Platform {
@@ -222,6 +225,12 @@ export class Daemon {
     return { node: this.self, pid: process.pid, heartbeats: this.transport.stats(), modules };
   }
 
+  /** Replication status answered by replication hosts is fetched first (at most STATUS_REFRESH_MS). */
+  private async refreshReplication(module?: string): Promise<void> {
+    const drivers = module ? [this.drivers.get(module)].filter((d) => d !== undefined) : [...this.drivers.values()];
+    await Promise.all(drivers.map((d) => d.d.replicator.refresh(STATUS_REFRESH_MS)));
+  }
+
   private moduleLog(name: string): Logger {
     let l = this.moduleLogs.get(name);
     if (!l) {
@@ -293,6 +302,7 @@ export class Daemon {
       case 'ping':
         return { node: this.self, pid: process.pid };
       case 'status':
+        await this.refreshReplication(req.module);
         return this.status(req.module);
       case 'admin': {
         const verb = String(req.args?.verb ?? '');

@@ -8,6 +8,7 @@ export class NoFilesReplicator implements Replicator {
   async reattach(): Promise<null> {
     return null;
   }
+  async refresh(_timeoutMs: number): Promise<void> {}
   async setRole(_role: FilesRole): Promise<void> {}
   direct(_d: ReplicationDirective): void {}
   async reintegrate(req: ReintegrateRequest): Promise<void> {

@@ -37,6 +37,11 @@ export interface Replicator {
   setRole(role: FilesRole, primary?: PrimaryFiles): Promise<void>;
   direct(d: ReplicationDirective): void;
   reintegrate(req: ReintegrateRequest): Promise<void>;
+  /**
+   * Brings `progress`, `alarm` and `status` up to date when they are answered from another process (a round trip,
+   * bounded by `timeoutMs`; on timeout they keep what they had). Never rejects.
+   */
+  refresh(timeoutMs: number): Promise<void>;
   /** progress of a running reintegration, for `tandem status` */
   progress(): ReintegrationProgress | null;
   /** a standing problem to show as an alarm in `tandem status`, or null */

@@ -73,6 +73,7 @@ class FakeReplicator implements Replicator {
   reint: { req: ReintegrateRequest; finish: (e?: Error) => void } | null = null;
   closed = 0;
   async reattach() { return null; }
+  async refresh() {}
   async setRole(role: FilesRole, p?: PrimaryFiles) {
     this.calls.push(`setRole ${role}${p ? ` ${JSON.stringify(p)}` : ''}`);
     if (role === 'secondary' && this.calls.includes('fail secondary')) throw new UserError('the secondary layout cannot be set up: /srv/x is busy', 'stop pid 7');
@@ -276,6 +277,45 @@ test('hosted: a host that sends garbage is dropped as lost', () => withWorld(asy
   conn.sock.write('this is not json\n');
   await waitFor(() => w.lost.length === 1, 2000, 'hostLost');
   assert.match(w.lost[0]!, /unreadable message from the host: not JSON/);
+}));
+
+test('hosted: refresh fetches the status now; a host that does not answer leaves the last one after the timeout', () => withWorld(async (w) => {
+  const c = w.client();
+  await c.refresh(100); // no host: nothing to fetch
+  await c.setRole('primary', PRIMARY);
+  await c.refresh(1000);
+  assert.is(c.status().mode, 'live');
+  w.fake.role = 'secondary'; // changes between two pushes
+  await c.refresh(1000);
+  assert.is(c.status().role, 'secondary', 'fresh, not the last pushed snapshot');
+  await c.close();
+  await w.server()!.close();
+
+  // a host that answers hello and then nothing
+  const sockPath = hostPaths.socket(w.home, M);
+  const mute = net.createServer((sock) => {
+    sock.on('data', (b) => {
+      for (const line of b.toString().split('\n').filter(Boolean)) {
+        const req = JSON.parse(line) as { id: number; op: string };
+        if (req.op !== 'hello') continue;
+        sock.write(encodeLine({ t: 'res', id: req.id, ok: true, result: {
+          version: HOST_PROTOCOL_VERSION, pid: process.pid, module: M, home: w.home.root, role: 'primary', failed: null, behind: null,
+          snapshot: { progress: null, alarm: 'old alarm', status: null },
+        } }));
+      }
+    });
+  });
+  await new Promise<void>((r) => mute.listen(sockPath, r));
+  fs.writeFileSync(hostPaths.pid(w.home, M), `${process.pid}\n`);
+  try {
+    const c2 = w.client();
+    assert.is((await c2.reattach())?.role, 'primary');
+    await c2.refresh(100);
+    assert.is(c2.alarm(), 'old alarm', 'the last snapshot stays');
+    await c2.close();
+  } finally {
+    await new Promise<void>((r) => mute.close(() => r()));
+  }
 }));
 
 test('reattach: no host → null; a socket nobody answers on is stale: removed', () => withWorld(async (w) => {

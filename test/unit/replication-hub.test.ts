@@ -207,4 +207,44 @@ test('listener: refresh() after another module registered returns and serves it 
   }
 }));
 
+test('listener: modules with different <rfs port>s get a listener each (as each replication host runs its own hub)', async () => {
+  const port = randomPort();
+  const c = loopCluster(port);
+  const a = hub(c, 'n1');
+  const b = hub(c, 'n2');
+  const got: string[] = [];
+  const opened: Channel[] = [];
+  b.register(moduleCfg('alpha', ['hb'], port), (ch) => { got.push(`alpha@${port}`); opened.push(ch); });
+  b.register(moduleCfg('beta', ['hb'], port + 1), (ch) => { got.push(`beta@${port + 1}`); opened.push(ch); });
+  try {
+    await b.start();
+    assert.is(await canListen(N2, port), false);
+    assert.is(await canListen(N2, port + 1), false);
+    for (const [m, p] of [['alpha', port], ['beta', port + 1]] as const) {
+      const e = a.endpoint(moduleCfg(m, ['hb'], p), 'n2');
+      assert.is(e.port, p, `${m}'s endpoint is its own port`);
+      opened.push(await connectChannel({ host: e.host, port: e.port, localAddress: e.localAddress, self: 'n1', peer: 'n2', module: m, key: KEY, timeoutMs: 3000 }));
+    }
+    await waitFor(() => got.length === 2, 3000, 'both accepted');
+    assert.equal(got.sort(), [`alpha@${port}`, `beta@${port + 1}`]);
+    b.unregister('beta');
+    await b.refresh();
+    assert.ok(await canListen(N2, port + 1), "beta's port is freed once it is unregistered");
+  } finally {
+    for (const ch of opened) ch.close();
+    await within(b.close(), 3000, 'cleanup: hub close');
+    await a.close();
+  }
+});
+
+test('endpoint of a module without <rfs> is a bug (no replication port)', () => {
+  const c = loopCluster(4800);
+  try {
+    hub(c, 'n1').endpoint({ ...moduleCfg('x', ['hb']), rfs: null }, 'n2');
+    assert.unreachable('expected a BugError');
+  } catch (e) {
+    assert.match((e as Error).message, /module x has no <rfs>: no replication port/);
+  }
+});
+
 test.run();

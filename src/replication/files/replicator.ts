@@ -110,6 +110,9 @@ export class FileReplicator implements Replicator {
     return null;
   }
 
+  /** In-process: always up to date. */
+  async refresh(_timeoutMs: number): Promise<void> {}
+
   setRole(role: FilesRole, primary?: PrimaryFiles): Promise<void> {
     const next = this.roleChain.then(() => this.changeRole(role, primary));
     this.roleChain = next.catch(() => {});

@@ -17,7 +17,8 @@
  *   requests reject, and `hostLost` is called once (the driver posts the engine event `files-lost`).
  * - `close()` (daemon shutdown) leaves a host that serves a layout running (as the application is left running);
  *   a host in no layout is ended.
- * - `progress`, `alarm` and `status` answer from the last snapshot the host pushed.
+ * - `progress`, `alarm` and `status` answer from the last snapshot the host pushed (on change, checked every
+ *   SNAPSHOT_MS) or `refresh` fetched (`tandem status` refreshes first).
  */
 import { spawn } from 'node:child_process';
 import fsSync from 'node:fs';
@@ -234,6 +235,16 @@ export class HostedReplicator implements Replicator {
       req.signal.removeEventListener('abort', onAbort);
       this.copyHandlers.delete(rid);
     }
+  }
+
+  async refresh(timeoutMs: number): Promise<void> {
+    const link = this.link;
+    if (!link) return;
+    let cancel = () => {};
+    const timeout = new Promise<null>((r) => { cancel = this.clock.after(timeoutMs, () => r(null)); });
+    const s = await Promise.race([link.request('snapshot', {}).catch(() => null), timeout]);
+    cancel();
+    if (s && link === this.link) this.snap = s;
   }
 
   progress(): ReintegrationProgress | null {

@@ -58,6 +58,8 @@ export interface HostOps {
   /** the daemon's answer to the event `begin-copy` of reintegration `rid`: the engine persisted (ok) or abandoned */
   'copy-answer': { args: { rid: number; ok: boolean }; result: null };
   'abort-reintegration': { args: { rid: number }; result: null };
+  /** the snapshot now (`tandem status` asks for it, so that it shows what holds at that moment) */
+  snapshot: { args: Record<string, never>; result: HostSnapshot };
   /** leave every layout and exit (module stopped, or its daemon told to end it) */
   shutdown: { args: Record<string, never>; result: null };
 }
@@ -85,7 +87,7 @@ export function encodeLine(m: HostRequest | HostToDaemon): string {
   return `${JSON.stringify(m)}\n`;
 }
 
-const OPS: ReadonlySet<string> = new Set<HostOp>(['hello', 'set-role', 'direct', 'reintegrate', 'copy-answer', 'abort-reintegration', 'shutdown']);
+const OPS: ReadonlySet<string> = new Set<HostOp>(['hello', 'set-role', 'direct', 'reintegrate', 'copy-answer', 'abort-reintegration', 'snapshot', 'shutdown']);
 const ROLES: ReadonlySet<string> = new Set<FilesRole>(['primary', 'secondary', 'off']);
 
 function parseObject(line: string): Record<string, unknown> {
@@ -120,7 +122,7 @@ export function decodeRequest(line: string): HostRequest {
     case 'reintegrate': need(isId(a.rid) && isObj(a.req) && typeof a.req.from === 'string' && typeof a.req.module === 'string', 'needs rid and req {module, from, …}'); break;
     case 'copy-answer': need(isId(a.rid) && typeof a.ok === 'boolean', 'needs rid and ok'); break;
     case 'abort-reintegration': need(isId(a.rid), 'needs rid'); break;
-    case 'shutdown': break;
+    case 'snapshot': case 'shutdown': break;
   }
   return m as unknown as HostRequest;
 }

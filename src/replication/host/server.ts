@@ -236,6 +236,11 @@ export class ReplicationHostServer {
       case 'abort-reintegration':
         this.reintegrations.get(req.args.rid)?.ac.abort();
         return null;
+      case 'snapshot': {
+        const s = this.snapshot();
+        this.lastSnapshot = JSON.stringify(s);
+        return s;
+      }
       case 'shutdown':
         this.shuttingDown = true;
         this.o.log.info(`replication host: ending (asked by the daemon); leaving the ${this.role} layout`);

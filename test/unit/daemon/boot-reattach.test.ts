@@ -41,6 +41,8 @@ async function boot(marker: string | null, answer: () => Promise<ReattachedFiles
   fs.mkdirSync(home.runDir);
   fs.mkdirSync(path.join(root, 'state'));
   if (marker) fs.writeFileSync(homePaths.runMarker(home, 'm'), `${marker} 1\n`);
+  // the module was started before (wanted: run), on generation 1@node1
+  fs.writeFileSync(homePaths.stateFile(home, 'm'), JSON.stringify({ wanted: 'run', gen: { n: 1, node: 'node1', from: 'WAIT' }, lastState: marker ?? 'STOP' }));
   const lan = new FakeLan();
   const vip = new FakeVip(lan, 'node1');
   if (marker) await vip.acquire('198.51.100.10');
@@ -55,7 +57,7 @@ async function boot(marker: string | null, answer: () => Promise<ReattachedFiles
     await drv.boot();
     await drv.settled();
     await log.close();
-    return { drv, scripts, replicator, lan, log: fs.readFileSync(path.join(root, 'm.log'), 'utf8'), markerLeft: fs.existsSync(homePaths.runMarker(home, 'm')) };
+    return { drv, scripts, replicator, lan, log: fs.readFileSync(path.join(root, 'm.log'), 'utf8'), marker: fs.existsSync(homePaths.runMarker(home, 'm')) ? fs.readFileSync(homePaths.runMarker(home, 'm'), 'utf8').split(' ')[0] : null };
   } finally {
     drv.detach();
     fs.rmSync(root, { recursive: true, force: true });
@@ -86,7 +88,8 @@ test('PRIM but no host any more: stop_prim force, VIP released, marker removed, 
   assert.ok(stop, 'stop_prim ran');
   assert.equal(stop!.args, ['force', 'PRIM', 'STOP', 'stop']);
   assert.equal(r.lan.holders('198.51.100.10'), [], 'VIP released');
-  assert.not.ok(r.markerLeft);
+  assert.is.not(r.marker, 'PRIM', 'the PRIM marker is gone (the module starts again: WAIT)');
+  assert.is(r.drv.state.reattach, false, 'not reattached');
   assert.ok(r.replicator.roles.includes('off'), 'dead mounts removed (setRole off)');
   assert.match(r.log, /no longer served \(the replication host is gone\): the application is stopped \(stop_prim force\)/);
 });

@@ -70,7 +70,7 @@ test('PRIM with its host serving the primary layout: reattached, nothing stopped
   const r = await boot('PRIM', async () => PRIMARY_HOST);
   assert.equal(r.scripts.requests, [], 'no script ran (no stop_prim force)');
   assert.equal(r.replicator.roles, [], 'the layout was not touched');
-  assert.ok(r.drv.vipsHeld.has('198.51.100.10'), 'the VIP is counted as held');
+  assert.ok(r.drv.vipsHeld.has("198.51.100.10"), `the VIP is counted as held: ${r.drv.state.state} ${r.log}`);
   assert.is(r.drv.state.state, 'PRIM');
   assert.ok(r.drv.state.reattach, 'the engine reattaches');
   assert.match(r.log, /reattached to the replication host of m \(pid 77, primary layout\): the application keeps its mount/);

@@ -41,6 +41,8 @@ export class SecondaryStream {
   private applier: Applier | null = null;
   private retry: Cancel | null = null;
   private backings: string[] = [];
+  /** what an ended stream leaves to do (close, report, mark the tree clean): a new layout waits for it */
+  private ending: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: SecondaryStreamOptions) {}
 
@@ -79,6 +81,9 @@ export class SecondaryStream {
       rx.close();
       await rx.done;
     }
+    // a stream that ended by itself (the peer lost) may still be marking the tree clean: that must be over before the
+    // next layout marks it dirty again, or the clean mark would land on a tree in use
+    await this.ending;
     await this.applier?.close();
     this.applier = null;
     this.feed({ kind: 'leave' });
@@ -108,7 +113,7 @@ export class SecondaryStream {
     this.applier = applier;
     const backings = [...this.backings];
     void ok.then(() => this.feed({ kind: 'stream-started', gen }));
-    void rx.done.then(async (e) => {
+    const ended = rx.done.then(async (e) => {
       if (this.receiver === rx) this.receiver = null;
       const failed = applier.failed;
       await applier.close();
@@ -116,7 +121,8 @@ export class SecondaryStream {
       this.o.log.warn(`live replication from ${this.o.peer} ended${e ? `: ${e.message}` : ''}${failed ? `; a change failed: ${failed.message}` : ''}`);
       this.feed({ kind: 'stream-ended', failed: failed ? failed.message : null });
       if (!failed) await this.o.markers.clearDirty(backings);
-    });
+    }).catch((e: Error) => this.o.log.warn(`after the live stream from ${this.o.peer}: ${e.message}; the copy stays marked dirty (compared next time)`));
+    this.ending = this.ending.then(() => ended);
     return Promise.race([
       ok,
       rx.done.then((e) => { throw e ?? new ReplicationError('link-lost', `${this.o.peer} closed the replication channel`); }),

@@ -5,8 +5,9 @@ export default class DaemonCommand extends TandemCommand {
   static override summary = "Run this node's engine in the foreground (what a systemd unit runs).";
   static override description = `Loads cluster.xml, cluster.key and every installed module of TANDEM_HOME, sends and receives heartbeats, and
 serves the CLI on $TANDEM_HOME/control.sock. Modules that were started before are started again (after a reboot) or
-reattached (after a daemon restart: their application is left running). SIGTERM ends the daemon and leaves the
-modules' applications and virtual IPs as they are; stop modules first for a clean handover.`;
+reattached (after a daemon restart: their application, and the replication host serving their replicated
+directories, are left running). SIGTERM ends the daemon and leaves the modules' applications, virtual IPs and
+replication hosts as they are; stop modules first for a clean handover.`;
   static override examples = ['<%= config.bin %> daemon', 'TANDEM_HOME=/srv/node1 TANDEM_NODE=node1 <%= config.bin %> daemon'];
 
   async run(): Promise<void> {

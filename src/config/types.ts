@@ -51,6 +51,11 @@ export interface RfsConfig {
   async: 'none' | 'second';
   /** a node whose last sync is younger than this may go ALONE at boot without its peer; 0 = never */
   syncdeltaMs: number;
+  /**
+   * TCP port of this module's replication listener (its replication host's, on this node's address of the module's
+   * replication LAN; the SECOND connects to the PRIM's). Default `rfsDefaultPort(cluster port, module name)`.
+   */
+  port: number;
   replicated: ReplicatedDir[];
 }
 

@@ -72,7 +72,7 @@ export function parseUserconfig(
         `(${cluster.nodes.join(', ')}). Use a cluster.xml with 2 nodes for this module.`,
     );
   }
-  const c = new Ctx(file, cluster);
+  const c = new Ctx(file, cluster, moduleName);
   const cc: CheckCtx = { file, cluster, moduleDir };
   const vips = parseVip(optionalChild(service, 'vip', file), c);
   const checks = parseChecks(optionalChild(service, 'check', file), vips, cc);
@@ -105,6 +105,7 @@ class Ctx {
   constructor(
     readonly file: string,
     readonly cluster: ClusterConfig,
+    readonly module: string,
   ) {}
 
   at(el: XmlElement): string {
@@ -212,12 +213,16 @@ function parseVip(el: XmlElement | undefined, c: Ctx): VirtualAddr[] {
 /** `<rfs async syncdelta><replicated dir mode><notreplicated path|regexpath/>…` */
 function parseRfs(el: XmlElement | undefined, c: Ctx): RfsConfig | null {
   if (!el) return null;
-  expectOnly(el, ['async', 'syncdelta'], ['replicated'], c.file);
+  expectOnly(el, ['async', 'syncdelta', 'port'], ['replicated'], c.file);
   const async = el.attrs.async ?? USERCONFIG_DEFAULTS.async;
   if (async !== 'none' && async !== 'second') {
     throw new UserError(`${c.at(el)}: <rfs async="${async}"> is not valid. Use async="none" (default) or async="second".`);
   }
   const syncdeltaMs = durationAttr(el, 'syncdelta', USERCONFIG_DEFAULTS.syncdeltaMs, c.file);
+  const port = el.attrs.port === undefined ? rfsDefaultPort(c.cluster.port, c.module) : Number(el.attrs.port);
+  if (!/^\d+$/.test(el.attrs.port ?? '1') || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UserError(`${c.at(el)}: <rfs port="${el.attrs.port}"> is not a TCP port. Use a number from 1 to 65535, or leave port out (default ${rfsDefaultPort(c.cluster.port, c.module)} for this module).`);
+  }
   nonEmpty(el, 'replicated', c);
   const replicated: ReplicatedDir[] = [];
   const lines: number[] = [];
@@ -234,7 +239,39 @@ function parseRfs(el: XmlElement | undefined, c: Ctx): RfsConfig | null {
     replicated.push(dir);
     lines.push(r.line);
   }
-  return { async, syncdeltaMs, replicated };
+  return { async, syncdeltaMs, port, replicated };
+}
+
+/** how many ports above `<lans port>` the default replication ports of modules spread over */
+export const RFS_PORT_SPREAD = 1000;
+
+/**
+ * The default `<rfs port>` of a module: `<lans port>` + 1 + (FNV-1a of the module name mod RFS_PORT_SPREAD) (below `<lans port>`
+ * when that passes 65535), the same
+ * on every node whatever else is installed. Two modules of a node whose ports coincide are refused when the second
+ * is loaded (`rfsPortConflict`): set `port` on one of them.
+ */
+export function rfsDefaultPort(clusterPort: number, module: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < module.length; i++) h = Math.imul(h ^ module.charCodeAt(i), 16777619) >>> 0;
+  const base = clusterPort + RFS_PORT_SPREAD < 65535 ? clusterPort + 1 : clusterPort - RFS_PORT_SPREAD;
+  return base + (h % RFS_PORT_SPREAD);
+}
+
+/**
+ * The UserError for module `cfg` whose `<rfs port>` is already another loaded module's, or null. `others`: the
+ * modules loaded on this node.
+ */
+export function rfsPortConflict(cfg: MirrorModuleConfig, others: Iterable<MirrorModuleConfig>): UserError | null {
+  if (!cfg.rfs) return null;
+  for (const o of others) {
+    if (o.name === cfg.name || !o.rfs || o.rfs.port !== cfg.rfs.port) continue;
+    return new UserError(
+      `module ${cfg.name}: its replication port ${cfg.rfs.port} is also module ${o.name}'s. ` +
+        `Set <rfs port="…"> in the userconfig.xml of one of them to a free port (the same on both nodes), then run \`tandem config -m ${cfg.name}\`.`,
+    );
+  }
+  return null;
 }
 
 function parseReplicated(el: XmlElement, c: Ctx): ReplicatedDir {

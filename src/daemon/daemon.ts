@@ -3,8 +3,9 @@
  * one ModuleDriver per installed module, and the only timer (100 ms): modules tick on it and send their heartbeats
  * every pulse.
  *
- * SIGTERM/SIGINT end the daemon but leave applications and virtual IPs as they are: the next daemon start
- * reattaches to them (the run marker in TANDEM_RUN_DIR tells a daemon restart from a reboot). For a clean
+ * SIGTERM/SIGINT end the daemon but leave applications, virtual IPs and the replication hosts serving replicated
+ * directories as they are: the next daemon start reattaches to them (the run marker in TANDEM_RUN_DIR tells a daemon
+ * restart from a reboot). For a clean
  * handover to the peer, stop the modules first (`tandem stop -m NAME`).
  */
 import fs from 'node:fs/promises';
@@ -25,9 +26,9 @@ import { LinuxVip } from '../platform/vip/linux.js';
 import type { VipAdapter } from '../platform/vip/types.js';
 import { LinuxWitness } from '../platform/witness/linux.js';
 import type { WitnessChecker } from '../platform/witness/types.js';
-import { FileReplicator } from '../replication/files/replicator.js';
-import { ReplicationHub } from '../replication/files/hub.js';
+import { HostedReplicator } from '../replication/host/client.js';
 import { NoFilesReplicator } from '../replication/none.js';
+import { rfsPortConflict } from '../config/userconfig.js';
 import type { Replicator } from '../replication/types.js';
 import { configHash } from './config-hash.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
@@ -46,6 +47,8 @@ import { nextBootCounter } from './state-store.js';
 import { isBeacon, moduleView, type ModuleView, type StatusView } from './views.js';
 
 export const TICK_MS = 100;
+/** how long `tandem status` waits for a replication host's fresh status before showing the last one it pushed */
+export const STATUS_REFRESH_MS = 1000;
 
 /** The platform a daemon runs on; tests pass fakes. */
 export interface Platform {
@@ -100,15 +103,14 @@ export const linuxPlatform: Platform = {
     logFile: (m) => homePaths.moduleLog(home, m),
   }),
   witness: (log) => new LinuxWitness({ log: (m) => log.warn(m) }),
+  // A module with <rfs>: its FileReplicator runs in a replication host process of its own (src/replication/host/),
+  // which outlives this daemon; the daemon speaks to it over a unix socket.
   replicator: (ctx) => {
     if (!ctx.cfg.rfs) return new NoFilesReplicator();
-    const peer = ctx.cluster.nodes.find((n) => n !== ctx.self)!;
-    const r = new FileReplicator({
-      module: ctx.cfg.name, self: ctx.self, peer, cfg: ctx.cfg, home: ctx.home, key: ctx.key, log: ctx.log,
-      peerEndpoint: ctx.hub.endpoint(ctx.cfg, peer), replicationFailed: ctx.replicationFailed, copyBehind: ctx.copyBehind,
+    return new HostedReplicator({
+      module: ctx.cfg.name, home: ctx.home, dirs: ctx.cfg.rfs.replicated.map((d) => d.dir), log: ctx.log,
+      replicationFailed: ctx.replicationFailed, copyBehind: ctx.copyBehind, hostLost: ctx.filesLost,
     });
-    ctx.hub.register(ctx.cfg, (ch) => r.accept(ch));
-    return r;
   },
   monitor: (ctx) => {
     const c = ctx.cfg;
@@ -132,11 +134,12 @@ export interface ReplicatorContext {
   home: Home;
   key: Buffer;
   log: Logger;
-  hub: ReplicationHub;
   /** posts the engine event `replication-failed` to the module's driver */
   replicationFailed: (reason: string) => void;
   /** posts the engine event `copy-behind` to the module's driver */
   copyBehind: (reason: string) => void;
+  /** posts the engine event `files-lost` (the process serving the replicated directories died) */
+  filesLost: (reason: string) => void;
 }
 
 const VERBS: ReadonlySet<string> = new Set(['start', 'stop', 'forcestop', 'restart', 'prim', 'second', 'swap',
@@ -157,7 +160,6 @@ export class Daemon {
     private readonly platform: Platform,
     readonly log: Logger,
     private readonly key: Buffer,
-    private readonly hub: ReplicationHub,
   ) {}
 
   static async start(home: Home, env: NodeJS.ProcessEnv, platform: Platform = linuxPlatform, echo = true): Promise<Daemon> {
@@ -168,16 +170,13 @@ export class Daemon {
     const self = whoami(cluster, platform.localAddrs(), env.TANDEM_NODE || undefined);
     const boot = await nextBootCounter(path.join(home.root, 'state', 'boot'));
     const transport = await platform.transport(cluster, self, key, boot, log);
-    const hub = new ReplicationHub({ cluster, self, key, log: (m) => log.warn(m) });
-    const d = new Daemon(home, self, cluster, transport, platform, log, key, hub);
+    const d = new Daemon(home, self, cluster, transport, platform, log, key);
     log.info(`tandem daemon starting: node ${self}, home ${home.root}, boot ${boot}, pid ${process.pid}`);
     transport.onMessage((m) => d.onHeartbeat(m.lan, m.from, m.body));
     try {
       for (const name of listModules(home)) await d.load(name);
-      await hub.start();
       d.control = await startControlServer(homePaths.controlSocket(home), (req) => d.handle(req), { home: home.root });
     } catch (e) {
-      await hub.close();
       await transport.close();
       throw e;
     }
@@ -197,7 +196,6 @@ export class Daemon {
       await drv.d.replicator.close();
       await drv.d.monitor.close();
     }
-    await this.hub.close();
     await this.control?.close();
     await this.transport.close();
     this.log.info('tandem daemon stopped (modules left as they are)');
@@ -227,6 +225,12 @@ export class Daemon {
     return { node: this.self, pid: process.pid, heartbeats: this.transport.stats(), modules };
   }
 
+  /** Replication status answered by replication hosts is fetched first (at most STATUS_REFRESH_MS). */
+  private async refreshReplication(module?: string): Promise<void> {
+    const drivers = module ? [this.drivers.get(module)].filter((d) => d !== undefined) : [...this.drivers.values()];
+    await Promise.all(drivers.map((d) => d.d.replicator.refresh(STATUS_REFRESH_MS)));
+  }
+
   private moduleLog(name: string): Logger {
     let l = this.moduleLogs.get(name);
     if (!l) {
@@ -240,6 +244,7 @@ export class Daemon {
     let cfg: MirrorModuleConfig;
     try {
       cfg = loadModule(this.home, name, this.cluster);
+      this.checkPort(cfg);
     } catch (e) {
       this.broken.set(name, (e as Error).message);
       this.log.error(`module ${name}: ${(e as Error).message}`);
@@ -248,9 +253,10 @@ export class Daemon {
     this.broken.delete(name);
     let drvRef: ModuleDriver | null = null;
     const replicator = this.platform.replicator({
-      cfg, cluster: this.cluster, self: this.self, home: this.home, key: this.key, log: this.moduleLog(name), hub: this.hub,
+      cfg, cluster: this.cluster, self: this.self, home: this.home, key: this.key, log: this.moduleLog(name),
       replicationFailed: (reason) => drvRef?.post({ kind: 'replication-failed', reason }),
       copyBehind: (reason) => drvRef?.post({ kind: 'copy-behind', reason }),
+      filesLost: (reason) => drvRef?.post({ kind: 'files-lost', reason }),
     });
     const monitor = await this.platform.monitor({
       cfg, home: this.home, self: this.self, log: this.moduleLog(name),
@@ -265,8 +271,13 @@ export class Daemon {
     });
     drvRef = drv;
     this.drivers.set(name, drv);
-    await this.hub.refresh();
     return drv;
+  }
+
+  /** A module's `<rfs port>` must not be another loaded module's (both replication hosts would bind it). */
+  private checkPort(cfg: MirrorModuleConfig): void {
+    const e = rfsPortConflict(cfg, [...this.drivers.values()].map((d) => d.d.config));
+    if (e) throw e;
   }
 
   /** Module `m`'s state on `node` (null: this node): from its driver here, or from the peer's heartbeats for it. */
@@ -291,6 +302,7 @@ export class Daemon {
       case 'ping':
         return { node: this.self, pid: process.pid };
       case 'status':
+        await this.refreshReplication(req.module);
         return this.status(req.module);
       case 'admin': {
         const verb = String(req.args?.verb ?? '');
@@ -333,6 +345,7 @@ export class Daemon {
   private async reconfigure(name: string | undefined): Promise<{ module: string; applied: string }> {
     if (!name) throw new UserError('config needs a module: add -m <module>.');
     const cfg = loadModule(this.home, name, this.cluster);
+    this.checkPort(cfg);
     const old = this.drivers.get(name);
     if (!old) {
       const drv = await this.load(name);
@@ -369,8 +382,6 @@ export class Daemon {
       await d.d.replicator.close();
       await d.d.monitor.close();
     }
-    this.hub.unregister(name);
-    await this.hub.refresh();
     this.drivers.delete(name);
     this.broken.delete(name);
     return { module: name };

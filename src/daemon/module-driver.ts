@@ -18,7 +18,7 @@ import type { VipAdapter } from '../platform/vip/types.js';
 import type { WitnessChecker } from '../platform/witness/types.js';
 import { moduleRules } from '../engine/rules/index.js';
 import type { ModuleMonitor } from './monitor.js';
-import type { Replicator, ReintegrationProgress } from '../replication/types.js';
+import type { FilesRole, ReattachedFiles, Replicator, ReintegrationProgress } from '../replication/types.js';
 import { genId } from '../engine/mirror/generation.js';
 import { loadState, saveState } from './state-store.js';
 import type { Logger } from './logger.js';
@@ -108,25 +108,41 @@ export class ModuleDriver {
     const marker = await fs.readFile(homePaths.runMarker(this.d.home, this.name), 'utf8').catch(() => null);
     const recorded = marker?.trim().split(/\s+/)[0];
     let reattach = recorded && ['WAIT', 'ALONE', 'PRIM', 'SECOND'].includes(recorded) ? (recorded as ModState) : null;
-    if (reattach && isRunning(reattach) && this.d.config.rfs) {
-      // The interception of the replicated directories ran in the daemon that died: the application now works on a
-      // dead mount. Nothing can be reattached; stop it as after a crash, and decide afresh (the peer takes over).
-      this.d.log.error(`the daemon restarted while ${this.name} was ${reattach}: its replicated directories were served by the ` +
-        'previous daemon, so the application is stopped (stop_prim force) and the module starts again as after a crash');
-      await this.d.scripts.run({
-        module: this.name, script: 'stop_prim', args: [reattach, 'STOP', 'force'], timeoutMs: this.d.config.user.forcestoptimeoutMs,
-        env: this.scriptEnv(),
-      }).catch((e: Error) => this.d.log.error(`stop_prim force: ${e.message}`));
-      for (const v of this.d.config.vips) await this.d.vip.release(v.addr).catch((e: Error) => this.d.log.error(`releasing ${v.addr}: ${e.message}`));
-      await fs.rm(homePaths.runMarker(this.d.home, this.name), { force: true });
-      reattach = null;
+    let held: ReattachedFiles | null = null;
+    if (this.d.config.rfs) {
+      held = await this.d.replicator.reattach().catch((e: Error) => {
+        this.d.log.error(`reattaching the replication host of ${this.name}: ${e.message}`);
+        return null;
+      });
+      const expected: FilesRole = reattach && isRunning(reattach) ? 'primary' : reattach === 'SECOND' ? 'secondary' : 'off';
+      if (held && held.role !== expected) {
+        if (held.role !== 'off') this.d.log.warn(`the replication host of ${this.name} serves the ${held.role} layout while the module was ${reattach ?? 'not running'}: that layout is left`);
+        held = null;
+      }
+      if (!held && reattach && isRunning(reattach)) {
+        // Nothing serves the replicated directories any more (their host died with or after the daemon): the
+        // application works on a dead mount. Stop it as after a crash, and decide afresh (the peer takes over).
+        this.d.log.error(`the daemon restarted while ${this.name} was ${reattach} and its replicated directories are no longer served ` +
+          '(the replication host is gone): the application is stopped (stop_prim force) and the module starts again as after a crash');
+        await this.d.scripts.run({
+          module: this.name, script: 'stop_prim', args: ['force', reattach, 'STOP', 'stop'], timeoutMs: this.d.config.user.forcestoptimeoutMs,
+          env: this.scriptEnv(),
+        }).catch((e: Error) => this.d.log.error(`stop_prim force: ${e.message}`));
+        for (const v of this.d.config.vips) await this.d.vip.release(v.addr).catch((e: Error) => this.d.log.error(`releasing ${v.addr}: ${e.message}`));
+        await fs.rm(homePaths.runMarker(this.d.home, this.name), { force: true });
+        reattach = null;
+      }
+      // leftovers of a dead server (a dead FUSE mount answers ENOTCONN even to prestart's mkdir): removed first
+      if (!held) await this.d.replicator.setRole('off').catch((e: Error) => this.d.log.error(`cleaning up the replicated directories: ${e.message}`));
+      else this.d.log.info(`reattached to the replication host of ${this.name} (pid ${held.pid}, ${held.role} layout): the application keeps its mount`);
     }
-    // leftovers of a previous daemon (a dead FUSE mount answers ENOTCONN even to prestart's mkdir): removed first
-    if (this.d.config.rfs) await this.d.replicator.setRole('off').catch((e: Error) => this.d.log.error(`cleaning up the replicated directories: ${e.message}`));
     if (reattach) {
       for (const v of this.d.config.vips) if (await this.d.vip.holds(v.addr)) this.vipsHeld.add(v.addr);
     }
     this.post({ kind: 'boot', mono: this.d.clock.mono(), wall: this.d.clock.wall(), reattach });
+    // what the host held while no daemon was attached: after `boot`, so that the engine is in the reattached state
+    if (held?.failed) this.post({ kind: 'replication-failed', reason: held.failed });
+    if (held?.behind) this.post({ kind: 'copy-behind', reason: held.behind });
   }
 
   post(e: MirrorEvent) {

@@ -5,6 +5,10 @@ import type { FilesRole, ReintegrateRequest, ReintegrationProgress, ReplicationD
  * and reintegration has nothing to transfer.
  */
 export class NoFilesReplicator implements Replicator {
+  async reattach(): Promise<null> {
+    return null;
+  }
+  async refresh(_timeoutMs: number): Promise<void> {}
   async setRole(_role: FilesRole): Promise<void> {}
   direct(_d: ReplicationDirective): void {}
   async reintegrate(req: ReintegrateRequest): Promise<void> {

@@ -27,9 +27,21 @@ export type { PrimaryFiles, ReplicationDirective };
  *   `copyBehind` callback: the engine persists that its copy is incomplete.
  */
 export interface Replicator {
+  /**
+   * Daemon start, before the engine's `boot`: attaches to what an earlier daemon left serving the replicated
+   * directories (the module's replication host, src/replication/host/) and says which layout they are in, and what
+   * it held for the engine while no daemon was attached (the caller posts those after `boot`). null: nothing was
+   * left serving (then `setRole('off')` removes the leftovers).
+   */
+  reattach(): Promise<ReattachedFiles | null>;
   setRole(role: FilesRole, primary?: PrimaryFiles): Promise<void>;
   direct(d: ReplicationDirective): void;
   reintegrate(req: ReintegrateRequest): Promise<void>;
+  /**
+   * Brings `progress`, `alarm` and `status` up to date when they are answered from another process (a round trip,
+   * bounded by `timeoutMs`; on timeout they keep what they had). Never rejects.
+   */
+  refresh(timeoutMs: number): Promise<void>;
   /** progress of a running reintegration, for `tandem status` */
   progress(): ReintegrationProgress | null;
   /** a standing problem to show as an alarm in `tandem status`, or null */
@@ -41,6 +53,16 @@ export interface Replicator {
 }
 
 export type FilesRole = 'primary' | 'secondary' | 'off';
+
+export interface ReattachedFiles {
+  role: FilesRole;
+  /** pid of the process that serves them */
+  pid: number;
+  /** a write that could not be replicated and waits for the engine's new generation (post `replication-failed`) */
+  failed: string | null;
+  /** a change the SECOND acknowledged and could not apply (post `copy-behind`) */
+  behind: string | null;
+}
 
 export interface ReintegrateRequest {
   module: string;

@@ -15,7 +15,8 @@ import { digestDiff, treeDigest } from '../../src/lab/tree-digest.js';
 // the test writes into the replicated directory from inside the node, as an application would):
 // - split brain: both nodes ALONE and writing; after the heal the loser keeps its divergent files in quarantine;
 // - disk full on the SECOND: the write it cannot take is never acknowledged as replicated: the PRIM goes ALONE on a
-//   new generation before the application's fsync returns.
+//   new generation before the application's fsync returns;
+// - the PRIM's daemon killed and restarted after the heartbeat timeout.
 
 const M = APPENDER_MODULE;
 const logOf = (l: Lab, n: string) => moduleLogOf(l, n, M);
@@ -185,7 +186,10 @@ labTest('reintegration interrupted (replication LAN cut) resumes: the second att
   assert.is(d1!.digest, d2!.digest, 'copies identical');
 });
 
-labTest('daemon killed under a replicating PRIM: the application is stopped, the SECOND takes over, no acknowledged record lost', async (l) => {
+// With a heartbeat timeout (1 s) shorter than a daemon start, the SECOND sees its peer lost while node1's daemon is
+// down, although node1's replication host keeps the application served (test/lab/daemon-restart.test.ts is the case
+// within the timeout): whatever the two sides then decide, nothing acknowledged is lost.
+labTest('daemon killed under a replicating PRIM, back after the heartbeat timeout: it reattaches to its host; PRIM/SECOND again, no acknowledged record lost', async (l) => {
   await startPair(l, 'node1', 'node2', 60_000, M);
   const rec = new AppendRecorder(l);
   recorder = rec;
@@ -207,7 +211,7 @@ labTest('daemon killed under a replicating PRIM: the application is stopped, the
   const v = rec.verify(prim);
   console.log(`  ${prim} PRIM after node1's daemon was killed: ${s.acknowledged.length} acknowledged, ${v.missing.length} missing`);
   assert.equal(v.missing, [], `every acknowledged record is on ${prim}`);
-  assert.ok(/application is stopped \(stop_prim force\)/.test(logOf(l, 'node1')), 'node1 says why it did not reattach');
+  assert.ok(/reattached to the replication host of appender \(pid \d+, primary layout\)/.test(logOf(l, 'node1')), 'node1 reattached to its replication host');
 });
 
 test.run();

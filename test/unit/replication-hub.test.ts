@@ -13,12 +13,12 @@ import { waitFor } from './wait-for.js';
 
 const KEY = generateKey();
 
-function moduleCfg(name: string, lans: string[]): MirrorModuleConfig {
+function moduleCfg(name: string, lans: string[], port = 4800): MirrorModuleConfig {
   return {
     name, mode: 'mirror', defaultprim: 'alone', failover: true,
     heart: { pulseMs: 500, timeoutMs: 5000, lans },
     vips: [],
-    rfs: { async: 'second', syncdeltaMs: 0, replicated: [{ dir: `/srv/${name}`, mode: 'read_write', notreplicated: [] }] },
+    rfs: { async: 'second', syncdeltaMs: 0, port, replicated: [{ dir: `/srv/${name}`, mode: 'read_write', notreplicated: [] }] },
     splitbrain: null,
     user: { nicestoptimeoutMs: 30_000, forcestoptimeoutMs: 30_000, vars: {} },
     maxloop: 3, loopIntervalMs: 86_400_000, errd: null, checkers: [], rules: null,
@@ -117,10 +117,10 @@ async function withNet(fn: (n: Net) => Promise<void>): Promise<void> {
   const b = hub(c, 'n2');
   const accepted: Record<string, Channel[]> = { alpha: [], beta: [] };
   const opened: Channel[] = [];
-  b.register(moduleCfg('alpha', ['hb']), (ch) => { accepted.alpha!.push(ch); opened.push(ch); });
-  b.register(moduleCfg('beta', ['hb']), (ch) => { accepted.beta!.push(ch); opened.push(ch); });
+  b.register(moduleCfg('alpha', ['hb'], port), (ch) => { accepted.alpha!.push(ch); opened.push(ch); });
+  b.register(moduleCfg('beta', ['hb'], port), (ch) => { accepted.beta!.push(ch); opened.push(ch); });
   const connect = async (module: string) => {
-    const e = a.endpoint(moduleCfg(module, ['hb']), 'n2');
+    const e = a.endpoint(moduleCfg(module, ['hb'], port), 'n2');
     const ch = await connectChannel({ host: e.host, port: e.port, localAddress: e.localAddress, self: 'n1', peer: 'n2', module, key: KEY, timeoutMs: 3000 });
     opened.push(ch);
     return ch;
@@ -185,7 +185,7 @@ test('listener: refresh() after another module registered returns and serves it 
   await n.b.close();
   const b = hub(c, 'n2');
   const accepted: Channel[] = [];
-  b.register(moduleCfg('alpha', ['hb']), (ch) => { accepted.push(ch); n.opened.push(ch); });
+  b.register(moduleCfg('alpha', ['hb'], port), (ch) => { accepted.push(ch); n.opened.push(ch); });
   let refreshing: Promise<void> = Promise.resolve();
   try {
     await b.start();
@@ -194,7 +194,7 @@ test('listener: refresh() after another module registered returns and serves it 
     // a module loaded later on the same LAN (daemon load → hub.refresh): the listener is re-bound with both modules.
     // Today refresh() waits in Listener.close() until alpha's channel ends (see the close() test above), and the
     // port is not listened on meanwhile.
-    b.register(moduleCfg('gamma', ['hb']), (ch) => { accepted.push(ch); n.opened.push(ch); });
+    b.register(moduleCfg('gamma', ['hb'], port), (ch) => { accepted.push(ch); n.opened.push(ch); });
     refreshing = b.refresh();
     assert.is(await within(refreshing, 2000, 'refresh()'), undefined);
     await n.connect('gamma');
@@ -206,5 +206,45 @@ test('listener: refresh() after another module registered returns and serves it 
     await within(b.close(), 3000, 'cleanup: hub close');
   }
 }));
+
+test('listener: modules with different <rfs port>s get a listener each (as each replication host runs its own hub)', async () => {
+  const port = randomPort();
+  const c = loopCluster(port);
+  const a = hub(c, 'n1');
+  const b = hub(c, 'n2');
+  const got: string[] = [];
+  const opened: Channel[] = [];
+  b.register(moduleCfg('alpha', ['hb'], port), (ch) => { got.push(`alpha@${port}`); opened.push(ch); });
+  b.register(moduleCfg('beta', ['hb'], port + 1), (ch) => { got.push(`beta@${port + 1}`); opened.push(ch); });
+  try {
+    await b.start();
+    assert.is(await canListen(N2, port), false);
+    assert.is(await canListen(N2, port + 1), false);
+    for (const [m, p] of [['alpha', port], ['beta', port + 1]] as const) {
+      const e = a.endpoint(moduleCfg(m, ['hb'], p), 'n2');
+      assert.is(e.port, p, `${m}'s endpoint is its own port`);
+      opened.push(await connectChannel({ host: e.host, port: e.port, localAddress: e.localAddress, self: 'n1', peer: 'n2', module: m, key: KEY, timeoutMs: 3000 }));
+    }
+    await waitFor(() => got.length === 2, 3000, 'both accepted');
+    assert.equal(got.sort(), [`alpha@${port}`, `beta@${port + 1}`]);
+    b.unregister('beta');
+    await b.refresh();
+    assert.ok(await canListen(N2, port + 1), "beta's port is freed once it is unregistered");
+  } finally {
+    for (const ch of opened) ch.close();
+    await within(b.close(), 3000, 'cleanup: hub close');
+    await a.close();
+  }
+});
+
+test('endpoint of a module without <rfs> is a bug (no replication port)', () => {
+  const c = loopCluster(4800);
+  try {
+    hub(c, 'n1').endpoint({ ...moduleCfg('x', ['hb']), rfs: null }, 'n2');
+    assert.unreachable('expected a BugError');
+  } catch (e) {
+    assert.match((e as Error).message, /module x has no <rfs>: no replication port/);
+  }
+});
 
 test.run();

@@ -25,7 +25,7 @@ function moduleCfg(dir: string): MirrorModuleConfig {
     name: 'db', mode: 'mirror', defaultprim: 'alone', failover: true,
     heart: { pulseMs: 500, timeoutMs: 5000, lans: ['default'] },
     vips: [],
-    rfs: { async: 'second', syncdeltaMs: 0, replicated: [{ dir, mode: 'read_write', notreplicated: [] }] },
+    rfs: { async: 'second', syncdeltaMs: 0, port: 4900, replicated: [{ dir, mode: 'read_write', notreplicated: [] }] },
     splitbrain: null,
     user: { nicestoptimeoutMs: 30_000, forcestoptimeoutMs: 30_000, vars: {} },
     maxloop: 3, loopIntervalMs: 86_400_000, errd: null, checkers: [], rules: null,

@@ -43,7 +43,7 @@ export function initialState(a: {
     retryAt: null, witnessAt: null, lanHeard: Object.fromEntries(a.cfg.lans.map((l) => [l, null])), peerBeacon: null, peerUp: false,
     peerUpSince: null, peerReplicaOf: null, swapRequest: false, yielding: false, pending: null, queued: [], nextId: 1, alarms: [],
     syncPersistedAt: 0, lastNote: null, resources: initialResources(a.cfg, 0), phase: 'off', decision: null, ruleHold: null,
-    ruleWait: null, replicationFailed: null,
+    ruleWait: null, replicationFailed: null, filesLost: null,
   };
 }
 
@@ -159,6 +159,12 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
         t.s.replicationFailed = e.reason;
       }
       break;
+    case 'files-lost':
+      if (running(t.s.state) || t.s.state === 'SECOND') {
+        if (t.s.filesLost === null) t.log('error', `${e.reason}: ${t.s.module} is stopped here (forced) and started again`);
+        t.s.filesLost = e.reason;
+      }
+      break;
     case 'copy-behind':
       if (t.s.state === 'SECOND' && t.s.p.consistent) {
         t.persist({ consistent: false });
@@ -193,6 +199,7 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
   announceMonitoring(t, prev);
   announceFollowing(t, prev);
   if (!running(t.s.state)) t.s.replicationFailed = null; // out of the primary role, an unreplicated write is moot
+  if (!running(t.s.state) && t.s.state !== 'SECOND') t.s.filesLost = null; // out of every layout: nothing left to lose
   // One place records the state for a daemon restart, whichever transition changed it.
   if (t.s.state !== prev.state) t.actions.push({ kind: 'run-marker', state: t.s.state === 'STOP' ? null : t.s.state });
   return t.result();
@@ -867,7 +874,7 @@ function act(t: Tx, d: Decision) {
  * Stop the module here and start it again: a ready SECOND that can run the application takes over meanwhile and
  * this node rejoins as SECOND; without one it comes back as it was (a sole node keeps `cleanSole`).
  */
-function stopStart(t: Tx, reason: string) {
+function stopStart(t: Tx, reason: string, force = false) {
   const { s } = t;
   const from = s.state;
   const pb = seenPeer(s);
@@ -875,9 +882,9 @@ function stopStart(t: Tx, reason: string) {
   if (sole) t.persist({ cleanSole: true });
   t.log('warn', `${reason}: stopping ${s.module} here, then starting it again`);
   const steps: Step[] = [];
-  if (running(from)) steps.push(script('stop_prim', from, 'WAIT', 'stopstart'), FILES_OFF);
+  if (running(from)) steps.push(script('stop_prim', from, 'WAIT', 'stopstart', force), FILES_OFF);
   if (s.cfg.hasVip) steps.push({ kind: 'release-vips' });
-  if (from === 'SECOND') steps.push(script('stop_second', from, 'WAIT', 'stopstart'), FILES_OFF);
+  if (from === 'SECOND') steps.push(script('stop_second', from, 'WAIT', 'stopstart', force), FILES_OFF);
   steps.push(script('poststop', from, 'WAIT', 'stopstart'));
   s.ready = false;
   s.swapRequest = false;
@@ -888,6 +895,13 @@ function stopStart(t: Tx, reason: string) {
 
 function decide(t: Tx) {
   const { s } = t;
+  if (s.filesLost !== null) {
+    const reason = s.filesLost;
+    s.filesLost = null;
+    s.reattach = false;
+    s.joinDeadline = null;
+    return stopStart(t, reason, true);
+  }
   if (s.reattach) return decideReattach(t);
   if (s.ruleWait && s.state === 'WAIT') return; // a rule's wait() holds: nothing runs here until it clears
   switch (s.state) {

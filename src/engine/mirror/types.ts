@@ -243,6 +243,11 @@ export interface MirrorState {
    * no plan runs. The replicator reports a failure once; the engine keeps it until it acted.
    */
   replicationFailed: string | null;
+  /**
+   * The replicated directories' server died (`files-lost`) while the module ran or was SECOND here: the module is
+   * stopped (forced) and started again as soon as no plan runs.
+   */
+  filesLost: string | null;
 }
 
 // ───────────────────────────── events ─────────────────────────────
@@ -276,6 +281,13 @@ export type MirrorEvent =
    * anything else, so this copy is never promoted until a reintegration brings it up to date.
    */
   | { kind: 'copy-behind'; reason: string }
+  /**
+   * The process that serves the replicated directories (the module's replication host) died while they were in the
+   * primary or secondary layout: the application works on a dead mount (PRIM/ALONE) or the copy receives nothing
+   * (SECOND). A local failure: the module is stopped here with the forced stop scripts, its layout and VIP
+   * cleaned up, and started again (a ready SECOND takes over meanwhile; see `stopStart`).
+   */
+  | { kind: 'files-lost'; reason: string }
   /**
    * The reintegration of plan `id` is about to change the local copy (it reached its source, which runs the module
    * on the expected generation). The engine persists `consistent: false` and answers `copy-may-begin`; until then

@@ -1,14 +1,15 @@
 import type { ClusterConfig, MirrorModuleConfig } from '../../config/types.js';
-import { UserError } from '../../errors.js';
+import { BugError, UserError } from '../../errors.js';
 import { listenChannels, type Channel, type Listener } from '../stream/channel.js';
 
 /**
- * The daemon's replication listeners: one TCP listener per LAN that carries replication, on this node's address
- * there and the cluster port (`<lans port>`, the heartbeats' UDP port number), shared by every module with `<rfs>`.
- * Authenticated channels are routed to the module's replicator by the module name of the handshake.
+ * Replication listeners: one TCP listener per (LAN, `<rfs port>`) that carries replication, on this node's address
+ * there, shared by the modules registered on it. Authenticated channels are routed to the module's replicator by the
+ * module name of the handshake. Each module's replication host (src/replication/host/) runs a hub of its own with
+ * only its module, so that its listener outlives the daemon.
  */
 export class ReplicationHub {
-  private routes = new Map<string, { lan: string; accept: (ch: Channel) => void }>();
+  private routes = new Map<string, { lan: string; port: number; accept: (ch: Channel) => void }>();
   private listeners = new Map<string, { modules: string; listener: Listener }>();
   private started = false;
 
@@ -27,11 +28,11 @@ export class ReplicationHub {
     if (!lan || !host || !localAddress) {
       throw new UserError(`module ${cfg.name} replicates on LAN ${ReplicationHub.lanOf(cfg)}, which cluster.xml does not define for ${this.o.self} and ${peer}. Add it to cluster.xml or list another <heartbeat name>.`);
     }
-    return { host, port: this.o.cluster.port, localAddress };
+    return { host, port: portOf(cfg), localAddress };
   }
 
   register(cfg: MirrorModuleConfig, accept: (ch: Channel) => void): void {
-    this.routes.set(cfg.name, { lan: ReplicationHub.lanOf(cfg), accept });
+    this.routes.set(cfg.name, { lan: ReplicationHub.lanOf(cfg), port: portOf(cfg), accept });
   }
 
   /** The module was unloaded: its channels are refused from the next `refresh()`. */
@@ -48,21 +49,22 @@ export class ReplicationHub {
   /** After a module was (re)loaded: (re)binds the listeners whose set of modules changed. */
   async refresh(): Promise<void> {
     if (!this.started) return;
-    const lans = new Set([...this.routes.values()].map((r) => r.lan));
-    for (const [name, l] of [...this.listeners]) {
-      if (lans.has(name)) continue;
+    const keyOf = (r: { lan: string; port: number }) => `${r.lan}:${r.port}`;
+    const wanted = new Map([...this.routes.values()].map((r) => [keyOf(r), r]));
+    for (const [k, l] of [...this.listeners]) {
+      if (wanted.has(k)) continue;
       await l.listener.close();
-      this.listeners.delete(name);
+      this.listeners.delete(k);
     }
-    for (const name of lans) {
+    for (const [k, { lan: name, port }] of wanted) {
       const lan = this.o.cluster.lans.find((l) => l.name === name)!;
       const me = lan.nodes.find((n) => n.name === this.o.self)!;
-      const modules = [...this.routes].filter(([, r]) => r.lan === name).map(([m]) => m).sort();
-      const had = this.listeners.get(name);
+      const modules = [...this.routes].filter(([, r]) => keyOf(r) === k).map(([m]) => m).sort();
+      const had = this.listeners.get(k);
       if (had?.modules === modules.join(' ')) continue;
       await had?.listener.close();
-      this.listeners.set(name, { modules: modules.join(' '), listener: await listenChannels({
-        host: me.addr, port: this.o.cluster.port, self: this.o.self, key: this.o.key, modules,
+      this.listeners.set(k, { modules: modules.join(' '), listener: await listenChannels({
+        host: me.addr, port, self: this.o.self, key: this.o.key, modules,
         allowedPeers: lan.nodes.filter((n) => n.name !== this.o.self).map((n) => ({ name: n.name, addr: n.addr })),
         log: this.o.log,
         onChannel: (ch) => {
@@ -78,4 +80,9 @@ export class ReplicationHub {
     for (const l of this.listeners.values()) await l.listener.close();
     this.listeners.clear();
   }
+}
+
+function portOf(cfg: MirrorModuleConfig): number {
+  if (!cfg.rfs) throw new BugError(`module ${cfg.name} has no <rfs>: no replication port`);
+  return cfg.rfs.port;
 }

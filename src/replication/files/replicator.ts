@@ -105,6 +105,14 @@ export class FileReplicator implements Replicator {
 
   // ───────────────────────────── Replicator ─────────────────────────────
 
+  /** In-process: nothing outlives the process that built it. */
+  async reattach(): Promise<null> {
+    return null;
+  }
+
+  /** In-process: always up to date. */
+  async refresh(_timeoutMs: number): Promise<void> {}
+
   setRole(role: FilesRole, primary?: PrimaryFiles): Promise<void> {
     const next = this.roleChain.then(() => this.changeRole(role, primary));
     this.roleChain = next.catch(() => {});
@@ -167,13 +175,13 @@ export class FileReplicator implements Replicator {
     return { role: this.role, mode, dirs: this.dirs.map((d) => d.dir), quarantines: this.target.quarantineList, lastReintegration: last };
   }
 
-  /** Daemon shutdown: the layout cannot outlive this process (the FUSE server runs in it). */
+  /** End of the process that serves the layout (the replication host): the layout cannot outlive it. */
   async close(): Promise<void> {
-    if (this.role !== 'off') this.o.log.warn(`daemon stopping: the replicated directories of ${this.o.module} leave the ${this.role} layout`);
+    if (this.role !== 'off') this.o.log.warn(`the replicated directories of ${this.o.module} leave the ${this.role} layout`);
     await this.setRole('off').catch((e: Error) => this.o.log.error(`leaving the layout: ${e.message}`));
   }
 
-  /** A replication channel the peer opened to this node (the daemon's listener routes it here). */
+  /** A replication channel the peer opened to this node (the host's listener routes it here). */
   accept(ch: Channel): void {
     const ctl = new CtlPeer(ch, this.liveness());
     ctl.serve((b) => this.source.handle(ctl, b));

@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseClusterXml } from '../../../src/config/cluster.js';
-import { parseUserconfig, validateModuleName } from '../../../src/config/userconfig.js';
+import { parseUserconfig, rfsDefaultPort, rfsPortConflict, validateModuleName } from '../../../src/config/userconfig.js';
+import { UserError } from '../../../src/errors.js';
 import { throwsUserError } from './assert-user-error.js';
 
 const CLUSTER = parseClusterXml(`<cluster><lans>
@@ -49,6 +50,7 @@ test('parses the full vocabulary into the exact object', () => {
     rfs: {
       async: 'none',
       syncdeltaMs: 300_000,
+      port: rfsDefaultPort(4800, 'demo'),
       replicated: [
         { dir: '/srv/demo/data', mode: 'read_write', notreplicated: [{ path: 'tmp' }, { regexpath: '\\.log$' }, { regexpath: '!^keep/' }] },
         { dir: '/srv/demo/conf', mode: 'read_only', notreplicated: [] },
@@ -88,7 +90,7 @@ test('section defaults: empty <heart>, <rfs> defaults, <splitbrain> in <check>, 
 <check><splitbrain arg="192.0.2.1"/></check>
 <user/>`, 'mode="mirror" defaultprim="alone" failover="on"'));
   assert.equal(m.heart, { pulseMs: 500, timeoutMs: 5000, lans: ['default', 'replication'] });
-  assert.equal(m.rfs, { async: 'none', syncdeltaMs: 0, replicated: [{ dir: '/data', mode: 'read_write', notreplicated: [] }] });
+  assert.equal(m.rfs, { async: 'none', syncdeltaMs: 0, port: rfsDefaultPort(4800, 'demo'), replicated: [{ dir: '/data', mode: 'read_write', notreplicated: [] }] });
   assert.equal(m.splitbrain, { ident: 'splitbrain', exec: 'ping', witnesses: ['192.0.2.1'] });
   assert.equal(m.user, { nicestoptimeoutMs: 300_000, forcestoptimeoutMs: 300_000, vars: {} });
   assert.is(m.defaultprim, 'alone');
@@ -205,7 +207,11 @@ function rfs(replicated: string, rfsAttrs = ''): string {
 test('rfs: attributes', () => {
   throwsUserError(() => parse(rfs('<replicated dir="/d"/>', ' async="yes"')), 'userconfig.xml line 3', 'async="yes"', 'second', 'none');
   throwsUserError(() => parse(rfs('<replicated dir="/d"/>', ' syncdelta="10"')), 'userconfig.xml line 3: <rfs syncdelta="10">', 'has no unit');
-  throwsUserError(() => parse(rfs('<replicated dir="/d"/>', ' acl="on"')), 'userconfig.xml line 3', 'rfs has attribute "acl"', 'supported: async, syncdelta');
+  throwsUserError(() => parse(rfs('<replicated dir="/d"/>', ' acl="on"')), 'userconfig.xml line 3', 'rfs has attribute "acl"', 'supported: async, syncdelta, port');
+  for (const bad of ['0', '65536', '-1', '48x', '', '1e3']) {
+    throwsUserError(() => parse(rfs('<replicated dir="/d"/>', ` port="${bad}"`)), `userconfig.xml line 3: <rfs port="${bad}"> is not a TCP port`, 'from 1 to 65535', `default ${rfsDefaultPort(4800, 'demo')}`);
+  }
+  assert.is(parse(rfs('<replicated dir="/d"/>', ' port="6001"')).rfs!.port, 6001);
   throwsUserError(() => parse(svc('<rfs/>')), 'userconfig.xml line 3', '<rfs> has no <replicated>');
   throwsUserError(() => parse(rfs('<replicated dir="/d">\n<tocheck path="x"/>\n</replicated>')), 'userconfig.xml line 5', 'element <tocheck>', 'supported: <notreplicated>');
 });
@@ -286,3 +292,26 @@ test('user: timeouts and vars', () => {
 });
 
 test.run();
+
+test('rfs port: the default is derived from <lans port> and the module name, the same on every node', () => {
+  const d = rfsDefaultPort(4800, 'demo');
+  assert.ok(d > 4800 && d <= 5800, `${d} within <lans port> + 1 … + 1000`);
+  assert.is(rfsDefaultPort(4800, 'demo'), d, 'deterministic');
+  assert.is.not(rfsDefaultPort(4800, 'appender'), rfsDefaultPort(4800, 'postgres'), 'two example modules differ');
+  const high = rfsDefaultPort(65000, 'demo');
+  assert.ok(high >= 64000 && high < 65000, `below <lans port> when above would pass 65535 (${high})`);
+});
+
+test('rfs port: two loaded modules on the same port are a UserError naming both and what to do', () => {
+  const a = parse(rfs('<replicated dir="/a"/>', ' port="6001"'));
+  const b = { ...parseUserconfig(rfs('<replicated dir="/b"/>', ' port="6001"'), 'other', CLUSTER) };
+  const c = parseUserconfig(rfs('<replicated dir="/c"/>', ' port="6002"'), 'third', CLUSTER);
+  const noRfs = parseUserconfig(svc(''), 'plain', CLUSTER);
+  const e = rfsPortConflict(b, [a, c, noRfs]);
+  assert.instance(e, UserError);
+  assert.match(e!.message, /module other: its replication port 6001 is also module demo's/);
+  assert.match(e!.message, /Set <rfs port="…">/);
+  assert.is(rfsPortConflict(c, [a, b, noRfs]), null);
+  assert.is(rfsPortConflict(a, [a]), null, 'a module does not conflict with itself (reload)');
+  assert.is(rfsPortConflict(noRfs, [a, b]), null);
+});

@@ -8,7 +8,9 @@
  * - ACTIVITY LOG (`state/<module>.files/activity/<dir index>/`, fuse/activity-log.ts): the files the primary changed
  *   in place since the last point known to be on both nodes, each made durable before its change. After a crash
  *   every one of them is block-compared: an in-place overwrite made durable by fdatasync keeps its old size and
- *   mtime, which a comparison would otherwise trust.
+ *   mtime, which a comparison would otherwise trust. The SECOND keeps one too (same directory, `AppliedActivityLog`):
+ *   the files its applier changed in place since the last syncfs of its copy, whose data a power loss may drop while
+ *   their size and mtime survive.
  *
  * Sync points: while live, `SyncPoints` moves each log's epoch on every ROTATE_MS and, once a barrier sent through
  * the stream after that (a syncfs on the SECOND) came back, forgets the epochs two behind. A clean exit forgets all.
@@ -17,7 +19,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { writeDurably } from '../../daemon/state-store.js';
 import type { Cancel, Clock } from '../../platform/clock/types.js';
-import { ActivityLog, lastEpoch, loggedPaths, newEpochCounter } from '../fuse/activity-log.js';
+import { ActivityLog, AppliedActivityLog, lastEpoch, loggedPaths, newEpochCounter } from '../fuse/activity-log.js';
 
 export const ROTATE_MS = 30_000;
 
@@ -70,6 +72,11 @@ export class CrashMarkers {
       this.logs.push(new ActivityLog(dir, newEpochCounter((await lastEpoch(dir)) + 1)));
     }
     return this.logs;
+  }
+
+  /** The SECOND's activity logs, one per replicated dir (by index), for the applier of a live stream. */
+  appliedActivity(): AppliedActivityLog[] {
+    return Array.from({ length: this.dirs }, (_, i) => new AppliedActivityLog(this.activityDir(i)));
   }
 
   /** The paths of dir `i` that may hold changes the peer never got (every epoch on disk). */

@@ -87,8 +87,11 @@ export class SecondaryStream {
 
   /** Starts applying the live stream on `ch`; resolves once the primary's hello of generation `gen` was accepted. */
   start(ch: Channel, gen: string): Promise<void> {
+    const logs = this.o.markers.appliedActivity();
+    const byDir = new Map(this.o.dirs.map((d, i) => [d.dir, logs[i]!]));
     const applier = new Applier({
       dirs: this.o.dirs.map((d, i) => ({ dir: d.dir, root: this.backings[i]!, filter: compileFilter(d.notreplicated) })),
+      activity: (dir) => byDir.get(dir) ?? null,
     });
     let accepted!: () => void;
     const ok = new Promise<void>((r) => (accepted = r));
@@ -109,6 +112,7 @@ export class SecondaryStream {
       if (this.receiver === rx) this.receiver = null;
       const failed = applier.failed;
       await applier.close();
+      for (const l of logs) await l.close();
       this.o.log.warn(`live replication from ${this.o.peer} ended${e ? `: ${e.message}` : ''}${failed ? `; a change failed: ${failed.message}` : ''}`);
       this.feed({ kind: 'stream-ended', failed: failed ? failed.message : null });
       if (!failed) await this.o.markers.clearDirty(backings);

@@ -253,7 +253,8 @@ export class PrimarySink {
     this.syncPoints = new SyncPoints(this.o.clock, this.activity, async () => {
       const sender = this.sender;
       if (!sender || this.st.mode !== 'live') throw new Error('not live');
-      await sender.replicate({ dir: this.o.dirs[0]!.dir, op: 'sync', path: '.', datasync: false, syncfs: true });
+      // every dir: each may be its own filesystem on the SECOND, whose activity log forgets a dir after its syncfs
+      for (const d of this.o.dirs) await sender.replicate({ dir: d.dir, op: 'sync', path: '.', datasync: false, syncfs: true });
     }, (m) => this.o.log.warn(m));
     this.syncPoints.start();
   }

@@ -92,6 +92,64 @@ export class ActivityLog {
   }
 }
 
+/**
+ * The SECOND's activity log of one replicated directory (main thread, asynchronous): the applier notes a file here
+ * before it changes its data in place in the copy. Until the copy's filesystem is synced, a power loss may drop that
+ * change while keeping the file's size and mtime (or the mtime the primary restored), so after a crash every noted
+ * file is block-compared, as on the primary. `durable()` is called once a syncfs of the copy made every change
+ * applied so far durable: the epochs noted until then are forgotten and later notes go to a new one. The applier is
+ * serial, so nothing is noted while a syncfs runs.
+ */
+export class AppliedActivityLog {
+  private epoch = 0;
+  private next = 1;
+  private noted = new Set<string>();
+  private fh: fs.promises.FileHandle | null = null;
+
+  constructor(readonly dir: string) {}
+
+  /** Resolves once `rel` is durable in the current epoch's file; rejects if it cannot be (the change is then not made). */
+  async beforeChange(rel: string): Promise<void> {
+    if (this.fh === null) await this.open();
+    if (this.noted.has(rel)) return;
+    await this.fh!.write(`${JSON.stringify(rel)}\n`);
+    await this.fh!.datasync();
+    this.noted.add(rel);
+  }
+
+  /** Every change applied so far is durable: forget what was noted (this epoch and every earlier one on disk). */
+  async durable(): Promise<void> {
+    const upTo = Math.max(this.epoch, await lastEpoch(this.dir));
+    await this.close();
+    for (const f of await fs.promises.readdir(this.dir).catch(() => [] as string[])) {
+      if (/^\d+$/.test(f) && Number(f) <= upTo) await fs.promises.rm(path.join(this.dir, f), { force: true });
+    }
+    this.next = upTo + 1;
+  }
+
+  async close(): Promise<void> {
+    const fh = this.fh;
+    this.fh = null;
+    this.epoch = 0;
+    this.noted = new Set();
+    await fh?.close().catch(() => {});
+  }
+
+  private async open() {
+    await fs.promises.mkdir(this.dir, { recursive: true });
+    const e = Math.max(this.next, (await lastEpoch(this.dir)) + 1);
+    this.fh = await fs.promises.open(path.join(this.dir, String(e)), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND, 0o600);
+    // the new file's entry in the directory must survive a crash too
+    const d = await fs.promises.open(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+    this.epoch = e;
+  }
+}
+
 /** Every path the log of `dir` names (all epochs): what may hold changes the peer never got. */
 export async function loggedPaths(dir: string): Promise<Set<string>> {
   const out = new Set<string>();

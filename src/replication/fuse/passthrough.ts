@@ -283,6 +283,7 @@ export class Passthrough {
       this.emit(erel, { op: 'chmod', path: rel!, mode });
     }
     if (a.valid & FATTR.SIZE) {
+      beyondMaxFileSize(a.size);
       if (rel !== null) this.beforeChange(rel);
       if (fd !== undefined) fs.ftruncateSync(fd, a.size);
       else fs.truncateSync(bp!, a.size);
@@ -473,6 +474,8 @@ export class Passthrough {
   /** Reads into `out` at `outOff`; returns the byte count. */
   read(fh: number, offset: number, size: number, out: Buffer, outOff: number): number {
     const h = this.file(fh);
+    // past any file's end (the kernel's own answer beyond s_maxbytes): nothing; node:fs refuses such positions
+    if (offset > MAX_FILE_OFFSET) return 0;
     return fs.readSync(h.fd, out, outOff, Math.min(size, out.length - outOff), offset);
   }
 
@@ -480,6 +483,7 @@ export class Passthrough {
   write(fh: number, offset: number, data: Buffer, writeFlags: number, flags: number): number {
     const h = this.file(fh);
     const pos = !this.writeback && flags & C.O_APPEND && !(writeFlags & FUSE_WRITE_CACHE) ? fs.fstatSync(h.fd).size : offset;
+    beyondMaxFileSize(pos + data.length);
     if (this.o.activity) {
       const rel = this.table.pathOf(h.node);
       if (rel !== null) this.beforeChange(rel);
@@ -580,6 +584,7 @@ export class Passthrough {
 
   fallocate(fh: number, offset: number, length: number, mode: number): void {
     const h = this.file(fh);
+    beyondMaxFileSize(offset + length);
     if (!this.o.host) throw new FsError(E.EOPNOTSUPP, 'no host helper for fallocate');
     const rel = this.table.pathOf(h.node);
     if (rel !== null) this.beforeChange(rel);
@@ -881,3 +886,13 @@ function split(seconds: number): [number, number] {
   return [s, Math.round((seconds - s) * 1e9)];
 }
 
+/**
+ * The largest offset node:fs takes exactly (2^53 - 1, 8 PiB): far above what any Linux filesystem stores (ext4:
+ * 16 TiB, xfs and btrfs: 8 EiB in theory, bounded by the same loff_t the kernel hands us as a u64). A size or end
+ * of write beyond it is answered EFBIG, as the backing filesystem answers a size past its own limit.
+ */
+const MAX_FILE_OFFSET = Number.MAX_SAFE_INTEGER;
+
+function beyondMaxFileSize(end: number): void {
+  if (!(end <= MAX_FILE_OFFSET)) throw new FsError(E.EFBIG, 'beyond the largest file size');
+}

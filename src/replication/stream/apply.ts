@@ -27,6 +27,8 @@ import { checkRelPath, checkSymlinkTarget, NO_EXCLUDES, type OpenedParent, openP
  *   point (and, for a flagged namespace change, its own parent directories) was fsync'd. A `sync` with `syncfs`
  *   resolves after a syncfs of the copy's filesystem (every change before it durable). Other changes resolve once
  *   applied (in the page cache).
+ * - Activity log (optional, `activity`): a file is durable in the copy's log before its data changes in place, and
+ *   the log forgets it after a syncfs of that copy, so a crashed SECOND block-compares what it may have lost.
  * - Failure is sticky: the first change that cannot be applied (any error: ENOSPC, EDQUOT, EROFS, EIO from fsync, a
  *   refused path…) rejects with an ErrnoError and marks the applier failed; every later `apply` rejects at once with
  *   the same errno and does nothing, until `reset()`. Nothing is retried: an fsync that failed once is never retried
@@ -53,6 +55,13 @@ export interface ReplicatedRoot {
 export interface ApplierOptions {
   dirs: ReplicatedRoot[];
   fs?: ApplyFs;
+  /**
+   * The copy's activity log (fuse/activity-log.ts `AppliedActivityLog`), per replicated dir: `beforeChange` resolves
+   * once the file is durable in the log, before its data changes in place (write, truncate, fallocate); `durable`
+   * after a syncfs of that dir's copy (every change applied so far is durable). A log that cannot be written fails
+   * the change (the copy is then behind: reported, reintegrated).
+   */
+  activity?: (dir: string) => { beforeChange(rel: string): Promise<void>; durable(): Promise<void> } | null;
 }
 
 export interface ApplyFailure {
@@ -76,9 +85,11 @@ export class Applier {
   private dirty = new Map<string, { dir: string; rel: string }>();
   /** open write descriptors by dir NUL path (see fileHandle) */
   private files = new Map<string, ApplyHandle>();
+  private readonly activity: ApplierOptions['activity'];
 
   constructor(opts: ApplierOptions) {
     this.fs = opts.fs ?? realFs;
+    this.activity = opts.activity;
     this.dirs = new Map(opts.dirs.map((d) => [d.dir, { root: d.root, filter: d.filter ?? NO_EXCLUDES, handle: null }]));
   }
 
@@ -162,6 +173,7 @@ export class Applier {
     // a cached descriptor names the object its path had when it was opened: any change of names ends them all
     if (isNamespaceOp(c.op) || c.op === 'link') await this.dropFiles();
     if (c.op === 'write' || c.op === 'truncate' || c.op === 'fallocate') {
+      await this.activity?.(c.dir)?.beforeChange(c.path);
       const h = await this.fileHandle(c.dir, root, parts[0]!, c.path);
       if (c.op === 'write') await writeAll(h, c.data, c.offset);
       else if (c.op === 'truncate') await h.truncate(c.size);
@@ -175,6 +187,7 @@ export class Applier {
     if (c.op === 'sync' && c.syncfs) {
       await this.fs.syncfs(d.root);
       for (const [k, e] of this.dirty) if (e.dir === c.dir) this.dirty.delete(k);
+      await this.activity?.(c.dir)?.durable();
       return;
     }
     const cached = c.op === 'sync' ? this.files.get(`${c.dir}\0${c.path}`) : undefined;

@@ -451,6 +451,20 @@ test('a setgid directory gives new files its group and new directories its setgi
   assert.equal([sub.uid, sub.gid, sub.mode & 0o7777], [1000, 4242, 0o2755]);
 }));
 
+test('sizes and offsets past 2^53: write, truncate and fallocate are EFBIG with nothing changed, a read returns nothing', withKernel((k) => {
+  const { nodeid, fh } = k.create(1, 'big', 0o644, C.O_RDWR | C.O_CREAT);
+  k.write(nodeid, fh, 0, 'abc', C.O_RDWR);
+  const far = 2 ** 60;
+  assert.is(k.write(nodeid, fh, far, 'x', C.O_RDWR), -E.EFBIG);
+  assert.is(k.write(nodeid, fh, Number.MAX_SAFE_INTEGER, 'xy', C.O_RDWR), -E.EFBIG, 'the end of the write counts');
+  assert.is(k.setattr(nodeid, { valid: P.FATTR.SIZE, size: far }).error, E.EFBIG);
+  assert.is(k.call(P.Op.FALLOCATE, nodeid, { struct: P.FallocateIn, value: { fh, offset: far, length: 4096, mode: 0 } }).error, E.EFBIG);
+  assert.is(k.read(nodeid, fh, far, 100), '');
+  assert.is(fs.readFileSync(k.b('big'), 'utf8'), 'abc');
+  assert.equal(k.sink.summary(), ['create big 100644 0:0', 'write big @0 +3']);
+  assert.not.ok(k.logs.some((l) => l.startsWith('BUG')), 'no internal error');
+}));
+
 test('lseek SEEK_DATA/SEEK_HOLE: the whole file is data; ENXIO at or past the end', withKernel((k) => {
   fs.writeFileSync(k.b('s'), Buffer.alloc(10000));
   const s = k.lookup(1, 's');

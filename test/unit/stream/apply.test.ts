@@ -172,6 +172,41 @@ test('failure is sticky: later changes are refused with the same errno and not a
   });
 });
 
+test('activity log: a file is noted before its data changes in place, the log is told after a syncfs; a log that fails refuses the change', async () => {
+  const copy = await tmpDir('copy');
+  const events: string[] = [];
+  let broken = false;
+  const log = {
+    beforeChange: async (rel: string) => {
+      if (broken) throw new Error('log disk full');
+      events.push(`note ${rel}`);
+    },
+    durable: async () => void events.push('durable'),
+  };
+  const fsHooked = hookedFs({ write: () => void events.push('write') }, events);
+  const a = new Applier({ dirs: [{ dir: D, root: copy }], fs: fsHooked, activity: (dir) => (dir === D ? log : null) });
+  try {
+    await a.apply({ dir: D, op: 'create', path: 'f', mode: 0o644 });
+    assert.not.ok(events.some((e) => e.startsWith('note')), 'a create changes no data in place');
+    events.length = 0;
+    await a.apply({ dir: D, op: 'write', path: 'f', offset: 0, data: Buffer.from('abc') });
+    await a.apply({ dir: D, op: 'truncate', path: 'f', size: 2 });
+    const notes = events.filter((e) => e.startsWith('note'));
+    assert.equal(notes, ['note f', 'note f']);
+    assert.ok(events.indexOf('note f') < events.indexOf('write'), `noted before the write: ${events.join(', ')}`);
+    events.length = 0;
+    await a.apply({ dir: D, op: 'sync', path: '.', datasync: false, syncfs: true });
+    assert.is(events[events.length - 1], 'durable', `told after the syncfs: ${events.join(', ')}`);
+    broken = true;
+    const e = await failure(a.apply({ dir: D, op: 'write', path: 'f', offset: 0, data: Buffer.from('zz') }));
+    assert.match(e.message, /log disk full/);
+    assert.is(await fsp.readFile(path.join(copy, 'f'), 'utf8'), 'ab', 'the change the log could not cover was not made');
+  } finally {
+    await a.close();
+    await rmrf(copy);
+  }
+});
+
 test('apply calls run one at a time, in call order, even when not awaited', async () => {
   await withCopy(async ({ copy, a }) => {
     const all = [

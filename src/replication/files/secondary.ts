@@ -40,6 +40,8 @@ export class SecondaryStream {
   private receiver: Receiver | null = null;
   private applier: Applier | null = null;
   private retry: Cancel | null = null;
+  /** the end of the last stream was handled (its markers closed, the tree-dirty marker cleared after a clean end) */
+  private ended: Promise<void> = Promise.resolve();
   private backings: string[] = [];
 
   constructor(private readonly o: SecondaryStreamOptions) {}
@@ -79,6 +81,7 @@ export class SecondaryStream {
       rx.close();
       await rx.done;
     }
+    await this.ended; // a clean end has cleared the tree-dirty marker before the next role is entered
     await this.applier?.close();
     this.applier = null;
     this.feed({ kind: 'leave' });
@@ -108,7 +111,7 @@ export class SecondaryStream {
     this.applier = applier;
     const backings = [...this.backings];
     void ok.then(() => this.feed({ kind: 'stream-started', gen }));
-    void rx.done.then(async (e) => {
+    this.ended = rx.done.then(async (e) => {
       if (this.receiver === rx) this.receiver = null;
       const failed = applier.failed;
       await applier.close();
@@ -116,7 +119,7 @@ export class SecondaryStream {
       this.o.log.warn(`live replication from ${this.o.peer} ended${e ? `: ${e.message}` : ''}${failed ? `; a change failed: ${failed.message}` : ''}`);
       this.feed({ kind: 'stream-ended', failed: failed ? failed.message : null });
       if (!failed) await this.o.markers.clearDirty(backings);
-    });
+    }).catch((err: Error) => this.o.log.warn(`the end of the live stream: ${err.message} (the copy stays marked dirty)`));
     return Promise.race([
       ok,
       rx.done.then((e) => { throw e ?? new ReplicationError('link-lost', `${this.o.peer} closed the replication channel`); }),

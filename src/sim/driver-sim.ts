@@ -65,6 +65,8 @@ export const SIM_VIP = '198.51.100.10';
 const LANS = ['default', 'replication'];
 /** the LAN the replication stream uses (the module's `replication` heartbeat LAN) */
 const REPL_LAN = 'replication';
+/** a heartbeat arrives this long after it is sent (as a change on the replication stream, STREAM_LATENCY_MS) */
+export const HEARTBEAT_LATENCY_MS = 1;
 
 // ───────────────────────────── the clock ─────────────────────────────
 
@@ -266,7 +268,7 @@ export class DriverSim implements Owner {
       home: { root: `/sim/${name}`, runDir: `/sim/${name}/run` }, self: name, cluster: this.cluster, config: this.module,
       scripts: new SimScripts(this, n, inc), vip: new SimVip(this, n, inc), witness: new SimWitness(this, n, inc),
       replicator: inc.repl, monitor: new FakeMonitor([]), clock,
-      send: (lan, to, body) => { if (inc.alive) this.inFlight.push({ lan, from: name, to, body: JSON.stringify(body) }); },
+      send: (lan, to, body) => { if (inc.alive) this.send({ lan, from: name, to, body: JSON.stringify(body) }); },
       log: { line: (l, m) => log(l, m), info: (m) => log('info', m), warn: (m) => log('warn', m), error: (m) => log('error', m) },
       store, ...(this.cfg.step ? { step: this.cfg.step } : {}),
     });
@@ -360,17 +362,19 @@ export class DriverSim implements Owner {
     return cond();
   }
 
+  /** Every microtask and immediate queued so far has run (nothing here uses real timers or I/O). */
   private async drain() {
-    for (;;) {
-      await new Promise<void>((r) => setImmediate(r));
-      if (this.inFlight.length === 0) return;
-      this.deliver();
-    }
+    await new Promise<void>((r) => setImmediate(r));
+  }
+
+  private send(d: { lan: string; from: string; to: string; body: string }) {
+    this.inFlight.push(d);
+    if (this.inFlight.length === 1) this.simClock.after(HEARTBEAT_LATENCY_MS, () => this.deliver());
   }
 
   /**
-   * Delivers the heartbeats sent so far (those sent by receivers wait for the next round), as the wire would: a copy
-   * of the JSON, dropped when the LAN does not connect the two nodes now or the receiver's daemon is not running.
+   * Delivers the heartbeats sent so far, HEARTBEAT_LATENCY_MS after the first of them, as the wire would: a copy of
+   * the JSON, dropped when the LAN does not connect the two nodes now or the receiver's daemon is not running.
    */
   private deliver() {
     const batch = this.inFlight;

@@ -54,9 +54,11 @@ export interface SimMutations {
   noTreeDirty: boolean;
   /** the activity log is not consulted by a comparison */
   noActivityLog: boolean;
+  /** a record opened as the primary role is entered on a dirty tree is trusted (PrimarySink.enter ignores `dirty`) */
+  noDirtySourceRecord: boolean;
 }
 
-export const noMutations = (): SimMutations => ({ noCopyBehind: false, noTreeDirty: false, noActivityLog: false });
+export const noMutations = (): SimMutations => ({ noCopyBehind: false, noTreeDirty: false, noActivityLog: false, noDirtySourceRecord: false });
 
 export interface SimRecord {
   base: string;
@@ -262,6 +264,8 @@ export class SimReplicator implements Replicator {
   private syncCancel: Cancel | null = null;
   private recordOpening: Promise<void> = Promise.resolve();
   private unreplicated = false;
+  /** the tree-dirty marker was set when the primary role was entered (PrimarySink.enter's `dirty`) */
+  private enteredDirty = false;
   /** set when the daemon died (or the node powered off): nothing more happens */
   dead = false;
   private copyingNow = false;
@@ -386,6 +390,7 @@ export class SimReplicator implements Replicator {
     this.role = 'off';
     if (role === 'primary') {
       if (!primary) throw new BugError('entering the primary layout without its generation');
+      this.enteredDirty = this.disk.dirty;
       this.disk.dirty = true;
       this.disk.epoch++;
       this.unreplicated = false;
@@ -420,6 +425,8 @@ export class SimReplicator implements Replicator {
     const rx = this.receiver;
     this.receiver = null;
     rx?.close('closed by the secondary');
+    // SecondaryStream.leave waits for the end of a healthy live stream, which clears the tree-dirty marker
+    if (rx && !this.failedStreams.has(rx) && this.sec.live !== null) this.disk.clearDirty();
     this.feedSec({ kind: 'leave' });
   }
 
@@ -478,11 +485,13 @@ export class SimReplicator implements Replicator {
   private openRecord(base: string, fresh: boolean) {
     const d = this.disk;
     const old = d.record;
+    const trusted = fresh || !this.enteredDirty || this.env.mutations.noDirtySourceRecord; // PrimarySink.enter: a record opened on a dirty tree is never trusted
     if (!fresh && old && old.clean && old.trusted) {
       old.clean = false;
+      old.trusted = trusted;
       return;
     }
-    d.record = { base, ids: new Set(), trusted: true, clean: false };
+    d.record = { base, ids: new Set(), trusted, clean: false };
   }
 
   /** While live: every SIM_ROTATE_MS the activity log moves on and, after a barrier, forgets epochs two behind. */

@@ -83,6 +83,7 @@ for (const witness of [false, true]) {
       const { sim, failure } = await runSchedule(seed, witness);
       if (failure) assert.unreachable(failure);
       acked += sim.acked.size;
+      if (process.env.DSIM_PROGRESS && (seed - first + 1) % 100 === 0) console.log(`witness ${witness ? 'on' : 'off'}: ${seed - first + 1} schedules, 0 failures`);
     }
     // the schedules exercised writes at all
     assert.ok(acked > (ONLY_SEED ? 0 : 50 * (last - first + 1)), `the schedules wrote (${acked} acknowledged writes)`);

@@ -7,11 +7,10 @@
  *   - the VIP is released by a stop plan before the engine can report STOP.
  * Concurrency: `post` may be called from any callback; events are processed strictly in arrival order.
  */
-import fs from 'node:fs/promises';
 import { beacon, initialState, step } from '../engine/mirror/step.js';
 import type { Action, AdminVerb, Beacon, EngineConfig, MirrorEvent, MirrorState, ModState, Step } from '../engine/mirror/types.js';
 import type { ClusterConfig, MirrorModuleConfig } from '../config/types.js';
-import { homePaths, type Home } from '../home.js';
+import type { Home } from '../home.js';
 import type { Clock } from '../platform/clock/types.js';
 import type { ScriptRunner } from '../platform/scripts/types.js';
 import type { VipAdapter } from '../platform/vip/types.js';
@@ -20,7 +19,7 @@ import { moduleRules } from '../engine/rules/index.js';
 import type { ModuleMonitor } from './monitor.js';
 import type { FilesRole, ReattachedFiles, Replicator, ReintegrationProgress } from '../replication/types.js';
 import { genId } from '../engine/mirror/generation.js';
-import { loadState, saveState } from './state-store.js';
+import { fileModuleStore, type ModuleStore } from './state-store.js';
 import type { Logger } from './logger.js';
 import { configHash } from './config-hash.js';
 import { CHECK_DEFAULTS } from '../config/checks.js';
@@ -43,7 +42,11 @@ export interface DriverDeps {
   /** best-effort datagram to the peer on one LAN */
   send: (lan: string, to: string, body: Beacon) => void;
   /** the module's log (engine decisions; scripts write there too) */
-  log: Logger;
+  log: Pick<Logger, 'line' | 'info' | 'warn' | 'error'>;
+  /** where the engine's state and the run marker live; default: the files of `home` (state-store.ts) */
+  store?: ModuleStore;
+  /** the engine's step; default the real one (the simulator's mutation tests wrap it) */
+  step?: typeof step;
 }
 
 export interface Reply {
@@ -82,16 +85,21 @@ export class ModuleDriver {
   /** set by `detach`: the driver takes no more events and starts no more plans */
   private detached = false;
 
+  private readonly store: ModuleStore;
+  private readonly step: typeof step;
+
   private constructor(readonly d: DriverDeps, s: MirrorState) {
     this.s = s;
     this.published = beacon(s);
+    this.store = d.store ?? fileModuleStore(d.home, d.config.name);
+    this.step = d.step ?? step;
   }
 
   static async create(d: DriverDeps): Promise<ModuleDriver> {
     const nodes = d.cluster.nodes;
     const peer = nodes.find((n) => n !== d.self);
     if (!peer) throw new Error(`cluster.xml has no peer for ${d.self}`);
-    const persisted = await loadState(homePaths.stateFile(d.home, d.config.name));
+    const persisted = await (d.store ?? fileModuleStore(d.home, d.config.name)).load();
     const s = initialState({ module: d.config.name, self: d.self, peer, nodeOrder: nodes, cfg: engineConfig(d.config, d.monitor.monitored), persisted });
     return new ModuleDriver(d, s);
   }
@@ -105,7 +113,7 @@ export class ModuleDriver {
    * without a reboot: it names the state to reattach to.
    */
   async boot(): Promise<void> {
-    const marker = await fs.readFile(homePaths.runMarker(this.d.home, this.name), 'utf8').catch(() => null);
+    const marker = await this.store.readMarker();
     const recorded = marker?.trim().split(/\s+/)[0];
     let reattach = recorded && ['WAIT', 'ALONE', 'PRIM', 'SECOND'].includes(recorded) ? (recorded as ModState) : null;
     let held: ReattachedFiles | null = null;
@@ -129,7 +137,7 @@ export class ModuleDriver {
           env: this.scriptEnv(),
         }).catch((e: Error) => this.d.log.error(`stop_prim force: ${e.message}`));
         for (const v of this.d.config.vips) await this.d.vip.release(v.addr).catch((e: Error) => this.d.log.error(`releasing ${v.addr}: ${e.message}`));
-        await fs.rm(homePaths.runMarker(this.d.home, this.name), { force: true });
+        await this.store.writeMarker(null);
         reattach = null;
       }
       // leftovers of a dead server (a dead FUSE mount answers ENOTCONN even to prestart's mkdir): removed first
@@ -203,7 +211,7 @@ export class ModuleDriver {
     try {
       while (this.queue.length > 0) {
         const e = this.queue.shift()!;
-        const r = step(this.s, e);
+        const r = this.step(this.s, e);
         this.s = r.state;
         for (const a of r.actions) {
           if (this.detached) return; // shut down while a write was retried: nothing more is done or announced
@@ -233,21 +241,11 @@ export class ModuleDriver {
     const { log } = this.d;
     switch (a.kind) {
       case 'persist':
-        await this.durably(`the state file of ${this.name}`, () => saveState(homePaths.stateFile(this.d.home, this.name), a.p));
+        await this.durably(`the state file of ${this.name}`, () => this.store.save(a.p));
         return;
-      case 'run-marker': {
-        const f = homePaths.runMarker(this.d.home, this.name);
-        await this.durably(`the run marker of ${this.name}`, async () => {
-          if (a.state) {
-            await fs.mkdir(this.d.home.runDir, { recursive: true });
-            await fs.writeFile(`${f}.tmp`, `${a.state} ${process.pid}\n`);
-            await fs.rename(`${f}.tmp`, f);
-          } else {
-            await fs.rm(f, { force: true });
-          }
-        });
+      case 'run-marker':
+        await this.durably(`the run marker of ${this.name}`, () => this.store.writeMarker(a.state));
         return;
-      }
       case 'log':
         log.line(a.level, a.msg);
         return;

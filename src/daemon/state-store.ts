@@ -1,7 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import type { Persisted } from '../engine/mirror/types.js';
+import type { ModState, Persisted } from '../engine/mirror/types.js';
+import { homePaths, type Home } from '../home.js';
 
 /**
  * Durable per-module state (state/<module>.json). `save` returns only when the new content is on disk:
@@ -29,6 +30,39 @@ export async function loadState(file: string): Promise<Persisted | null> {
       `Move it aside and run \`tandem prim\` on the node with the good data (the node will then consider its data unknown).`,
     );
   }
+}
+
+/**
+ * Where a module's driver keeps what outlives it: the engine's persisted state (durable before `save` resolves) and
+ * the run marker (in the run dir, wiped at reboot: the state to reattach to after a daemon restart). Real: the files
+ * of the node's home (`fileModuleStore`); the simulator keeps them in memory, on its simulated disks.
+ */
+export interface ModuleStore {
+  load(): Promise<Persisted | null>;
+  save(p: Persisted): Promise<void>;
+  /** the run marker's text, or null when there is none */
+  readMarker(): Promise<string | null>;
+  /** records `state` (with this process's pid), or removes the marker (null) */
+  writeMarker(state: ModState | null): Promise<void>;
+}
+
+export function fileModuleStore(home: Home, module: string): ModuleStore {
+  const stateFile = homePaths.stateFile(home, module);
+  const marker = homePaths.runMarker(home, module);
+  return {
+    load: () => loadState(stateFile),
+    save: (p) => saveState(stateFile, p),
+    readMarker: () => fs.readFile(marker, 'utf8').catch(() => null),
+    async writeMarker(state) {
+      if (state) {
+        await fs.mkdir(home.runDir, { recursive: true });
+        await fs.writeFile(`${marker}.tmp`, `${state} ${process.pid}\n`);
+        await fs.rename(`${marker}.tmp`, marker);
+      } else {
+        await fs.rm(marker, { force: true });
+      }
+    },
+  };
 }
 
 export async function writeDurably(file: string, content: string): Promise<void> {

@@ -10,6 +10,8 @@
  * - A stream that ended because a change could not be applied leaves the copy outdated (a standing alarm); when the
  *   change had been acknowledged on receipt (async="second"), the engine is told at once (`report-behind`): the
  *   copy is behind what the PRIM counts as replicated.
+ * - `live` is the generation the copy follows change by change; it is cleared by the failed change itself, not by
+ *   the stream's end that follows: a reintegration asked in between must not count the copy as up to date.
  */
 
 export const ATTACH_RETRY_MS = 2000;
@@ -83,6 +85,7 @@ export function stepSecondary(prev: SecondaryState, e: SecondaryEvent): { state:
       if (e.failed) s.failed = e.failed;
       break;
     case 'apply-failed':
+      s.live = null; // the copy is behind the stream from now on, even before the stream has ended
       s.failed = e.reason;
       if (e.acknowledged) actions.push({ kind: 'report-behind', reason: e.reason });
       break;

@@ -213,9 +213,10 @@ export class FileReplicator implements Replicator {
 
   private async enterPrimaryRole(p: PrimaryFiles | undefined): Promise<void> {
     if (!p) throw new BugError('entering the primary layout without its generation (plan step `files` without `primary`)');
+    const dirty = await this.markers.isDirty();
     await this.markers.markDirty();
     const activity = await this.markers.openActivity();
-    await this.sink.enter(p, activity);
+    await this.sink.enter(p, activity, dirty);
     try {
       this.primaryLayout = await enterPrimary({
         ...this.layoutReq(), sinkFor: (dir) => this.sink.sinkFor(this.dirIndex(dir)),

@@ -75,6 +75,7 @@ export class PrimarySink {
   private syncPoints: SyncPoints | null = null;
   private activity: ActivityLog[] = [];
   private recordOpening: Promise<void> = Promise.resolve();
+  private enteredDirty = false;
 
   constructor(private readonly o: PrimarySinkOptions) {}
 
@@ -92,10 +93,16 @@ export class PrimarySink {
     return this.records;
   }
 
-  /** Enters the primary role: resolves once changes can be served (the record open, or awaiting the SECOND). */
-  async enter(p: PrimaryFiles, activity: ActivityLog[]): Promise<void> {
+  /**
+   * Enters the primary role: resolves once changes can be served (the record open, or awaiting the SECOND).
+   * `dirty`: the tree-dirty marker was already set (the last exit was unclean): the tree may hold changes that no
+   * record lists (a change held while awaiting, or failed while leaving, is on the disk), so the record opened now
+   * is never trusted and the peer is reintegrated by comparison.
+   */
+  async enter(p: PrimaryFiles, activity: ActivityLog[], dirty = false): Promise<void> {
     this.unreplicated = false;
     this.activity = activity;
+    this.enteredDirty = dirty;
     this.feed({ kind: 'enter', gen: p.gen, awaitPeer: p.awaitPeer, recordBase: p.recordBase });
     await this.recordOpening;
   }
@@ -447,6 +454,7 @@ export class PrimarySink {
         }
       }
       out.push(r ?? await ChangeRecord.open(dir, { baseGeneration: base, begin: true }));
+      if (!fresh && this.enteredDirty) out[i]!.invalidate('the copy was left uncleanly: it may hold changes no record lists');
     }
     this.records = out;
   }

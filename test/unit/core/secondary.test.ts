@@ -41,6 +41,12 @@ test('a failed change acknowledged on receipt is reported at once; one not ackno
   assert.is(unacked.state.failed, 'EIO');
 });
 
+test('a failed change ends the live stream of the copy at once, before the stream itself has ended', () => {
+  // a reintegration asked between the two (the engine answers copy-behind at once) must not find the copy live
+  const r = run({ kind: 'stream-started', gen: '3@n1' }, { kind: 'apply-failed', reason: 'ENOSPC', acknowledged: true });
+  assert.is(r.state.live, null);
+});
+
 test('an outdated copy is not reattached; a new stream (after its reintegration) clears it', () => {
   const r = run({ kind: 'stream-started', gen: '3@n1' }, { kind: 'apply-failed', reason: 'EIO', acknowledged: false },
     { kind: 'stream-ended', failed: 'EIO' }, { kind: 'follow', gen: '3@n1', now: 0 });

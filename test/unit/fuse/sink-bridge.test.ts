@@ -233,13 +233,20 @@ test('syncfs: the worker waits for the sink\'s onSyncfs; deferred, the reply wai
 
 test('deferred syncfs: a failing sink or backing syncfs is answered EIO', async () => {
   const replies: [number, number][] = [];
+  let both!: () => void;
+  const answered = new Promise<void>((r) => (both = r));
+  // the deferred replies come after runWorker returns: wait for both (the test's timeout bounds it)
+  const onReply = (u: number, e: number) => {
+    replies.push([u, e]);
+    if (replies.length === 2) both();
+  };
   const bad: AsyncChangeSink = { onChange() {}, onSync() {}, async onSyncfs() { throw new Error('peer gone'); } };
-  await runWorker(bad, [{ kind: 'deferSyncfs', unique: 3 }], 0, undefined, false, (u, e) => replies.push([u, e]));
+  await runWorker(bad, [{ kind: 'deferSyncfs', unique: 3 }], 0, undefined, false, onReply);
   const good: AsyncChangeSink = { onChange() {}, onSync() {}, async onSyncfs() {} };
-  await runWorker(good, [{ kind: 'deferSyncfs', unique: 4 }], 0, undefined, false, (u, e) => replies.push([u, e]),
+  await runWorker(good, [{ kind: 'deferSyncfs', unique: 4 }], 0, undefined, false, onReply,
     () => Promise.reject(new Error('sync -f failed')));
-  await sleep(20);
-  assert.equal(replies, [[3, -5], [4, -5]]);
+  await answered;
+  assert.equal(replies.sort((a, b) => a[0] - b[0]), [[3, -5], [4, -5]]);
 });
 
 test.run();

@@ -11,6 +11,7 @@ import type { Lab } from '../../src/lab/lab.js';
 import { controlSocketOf, moduleLogOf, waitForDaemon } from '../../src/lab/mirror-lab.js';
 import { moduleState, startPair, waitForStates } from '../../src/lab/postgres.js';
 import { defaultSpec } from '../../src/lab/spec.js';
+import { rfsDefaultPort } from '../../src/config/userconfig.js';
 
 // Security of the replication path on real daemons in the lab (examples/appender as the module, pulse 500 ms,
 // timeout 3 s), with a third host `attacker` on both heartbeat LANs, which has no cluster key:
@@ -111,7 +112,8 @@ test('a host without the key floods heartbeats and the replication listener: no 
     const scripts = writeFlooders(l);
     const targets = ['node1', 'node2'].flatMap((n) => ['default', 'replication'].map((lan) => `${l.addr(n, lan)}:${PORT}`)).join(',');
     flooders.push(startOn(l, 'attacker', [process.execPath, scripts.udp, targets]));
-    flooders.push(startOn(l, 'attacker', [process.execPath, scripts.tcp, l.addr('node1', 'replication'), String(PORT), '200']));
+    // the replication listener is the module's replication host's, on its <rfs port>
+    flooders.push(startOn(l, 'attacker', [process.execPath, scripts.tcp, l.addr('node1', 'replication'), String(rfsDefaultPort(PORT, M)), '200']));
     // while the flood delivers 20,000 forged datagrams to node2, and lasts at least three heartbeat timeouts (node2
     // got 36 real heartbeats meanwhile: 2 LANs × 2 a second × 9 s), neither node leaves PRIM/SECOND
     const states: string[] = [];
@@ -134,7 +136,8 @@ test('a host without the key floods heartbeats and the replication listener: no 
     await l.cli('node2', ['start', '-m', M]);
     await waitForStates(l, { node1: 'PRIM', node2: 'SECOND' }, 90_000, M);
     await stopFlooders();
-    const daemonLog = fs.readFileSync(path.join(l.paths('node1').home, 'log', 'daemon.log'), 'utf8');
+    // the host logs its refusals into the module's log
+    const daemonLog = moduleLogOf(l, 'node1', M);
     assert.match(daemonLog, /dropped a connection from 203\.0\.113\.66: not the address of a node/);
     assert.ok(daemonLog.split('\n').filter((x) => x.includes('203.0.113.66')).length < 50, 'refusals are logged rate-limited');
     console.log(`  flood: node2 dropped ${flooded}+ datagrams unparsed, no role change; reintegrated through the connection flood`);

@@ -20,7 +20,11 @@ for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.txt') && (!onl
       if (r.failures.length) {
         const logs = target.lab ? ['node1', 'node2'].map((n) => {
           const p = path.join(target.lab!.paths(n).home, 'log', 'demo.log');
-          return `--- ${n} demo.log\n${fs.existsSync(p) ? fs.readFileSync(p, 'utf8').split('\n').slice(-30).join('\n') : '(none)'}`;
+          if (!fs.existsSync(p)) return `--- ${n} demo.log\n(none)`;
+          // errors first: a long CI output may be cut in its middle, and the cause is usually an error line
+          const lines = fs.readFileSync(p, 'utf8').split('\n');
+          const errors = lines.filter((l) => / (error|warn) /.test(l)).slice(-10);
+          return `--- ${n} demo.log: last errors and warnings\n${errors.join('\n') || '(none)'}\n--- ${n} demo.log: last lines\n${lines.slice(-30).join('\n')}`;
         }).join('\n') : '';
         assert.unreachable(`${r.failures.join('\n')}\n${logs}`);
       }

@@ -372,6 +372,40 @@ test('start: a host that exits before serving, or never answers, is a UserError 
   assert.is(w.lost.length, 0);
 }));
 
+test('start: a daemon that attaches while the host still binds its port waits for it (it is not refused as a failed start)', () => withWorld(async (w) => {
+  let serveNow!: () => void;
+  const bound = new Promise<void>((r) => { serveNow = r; });
+  const log = { info() {}, warn() {}, error() {} };
+  const runs: { op: string; p: Promise<unknown> }[] = [];
+  let host: ReplicationHostServer | null = null;
+  const c = w.client({
+    spawn: () => {
+      const s = new ReplicationHostServer({ socketPath: hostPaths.socket(w.home, M), module: M, home: w.home.root, log, clock: realClock, onShutdown() {} });
+      host = s;
+      const spy = s as unknown as { run: (c: unknown, req: { op: string }) => Promise<unknown> };
+      const run = spy.run.bind(s);
+      spy.run = (conn, req) => { const p = run(conn, req); runs.push({ op: req.op, p }); return p; };
+      void s.listen().then(async () => { await bound; s.serve(w.fake); });
+      return { pid: process.pid, exited: new Promise<string>(() => {}) };
+    },
+  });
+  try {
+    let settled: string | null = null;
+    const asked = c.setRole('primary', PRIMARY).then(() => { settled = 'ok'; }, (e: Error) => { settled = e.message; });
+    await waitFor(() => runs.some((r) => r.op === 'set-role'), 2000, 'the set-role reached the host before it served');
+    const setRole = runs.find((r) => r.op === 'set-role')!.p;
+    // a settled request would win this race: its reactions run before any macrotask
+    const state = await Promise.race([setRole.then(() => 'answered', () => 'refused'), new Promise((r) => setImmediate(() => r('waiting')))]);
+    assert.is(state, 'waiting', 'the host holds the request until it serves');
+    serveNow();
+    await asked;
+    assert.is(settled, 'ok');
+    assert.equal(w.fake.calls, [`setRole primary ${JSON.stringify(PRIMARY)}`]);
+  } finally {
+    await (host as ReplicationHostServer | null)?.close();
+  }
+}));
+
 test('server: hello first, this version only; a second daemon takes over the host; an unreadable line ends the connection', () => withWorld(async (w) => {
   const c = w.client();
   await c.setRole('primary', PRIMARY);

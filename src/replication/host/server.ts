@@ -66,6 +66,9 @@ export class ReplicationHostServer {
   private snapshotTimer: Cancel | null = null;
   private reintegrations = new Map<number, { ac: AbortController; owner: Conn; answer: ((ok: boolean) => void) | null }>();
   private shuttingDown = false;
+  private served!: (t: Replicator) => void;
+  /** resolved by `serve`: requests that arrive while the host still starts (binds `<rfs port>`) wait for it */
+  private readonly ready = new Promise<Replicator>((r) => { this.served = r; });
 
   constructor(private readonly o: HostServerOptions) {}
 
@@ -95,9 +98,14 @@ export class ReplicationHostServer {
     this.snapshotTimer = this.o.clock.every(SNAPSHOT_MS, () => this.pushSnapshot());
   }
 
-  /** Starts answering requests with `target` (requests before it are refused as not ready). */
+  /**
+   * Starts answering requests with `target`. The socket listens first (so that a second host for the module is
+   * refused before it binds anything), so a daemon may attach and ask before this: its requests wait here (a host
+   * that fails to start ends, and the daemon's pending requests reject with the connection).
+   */
   serve(target: Replicator): void {
     this.target = target;
+    this.served(target);
   }
 
   /** The FileReplicator's `replicationFailed`: to the attached daemon, else held for the next. */
@@ -211,9 +219,8 @@ export class ReplicationHostServer {
   private async run(c: Conn, req: HostRequest): Promise<unknown> {
     if (req.op === 'hello') return this.hello(c, req.args.version, req.args.daemonPid);
     if (!c.greeted) throw new BugError(`request ${req.op} before hello`);
+    const t = this.target ?? await this.ready;
     if (this.attached !== c) throw new UserError('another daemon attached to this replication host since; this connection is stale');
-    const t = this.target;
-    if (!t) throw new UserError(`the replication host of ${this.o.module} is still starting; try again`);
     switch (req.op) {
       case 'set-role':
         await t.setRole(req.args.role, req.args.primary);

@@ -9,6 +9,10 @@
 // `rsync -t --inplace` or `touch -r` do), without an fsync; the SECOND applies it (page cache only) and loses power.
 // Its disk keeps the old data under the same size and mtime as the PRIM's new data: only the SECOND's own activity
 // log (noted before it applied the write) says the file must be compared.
+// Last, the source's side: the SECOND stops cleanly, the PRIM (now ALONE) overwrites the file in place, puts its old
+// mtime back and syncs it, then loses power. Back ALONE, its change record is not trusted (it crashed), so the
+// returning SECOND compares; its own copy is clean, and the file has the same size and the same old mtime on both
+// nodes: only the PRIM's activity log, flagged in the manifest it sends, says that the file must be compared.
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -108,6 +112,37 @@ test('a crashed SECOND\'s applied but unsynced overwrite (old mtime put back) is
     await l.boot('node2');
     await waitForStates(l, { node2: 'SECOND', node1: 'PRIM' }, 60_000, M);
     assert.ok(onDisk(l, 'node2') === C, `node2's stale block was replaced by the reintegration (node2 holds ${onDisk(l, 'node2').slice(0, 8)}…)`);
+    ok = true;
+  } finally {
+    if (!ok) dumpLogs(lab);
+  }
+});
+
+test('a crashed PRIM\'s durable in-place overwrite under its old mtime reaches a clean SECOND: the source\'s activity log', async () => {
+  let ok = false;
+  try {
+    const l = lab!;
+    await waitForStates(l, { node1: 'PRIM', node2: 'SECOND' }, 30_000, M);
+    await l.cli('node2', ['stop', '-m', M]);
+    await waitForStates(l, { node1: 'ALONE', node2: 'STOP' }, 30_000, M);
+    for (const n of ['node1', 'node2']) await l.syncDisks(n);
+    const old = await mtimeOf(l, 'node1');
+    assert.is(await mtimeOf(l, 'node2'), old, 'same mtime on both copies');
+    const D = 'D'.repeat(4096);
+    const ref = `${APPENDER_PRIVATE_DIR}/ref`;
+    await l.exec('node1', ['sh', '-c', `touch -r ${FILE} ${ref} && printf '${D}' | dd of=${FILE} bs=4096 count=1 conv=notrunc status=none && touch -r ${ref} ${FILE}`]);
+    await l.syncDisks('node1');
+    assert.is(await mtimeOf(l, 'node1'), old, 'node1\'s file has its old mtime back');
+    await l.poweroff('node1');
+    assert.ok(onDisk(l, 'node1') === D, 'node1 kept its overwrite (it was synced)');
+    assert.not.match(activityOf(l, 'node2'), /table\.dat/, 'node2\'s own log does not name the file: only node1\'s can');
+
+    await l.boot('node1');
+    await waitForStates(l, { node1: 'ALONE' }, 60_000, M);
+    await l.cli('node2', ['start', '-m', M]);
+    await waitForStates(l, { node2: 'SECOND', node1: 'PRIM' }, 60_000, M);
+    assert.match(moduleLogOf(l, 'node1', M), /node2 reintegrates from generation \S+ \(by comparison/);
+    assert.ok(onDisk(l, 'node2') === D, `node2's copy got node1's overwrite (node2 holds ${onDisk(l, 'node2').slice(0, 8)}…)`);
     ok = true;
   } finally {
     if (!ok) dumpLogs(lab);

@@ -133,7 +133,7 @@ test('manifest pages resume after any cursor, also one that vanished; sums are a
       fs.writeFileSync(path.join(src, p), p);
     }
     await peer.request({ op: 'begin', expectGen: GEN, targetGen: null, clean: false, full: false, quarantine: false });
-    const whole = [...(await fetchManifest(peer, 0)).keys()];
+    const whole = [...(await fetchManifest(peer, 0)).manifest.keys()];
     assert.equal(whole, ['a', 'a/b', 'a/b/c', 'a/b/d', 'a/e', 'a-z', 'a-z/f', 'b'], 'depth first, sorted, <notreplicated> left out');
     for (const [after, rest] of [['a/b', ['a/b/c', 'a/b/d', 'a/e', 'a-z', 'a-z/f', 'b']], ['a/b/c', ['a/b/d', 'a/e', 'a-z', 'a-z/f', 'b']],
       ['a/b/cc', ['a/b/d', 'a/e', 'a-z', 'a-z/f', 'b']], ['a/e', ['a-z', 'a-z/f', 'b']], ['a-y', ['a-z', 'a-z/f', 'b']], ['b', []]] as const) {
@@ -163,6 +163,47 @@ test('manifest pages resume after any cursor, also one that vanished; sums are a
   } finally {
     peer.close();
     await prim.setRole('off').catch(() => {});
+    await fsp.rm(base, { recursive: true, force: true });
+  }
+});
+
+test('the source\'s activity log reaches the comparison: a file it changed in place under its old size and mtime is compared and copied', async () => {
+  // The primary crashed (or an application put an old mtime back) after changing `table` in place: its own activity
+  // log names the file, the SECOND's copy is clean (its log is empty) and holds the same size and the same two-day-old
+  // mtime with other content. Only the source's log can say that the file must be block-compared.
+  const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-large-')));
+  fs.mkdirSync(path.join(base, 'data'));
+  const src = backingOf(base, 'n1');
+  const dst = backingOf(base, 'n2');
+  const old = Date.now() / 1000 - 2 * 86_400;
+  for (const [root, content] of [[src, 'NEW!'.repeat(1024)], [dst, 'old.'.repeat(1024)]] as const) {
+    fs.mkdirSync(root, { recursive: true });
+    fs.writeFileSync(path.join(root, 'table'), content);
+    fs.writeFileSync(path.join(root, 'same'), 'same');
+    for (const f of ['table', 'same', '.']) fs.utimesSync(path.join(root, f), old, old);
+  }
+  const activity = path.join(base, 'n1', 'home', 'state', 'db.files', 'activity', '0');
+  fs.mkdirSync(activity, { recursive: true });
+  fs.writeFileSync(path.join(activity, '3'), `${JSON.stringify('table')}\n`);
+  const logs: string[] = [];
+  const prim = await primaryInWorker(base);
+  const second = testReplicator({ base, self: 'n2', peer: 'n1', port: prim.port, key: KEY, logs });
+  try {
+    await second.setRole('secondary');
+    await second.reintegrate({
+      module: 'db', from: 'n1', full: false, quarantine: false, sourceGen: GEN, signal: new AbortController().signal,
+      beginCopy: async () => {}, targetGen: null,
+    });
+    const got = fs.readFileSync(path.join(dst, 'table'), 'utf8');
+    assert.ok(got === 'NEW!'.repeat(1024), `the logged file was compared by blocks and copied (the copy holds ${got.slice(0, 8)}…)`);
+    assert.is(second.status().mode, 'live');
+    assert.ok(logs.some((l) => /reintegration from n1 done: 4096 bytes copied/.test(l)), 'only the logged file was copied (the other one is trusted by size and mtime)');
+  } catch (e) {
+    console.log([...logs, ...(await prim.stop())].slice(-30).join('\n'));
+    throw e;
+  } finally {
+    await second.setRole('off').catch(() => {});
+    await prim.stop();
     await fsp.rm(base, { recursive: true, force: true });
   }
 });

@@ -42,6 +42,8 @@ interface Session {
   freezeCancel: Cancel | null;
   /** the last pass's plans (UTF-8 JSON per dir) when too large to answer inline: fetched with `plan` */
   plans?: Buffer[];
+  /** per dir, the paths of this node's activity log when the session began (comparison only): flagged in manifests */
+  logged: Set<string>[] | null;
 }
 
 export interface ReintegrationSourceOptions {
@@ -56,6 +58,11 @@ export interface ReintegrationSourceOptions {
   layout: () => { layout: PrimaryLayout; backings: string[] } | null;
   /** a reintegration ended: what it took (shown by status) */
   finished: (r: NonNullable<ReplicationStatus['lastReintegration']>) => void;
+  /**
+   * the paths of dir `i` in this node's activity log (CrashMarkers.logged): files changed in place that the peer
+   * may not hold, possibly under their old size and mtime (a crash of this node, a restored mtime)
+   */
+  logged: (i: number) => Promise<Set<string>>;
 }
 
 export class ReintegrationSource {
@@ -91,7 +98,12 @@ export class ReintegrationSource {
       case 'manifest': {
         const i = this.dirIndex(b.dir);
         if (b.after !== undefined && b.after !== null && typeof b.after !== 'string') throw new CtlError('after must be a path or null', 'EINVAL');
-        return { body: await this.tree(i).manifestPage((b.after as string | undefined) ?? null, this.o.dirs[i]!.notreplicated, MANIFEST_PAGE_ENTRIES, MANIFEST_PAGE_BYTES) };
+        const page = await this.tree(i).manifestPage((b.after as string | undefined) ?? null, this.o.dirs[i]!.notreplicated, MANIFEST_PAGE_ENTRIES, MANIFEST_PAGE_BYTES);
+        // files this node changed in place and may not have replicated: the SECOND compares their blocks whatever
+        // their size and mtime (its own activity log says the same of its side)
+        const logged = s.logged?.[i];
+        if (logged?.size) for (const [rel, e] of page.entries) if (logged.has(rel)) e.logged = true;
+        return { body: page };
       }
       case 'sums': {
         // one page of sums, computed when asked: nothing is kept per file between requests
@@ -152,11 +164,13 @@ export class ReintegrationSource {
       throw new CtlError('replication was live: retry once this node recorded the change', 'EAGAIN');
     }
     if (sink.mode !== 'record') throw new CtlError(`not ready to reintegrate (${sink.mode})`, 'EAGAIN');
-    if (this.session) this.end('replaced by a new reintegration');
     const rs = sink.changeRecords ?? [];
     const recordMode = b.full !== true && b.quarantine !== true && b.clean === true && rs.length === this.o.dirs.length
       && rs.every((r) => r.trusted() && r.baseGeneration === b.targetGen);
-    this.session = { ctl, startedAt: performance.now(), bytesServed: 0, pass: 0, recordMode, frozen: false, freezeCancel: null };
+    const logged = recordMode ? null : await Promise.all(this.o.dirs.map((_, i) => this.o.logged(i)));
+    if (sink.mode !== 'record' || sink.gen !== gen) throw new CtlError(`not ready to reintegrate (${sink.mode})`, 'EAGAIN');
+    if (this.session) this.end('replaced by a new reintegration');
+    this.session = { ctl, startedAt: performance.now(), bytesServed: 0, pass: 0, recordMode, frozen: false, freezeCancel: null, logged };
     this.o.log.info(`${this.o.peer} reintegrates from generation ${gen} (${recordMode ? 'from the change record'
       : `by comparison: ${rs[0]?.untrustedReason() ?? (b.clean !== true ? 'its copy may hold changes of its own' : b.full === true ? 'full sync asked' : b.quarantine === true ? 'split brain' : `its generation ${String(b.targetGen)} is not the record's base ${rs[0]?.baseGeneration}`)}`})`);
     return { body: { gen, recordMode } };

@@ -153,11 +153,14 @@ export class ReintegrationTarget {
 
   private async compareDir(i: number, ctl: CtlPeer, backings: string[], req: ReintegrateRequest,
     o: { full: boolean; quarantine: boolean; mustCheck: Set<string> | null }): Promise<number> {
-    const source = await fetchManifest(ctl, i);
+    const { manifest: source, logged } = await fetchManifest(ctl, i);
+    // compared whatever their size and mtime: what this node may hold that the source never got (its activity log,
+    // after a crash) and what the source may hold that this node never got (the source's activity log)
+    const mustCheck = new Set([...(o.mustCheck ?? []), ...logged]);
     const target = await listTree(backings[i]!, this.o.dirs[i]!.notreplicated);
     const checkSince = BigInt(this.o.clock.wall() - RECENT_MS) * 1_000_000n;
     let plan = planFromManifests(source, target, {
-      trustMtime: !o.full, checkSince, quarantine: o.quarantine, ...(o.mustCheck?.size ? { mustCheck: o.mustCheck } : {}),
+      trustMtime: !o.full, checkSince, quarantine: o.quarantine, ...(mustCheck.size ? { mustCheck } : {}),
     });
     const ranges = new Map<string, Range[]>();
     for (const p of plan.patches) {

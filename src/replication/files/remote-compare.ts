@@ -32,9 +32,10 @@ export const PLAN_CHUNK = 4 << 20;
 /** the largest plan the SECOND accepts from the primary (a bound on what a peer can make it allocate) */
 export const MAX_PLAN_BYTES = 1 << 30;
 
-/** The primary's whole manifest of replicated dir `dir`, fetched page by page. */
-export async function fetchManifest(ctl: CtlPeer, dir: number): Promise<Manifest> {
+/** The primary's whole manifest of replicated dir `dir`, fetched page by page, and the paths it flagged as logged. */
+export async function fetchManifest(ctl: CtlPeer, dir: number): Promise<{ manifest: Manifest; logged: Set<string> }> {
   const out: Manifest = new Map();
+  const logged = new Set<string>();
   let after: string | null = null;
   for (;;) {
     const r: CtlReply = await ctl.request({ op: 'manifest', dir, after });
@@ -48,8 +49,9 @@ export async function fetchManifest(ctl: CtlPeer, dir: number): Promise<Manifest
       const entry: ManifestEntry = { type: e.type, size: e.size, mtimeNs: BigInt(e.mtimeNs), mode: e.mode, uid: e.uid, gid: e.gid };
       if (e.type === 'symlink') entry.linkTarget = e.linkTarget as string;
       out.set(item[0], entry);
+      if (e.logged === true) logged.add(item[0]);
     }
-    if (next === null) return out;
+    if (next === null) return { manifest: out, logged };
     if (entries.length === 0 || next === after) throw protocol('a manifest page that does not advance');
     after = next;
   }

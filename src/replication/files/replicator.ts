@@ -94,6 +94,7 @@ export class FileReplicator implements Replicator {
       ...common, self: o.self, sink: this.sink,
       layout: () => (this.primaryLayout ? { layout: this.primaryLayout, backings: this.backings } : null),
       finished: (r) => { this.lastServed = r; },
+      logged: (i) => this.markers.logged(i),
     });
     const connect = () => this.connect();
     this.secondary = new SecondaryStream({ ...common, rfs, markers: this.markers, liveness, connect, copyBehind: o.copyBehind ?? (() => {}) });

@@ -219,7 +219,8 @@ interface Frame {
 }
 
 /** A manifest entry on the wire: `mtimeNs` as a decimal string (JSON has no bigint). */
-export type WireManifestEntry = Omit<ManifestEntry, 'mtimeNs'> & { mtimeNs: string };
+/** `logged`: the source's activity log names the file (reint-source.ts): compare its blocks whatever its mtime */
+export type WireManifestEntry = Omit<ManifestEntry, 'mtimeNs'> & { mtimeNs: string; logged?: true };
 
 /** The first index of sorted `names` whose name is ≥ `want`. */
 function lowerBound(names: string[], want: string): number {

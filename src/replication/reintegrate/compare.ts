@@ -187,8 +187,9 @@ export interface CompareOptions {
   quarantine?: boolean;
   blockSize?: number;
   /**
-   * files whose blocks are compared whatever their size and mtime: the target's activity log (the files it changed
-   * in place and may hold changes of that the source never got, e.g. an fdatasync'ed overwrite whose mtime was lost)
+   * files whose blocks are compared whatever their size and mtime: both activity logs (the files either side changed
+   * in place and may hold changes of that the other never got, e.g. an fdatasync'ed overwrite whose mtime was lost
+   * in a crash, or whose old mtime was put back)
    */
   mustCheck?: ReadonlySet<string>;
 }

@@ -215,14 +215,11 @@ export class Daemon {
 
   status(module?: string): StatusView {
     const now = this.platform.clock.mono();
-    const names = module ? [module] : [...new Set([...this.drivers.keys(), ...this.broken.keys()])].sort();
-    const modules: ModuleView[] = names.map((n) => {
-      const d = this.drivers.get(n);
-      if (d) return moduleView(d, now);
-      this.driverOf(n); // throws the right error
-      throw new UserError(`no module ${n}`);
-    });
-    return { node: this.self, pid: process.pid, heartbeats: this.transport.stats(), modules };
+    // one module asked: its view or why there is none; every module: the loaded ones and the invalid ones apart
+    if (module) return { node: this.self, pid: process.pid, heartbeats: this.transport.stats(), modules: [moduleView(this.driverOf(module), now)], invalid: [] };
+    const modules: ModuleView[] = [...this.drivers.keys()].sort().map((n) => moduleView(this.drivers.get(n)!, now));
+    const invalid = [...this.broken].filter(([n]) => !this.drivers.has(n)).sort(([a], [b]) => a.localeCompare(b)).map(([n, error]) => ({ module: n, error }));
+    return { node: this.self, pid: process.pid, heartbeats: this.transport.stats(), modules, invalid };
   }
 
   /** Replication status answered by replication hosts is fetched first (at most STATUS_REFRESH_MS). */
@@ -247,7 +244,8 @@ export class Daemon {
       this.checkPort(cfg);
     } catch (e) {
       this.broken.set(name, (e as Error).message);
-      this.log.error(`module ${name}: ${(e as Error).message}`);
+      const msg = (e as Error).message;
+      this.log.error(msg.startsWith(`module ${name}`) ? msg : `module ${name}: ${msg}`);
       return null;
     }
     this.broken.delete(name);

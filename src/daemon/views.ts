@@ -63,6 +63,8 @@ export interface StatusView {
   pid: number;
   heartbeats: TransportStats;
   modules: ModuleView[];
+  /** installed modules whose configuration is invalid (not loaded), with why: `status` without -m still answers */
+  invalid: { module: string; error: string }[];
 }
 
 export function moduleView(d: ModuleDriver, nowMono: number): ModuleView {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tandem needs on a Debian machine (as root) and builds it. Idempotent; fast when nothing changed.
 #   Debian packages: iproute2 (ip), arping, iputils-ping, util-linux (nsenter/unshare), curl, nftables,
+#                    rsync and fio (bench/: what users compare tandem's resync and I/O figures with),
 #                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started)
 #   npm packages:    from package-lock.json (npm ci)
 set -euo pipefail
@@ -19,7 +20,7 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
 fi
 
 missing=()
-for pair in ip:iproute2 arping:arping ping:iputils-ping nsenter:util-linux curl:curl nft:nftables; do
+for pair in ip:iproute2 arping:arping ping:iputils-ping nsenter:util-linux curl:curl nft:nftables rsync:rsync fio:fio; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -208,6 +208,58 @@ test('the source\'s activity log reaches the comparison: a file it changed in pl
   }
 });
 
+test('a differing 64 KiB block is narrowed to its differing 4 KiB blocks; a block the local file lacks is copied whole', async () => {
+  const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-large-')));
+  fs.mkdirSync(path.join(base, 'data'));
+  const logs: string[] = [];
+  const prim = testReplicator({ base, self: 'n1', peer: 'n2', port: 1, key: KEY, logs });
+  const { a, b } = channelPair({ a: 'n1', b: 'n2', module: 'db' });
+  prim.accept(a);
+  const peer = new CtlPeer(b);
+  try {
+    await prim.setRole('primary', { gen: GEN, awaitPeer: false, recordBase: '1@n1' });
+    await peer.request({ op: 'begin', expectGen: GEN, targetGen: null, clean: false, full: false, quarantine: false });
+    const src = backingOf(base, 'n1');
+    fs.mkdirSync(src, { recursive: true });
+    const K = 4096;
+    const B = 16 * K;
+    // 40 blocks of 64 KiB and a partial one (3 × 4 KiB + 100 B) at the source
+    const size = 40 * B + 3 * K + 100;
+    const source = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) source[i] = (i * 7 + (i >> 12)) & 0xff;
+    fs.writeFileSync(path.join(src, 'f'), source);
+    const local = path.join(base, 'local');
+    fs.mkdirSync(local);
+    const mine = Buffer.from(source.subarray(0, 38 * B + 5 * K)); // shorter: blocks 38 (partly) and 39, 40 missing
+    mine[2 * B + 3 * K + 1] ^= 1; // one 4 KiB block inside block 2
+    mine[7 * B + 15 * K] ^= 1; // the last 4 KiB of block 7 and the first of block 8: a run of two differing blocks
+    mine[8 * B] ^= 1;
+    mine[20 * B + 4 * K] ^= 1; // two 4 KiB blocks of block 20
+    mine[20 * B + 9 * K + 4095] ^= 1;
+    mine[38 * B + 2 * K] ^= 1; // in the block the local file holds in part
+    fs.writeFileSync(path.join(local, 'f'), mine);
+    const ranges = await remoteBlockRanges(peer, 0, local, 'f', B, size);
+    assert.equal(ranges, [
+      [2 * B + 3 * K, 2 * B + 4 * K],
+      [7 * B + 15 * K, 8 * B + K],
+      [20 * B + 4 * K, 20 * B + 5 * K], [20 * B + 9 * K, 20 * B + 10 * K],
+      [38 * B + 2 * K, 38 * B + 3 * K], // block 38: the local file has its first 5 × 4 KiB; the rest is missing
+      [38 * B + 5 * K, size],
+    ]);
+    const sent = ranges.reduce((n, [s0, e0]) => n + e0 - s0, 0);
+    assert.is(sent, 6 * K + (size - 38 * B - 5 * K), 'only the differing 4 KiB blocks and what the local file lacks');
+    // patched with those ranges, the local file equals the source
+    const patched = Buffer.alloc(size);
+    mine.copy(patched);
+    for (const [s0, e0] of ranges) source.copy(patched, s0, s0, e0);
+    assert.ok(patched.equals(source), 'the narrowed ranges make the copy equal');
+  } finally {
+    peer.close();
+    await prim.setRole('off').catch(() => {});
+    await fsp.rm(base, { recursive: true, force: true });
+  }
+});
+
 test('pass plans over the inline limit are sent by size and fetched in chunks; a hostile size is refused', async () => {
   const big = { ...emptyPlan(), copies: Array.from({ length: 120_000 }, (_, i) => ({ path: `dir/${"n".repeat(80)}-${i}`, size: i })) };
   const plans = [planToJson(emptyPlan()), planToJson(big)];

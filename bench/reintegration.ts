@@ -28,7 +28,8 @@ import { promisify } from 'node:util';
 import { controlRequest } from '../src/daemon/control.js';
 import type { ModuleView, StatusView } from '../src/daemon/views.js';
 import type { Lab } from '../src/lab/lab.js';
-import { controlSocketOf, createMirrorLab, type LabModule, type MirrorLabOptions } from '../src/lab/mirror-lab.js';
+import { controlSocketOf, createMirrorLab } from '../src/lab/mirror-lab.js';
+import { benchModule, DATA, MODULE, PRIVATE_DIR } from './bench-module.js';
 import { startPair, waitForStates } from '../src/lab/postgres.js';
 import { digestDiff, treeDigest } from '../src/lab/tree-digest.js';
 
@@ -38,31 +39,8 @@ const fileMiB = Number(process.argv[3] ?? 1);
 const fullRounds = Number(process.argv[4] ?? 3);
 
 const MiB = 1 << 20;
-const MODULE = 'bench';
-const PRIVATE_DIR = '/srv/bench';
-const DATA = `${PRIVATE_DIR}/data`;
 const PRIM = 'node1';
 const SECOND = 'node2';
-
-function benchUserconfig(o: MirrorLabOptions): string {
-  return `<safe>
-  <service mode="mirror" defaultprim="alone" failover="on">
-    <heart pulse="${o.pulse ?? '500ms'}" timeout="${o.timeout ?? '5s'}"><heartbeat name="default"/><heartbeat name="replication"/></heart>
-    <rfs async="none"><replicated dir="${DATA}"/></rfs>
-    <user nicestoptimeout="30s" forcestoptimeout="10s"/>
-  </service>
-</safe>
-`;
-}
-
-/** A module with no application: only prestart, which creates the replicated dir (it must exist on both nodes). */
-function benchModuleDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-bench-module-'));
-  fs.mkdirSync(path.join(dir, 'bin'));
-  fs.writeFileSync(path.join(dir, 'userconfig.xml'), benchUserconfig({}));
-  fs.writeFileSync(path.join(dir, 'bin', 'prestart'), `#!/bin/sh\nmkdir -p ${DATA}\n`, { mode: 0o755 });
-  return dir;
-}
 
 /**
  * Runs on a lab node (inside its mount namespace, so through the FUSE mount), cwd = DATA. Reads a JSON list of
@@ -251,8 +229,8 @@ function median(xs: number[]): number {
 }
 
 const t0 = performance.now();
-const moduleDir = benchModuleDir();
-const module: LabModule = { name: MODULE, dir: moduleDir, userconfig: (o) => benchUserconfig(o) };
+const module = benchModule();
+const moduleDir = module.dir;
 let lab: Lab | null = null;
 try {
   lab = await createMirrorLab({ pulse: '200ms', timeout: '1s', module, spec: { privateDirs: [PRIVATE_DIR] } });

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { abortFuseConnection, isFuseType } from '../replication/fuse/mount.js';
 import { findLossyServers, killLossyServer, lossyMarker } from './lossy/lab-disk.js';
 import { defaultLabDir, GENERATED_PREFIX_NS } from './spec.js';
 import {
@@ -94,6 +95,13 @@ export async function teardownLab(prefix: string, dir: string, opts: DownOptions
       killPid(pid);
     }
   }
+  // The FUSE mounts of tandem in the nodes' mount namespaces are aborted before their servers die: killed together,
+  // the last process of a namespace unmounts what is left in it, and a fuseblk unmount waits for the server's answer
+  // to DESTROY; when that last process is the server itself (a replication host), it waits for itself forever, in
+  // D state, holding the superblock, and every later sync(2) on the machine hangs behind it.
+  await attempt('abort FUSE connections', async () => {
+    for (const h of holders) for (const c of tandemFuseConnections(h.pid)) await abortFuseConnection(c);
+  });
   await attempt('kill processes', async () => {
     const left = await killNetnsProcesses(inodes);
     if (left.length) throw new Error(`still alive after SIGKILL: ${left.join(', ')}`);
@@ -190,4 +198,22 @@ export async function downAll(opts: DownOptions = {}): Promise<DownReport[]> {
   const reports: DownReport[] = [];
   for (const info of listLabs()) reports.push(await teardownLab(info.prefix, info.dir, opts));
   return reports;
+}
+
+/** The fusectl connection numbers (the superblock's device number) of tandem's FUSE mounts seen by process `pid`. */
+export function tandemFuseConnections(pid: number): number[] {
+  let text = '';
+  try {
+    text = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
+  } catch {
+    return [];
+  }
+  const out = new Set<number>();
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    const fstype = f[f.indexOf('-') + 1] ?? '';
+    const dev = /^(\d+):(\d+)$/.exec(f[2] ?? '');
+    if (dev && isFuseType(fstype) && fstype.endsWith('.tandem')) out.add((Number(dev[1]) << 20) | Number(dev[2]));
+  }
+  return [...out];
 }

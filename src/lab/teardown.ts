@@ -202,14 +202,17 @@ export async function downAll(opts: DownOptions = {}): Promise<DownReport[]> {
 
 /** The fusectl connection numbers (the superblock's device number) of tandem's FUSE mounts seen by process `pid`. */
 export function tandemFuseConnections(pid: number): number[] {
-  let text = '';
   try {
-    text = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
+    return tandemFuseConnectionsIn(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
   } catch {
     return [];
   }
+}
+
+/** The same, from the text of a mountinfo file. */
+export function tandemFuseConnectionsIn(mountinfo: string): number[] {
   const out = new Set<number>();
-  for (const line of text.split('\n')) {
+  for (const line of mountinfo.split('\n')) {
     const f = line.split(' ');
     const fstype = f[f.indexOf('-') + 1] ?? '';
     const dev = /^(\d+):(\d+)$/.exec(f[2] ?? '');

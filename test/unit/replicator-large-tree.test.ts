@@ -17,6 +17,7 @@ import { CtlError } from '../../src/replication/files/ctl.js';
 import { emptyPlan, planFromJson, planToJson } from '../../src/replication/reintegrate/plan.js';
 import { listTree } from '../../src/replication/reintegrate/compare.js';
 import { channelPair } from './memory-channel.js';
+import type { FileReplicator } from '../../src/replication/files/replicator.js';
 import { backingOf, testReplicator } from './replicator-fixture.js';
 
 const GEN = '2@n1';
@@ -43,13 +44,56 @@ async function primaryInWorker(base: string): Promise<{ port: number; stop(): Pr
   };
 }
 
-test('a tree of 100,000+ entries is compared and copied (manifest and plan in pages); the copy equals the source', async () => {
+/** A temporary directory with the module's replicated dir `data` in it; removed by withWorkerPair / withLocalPrimary. */
+function tempBase(): string {
   const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-large-')));
   fs.mkdirSync(path.join(base, 'data'));
+  return base;
+}
+
+/** An ALONE primary in a worker over `base`, and a SECOND here (its logs shown when `fn` fails); all ended after. */
+async function withWorkerPair(base: string, fn: (second: FileReplicator, logs: string[]) => Promise<void>): Promise<void> {
   const logs: string[] = [];
   const prim = await primaryInWorker(base);
   const second = testReplicator({ base, self: 'n2', peer: 'n1', port: prim.port, key: KEY, logs });
   try {
+    await fn(second, logs);
+  } catch (e) {
+    console.log([...logs, ...(await prim.stop())].slice(-30).join('\n'));
+    throw e;
+  } finally {
+    await second.setRole('off').catch(() => {});
+    await prim.stop();
+    await fsp.rm(base, { recursive: true, force: true });
+  }
+}
+
+/** A primary in this thread over a new base, answering `peer` (a ctl client on an in-memory channel); all ended after. */
+async function withLocalPrimary(fn: (base: string, peer: CtlPeer) => Promise<void>): Promise<void> {
+  const base = tempBase();
+  const prim = testReplicator({ base, self: 'n1', peer: 'n2', port: 1, key: KEY, logs: [] });
+  const { a, b } = channelPair({ a: 'n1', b: 'n2', module: 'db' });
+  prim.accept(a);
+  const peer = new CtlPeer(b);
+  try {
+    await prim.setRole('primary', { gen: GEN, awaitPeer: false, recordBase: '1@n1' });
+    await fn(base, peer);
+  } finally {
+    peer.close();
+    await prim.setRole('off').catch(() => {});
+    await fsp.rm(base, { recursive: true, force: true });
+  }
+}
+
+/** The SECOND's reintegration from n1 of generation GEN (compare, no quarantine). */
+const reintegrateFromN1 = (second: FileReplicator) => second.reintegrate({
+  module: 'db', from: 'n1', full: false, quarantine: false, sourceGen: GEN, signal: new AbortController().signal,
+  beginCopy: async () => {}, targetGen: null,
+});
+
+test('a tree of 100,000+ entries is compared and copied (manifest and plan in pages); the copy equals the source', async () => {
+  const base = tempBase();
+  await withWorkerPair(base, async (second) => {
     await second.setRole('secondary');
     const src = backingOf(base, 'n1');
     const dst = backingOf(base, 'n2');
@@ -89,10 +133,7 @@ test('a tree of 100,000+ entries is compared and copied (manifest and plan in pa
 
     const entries = (await listTree(src, [{ path: 'skip' }])).size;
     assert.ok(entries >= 100_000, `${entries} entries`);
-    await second.reintegrate({
-      module: 'db', from: 'n1', full: false, quarantine: false, sourceGen: GEN, signal: new AbortController().signal,
-      beginCopy: async () => {}, targetGen: null,
-    });
+    await reintegrateFromN1(second);
     const [a, b] = await Promise.all([listTree(src, [{ path: 'skip' }]), listTree(dst)]);
     assert.is(b.size, a.size, 'as many entries on both sides');
     for (const [p, e] of a) {
@@ -107,26 +148,11 @@ test('a tree of 100,000+ entries is compared and copied (manifest and plan in pa
     assert.not.ok(fs.existsSync(path.join(dst, 'skip')), 'the <notreplicated> path is not copied');
     assert.is(second.status().mode, 'live');
     console.log(`  ${entries} entries reintegrated: ${second.status().lastReintegration?.ms} ms`);
-  } catch (e) {
-    console.log([...logs, ...(await prim.stop())].slice(-30).join('\n'));
-    throw e;
-  } finally {
-    await second.setRole('off').catch(() => {});
-    await prim.stop();
-    await fsp.rm(base, { recursive: true, force: true });
-  }
+  });
 });
 
 test('manifest pages resume after any cursor, also one that vanished; sums are answered a page at a time', async () => {
-  const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-large-')));
-  fs.mkdirSync(path.join(base, 'data'));
-  const logs: string[] = [];
-  const prim = testReplicator({ base, self: 'n1', peer: 'n2', port: 1, key: KEY, logs });
-  const { a, b } = channelPair({ a: 'n1', b: 'n2', module: 'db' });
-  prim.accept(a);
-  const peer = new CtlPeer(b);
-  try {
-    await prim.setRole('primary', { gen: GEN, awaitPeer: false, recordBase: '1@n1' });
+  await withLocalPrimary(async (base, peer) => {
     const src = backingOf(base, 'n1');
     for (const p of ['a/b/c', 'a/b/d', 'a/e', 'a-z/f', 'b', 'skip/x']) {
       fs.mkdirSync(path.dirname(path.join(src, p)), { recursive: true });
@@ -160,19 +186,14 @@ test('manifest pages resume after any cursor, also one that vanished; sums are a
     assert.equal(ranges, [[3 * 4096, 4 * 4096], [(SUMS_PAGE - 1) * 4096, (SUMS_PAGE + 1) * 4096], [20_000 * 4096, 20_001 * 4096], [79 << 20, 80 << 20]]);
     const gone = await remoteBlockRanges(peer, 0, local, 'no-such-file', 4096, 10);
     assert.equal(gone, [[0, 10]], 'a source file gone since the manifest: copy it whole (the applier then finds it gone)');
-  } finally {
-    peer.close();
-    await prim.setRole('off').catch(() => {});
-    await fsp.rm(base, { recursive: true, force: true });
-  }
+  });
 });
 
 test('the source\'s activity log reaches the comparison: a file it changed in place under its old size and mtime is compared and copied', async () => {
   // The primary crashed (or an application put an old mtime back) after changing `table` in place: its own activity
   // log names the file, the SECOND's copy is clean (its log is empty) and holds the same size and the same two-day-old
   // mtime with other content. Only the source's log can say that the file must be block-compared.
-  const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-large-')));
-  fs.mkdirSync(path.join(base, 'data'));
+  const base = tempBase();
   const src = backingOf(base, 'n1');
   const dst = backingOf(base, 'n2');
   const old = Date.now() / 1000 - 2 * 86_400;
@@ -185,39 +206,18 @@ test('the source\'s activity log reaches the comparison: a file it changed in pl
   const activity = path.join(base, 'n1', 'home', 'state', 'db.files', 'activity', '0');
   fs.mkdirSync(activity, { recursive: true });
   fs.writeFileSync(path.join(activity, '3'), `${JSON.stringify('table')}\n`);
-  const logs: string[] = [];
-  const prim = await primaryInWorker(base);
-  const second = testReplicator({ base, self: 'n2', peer: 'n1', port: prim.port, key: KEY, logs });
-  try {
+  await withWorkerPair(base, async (second, logs) => {
     await second.setRole('secondary');
-    await second.reintegrate({
-      module: 'db', from: 'n1', full: false, quarantine: false, sourceGen: GEN, signal: new AbortController().signal,
-      beginCopy: async () => {}, targetGen: null,
-    });
+    await reintegrateFromN1(second);
     const got = fs.readFileSync(path.join(dst, 'table'), 'utf8');
     assert.ok(got === 'NEW!'.repeat(1024), `the logged file was compared by blocks and copied (the copy holds ${got.slice(0, 8)}…)`);
     assert.is(second.status().mode, 'live');
     assert.ok(logs.some((l) => /reintegration from n1 done: 4096 bytes copied/.test(l)), 'only the logged file was copied (the other one is trusted by size and mtime)');
-  } catch (e) {
-    console.log([...logs, ...(await prim.stop())].slice(-30).join('\n'));
-    throw e;
-  } finally {
-    await second.setRole('off').catch(() => {});
-    await prim.stop();
-    await fsp.rm(base, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a differing 64 KiB block is narrowed to its differing 4 KiB blocks; a block the local file lacks is copied whole', async () => {
-  const base = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-large-')));
-  fs.mkdirSync(path.join(base, 'data'));
-  const logs: string[] = [];
-  const prim = testReplicator({ base, self: 'n1', peer: 'n2', port: 1, key: KEY, logs });
-  const { a, b } = channelPair({ a: 'n1', b: 'n2', module: 'db' });
-  prim.accept(a);
-  const peer = new CtlPeer(b);
-  try {
-    await prim.setRole('primary', { gen: GEN, awaitPeer: false, recordBase: '1@n1' });
+  await withLocalPrimary(async (base, peer) => {
     await peer.request({ op: 'begin', expectGen: GEN, targetGen: null, clean: false, full: false, quarantine: false });
     const src = backingOf(base, 'n1');
     fs.mkdirSync(src, { recursive: true });
@@ -253,11 +253,7 @@ test('a differing 64 KiB block is narrowed to its differing 4 KiB blocks; a bloc
     mine.copy(patched);
     for (const [s0, e0] of ranges) source.copy(patched, s0, s0, e0);
     assert.ok(patched.equals(source), 'the narrowed ranges make the copy equal');
-  } finally {
-    peer.close();
-    await prim.setRole('off').catch(() => {});
-    await fsp.rm(base, { recursive: true, force: true });
-  }
+  });
 });
 
 test('pass plans over the inline limit are sent by size and fetched in chunks; a hostile size is refused', async () => {

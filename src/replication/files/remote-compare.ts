@@ -90,9 +90,7 @@ export async function remoteBlockRanges(
           if (e instanceof CtlError && e.code === 'ENOENT') return sourceSize > 0 ? [[0, sourceSize]] : [];
           throw e;
         }
-        const data = r.data ?? Buffer.alloc(0);
-        const n = data.length / 32;
-        if (!Number.isInteger(n) || n > count || r.body.first !== first) throw protocol(`a malformed sums page for ${JSON.stringify(rel)}`);
+        const { data, n } = sumsPage(r, first, count, rel);
         // runs of differing blocks the local file holds (narrowed below), and blocks it lacks (copied whole)
         const runs: [number, number][] = [];
         for (let k = 0; k < n; k++) {
@@ -120,6 +118,14 @@ export async function remoteBlockRanges(
   return ranges;
 }
 
+/** The sums of a `sums` answer (32 bytes each) and how many, checked against what was asked. */
+function sumsPage(r: CtlReply, first: number, count: number, rel: string): { data: Buffer; n: number } {
+  const data = r.data ?? Buffer.alloc(0);
+  const n = data.length / 32;
+  if (!Number.isInteger(n) || n > count || r.body.first !== first) throw protocol(`a malformed sums page for ${JSON.stringify(rel)}`);
+  return { data, n };
+}
+
 /** Adds to `ranges` the FINE_BLOCK blocks [first, first + count) of `rel` that differ from the local file's. */
 async function narrow(ctl: CtlPeer, dir: number, fh: import('node:fs/promises').FileHandle, rel: string, first: number, count: number,
   sourceSize: number, ranges: [number, number][]): Promise<void> {
@@ -131,9 +137,7 @@ async function narrow(ctl: CtlPeer, dir: number, fh: import('node:fs/promises').
     if (e instanceof CtlError && e.code === 'ENOENT') return insertRange(ranges, first * FINE_BLOCK, Math.min((first + count) * FINE_BLOCK, sourceSize));
     throw e;
   }
-  const data = r.data ?? Buffer.alloc(0);
-  const n = data.length / 32;
-  if (!Number.isInteger(n) || n > count || r.body.first !== first) throw protocol(`a malformed sums page for ${JSON.stringify(rel)}`);
+  const { data, n } = sumsPage(r, first, count, rel);
   const local = await blockSumsOf(fh, FINE_BLOCK, first, count);
   for (let k = 0; k < n; k++) {
     const t = local[k];

@@ -1,6 +1,6 @@
 import fs, { type BigIntStats, constants as C } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { E, FsError } from './errno.js';
+import { E, errnoOf, FsError } from './errno.js';
 import type { HostCall } from './host-calls.js';
 import { type Inode, InodeTable } from './inodes.js';
 import {
@@ -529,13 +529,20 @@ export class Passthrough {
     const h = this.file(fh);
     const rel = this.table.pathOf(h.node);
     const sink = this.o.sink;
-    if (rel !== null && unique !== undefined && sink?.deferSync) {
-      // the local fsync first; then the sink replies once the peer has it, while this thread serves other requests
-      if (datasync) fs.fdatasyncSync(h.fd);
-      else fs.fsyncSync(h.fd);
-      h.unsynced = 0;
-      if (this.o.writeBehind?.failed(h.fd)) throw new FsError(E.EIO, 'an earlier write-behind fdatasync failed');
-      if (this.guardSink(() => sink.deferSync!(rel, datasync, unique), 'sync')) return true;
+    if (rel !== null && unique !== undefined && sink?.deferSync && sink.syncedLocally) {
+      // the sink's side sends the sync to the peer while this thread fsyncs locally; it replies once both are done,
+      // and this thread serves other requests meanwhile
+      if (this.guardSink(() => sink.deferSync!(rel, datasync, unique), 'sync')) {
+        let errno = 0;
+        try {
+          this.localSync(h, datasync);
+        } catch (err) {
+          errno = errnoOf(err) ?? E.EIO;
+        }
+        this.guardSink(() => sink.syncedLocally!(unique, errno), 'sync');
+        return true;
+      }
+      this.localSync(h, datasync);
       this.sync(rel, datasync);
       return false;
     }
@@ -549,14 +556,19 @@ export class Passthrough {
     // the sink's sync (the peer's) runs while the local fsync does; both must succeed
     const token = rel !== null && sink?.startSync ? this.guardSink(() => sink.startSync!(rel, datasync), 'sync') : undefined;
     try {
-      if (datasync) fs.fdatasyncSync(h.fd);
-      else fs.fsyncSync(h.fd);
+      this.localSync(h, datasync);
     } finally {
       if (token !== undefined) this.guardSink(() => sink!.finishSync!(token), 'sync');
     }
+    if (rel !== null && token === undefined) this.sync(rel, datasync);
+  }
+
+  /** fsync/fdatasync of the backing file; fails (EIO) when a write-behind fdatasync of it failed since the last one. */
+  private localSync(h: FileHandle, datasync: boolean): void {
+    if (datasync) fs.fdatasyncSync(h.fd);
+    else fs.fsyncSync(h.fd);
     h.unsynced = 0;
     if (this.o.writeBehind?.failed(h.fd)) throw new FsError(E.EIO, 'an earlier write-behind fdatasync failed');
-    if (rel !== null && token === undefined) this.sync(rel, datasync);
   }
 
   /**

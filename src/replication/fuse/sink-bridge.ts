@@ -12,7 +12,10 @@ import type { AsyncChangeSink, Change, ChangeSink } from './sink.js';
  */
 type SinkCall =
   | { kind: 'change'; change: Change }
+  /** with `unique`: deferred, the main thread replies once the sink's sync and the worker's local one (`local`) are done */
   | { kind: 'sync'; path: string; datasync: boolean; unique?: number }
+  /** the worker's local fsync of deferred sync `unique` ended: 0 or a positive errno */
+  | { kind: 'local'; unique: number; errno: number }
   /** with `unique`: deferred, the main thread also syncs the backing filesystem and replies */
   | { kind: 'syncfs'; unique?: number };
 
@@ -32,8 +35,14 @@ export function serveSink(
   reply: (unique: number, errno: number) => void = () => {},
   syncBacking: () => Promise<void> = async () => {},
 ): BlockingServer {
+  /** deferred syncs whose local fsync result has not come yet */
+  const localWaits = new Map<number, (errno: number) => void>();
   return serveBlockingCalls<SinkCall, null>(async (call) => {
-    if (call.kind === 'change') {
+    if (call.kind === 'local') {
+      // posts are handled in order, so the deferred sync that waits for this one was handled (and registered) first
+      localWaits.get(call.unique)?.(call.errno);
+      localWaits.delete(call.unique);
+    } else if (call.kind === 'change') {
       await sink.onChange(call.change);
     } else if (call.kind === 'syncfs') {
       if (call.unique === undefined) {
@@ -54,15 +63,18 @@ export function serveSink(
         reply(unique, -EIO);
       });
     } else if (call.unique !== undefined) {
-      // a deferred fsync: placed in order now; the reply goes to the kernel when it is durable
+      // a deferred fsync: placed in order now, while the worker's local fsync runs; the reply goes to the kernel
+      // when both are done (the local errno first, then EIO if the sink's sync failed)
       const unique = call.unique;
-      const placed = sink.syncInOrder
-        ? await sink.syncInOrder(call.path, call.datasync)
-        : { done: Promise.resolve(sink.onSync(call.path, call.datasync)) };
-      placed.done.then(() => reply(unique, 0), (e: unknown) => {
+      const local = new Promise<number>((resolve) => localWaits.set(unique, resolve));
+      const placed = await Promise.resolve().then(() => sink.syncInOrder
+        ? sink.syncInOrder(call.path, call.datasync)
+        : { done: Promise.resolve(sink.onSync(call.path, call.datasync)) }).catch((e: unknown) => ({ done: Promise.reject(e) }));
+      const remote = placed.done.then(() => 0, (e: unknown) => {
         onPostError(e);
-        reply(unique, -EIO);
+        return EIO;
       });
+      void Promise.all([local, remote]).then(([l, r]) => reply(unique, -(l || r)));
     } else {
       await sink.onSync(call.path, call.datasync);
     }
@@ -75,7 +87,8 @@ export function serveSink(
  * Streamed writes: while the main thread set the flag (its sink queues writes in order without waiting, the
  * replication layer's live mode), a data write is posted and the worker goes on at once, unless
  * MAX_POSTED_WRITES are still unhandled. The main thread handles posts and calls strictly in order, so a later
- * sync or change still comes after them. `startSync`/`finishSync` split onSync so that the local fsync runs while the
+ * sync or change still comes after them. A deferred fsync is posted before the worker's local fsync, which then runs
+ * while the main thread sends the sync to the peer; `syncedLocally` posts its result, and the reply waits for both. `startSync`/`finishSync` split onSync so that the local fsync runs while the
  * main thread works on the sync.
  */
 export class BridgedSink implements ChangeSink {
@@ -105,6 +118,9 @@ export class BridgedSink implements ChangeSink {
     if (!this.caller.flag() || this.caller.posted() >= MAX_POSTED_WRITES) return false;
     this.caller.post({ kind: 'sync', path, datasync, unique });
     return true;
+  }
+  syncedLocally(unique: number, errno: number): void {
+    this.caller.post({ kind: 'local', unique, errno });
   }
   onSyncfs(): void {
     this.caller.call({ kind: 'syncfs' });

@@ -72,11 +72,15 @@ export interface ChangeSink {
   startSync?(path: string, datasync: boolean): unknown;
   finishSync?(token: unknown): void;
   /**
-   * Optional: take over the reply of this fsync (request `unique`), after the local fsync succeeded. Returns false
-   * when it does not (the caller then calls onSync); true means the sink's side replies to the kernel itself, once
-   * the change is durable where it must be (error EIO if that failed), and the caller must not reply.
+   * Optional: take over the reply of this fsync (request `unique`), before the local fsync. Returns false when it
+   * does not (the caller then fsyncs and calls onSync); true means the sink's side starts its sync now, the caller
+   * fsyncs locally and reports the result with `syncedLocally` (exactly once), and the sink's side replies to the
+   * kernel once both are done: the local errno if the local fsync failed, else EIO if its own sync failed, else 0.
+   * The caller must not reply.
    */
   deferSync?(path: string, datasync: boolean, unique: number): boolean;
+  /** The local fsync of deferred sync `unique` ended: 0, or the positive errno it failed with. */
+  syncedLocally?(unique: number, errno: number): void;
   /**
    * syncfs of the mount, after the backing filesystem's syncfs succeeded: return only when every change reported
    * before it is durable where it must be. Absent: nothing beyond the local syncfs is needed.

@@ -9,7 +9,7 @@ export interface BridgeWorkerData {
   end: WorkerEnd;
   timeoutMs: number;
   calls: ({ kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean }
-    | { kind: 'defer'; path: string; datasync: boolean; unique: number } | { kind: 'syncfs' } | { kind: 'deferSyncfs'; unique: number })[];
+    | { kind: 'defer'; path: string; datasync: boolean; unique: number } | { kind: 'local'; unique: number; errno: number } | { kind: 'syncfs' } | { kind: 'deferSyncfs'; unique: number })[];
 }
 export interface BridgeWorkerResult {
   blockedMs: number;
@@ -28,6 +28,7 @@ for (const c of d.calls) {
   try {
     if (c.kind === 'change') sink.onChange(c.change);
     else if (c.kind === 'defer') deferred = sink.deferSync(c.path, c.datasync, c.unique);
+    else if (c.kind === 'local') sink.syncedLocally(c.unique, c.errno);
     else if (c.kind === 'syncfs') sink.onSyncfs();
     else if (c.kind === 'deferSyncfs') deferred = sink.deferSyncfs(c.unique);
     else sink.onSync(c.path, c.datasync);

@@ -25,6 +25,15 @@ function runWorker(
     // queued on the port; every test's servers are closed after it (after.each)
   });
 }
+/** Runs the worker's calls against an existing server. */
+function runWorkerOn(server: ReturnType<typeof serveSink>, calls: BridgeWorkerData['calls']): Promise<BridgeWorkerResult[]> {
+  const data: BridgeWorkerData = { end: server.workerEnd, timeoutMs: 0, calls };
+  const w = new Worker(new URL('./bridge-worker.js', import.meta.url), { workerData: data, transferList: [server.workerEnd.port] });
+  return new Promise((resolve, reject) => {
+    w.once('message', (r: BridgeWorkerResult[]) => resolve(r));
+    w.once('error', reject);
+  });
+}
 const openServers: { close(): void }[] = [];
 test.after.each(() => {
   for (const s of openServers.splice(0)) s.close();
@@ -163,9 +172,10 @@ test('deferred fsync: the worker goes on at once; later changes are handled whil
   };
   const results = await runWorker(sink, [
     { kind: 'defer', path: 'wal', datasync: true, unique: 42 },
+    { kind: 'local', unique: 42, errno: 0 },
     { kind: 'change', change: rename },
   ], 0, undefined, true, (u, e) => { replies.push([u, e]); replied(); });
-  // the worker returned from both calls while the sync was not durable: it did not wait, and the rename was handled
+  // the worker returned from every call while the sync was not durable: it did not wait, and the rename was handled
   assert.is(results[0]!.deferred, true);
   assert.equal(seen, ['sync wal', 'rename']);
   assert.equal(replies, [], 'no reply before the sync is durable');
@@ -183,13 +193,61 @@ test('deferred fsync whose sync fails is answered EIO; without the stream flag i
     onSync() {},
     async syncInOrder() { return { done: Promise.reject(new Error('peer gone')) }; },
   };
-  const r1 = await runWorker(sink, [{ kind: 'defer', path: 'wal', datasync: true, unique: 7 }], 0, undefined, true, (u, e) => { replies.push([u, e]); replied(); });
+  const r1 = await runWorker(sink, [{ kind: 'defer', path: 'wal', datasync: true, unique: 7 }, { kind: 'local', unique: 7, errno: 0 }], 0, undefined, true,
+    (u, e) => { replies.push([u, e]); replied(); });
   assert.is(r1[0]!.deferred, true);
   await reply;
   assert.equal(replies, [[7, -5]]);
   const r2 = await runWorker(sink, [{ kind: 'defer', path: 'wal', datasync: true, unique: 8 }], 0, undefined, false, (u, e) => replies.push([u, e]));
   assert.is(r2[0]!.deferred, false, 'not streaming: the caller syncs itself');
   assert.is(replies.length, 1);
+});
+
+test('deferred fsync: the peer\'s sync starts before the local fsync ends; the reply waits for the local result and carries its errno', async () => {
+  const replies: [number, number][] = [];
+  const seen: string[] = [];
+  const sink: AsyncChangeSink = {
+    async onChange(c) { seen.push(c.op); },
+    onSync() { throw new Error('not used'); },
+    async syncInOrder(p) {
+      seen.push(`sync ${p}`);
+      return { done: Promise.resolve() }; // durable on the peer at once
+    },
+  };
+  let replied!: () => void;
+  const reply = new Promise<void>((r) => (replied = r));
+  // the worker posts the sync, then (as after a slow local fsync) a write, and only then the local result
+  await runWorker(sink, [
+    { kind: 'defer', path: 'wal', datasync: true, unique: 11 },
+    { kind: 'change', change: write },
+    { kind: 'local', unique: 11, errno: 5 },
+  ], 0, undefined, true, (u, e) => { replies.push([u, e]); replied(); });
+  await reply;
+  assert.equal(seen, ['sync wal', 'write'], 'the sync reached the sink before the local result');
+  assert.equal(replies, [[11, -5]], 'a failed local fsync is the reply, though the peer has it');
+});
+
+test('deferred fsync: no reply while the local fsync runs, even when the peer has it', async () => {
+  const replies: [number, number][] = [];
+  let placed!: () => void;
+  const wasPlaced = new Promise<void>((r) => (placed = r));
+  const sink: AsyncChangeSink = {
+    async onChange() {},
+    onSync() { throw new Error('not used'); },
+    async syncInOrder() {
+      placed();
+      return { done: Promise.resolve() };
+    },
+  };
+  const server = serveSink(sink, () => {}, (u, e) => replies.push([u, e]));
+  openServers.push(server);
+  server.setFlag(true);
+  // the worker only defers (its local fsync "never ends"): the peer's part alone must not reply
+  await runWorkerOn(server, [{ kind: 'defer', path: 'wal', datasync: true, unique: 12 }]);
+  await wasPlaced;
+  await server.drained();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(replies, []);
 });
 
 test('syncfs: the worker waits for the sink\'s onSyncfs; deferred, the reply waits for onSyncfs and the backing syncfs', async () => {

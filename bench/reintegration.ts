@@ -1,7 +1,8 @@
 /**
  * Reintegration cost: bytes sent to the returning SECOND against bytes changed while it was away, and copy rate, in
  * one lab run (root). The module is a bare one defined here (`bench`): one replicated dir, async="none", no
- * application. A data set (`files` × `fileMiB` MiB) is written on the PRIM through its FUSE mount, then:
+ * application. A data set (by default 2 GiB: 1,024 files of 1 MiB and 16 of 64 MiB) is written on the PRIM through
+ * its FUSE mount, then:
  *   1. clean stop of the SECOND: the PRIM goes ALONE and records changes; the SECOND returns and is patched from the
  *      change record. Target: bytes sent / bytes changed ≤ 1.1.
  *   2. power-off of the SECOND: its copy may hold changes of its own, so the trees are compared (size/mtime, then
@@ -9,13 +10,17 @@
  *      are sent. Targets: bytes sent / bytes changed ≤ 1.1, and ≤ rsync's literal data for the same change (rsync's
  *      delta transfer from the PRIM's tree into a copy of the SECOND's, run in the same bench).
  *   3. full copy into an empty directory (`tandem second --fullsync` after wiping the SECOND's copy), `fullRounds`
- *      times, alternating with a raw copy of the same files on this disk (`cp -a` then `sync -f`, the same fsync
- *      guarantee the reintegration gives); the ratio is reintegration MiB/s / raw MiB/s.
- * The change set (cases 1 and 2): 4 KiB writes at random 4 KiB-aligned offsets in 50 files (8 per file, each inside its own 64 KiB
- * block, no overlap), 2 new files of 1 MiB, one rename, one delete. "Changed" counts the bytes written (a rename or
- * a delete writes none). "Sent" is the file data the PRIM read for the SECOND (`lastReintegration.bytes` of the PRIM
- * in `tandem status --json`); manifests and block checksums of a comparison are not in it.
- *   node dist/bench/reintegration.js [files=200] [fileMiB=1] [fullRounds=3]
+ *      times, alternating with what a user would run instead on the same hosts: `cp -a` of the same files on this
+ *      disk then `sync -f` (the fsync guarantee the reintegration gives), and `rsync -a` from an rsync daemon on the
+ *      PRIM's host to a fresh directory on the SECOND's host over the lab network, then `sync -f`. Target: ≥ 0.8 of
+ *      `cp -a`.
+ * The change set (cases 1 and 2): 400 writes of 4 KiB, each in its own 64 KiB block drawn uniformly over the whole
+ * data set's bytes, at a random 4 KiB-aligned offset inside it (a database page); 2 new files of 1 MiB, one rename,
+ * one delete (of files not written). "Changed" counts the bytes written (a rename or a delete writes none). "Sent" is
+ * the file data the PRIM read for the SECOND (`lastReintegration.bytes` of the PRIM in `tandem status --json`);
+ * manifests and block checksums of a comparison are not in it.
+ *   node dist/bench/reintegration.js [set=1024x1+16x64] [fullRounds=3]
+ * `set`: `+`-separated `count`x`MiB` groups of files.
  */
 import { rng } from '../test/unit/rng.js'; // mulberry32: the same change set on every run
 import { execFile } from 'node:child_process';
@@ -31,14 +36,29 @@ import type { Lab } from '../src/lab/lab.js';
 import { controlSocketOf, createMirrorLab } from '../src/lab/mirror-lab.js';
 import { benchModule, DATA, MODULE, PRIVATE_DIR } from './bench-module.js';
 import { startPair, waitForStates } from '../src/lab/postgres.js';
+import { startRsyncDaemon } from './rsync.js';
 import { digestDiff, treeDigest } from '../src/lab/tree-digest.js';
 
 const run = promisify(execFile);
-const files = Number(process.argv[2] ?? 200);
-const fileMiB = Number(process.argv[3] ?? 1);
-const fullRounds = Number(process.argv[4] ?? 3);
-
 const MiB = 1 << 20;
+const setSpec = process.argv[2] ?? '1024x1+16x64';
+const fullRounds = Number(process.argv[3] ?? 3);
+
+/** The data set: file name → size in bytes, from `count`x`MiB` groups. */
+function dataSet(spec: string): Map<string, number> {
+  const set = new Map<string, number>();
+  for (const group of spec.split('+')) {
+    const m = /^(\d+)x(\d+)$/.exec(group);
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) {
+      console.error(`bench/reintegration: bad data set "${spec}": expected count x MiB groups joined by +, e.g. 1024x1+16x64`);
+      process.exit(2);
+    }
+    for (let i = 0; i < Number(m[1]); i++) set.set(`s${m[2]!.padStart(3, '0')}-${String(i).padStart(5, '0')}`, Number(m[2]) * MiB);
+  }
+  return set;
+}
+const BLOCK = 64 * 1024;
+const WRITES = 400;
 const PRIM = 'node1';
 const SECOND = 'node2';
 
@@ -79,44 +99,55 @@ async function applyOps(lab: Lab, node: string, ops: Op[]): Promise<{ bytes: num
 
 
 /**
- * The change set of one case over the current file names `names` (updated in place): 50 files × 8 writes of 4 KiB,
- * each write in a distinct 64 KiB block at a random 4 KiB-aligned offset inside it (a database page: an unaligned
- * 4 KiB write touches two 4 KiB blocks, and a comparison then sends both); 2 new files; a rename and a delete of
- * files that are not written.
+ * The change set of one case over the current data set `files` (updated in place): WRITES writes of 4 KiB, each in a
+ * distinct 64 KiB block drawn uniformly over all the data set's blocks, at a random 4 KiB-aligned offset inside it (a
+ * database page: an unaligned 4 KiB write touches two 4 KiB blocks, and a comparison then sends both); 2 new files of
+ * 1 MiB; a rename and a delete of the smallest files that are not written. Returns the renamed file's size too: a
+ * comparison, like rsync, sees a renamed file as a new one and copies it whole.
  */
-function changeSet(names: string[], tag: string, seed: number): { ops: Op[]; expected: number } {
+function changeSet(files: Map<string, number>, tag: string, seed: number): { ops: Op[]; expected: number; renamedBytes: number } {
   const rnd = rng(seed);
-  const pick = <T>(xs: T[]) => xs.splice(Math.floor(rnd() * xs.length), 1)[0]!;
-  const pool = [...names];
-  const ops: Op[] = [];
-  const size = fileMiB * MiB;
-  const blocks = size / (64 * 1024);
-  let expected = 0;
-  if (pool.length < 52) throw new Error(`the change set needs at least 52 files; the data set has ${pool.length}`);
-  for (let f = 0; f < 50; f++) {
-    const name = pick(pool);
-    const free = Array.from({ length: blocks }, (_, i) => i);
-    const ranges: [number, number][] = [];
-    for (let w = 0; w < 8; w++) {
-      const b = pick(free);
-      ranges.push([b * 64 * 1024 + Math.floor(rnd() * 16) * 4096, 4096]);
-      expected += 4096;
-    }
-    ops.push({ op: 'write', path: name, ranges });
+  const names = [...files.keys()].sort();
+  const firstBlock: number[] = [];
+  let blocks = 0;
+  for (const n of names) {
+    firstBlock.push(blocks);
+    blocks += Math.floor(files.get(n)! / BLOCK);
   }
+  if (blocks < WRITES * 2 || names.length < 4) throw new Error(`the change set needs at least ${WRITES * 2} blocks of 64 KiB in 4 files; the data set has ${blocks} in ${names.length}`);
+  const chosen = new Set<number>();
+  while (chosen.size < WRITES) chosen.add(Math.floor(rnd() * blocks));
+  const ranges = new Map<string, [number, number][]>();
+  for (const g of [...chosen].sort((x, y) => x - y)) {
+    let lo = 0;
+    let hi = names.length - 1;
+    while (lo < hi) { // the last file whose first block is ≤ g
+      const mid = (lo + hi + 1) >> 1;
+      if (firstBlock[mid]! <= g) lo = mid;
+      else hi = mid - 1;
+    }
+    const name = names[lo]!;
+    const r = ranges.get(name) ?? [];
+    r.push([(g - firstBlock[lo]!) * BLOCK + Math.floor(rnd() * 16) * 4096, 4096]);
+    ranges.set(name, r);
+  }
+  const ops: Op[] = [...ranges].map(([path, r]) => ({ op: 'write', path, ranges: r }));
+  let expected = WRITES * 4096;
   for (let i = 0; i < 2; i++) {
     ops.push({ op: 'create', path: `new-${tag}-${i}`, size: MiB });
-    names.push(`new-${tag}-${i}`);
+    files.set(`new-${tag}-${i}`, MiB);
     expected += MiB;
   }
-  const from = pick(pool);
-  const to = `renamed-${tag}`;
-  ops.push({ op: 'rename', from, to });
-  names.splice(names.indexOf(from), 1, to);
-  const gone = pick(pool);
+  const untouched = names.filter((n) => !ranges.has(n)).sort((x, y) => files.get(x)! - files.get(y)! || (x < y ? -1 : 1));
+  if (untouched.length < 2) throw new Error('the change set needs 2 files that are not written (a rename and a delete)');
+  const [from, gone] = [untouched[0]!, untouched[1]!];
+  const renamedBytes = files.get(from)!;
+  ops.push({ op: 'rename', from, to: `renamed-${tag}` });
+  files.set(`renamed-${tag}`, renamedBytes);
+  files.delete(from);
   ops.push({ op: 'unlink', path: gone });
-  names.splice(names.indexOf(gone), 1);
-  return { ops, expected };
+  files.delete(gone);
+  return { ops, expected, renamedBytes };
 }
 
 async function moduleView(lab: Lab, node: string): Promise<ModuleView> {
@@ -208,6 +239,19 @@ function daemonCpuMs(lab: Lab, node: string): number {
 }
 const CLOCK_TICKS = 100;
 
+/** `rsync -a` from the PRIM's rsync daemon into a fresh dir on the SECOND's host (same disk), then `sync -f`; MiB/s. */
+async function rsyncCopy(lab: Lab, url: string, bytes: number): Promise<number> {
+  const base = fs.mkdtempSync(path.join(lab.dir, SECOND, 'rsync-copy-'));
+  try {
+    const t0 = performance.now();
+    await lab.exec(SECOND, ['rsync', '-a', url, `${base}/data/`], { timeoutMs: 900_000 });
+    await lab.exec(SECOND, ['sync', '-f', `${base}/data`], { timeoutMs: 900_000 });
+    return bytes / MiB / ((performance.now() - t0) / 1000);
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+}
+
 /** `cp -a` of the PRIM's backing copy to a fresh dir on the same disk, then `sync -f`; returns MiB/s. */
 async function rawCopy(lab: Lab, bytes: number): Promise<number> {
   const base = fs.mkdtempSync(path.join(lab.dir, 'raw-copy-'));
@@ -237,9 +281,9 @@ try {
   const l = lab;
   await startPair(l, PRIM, SECOND, 120_000, MODULE);
 
-  const names = Array.from({ length: files }, (_, i) => `f${String(i).padStart(4, '0')}`);
-  const initial = await applyOps(l, PRIM, names.map((n) => ({ op: 'create', path: n, size: fileMiB * MiB })));
-  console.log(`data set: ${files} files × ${fileMiB} MiB written on the PRIM through FUSE with synchronous replication: ` +
+  const files = dataSet(setSpec);
+  const initial = await applyOps(l, PRIM, [...files].map(([n, size]) => ({ op: 'create', path: n, size })));
+  console.log(`data set ${setSpec} (count x MiB): ${files.size} files written on the PRIM through FUSE with synchronous replication: ` +
     `${(initial.bytes / MiB).toFixed(0)} MiB in ${(initial.ms / 1000).toFixed(1)} s, ${(initial.bytes / MiB / (initial.ms / 1000)).toFixed(1)} MiB/s; load average ${loadavg()}`);
   await assertIdentical(l);
 
@@ -247,7 +291,7 @@ try {
   await l.cli(SECOND, ['stop', '-m', MODULE]);
   await waitForStates(l, { [SECOND]: 'STOP' }, 60_000, MODULE);
   await waitRecording(l);
-  const c1 = changeSet(names, 'c1', 1);
+  const c1 = changeSet(files, 'c1', 1);
   const w1 = await applyOps(l, PRIM, c1.ops);
   if (w1.bytes !== c1.expected) throw new Error(`writer wrote ${w1.bytes} B, expected ${c1.expected}`);
   const r1 = await reintegrate(l, 'clean stop (change record)', w1.bytes, async () => void await l.cli(SECOND, ['start', '-m', MODULE]));
@@ -260,10 +304,12 @@ try {
   const snap = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-rsync-'));
   let rsyncLiteral = NaN;
   let r2: CaseResult;
+  let renamed = 0;
   try {
     await run('cp', ['-a', `${dataOf(l, PRIM)}/.`, snap]);
-    const c2 = changeSet(names, 'c2', 2);
+    const c2 = changeSet(files, 'c2', 2);
     const w2 = await applyOps(l, PRIM, c2.ops);
+    renamed = c2.renamedBytes;
     const rs = await run('rsync', ['-a', '--no-whole-file', '--inplace', '--delete', '--stats', `${dataOf(l, PRIM)}/`, `${snap}/`]);
     rsyncLiteral = Number(/Literal data: ([\d,]+) bytes/.exec(rs.stdout)?.[1]?.replace(/,/g, '') ?? NaN);
     console.log(`rsync of the same change: literal data ${rsyncLiteral} B, total sent ${/Total bytes sent: ([\d,]+)/.exec(rs.stdout)?.[1] ?? '?'} B`);
@@ -272,27 +318,35 @@ try {
     fs.rmSync(snap, { recursive: true, force: true });
   }
 
-  // 3. full copy into an empty dir, alternating with the raw copy
-  const total = fs.readdirSync(dataOf(l, PRIM)).reduce((n, f) => n + fs.statSync(path.join(dataOf(l, PRIM), f)).size, 0);
+  // 3. full copy into an empty dir, alternating with cp -a on this disk and rsync -a to the other host
+  const total = [...files.values()].reduce((n, x) => n + x, 0);
   const raws: number[] = [];
+  const rsyncs: number[] = [];
   const fulls: CaseResult[] = [];
-  for (let i = 0; i < fullRounds; i++) {
-    raws.push(await rawCopy(l, total));
-    console.log(`raw copy (cp -a + sync -f) of ${(total / MiB).toFixed(0)} MiB: ${raws.at(-1)!.toFixed(1)} MiB/s`);
-    await l.cli(SECOND, ['stop', '-m', MODULE]);
-    await waitForStates(l, { [SECOND]: 'STOP' }, 60_000, MODULE);
-    await waitRecording(l);
-    const d = dataOf(l, SECOND); // nothing is mounted on it while the module is stopped there
-    for (const e of fs.readdirSync(d)) fs.rmSync(path.join(d, e), { recursive: true, force: true });
-    fulls.push(await reintegrate(l, `full copy ${i + 1} (empty dir, --fullsync)`, total, async () => void await l.cli(SECOND, ['second', '-m', MODULE, '--fullsync'])));
+  const rsyncd = await startRsyncDaemon(l, PRIM, dataOf(l, PRIM));
+  try {
+    for (let i = 0; i <= fullRounds; i++) {
+      raws.push(await rawCopy(l, total));
+      rsyncs.push(await rsyncCopy(l, rsyncd.url, total));
+      console.log(`cp -a + sync -f of ${(total / MiB).toFixed(0)} MiB: ${raws.at(-1)!.toFixed(1)} MiB/s; ` +
+        `rsync -a ${PRIM} → ${SECOND} + sync -f: ${rsyncs.at(-1)!.toFixed(1)} MiB/s`);
+      if (i === fullRounds) break;
+      await l.cli(SECOND, ['stop', '-m', MODULE]);
+      await waitForStates(l, { [SECOND]: 'STOP' }, 60_000, MODULE);
+      await waitRecording(l);
+      const d = dataOf(l, SECOND); // nothing is mounted on it while the module is stopped there
+      for (const e of fs.readdirSync(d)) fs.rmSync(path.join(d, e), { recursive: true, force: true });
+      fulls.push(await reintegrate(l, `full copy ${i + 1} (empty dir, --fullsync)`, total, async () => void await l.cli(SECOND, ['second', '-m', MODULE, '--fullsync'])));
+    }
+  } finally {
+    await rsyncd.stop();
   }
-  raws.push(await rawCopy(l, total));
-  console.log(`raw copy (cp -a + sync -f) of ${(total / MiB).toFixed(0)} MiB: ${raws.at(-1)!.toFixed(1)} MiB/s`);
 
   const rate = (r: CaseResult) => r.sent / MiB / (r.secondMs / 1000);
   const fullRate = median(fulls.map(rate));
   const rawRate = median(raws);
-  console.log(`\nreintegration bench: ${files} files × ${fileMiB} MiB; load average ${loadavg()}; ${os.cpus().length} CPUs`);
+  const rsyncRate = median(rsyncs);
+  console.log(`\nreintegration bench: data set ${setSpec} (count x MiB), ${(total / MiB).toFixed(0)} MiB; load average ${loadavg()}; ${os.cpus().length} CPUs`);
   console.log(`${'case'.padEnd(34)} ${'changed B'.padStart(11)} ${'sent B'.padStart(11)} ${'sent/changed'.padStart(12)} ${'ms'.padStart(7)} ${'MiB/s'.padStart(7)}  mode`);
   for (const r of [r1, r2, ...fulls]) {
     console.log(`${r.name.padEnd(34)} ${String(r.changed).padStart(11)} ${String(r.sent).padStart(11)} ${(r.sent / r.changed).toFixed(3).padStart(12)} ${String(r.secondMs).padStart(7)} ${rate(r).toFixed(1).padStart(7)}  ${r.mode}, ${r.passes} passes`);
@@ -300,11 +354,11 @@ try {
   console.log(`clean stop: sent/changed ${(r1.sent / r1.changed).toFixed(3)} (target ≤ 1.1: ${r1.sent / r1.changed <= 1.1 ? 'met' : 'NOT met'}); ` +
     `power-off: ${(r2.sent / r2.changed).toFixed(3)} (target ≤ 1.1: ${r2.sent / r2.changed <= 1.1 ? 'met' : 'NOT met'}), ` +
     `${(r2.sent / rsyncLiteral).toFixed(3)} of rsync's literal data (target ≤ 1: ${r2.sent <= rsyncLiteral ? 'met' : 'NOT met'})`);
-  // a comparison, like rsync, sees a renamed file as a new one and copies it whole: the scattered writes alone
-  const renamed = fileMiB * MiB;
   console.log(`power-off, the scattered 4 KiB writes and new files alone (the renamed file's ${renamed} B copied whole left out, as rsync copies it too): ` +
     `sent/changed ${((r2.sent - renamed) / r2.changed).toFixed(3)}`);
-  console.log(`full copy: median ${fullRate.toFixed(1)} MiB/s vs raw cp -a + sync -f median ${rawRate.toFixed(1)} MiB/s (runs ${raws.map((x) => x.toFixed(0)).join(', ')}): ratio ${(fullRate / rawRate).toFixed(2)}`);
+  console.log(`full copy: median ${fullRate.toFixed(1)} MiB/s; cp -a + sync -f median ${rawRate.toFixed(1)} MiB/s (runs ${raws.map((x) => x.toFixed(0)).join(', ')}); ` +
+    `rsync -a to the other host + sync -f median ${rsyncRate.toFixed(1)} MiB/s (runs ${rsyncs.map((x) => x.toFixed(0)).join(', ')})`);
+  console.log(`full copy ratio: ${(fullRate / rawRate).toFixed(2)} of cp -a (target ≥ 0.8: ${fullRate / rawRate >= 0.8 ? 'met' : 'NOT met'}), ${(fullRate / rsyncRate).toFixed(2)} of rsync -a`);
 } finally {
   if (lab) {
     const report = await lab.down();

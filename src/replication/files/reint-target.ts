@@ -23,6 +23,7 @@ import type { Channel } from '../stream/channel.js';
 import type { ReintegrateRequest, ReintegrationProgress, ReplicationStatus } from '../types.js';
 import type { CrashMarkers } from './crash-markers.js';
 import { CtlError, CtlPeer } from './ctl.js';
+import { ReadAhead } from './read-ahead.js';
 import { READ_MAX } from './reint-source.js';
 import { fetchManifest, passPlans, remoteBlockRanges } from './remote-compare.js';
 import type { SinkLog } from './sink.js';
@@ -186,48 +187,31 @@ export class ReintegrationTarget {
   }
 }
 
+const READ_AHEAD = 32;
+const READ_AHEAD_BYTES = 8 << 20;
+
 /**
- * The primary's files as the applier reads them, with read-ahead: up to READ_AHEAD requests in flight within the
- * window the applier announced (willRead), so that the copy does not wait a round trip per MiB; nothing is read
- * outside the window.
+ * The primary's files as the applier reads them, with read-ahead along the chunks it announced (read-ahead.ts),
+ * across files: up to READ_AHEAD requests (READ_AHEAD_BYTES) in flight, so that the copy of many files does not wait
+ * a round trip per file or per MiB; nothing is read outside the announced chunks.
  */
 function reader(ctl: CtlPeer, i: number): SourceReader {
   const enoent = (e: unknown) => {
     if (e instanceof CtlError && e.code) throw Object.assign(new Error(e.message), { code: e.code });
     throw e;
   };
-  const READ_AHEAD = 4;
-  let window: { path: string; end: number } | null = null;
-  const ahead = new Map<string, Promise<Buffer>>();
-  const fetch = (p: string, offset: number, length: number) => {
-    const pr = ctl.request({ op: 'read', dir: i, path: p, offset, length }).then((r) => r.data ?? Buffer.alloc(0), enoent);
-    pr.catch(() => {}); // a read ahead nobody takes must not be an unhandled rejection
-    return pr;
-  };
+  const fetch = async (p: string, offset: number, length: number) =>
+    (await ctl.request({ op: 'read', dir: i, path: p, offset, length }).catch(enoent)).data ?? Buffer.alloc(0);
+  const ahead = new ReadAhead(fetch, { requests: READ_AHEAD, bytes: READ_AHEAD_BYTES });
   return {
-    willRead: (p, _start, end) => {
-      window = { path: p, end };
-      ahead.clear();
-    },
+    readAhead: (chunks) => ahead.announce(chunks),
     readRange: async (p, offset, length) => {
-      if (length <= READ_MAX && window?.path === p) {
-        const key = `${offset}:${length}`;
-        const pr = ahead.get(key) ?? fetch(p, offset, length);
-        ahead.delete(key);
-        for (let k = 1, o = offset + length; k <= READ_AHEAD && o < window.end; k++, o += length) {
-          const n = Math.min(length, window.end - o);
-          if (!ahead.has(`${o}:${n}`)) ahead.set(`${o}:${n}`, fetch(p, o, n));
-        }
-        const d = await pr;
-        if (d.length < length) ahead.clear(); // end of file at the source
-        return d;
-      }
+      if (length <= READ_MAX) return ahead.read(p, offset, length);
       const parts: Buffer[] = [];
       let got = 0;
       while (got < length) {
         const n = Math.min(READ_MAX, length - got);
-        const r = await ctl.request({ op: 'read', dir: i, path: p, offset: offset + got, length: n }).catch(enoent);
-        const d = r.data ?? Buffer.alloc(0);
+        const d = await fetch(p, offset + got, n);
         parts.push(d);
         got += d.length;
         if (d.length < n) break;

@@ -20,8 +20,51 @@ export { nsToSeconds };
 export interface SourceReader {
   readRange(path: string, offset: number, length: number): Promise<Buffer>;
   readlink(path: string): Promise<string>;
-  /** optional hint: [start, end) of `path` is about to be read in order (a remote reader may read ahead within it) */
-  willRead?(path: string, start: number, end: number): void;
+  /**
+   * Optional hint: the chunks the applier will read from now on, in order, as a lazy sequence (a remote reader may
+   * read ahead along it, across files, as far as it pulls it). Replaces an earlier sequence.
+   */
+  readAhead?(chunks: Iterator<ReadChunk>): void;
+}
+
+/** One `readRange` the applier will make. */
+export interface ReadChunk {
+  path: string;
+  offset: number;
+  length: number;
+}
+
+/** The [offset, length] reads of `ranges` in chunks of at most `chunk` bytes, after skipping their first `skip` bytes. */
+export function* rangeChunks(ranges: Range[], skip: number, chunk: number): Generator<[number, number]> {
+  for (const [s, e] of ranges) {
+    if (skip >= e - s) {
+      skip -= e - s;
+      continue;
+    }
+    for (let pos = s + skip; pos < e; pos += chunk) yield [pos, Math.min(chunk, e - pos)];
+    skip = 0;
+  }
+}
+
+/** fsyncs of copied files in flight at once at a checkpoint */
+const SYNC_PARALLEL = 8;
+
+/** Runs `fn` on every item, `limit` at a time; rejects with the first error once the calls in flight have ended. */
+export async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { e: unknown } | null = null;
+  const lane = async () => {
+    while (next < items.length && !failed) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failed) throw (failed as { e: unknown }).e;
 }
 
 /** Up to `length` bytes at `offset` of an open file: fewer only at its end. */
@@ -285,6 +328,7 @@ export class PlanApplier {
       await this.saveProgress();
     }
     let stepsRun = 0;
+    this.opts.source.readAhead?.(this.chunksFrom(this.next, this.stepOffset));
     try {
       for (let i = this.next; i < this.steps.length; i++) {
         this.checkAbort();
@@ -319,6 +363,20 @@ export class PlanApplier {
       counts: { ...this.counts },
       quarantine: q ? { name: q.name, dir: q.dir, files: q.files().length } : null,
     };
+  }
+
+  private get chunk(): number {
+    return this.opts.chunkSize ?? 1024 * 1024;
+  }
+
+  /** The reads of the copy and patch steps from step `from` on (`skip` bytes of it done), in the order `transfer` makes them. */
+  private *chunksFrom(from: number, skip: number): Generator<ReadChunk> {
+    for (let i = from; i < this.steps.length; i++) {
+      const s = this.steps[i]!;
+      if (s.k !== 'copy' && s.k !== 'patch') continue;
+      const ranges: Range[] = s.k === 'copy' ? [[0, s.size]] : s.ranges;
+      for (const [offset, length] of rangeChunks(ranges, i === from ? skip : 0, this.chunk)) yield { path: s.path, offset, length };
+    }
   }
 
   private get t(): TargetTree {
@@ -440,38 +498,26 @@ export class PlanApplier {
       await fh.close();
       throw new PlanMismatchError(`${rel} (to be ${patch ? 'patched' : 'copied'}) is not a regular file here`);
     }
-    const chunk = this.opts.chunkSize ?? 1024 * 1024;
     let gone = false;
     try {
-      let skip = this.stepOffset;
-      for (const [s, e] of ranges) {
-        let pos = s;
-        if (skip >= e - s) { skip -= e - s; continue; }
-        pos += skip;
-        skip = 0;
-        this.opts.source.willRead?.(rel, pos, e);
-        while (pos < e) {
-          this.checkAbort();
-          const len = Math.min(chunk, e - pos);
-          let buf: Buffer;
-          try {
-            buf = await this.opts.source.readRange(rel, pos, len);
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'ENOENT') { gone = true; break; }
-            throw err;
-          }
-          if (buf.length > 0) await fh.write(buf, 0, buf.length, pos);
-          this.transferred += buf.length;
-          this.bytesDone += len;
-          this.stepOffset += len;
-          pos += len;
-          if (this.now() - this.lastSave >= (this.opts.checkpointEveryMs ?? 1000)) {
-            await fh.sync();
-            this.durableStepOffset = this.stepOffset;
-            await this.checkpoint();
-          }
+      for (const [pos, len] of rangeChunks(ranges, this.stepOffset, this.chunk)) {
+        this.checkAbort();
+        let buf: Buffer;
+        try {
+          buf = await this.opts.source.readRange(rel, pos, len);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') { gone = true; break; }
+          throw err;
         }
-        if (gone) break;
+        if (buf.length > 0) await fh.write(buf, 0, buf.length, pos);
+        this.transferred += buf.length;
+        this.bytesDone += len;
+        this.stepOffset += len;
+        if (this.now() - this.lastSave >= (this.opts.checkpointEveryMs ?? 1000)) {
+          await fh.sync();
+          this.durableStepOffset = this.stepOffset;
+          await this.checkpoint();
+        }
       }
       if (!gone) await fh.truncate(size);
     } finally {
@@ -488,7 +534,8 @@ export class PlanApplier {
   }
 
   private async syncPending(): Promise<void> {
-    for (const f of this.unsyncedFiles) await this.t.sync(f).catch((e: unknown) => { if (!isAbsent(e)) throw e; });
+    // several at once: the filesystem commits concurrent fsyncs together (a journal commit for many files)
+    await inParallel([...this.unsyncedFiles], SYNC_PARALLEL, (f) => this.t.sync(f).catch((e: unknown) => { if (!isAbsent(e)) throw e; }));
     this.unsyncedFiles.clear();
     for (const d of this.dirtyDirs) await this.t.sync(d).catch((e: unknown) => { if (!isAbsent(e)) throw e; });
     this.dirtyDirs.clear();

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { BugError } from '../../../src/errors.js';
 import { ExtentMap } from '../../../src/replication/record/extent-map.js';
 import {
-  applyPlan, loadPendingPlan, localSourceReader, PlanApplier, PlanMismatchError, type SourceReader,
+  applyPlan, inParallel, loadPendingPlan, localSourceReader, PlanApplier, PlanMismatchError, type SourceReader,
 } from '../../../src/replication/reintegrate/apply-plan.js';
 import { listTree, planTrees, STAGING_DIR } from '../../../src/replication/reintegrate/compare.js';
 import { emptyPlan, type Plan } from '../../../src/replication/reintegrate/plan.js';
@@ -151,6 +151,70 @@ test('an abort in the middle of a large file resumes inside that file (checkpoin
   assert.is(first.bytes + second.bytes, size, 'no byte copied twice');
   assert.is(report.bytesTransferred, second.bytes);
   assertSameTree(dst, src);
+});
+
+test('the chunks announced for read-ahead are the reads the applier makes, in order; also when it resumes inside a file', async () => {
+  const src = tmpDir();
+  const dst = tmpDir();
+  build(src, { a: crypto.randomBytes(700_000), b: Buffer.alloc(0), c: crypto.randomBytes(300_000), d: crypto.randomBytes(5) });
+  const { plan } = await planTrees(src, dst);
+  const recording = (abortAt?: { n: number; ac: AbortController }) => {
+    const inner = countingReader(src);
+    const r = {
+      announced: [] as string[][],
+      reads: [] as string[],
+      readAhead(chunks: Iterator<{ path: string; offset: number; length: number }>) {
+        const all: string[] = [];
+        for (let c = chunks.next(); !c.done; c = chunks.next()) all.push(`${c.value.path}@${c.value.offset}+${c.value.length}`);
+        r.announced.push(all);
+      },
+      async readRange(p: string, offset: number, length: number) {
+        r.reads.push(`${p}@${offset}+${length}`);
+        if (abortAt && r.reads.length === abortAt.n) abortAt.ac.abort();
+        return inner.readRange(p, offset, length);
+      },
+      readlink: (p: string) => inner.readlink(p),
+    };
+    return r;
+  };
+  const checkpointDir = tmpDir('cp');
+  const ac = new AbortController();
+  const first = recording({ n: 2, ac });
+  await expectReject(applyPlan(plan, {
+    targetRoot: dst, source: first, checkpointDir, chunkSize: 256 * 1024, checkpointEveryMs: 0, signal: ac.signal,
+  }), (e) => (e as Error).name === 'AbortError', 'aborted run');
+  assert.is(first.announced.length, 1);
+  assert.equal(first.announced[0]!.slice(0, 2), first.reads, 'the reads follow the announced chunks');
+  assert.equal(first.announced[0], ['a@0+262144', 'a@262144+262144', 'a@524288+175712', 'c@0+262144', 'c@262144+37856', 'd@0+5'],
+    'every copy in chunks; an empty file has none');
+  const second = recording();
+  await applyPlan(plan, { targetRoot: dst, source: second, checkpointDir, chunkSize: 256 * 1024 });
+  assert.equal(second.announced, [second.reads], 'resumed inside a: the announcement starts where the reads do');
+  assert.is(second.reads[0], 'a@524288+175712');
+  assertSameTree(dst, src);
+});
+
+test('inParallel: runs at most `limit` at once, every item once; the first error rejects after the calls in flight ended', async () => {
+  let running = 0;
+  let peak = 0;
+  const seen: number[] = [];
+  await inParallel([1, 2, 3, 4, 5, 6, 7], 3, async (x) => {
+    running++;
+    peak = Math.max(peak, running);
+    await new Promise((r) => setTimeout(r, 1));
+    seen.push(x);
+    running--;
+  });
+  assert.is(peak, 3);
+  assert.equal(seen.sort(), [1, 2, 3, 4, 5, 6, 7]);
+  let ended = 0;
+  const err = await expectReject(inParallel([1, 2, 3, 4], 2, async (x) => {
+    await new Promise((r) => setTimeout(r, x === 1 ? 0 : 5));
+    ended++;
+    if (x === 1) throw new Error('fsync failed: EIO');
+  }), (e) => (e as Error).message === 'fsync failed: EIO', 'failing item');
+  assert.ok(err);
+  assert.is(ended, 2, 'no new item starts after the failure; the one in flight ended before the rejection');
 });
 
 test('excludes are honoured: non-replicated paths are neither copied nor deleted nor compared', async () => {

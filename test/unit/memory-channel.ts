@@ -35,9 +35,12 @@ class End implements MemoryChannel {
     this.closed = new Promise((r) => (this.resolveClosed = r));
   }
 
-  send(frame: Buffer): Promise<void> {
+  send(parts: Buffer | readonly Buffer[]): Promise<void> {
     if (this.reason !== undefined) return Promise.reject(this.reason ?? new ReplicationError('closed', `channel to ${this.peer} was closed`));
-    if (!Buffer.isBuffer(frame)) return Promise.reject(new BugError('memory channel: a frame must be a Buffer'));
+    if (!Buffer.isBuffer(parts) && !(Array.isArray(parts) && parts.every((p) => Buffer.isBuffer(p)))) {
+      return Promise.reject(new BugError('memory channel: a frame must be a Buffer or Buffers'));
+    }
+    const frame = Buffer.isBuffer(parts) ? parts : Buffer.concat(parts);
     this.sentFrames.push(frame);
     this.counters.framesSent++;
     this.counters.bytesSent += frame.length;

@@ -1,5 +1,5 @@
 import type { Channel } from '../stream/channel.js';
-import { decode, encode } from '../stream/codec.js';
+import { decode, encodeParts } from '../stream/codec.js';
 import { ReplicationError } from '../stream/errors.js';
 import { keepalive, type Keepalive } from '../stream/keepalive.js';
 
@@ -88,7 +88,7 @@ export class CtlPeer {
 
   private send(body: Record<string, unknown>, data?: Buffer) {
     this.ka.sent();
-    this.ch.send(encode({ type: 'ctl', body, ...(data && data.length > 0 ? { data } : {}) })).catch(() => {});
+    this.ch.send(encodeParts({ type: 'ctl', body, ...(data && data.length > 0 ? { data } : {}) })).catch(() => {});
   }
 
   private onFrame(f: Buffer) {

@@ -83,7 +83,8 @@ export interface Channel {
   readonly module: string;
   /** `address:port` of the other end */
   readonly remote: string;
-  send(frame: Buffer): Promise<void>;
+  /** one frame: a Buffer, or parts that make one frame when joined (they are not joined in memory to be sent) */
+  send(frame: Buffer | readonly Buffer[]): Promise<void>;
   onFrame(cb: (frame: Buffer) => void): void;
   /** closes gracefully (queued frames are flushed first); with `reason`, closes at once and reports it */
   close(reason?: Error): void;
@@ -460,19 +461,28 @@ class SecureChannel implements Channel {
     if (buffered.length > 0) queueMicrotask(() => this.onData(buffered));
   }
 
-  send(frame: Buffer): Promise<void> {
+  send(frame: Buffer | readonly Buffer[]): Promise<void> {
     if (this.reason !== undefined) return Promise.reject(this.reason ?? new ReplicationError('closed', `replication channel to ${this.peer} was closed`));
-    if (!Buffer.isBuffer(frame) || frame.length > MAX_FRAME) {
-      return Promise.reject(new BugError(`replication channel: a frame must be a Buffer of at most ${MAX_FRAME} bytes`));
+    const parts = Buffer.isBuffer(frame) ? [frame] : Array.isArray(frame) && frame.every((p) => Buffer.isBuffer(p)) ? frame : null;
+    const length = parts?.reduce((n, p) => n + p.length, 0) ?? 0;
+    if (!parts || length > MAX_FRAME) {
+      return Promise.reject(new BugError(`replication channel: a frame must be a Buffer (or Buffers) of at most ${MAX_FRAME} bytes`));
     }
     const header = Buffer.alloc(4);
-    header.writeUInt32BE(frame.length + TAG);
+    header.writeUInt32BE(length + TAG);
     const c = createCipheriv('aes-256-gcm', this.sendKey, iv(this.sendCounter++));
     c.setAAD(header);
-    const wire = Buffer.concat([header, c.update(frame), c.final(), c.getAuthTag()]);
+    // the pieces go out in one writev: the ciphertext of a large part is not copied again to join it to the header
+    const wire = [header, ...parts.filter((p) => p.length > 0).map((p) => c.update(p))];
+    const fin = c.final();
+    wire.push(fin.length > 0 ? Buffer.concat([fin, c.getAuthTag()]) : c.getAuthTag());
     this.counters.framesSent++;
-    this.counters.bytesSent += wire.length;
-    if (this.sock.write(wire)) return Promise.resolve();
+    this.counters.bytesSent += length + 4 + TAG;
+    let ok = true;
+    this.sock.cork();
+    for (const w of wire) ok = this.sock.write(w);
+    this.sock.uncork();
+    if (ok) return Promise.resolve();
     return new Promise((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
@@ -543,7 +553,9 @@ class SecureChannel implements Channel {
     d.setAAD(header);
     d.setAuthTag(f.subarray(f.length - TAG));
     try {
-      const plain = Buffer.concat([d.update(f.subarray(0, f.length - TAG)), d.final()]);
+      const out = d.update(f.subarray(0, f.length - TAG));
+      const fin = d.final(); // empty for GCM: then the plaintext is not copied again
+      const plain = fin.length > 0 ? Buffer.concat([out, fin]) : out;
       this.recvCounter++;
       return plain;
     } catch {

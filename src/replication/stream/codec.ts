@@ -91,6 +91,15 @@ const SYNC_FLAG = [undefined, 'data', 'full'] as const;
  * or data, invalid Unicode); paths are not checked for meaning here (see ./paths.ts).
  */
 export function encode(m: Message): Buffer {
+  return Buffer.concat(encodeParts(m));
+}
+
+/**
+ * The encoding of `m` as parts to be sent one after the other (Channel.send takes them as one frame): a large data
+ * payload stays a part of its own, the small fields around it are joined, so that a MiB of file data is not copied
+ * once more only to put a header in front of it.
+ */
+export function encodeParts(m: Message): Buffer[] {
   const w = new Writer();
   w.u8(CODEC_VERSION);
   w.u8(TYPE[m.type]);
@@ -230,6 +239,9 @@ function truncateText(s: string, maxBytes: number): string {
   return `${out}…`;
 }
 
+/** payloads from this size on are not copied into the frame's other bytes (encodeParts) */
+const SEPARATE_PART = 16 * 1024;
+
 class Writer {
   private readonly parts: Buffer[] = [];
 
@@ -270,8 +282,21 @@ class Writer {
   bytes(b: Buffer) {
     this.parts.push(b);
   }
-  finish(): Buffer {
-    return Buffer.concat(this.parts);
+  /** the parts, small ones joined (a part of SEPARATE_PART bytes or more is kept as it is) */
+  finish(): Buffer[] {
+    const out: Buffer[] = [];
+    let run: Buffer[] = [];
+    for (const p of this.parts) {
+      if (p.length < SEPARATE_PART) {
+        run.push(p);
+        continue;
+      }
+      if (run.length > 0) out.push(run.length === 1 ? run[0]! : Buffer.concat(run));
+      run = [];
+      out.push(p);
+    }
+    if (run.length > 0 || out.length === 0) out.push(run.length === 1 ? run[0]! : Buffer.concat(run));
+    return out;
   }
 
   private int(v: number, max: number, size: 1 | 2 | 4) {

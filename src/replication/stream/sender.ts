@@ -1,7 +1,7 @@
 import { BugError } from '../../errors.js';
 import { type Change, describeChange } from './change.js';
 import type { Channel } from './channel.js';
-import { decode, encode, MAX_WRITE, type Message, type Mode } from './codec.js';
+import { decode, encodeParts, MAX_WRITE, type Message, type Mode } from './codec.js';
 import { ReplicationError } from './errors.js';
 import { DEFAULT_DEAD_MS, DEFAULT_HEARTBEAT_MS, keepalive } from './keepalive.js';
 import { checkRelPath, checkSymlinkTarget } from './paths.js';
@@ -70,7 +70,9 @@ export const DEFAULT_MAX_IN_FLIGHT = 64 * 1024 * 1024;
 
 interface Entry {
   seq: number;
-  frame: Buffer;
+  /** the frame's parts (encodeParts) and their total size */
+  frame: readonly Buffer[];
+  bytes: number;
   desc: string;
   calledAt: number;
   sentAt: number;
@@ -114,11 +116,11 @@ export function createSender(opts: SenderOptions): ReplicationSender {
   const transmit = () => {
     while (sent < entries.length && !failure) {
       const e = entries[sent]!;
-      if (inFlightBytes > 0 && inFlightBytes + e.frame.length > maxInFlight) break;
+      if (inFlightBytes > 0 && inFlightBytes + e.bytes > maxInFlight) break;
       e.sentAt = performance.now();
-      inFlightBytes += e.frame.length;
+      inFlightBytes += e.bytes;
       sent++;
-      if (e.seq > 0) st.bytesSent += e.frame.length;
+      if (e.seq > 0) st.bytesSent += e.bytes;
       ka.sent();
       ch.send(e.frame).catch((err: Error) => fail(err));
     }
@@ -135,9 +137,9 @@ export function createSender(opts: SenderOptions): ReplicationSender {
     }, Math.max(0, head.calledAt + timeoutMs - performance.now()));
   };
 
-  const push = (frame: Buffer, seq: number, desc: string): Promise<void> =>
+  const push = (frame: readonly Buffer[], seq: number, desc: string): Promise<void> =>
     new Promise<void>((resolve, reject) => {
-      entries.push({ seq, frame, desc, calledAt: performance.now(), sentAt: 0, resolve, reject });
+      entries.push({ seq, frame, bytes: frame.reduce((n, p) => n + p.length, 0), desc, calledAt: performance.now(), sentAt: 0, resolve, reject });
     });
 
   const onAck = (upTo: number) => {
@@ -148,7 +150,7 @@ export function createSender(opts: SenderOptions): ReplicationSender {
     while (entries.length > 0 && entries[0]!.seq <= upTo) {
       const e = entries.shift()!;
       sent--;
-      inFlightBytes -= e.frame.length;
+      inFlightBytes -= e.bytes;
       st.lastRttMs = now - e.sentAt;
       if (e.seq > 0) st.changes++;
       e.resolve();
@@ -183,7 +185,7 @@ export function createSender(opts: SenderOptions): ReplicationSender {
   });
   void ch.closed.then((reason) => fail(reason ?? new ReplicationError('closed', `replication channel of ${opts.module} to ${ch.peer} closed`)));
 
-  const ready = push(encode({ type: 'hello', module: opts.module, generation: opts.generation, mode: opts.mode, dirs: opts.dirs }), 0, 'the hello');
+  const ready = push(encodeParts({ type: 'hello', module: opts.module, generation: opts.generation, mode: opts.mode, dirs: opts.dirs }), 0, 'the hello');
   ready.catch(() => {});
   transmit();
   arm();
@@ -215,9 +217,9 @@ export function createSender(opts: SenderOptions): ReplicationSender {
     },
     replicate(change) {
       if (failure) return Promise.reject(failure);
-      let frames: Buffer[];
+      let frames: Buffer[][];
       try {
-        frames = toMessages(change).map((m, i) => encode(m.type === 'sync' || m.type === 'change' ? { ...m, seq: lastSeq + 1 + i } : m));
+        frames = toMessages(change).map((m, i) => encodeParts(m.type === 'sync' || m.type === 'change' ? { ...m, seq: lastSeq + 1 + i } : m));
       } catch (e) {
         return Promise.reject(e);
       }

@@ -125,6 +125,30 @@ test('a 16 MiB frame passes; a larger one is refused to the sender', async () =>
   }
 });
 
+test('a frame given as parts arrives as one frame, joined; parts past 16 MiB in all or not Buffers are refused', async () => {
+  const s = await server();
+  try {
+    const c = await connect(s);
+    await until('server channel', () => s.channels.length === 1);
+    const got = collect(s.channels[0]!);
+    const head = Buffer.from('head:');
+    const data = Buffer.alloc(3 * 1024 * 1024 + 7, 0x5c);
+    await c.send([head, data, Buffer.alloc(0), Buffer.from(':tail')]);
+    await c.send([Buffer.from('second')]);
+    await until('two frames', () => got.length === 2, 10_000);
+    assert.ok(got[0]!.equals(Buffer.concat([head, data, Buffer.from(':tail')])));
+    assert.is(got[1]!.toString(), 'second', 'frames stay in order and apart');
+    assert.instance(await rejection(c.send([Buffer.alloc(MAX_FRAME), Buffer.alloc(1)])), BugError);
+    assert.instance(await rejection(c.send([Buffer.alloc(1), 'text' as unknown as Buffer])), BugError);
+    await c.send([Buffer.from('still open')]);
+    await until('third frame', () => got.length === 3, 10_000);
+    assert.is(got[2]!.toString(), 'still open', 'a refused frame sends nothing and leaves the channel working');
+    c.close();
+  } finally {
+    await s.l.close();
+  }
+});
+
 test('send is backpressure-aware: it resolves only once the socket drained', async () => {
   const s = await server();
   try {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BugError } from '../../../src/errors.js';
-import { decode, encode, MAX_WRITE, type Message, XATTR_SIZE_MAX } from '../../../src/replication/stream/codec.js';
+import { decode, encode, encodeParts, MAX_WRITE, type Message, XATTR_SIZE_MAX } from '../../../src/replication/stream/codec.js';
 import { rng } from './helpers.js';
 
 const D = '/srv/app/data';
@@ -44,6 +44,19 @@ test('every message and op round-trips exactly', () => {
     assert.ok(d.ok, `${m.type}: ${!d.ok && d.error}`);
     if (d.ok) assert.equal(d.msg, m);
   }
+});
+
+test('encodeParts: the parts joined are the encoding; a large payload is its own part, not copied; small fields are joined', () => {
+  const data = Buffer.alloc(1 << 20, 7);
+  const m: Message = { type: 'ctl', body: { re: 3, ok: true }, data };
+  const parts = encodeParts(m);
+  assert.ok(Buffer.concat(parts).equals(encode(m)));
+  assert.is(parts.length, 2, 'the header fields in one part, the data in another');
+  assert.ok(parts[1] === data, 'the data buffer itself, not a copy');
+  const small: Message = { type: 'ctl', body: { op: 'read' }, data: Buffer.from('abc') };
+  assert.is(encodeParts(small).length, 1);
+  assert.ok(encodeParts(small)[0]!.equals(encode(small)));
+  assert.is(encodeParts({ type: 'heartbeat' }).length, 1);
 });
 
 test('a write of MAX_WRITE bytes and an xattr of XATTR_SIZE_MAX bytes fit; one more byte does not encode', () => {

@@ -133,6 +133,11 @@ try {
     console.log(`${''.padEnd(20)} flags 0x${p.flags.toString(16)}, max_write ${p.maxWrite}; ${s.requests} requests, ${s.writes} writes, ${(s.bytesWritten / s.writes / 1024).toFixed(0)} KiB/write, ${s.fsyncs} fsyncs, ${s.errors} errors`);
   }
   console.log('ratios are mount / raw (throughput: higher is better)');
+  for (const v of mounts) {
+    const m = medians(v.results);
+    console.log(`verdict: FUSE alone (${v.name}) of raw: 256 MiB + fsync ${(m.seqWithFsyncMiBps / raw.seqWithFsyncMiBps).toFixed(2)}, ` +
+      `4 KiB write+fsync ${(m.fsyncOpsPerS / raw.fsyncOpsPerS).toFixed(2)}, 256 MiB without fsync ${(m.seqMiBps / raw.seqMiBps).toFixed(2)}`);
+  }
 } finally {
   for (const v of mounts) await v.m.unmount();
   // never recurse (synchronously, from the serving process) into a mount that is still there

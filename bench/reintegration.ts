@@ -195,6 +195,9 @@ interface CaseResult {
 async function reintegrate(lab: Lab, name: string, changed: number, rejoin: () => Promise<void>): Promise<CaseResult> {
   const before = (await moduleView(lab, PRIM)).replication?.lastReintegration?.at ?? null;
   const cpu0 = { prim: daemonCpuMs(lab, PRIM), second: daemonCpuMs(lab, SECOND) };
+  const primHost = hostPid(lab, PRIM);
+  const primHost0 = cpuMs(primHost);
+  const secondHost: { pid?: number; last: number } = { last: 0 }; // started by the rejoin: sampled while it runs
   const t0 = performance.now();
   await rejoin();
   // progress samples of the copy (the SECOND's `reintegration` in status) until the pair is settled
@@ -202,10 +205,13 @@ async function reintegrate(lab: Lab, name: string, changed: number, rejoin: () =
   await lab.waitFor(`${PRIM} PRIM and ${SECOND} SECOND`, async () => {
     const [p, s] = await Promise.all([moduleView(lab, PRIM).catch(() => null), moduleView(lab, SECOND).catch(() => null)]);
     if (s?.reintegration) samples.push({ t: performance.now(), bytes: s.reintegration.bytesDone });
+    secondHost.pid ??= hostPid(lab, SECOND);
+    secondHost.last = Math.max(secondHost.last, cpuMs(secondHost.pid));
     return p?.state === 'PRIM' && p.ready && s?.state === 'SECOND' && s.ready;
   }, 900_000, 100);
   const wallMs = performance.now() - t0;
   const cpu = { prim: daemonCpuMs(lab, PRIM) - cpu0.prim, second: daemonCpuMs(lab, SECOND) - cpu0.second };
+  const primHostMs = cpuMs(primHost) - primHost0;
   const p = (await moduleView(lab, PRIM)).replication?.lastReintegration;
   const s = (await moduleView(lab, SECOND)).replication?.lastReintegration;
   if (!p || p.at === before || !s) throw new Error(`${name}: no new lastReintegration in status (PRIM ${JSON.stringify(p)}, SECOND ${JSON.stringify(s)})`);
@@ -221,14 +227,15 @@ async function reintegrate(lab: Lab, name: string, changed: number, rejoin: () =
   const copy = moving.length >= 2 ? (moving.at(-1)!.bytes - moving[0]!.bytes) / MiB / ((moving.at(-1)!.t - moving[0]!.t) / 1000) : NaN;
   console.log(`  daemon CPU during the rejoin: ${PRIM} ${cpu.prim.toFixed(0)} ms, ${SECOND} ${cpu.second.toFixed(0)} ms (a booted daemon: since its start); ` +
     `copy rate between progress samples ${Number.isNaN(copy) ? 'n/a (too short)' : `${copy.toFixed(1)} MiB/s over ${moving.length} samples`}`);
+  console.log(`  replication host CPU during the rejoin: ${PRIM} ${primHostMs.toFixed(0)} ms, ${SECOND} ${secondHost.pid !== undefined ? `${secondHost.last.toFixed(0)} ms (since its start)` : 'n/a'}; ` +
+    `wall ${wallMs.toFixed(0)} ms`);
   for (const l of logLines(lab, PRIM, /caught up|reintegrates from/).slice(-2)) console.log(`  ${PRIM}: ${l.replace(/^\S+ \S+\s+/, '')}`);
   for (const l of logLines(lab, SECOND, /reintegration from .* done|becoming SECOND/).slice(-2)) console.log(`  ${SECOND}: ${l.replace(/^\S+ \S+\s+/, '')}`);
   return r;
 }
 
-/** utime + stime of the node's daemon (ms), 0 when it does not run. */
-function daemonCpuMs(lab: Lab, node: string): number {
-  const pid = lab.daemonPid(node);
+/** utime + stime (ms) of a process (all its threads), 0 when it does not run. */
+function cpuMs(pid: number | undefined): number {
   if (pid === undefined) return 0;
   try {
     const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -236,6 +243,27 @@ function daemonCpuMs(lab: Lab, node: string): number {
   } catch {
     return 0;
   }
+}
+
+/** The daemon's replication host process (its child `tandem __replication-host`), if it runs. */
+function hostPid(lab: Lab, node: string): number | undefined {
+  const daemon = lab.daemonPid(node);
+  if (daemon === undefined) return undefined;
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const ppid = Number(fs.readFileSync(`/proc/${e}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if (ppid === daemon && fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes('__replication-host')) return Number(e);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** CPU (ms) of the node's daemon and of its replication host. */
+function daemonCpuMs(lab: Lab, node: string): number {
+  return cpuMs(lab.daemonPid(node));
 }
 const CLOCK_TICKS = 100;
 

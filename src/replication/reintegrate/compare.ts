@@ -183,7 +183,7 @@ export interface CompareOptions {
    * file written just before and just after that moment may show the same size and mtime on both sides.
    */
   checkSince?: bigint;
-  /** list target files that differ for quarantine (the node resyncs after a split brain) */
+  /** list target files that differ for quarantine (the node resyncs after a split brain); no renames are paired then */
   quarantine?: boolean;
   blockSize?: number;
   /**
@@ -230,9 +230,20 @@ export function planFromManifests(source: Manifest, target: Manifest, opts: Comp
     else plan.skipped.push({ path: p, reason: 'special file (device, fifo or socket): not replicated' });
   };
 
-  for (const [p, t] of target) if (!source.has(p)) remove(p, t);
+  const renamed = opts.quarantine ? new Map<string, string>() : pairRenames(source, target);
+  const movedFrom = new Set(renamed.values());
+  for (const [p, t] of target) if (!source.has(p) && !movedFrom.has(p)) remove(p, t);
   for (const [p, s] of source) {
     const t = target.get(p);
+    const base = t ? undefined : renamed.get(p);
+    if (base !== undefined) {
+      plan.moves.push({ from: base, to: p });
+      plan.patches.push({ path: p, size: s.size, targetSize: s.size, ranges: null, base });
+      touched.add(parentOf(base));
+      touched.add(parentOf(p));
+      setMeta(p, s);
+      continue;
+    }
     if (!t || t.type !== s.type) {
       if (t) remove(p, t);
       create(p, s);
@@ -278,6 +289,37 @@ export function planFromManifests(source: Manifest, target: Manifest, opts: Comp
   return plan;
 }
 
+/** Files smaller than this are not paired as renames: copying them costs little more than comparing them. */
+export const RENAME_MIN_SIZE = 64 * 1024;
+
+/**
+ * Renames the source made that the target did not (a crash lost them, or the target never got them): a file the
+ * source has at a path the target lacks, and the target at a path the source lacks, with the same size and mtime,
+ * each the only file of that size and mtime among those paths on its side. Returns source path → target path.
+ * Rename keeps the mtime, so the pair is very likely the same file; the plan still compares its blocks (`base`),
+ * so a wrong pairing costs checksums, never content (rsync's --fuzzy, limited to exact size and time).
+ */
+export function pairRenames(source: Manifest, target: Manifest): Map<string, string> {
+  const key = (e: ManifestEntry) => `${e.size}:${e.mtimeNs / 1000n}`;
+  const candidates = (from: Manifest, other: Manifest) => {
+    const by = new Map<string, string | null>(); // null: more than one
+    for (const [p, e] of from) {
+      if (e.type !== 'file' || e.size < RENAME_MIN_SIZE || other.has(p)) continue;
+      const k = key(e);
+      by.set(k, by.has(k) ? null : p);
+    }
+    return by;
+  };
+  const news = candidates(source, target);
+  const olds = candidates(target, source);
+  const pairs = new Map<string, string>();
+  for (const [k, p] of news) {
+    const q = olds.get(k);
+    if (p !== null && q !== undefined && q !== null) pairs.set(p, q);
+  }
+  return pairs;
+}
+
 /** Non-directories first (by path), then directories deepest first. */
 export function orderMetadata(ms: MetaSet[]): MetaSet[] {
   const files = ms.filter((m) => m.type !== 'dir').sort((a, b) => cmp(a.path, b.path));
@@ -320,7 +362,7 @@ export async function planTrees(
   for (const p of plan.patches) {
     const [s, t] = await Promise.all([
       blockSums(path.join(sourceRoot, p.path), plan.blockSize),
-      blockSums(path.join(targetRoot, p.path), plan.blockSize),
+      blockSums(path.join(targetRoot, p.base ?? p.path), plan.blockSize),
     ]);
     bytesHashed += p.size + (p.targetSize ?? 0);
     ranges.set(p.path, planBlocks(s, t, plan.blockSize, p.size));

@@ -48,7 +48,10 @@ export interface Plan {
   blockSize: number;
   /** target files/symlinks that differ from the source: moved aside before being overwritten or deleted */
   quarantine: string[];
-  /** renames the source made while ALONE (record plans only): the target's base object `from` goes to `to` */
+  /**
+   * renames: the target's base object `from` goes to `to`. Record plans: the renames the source made while ALONE;
+   * comparison plans: a file found under a new name at the source (then patched from itself, `base`)
+   */
   moves: { from: string; to: string }[];
   /** target paths to remove (recursively), deepest first */
   deletes: string[];
@@ -58,9 +61,10 @@ export interface Plan {
   copies: { path: string; size: number }[];
   /**
    * files to bring up to date by copying `ranges` from the source, then setting the size to `size`; `ranges` null
-   * until block checksums are compared (withBlockRanges); `targetSize` the target's size when known
+   * until block checksums are compared (withBlockRanges); `targetSize` the target's size when known; `base`: the
+   * target file whose blocks are compared when it is not `path` (a file the source renamed, in `moves` to `path`)
    */
-  patches: { path: string; size: number; targetSize: number | null; ranges: Range[] | null }[];
+  patches: { path: string; size: number; targetSize: number | null; ranges: Range[] | null; base?: string }[];
   /** symlinks to (re)create; `target` as planned (the applier reads the link from the source when it applies) */
   symlinks: { path: string; target: string }[];
   /** mode, owner, mtime to set last */

@@ -9,7 +9,7 @@ import {
   blockSums, excludeMatcher, listTree, planBlocks, planFromManifests, planTrees, STAGING_DIR, withBlockRanges,
 } from '../../../src/replication/reintegrate/compare.js';
 import { planFromJson, planToJson } from '../../../src/replication/reintegrate/plan.js';
-import { build, cleanup, cloneTree, setMtime, tmpDir } from './trees.js';
+import { assertSameTree, build, cleanup, cloneTree, setMtime, tmpDir } from './trees.js';
 
 test.after(cleanup);
 
@@ -151,6 +151,38 @@ test('special files are reported as skipped, not silently ignored', async () => 
   const plan = planFromManifests(await listTree(src), new Map());
   assert.equal(plan.skipped.map((s) => s.path), ['fifo']);
   assert.equal(plan.metadata, []);
+});
+
+
+test('a file the source renamed is moved on the target and patched from itself, not copied whole; ambiguous or small ones are copied', async () => {
+  const { applyPlan, localSourceReader } = await import('../../../src/replication/reintegrate/apply-plan.js');
+  const src = tmpDir();
+  const dst = tmpDir();
+  const big = crypto.randomBytes(300_000);
+  const edited = Buffer.from(big);
+  edited.fill(7, 100_000, 104_096); // one 4 KiB page changed in the renamed copy, size unchanged
+  const twin = crypto.randomBytes(100_000);
+  build(src, { 'new/big': edited, 'twin-a2': twin, 'twin-b2': Buffer.from(twin), 'small2': 'tiny', keep: 'k' });
+  build(dst, { 'old-big': big, 'twin-a': twin, 'twin-b': Buffer.from(twin), small: 'tiny', keep: 'k' });
+  for (const [root, rel] of [[src, 'new/big'], [dst, 'old-big'], [src, 'twin-a2'], [src, 'twin-b2'], [dst, 'twin-a'], [dst, 'twin-b'], [src, 'small2'], [dst, 'small']] as const) {
+    setMtime(path.join(root, rel), '1700000000.123456');
+  }
+  const { plan } = await planTrees(src, dst);
+  assert.equal(plan.moves, [{ from: 'old-big', to: 'new/big' }], 'only the unambiguous large pair is a rename');
+  assert.equal(plan.patches.map((p) => [p.path, p.base, p.ranges]), [['new/big', 'old-big', [[65536, 131072]]]], 'the changed block only');
+  assert.equal(plan.copies.map((c) => c.path).sort(), ['small2', 'twin-a2', 'twin-b2']);
+  assert.equal(plan.deletes.sort(), ['small', 'twin-a', 'twin-b']);
+  const report = await applyPlan(plan, { targetRoot: dst, source: localSourceReader(src), checkpointDir: tmpDir('cp') });
+  assert.is(report.bytesTransferred, 65536 + 100_000 * 2 + 4);
+  assertSameTree(dst, src);
+
+  // a split-brain resync keeps every differing target file in quarantine: no pairing there
+  const dst2 = tmpDir();
+  build(dst2, { 'old-big': big });
+  setMtime(path.join(dst2, 'old-big'), '1700000000.123456');
+  const q = planFromManifests(await listTree(src), await listTree(dst2), { quarantine: true });
+  assert.equal(q.moves, []);
+  assert.ok(q.copies.some((c) => c.path === 'new/big') && q.quarantine.includes('old-big'));
 });
 
 test.run();

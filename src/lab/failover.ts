@@ -32,20 +32,28 @@ export async function waitForPair(lab: Lab, node: string, other: string, timeout
 /** Power off `prim`, measure until the client is served by `second` on the VIP; then boot `prim` back. */
 export async function measureFailover(lab: Lab, prim: string, second: string, timeoutMs = 120_000): Promise<number> {
   await waitForPair(lab, prim, second);
-  const url = `http://${DEMO_VIP}:${DEMO_PORT}/`;
   const t0 = performance.now();
   await lab.poweroff(prim);
+  const ms = await msUntilServedBy(lab, `http://${DEMO_VIP}:${DEMO_PORT}/`, second, t0, `after ${prim} power-off`, timeoutMs);
+  await lab.boot(prim);
+  await waitForDaemon(lab, prim);
+  return ms;
+}
+
+/**
+ * Polls `url` from the lab's client every 20 ms (300 ms per request) until the answer names `node` (`"node":"NAME"`,
+ * as the demo app answers), and resolves with the milliseconds since `t0` (a `performance.now()`).
+ */
+export async function msUntilServedBy(lab: Lab, url: string, node: string, t0: number, why: string, timeoutMs = 120_000): Promise<number> {
   let ms = -1;
-  await lab.waitFor(`client served by ${second} on the VIP after ${prim} power-off`, async () => {
+  await lab.waitFor(`client served by ${node} on ${url} ${why}`, async () => {
     const r = await lab.httpGet('client', url, 300);
-    if (r.ok && r.body?.includes(`"node":"${second}"`)) {
+    if (r.ok && r.body?.includes(`"node":"${node}"`)) {
       ms = Math.round(performance.now() - t0);
       return true;
     }
     return false;
   }, timeoutMs, 20);
-  await lab.boot(prim);
-  await waitForDaemon(lab, prim);
   return ms;
 }
 

@@ -54,13 +54,20 @@ export interface Reply {
   message: string;
 }
 
+/**
+ * How long before the heartbeat timeout a SECOND probes its VIPs (EngineConfig.probeAheadMs): about what one
+ * LinuxVip probe takes (its 300 ms listening window plus arping's start and two `ip` listings, ≈ 400 ms), with some
+ * margin for a loaded host. At most half the timeout.
+ */
+export const VIP_PROBE_AHEAD_MS = 500;
+
 export function engineConfig(c: MirrorModuleConfig, monitored: EngineConfig['monitored'] = []): EngineConfig {
   return {
     pulseMs: c.heart.pulseMs, timeoutMs: c.heart.timeoutMs, failover: c.failover, syncdeltaMs: c.rfs?.syncdeltaMs ?? 0,
     lans: c.heart.lans, hasVip: c.vips.length > 0, witness: c.splitbrain !== null, defaultprim: c.defaultprim,
     configHash: configHash(c), hasRfs: c.rfs !== null, rules: moduleRules(c, 'userconfig.xml'),
     handleTimeMs: c.rules?.handleTimeMs ?? CHECK_DEFAULTS.failover.handleTimeMs, maxloop: c.maxloop, loopIntervalMs: c.loopIntervalMs,
-    monitored,
+    monitored, probeAheadMs: Math.min(VIP_PROBE_AHEAD_MS, c.heart.timeoutMs / 2),
   };
 }
 

@@ -358,7 +358,7 @@ export class ModuleDriver {
           const t0 = this.d.clock.mono();
           await vip.acquire(v.addr);
           this.vipsHeld.add(v.addr);
-          this.d.log.info(`virtual IP ${v.addr} configured and announced in ${Math.round(this.d.clock.mono() - t0)} ms`);
+          this.d.log.info(`virtual IP ${v.addr} configured in ${Math.round(this.d.clock.mono() - t0)} ms (announced in the background)`);
         }
         return;
       case 'release-vips':

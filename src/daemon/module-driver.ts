@@ -7,11 +7,11 @@
  *   - the VIP is released by a stop plan before the engine can report STOP.
  * Concurrency: `post` may be called from any callback; events are processed strictly in arrival order.
  */
-import { beacon, initialState, step } from '../engine/mirror/step.js';
+import { beacon, initialState, nextDeadline, step } from '../engine/mirror/step.js';
 import type { Action, AdminVerb, Beacon, EngineConfig, MirrorEvent, MirrorState, ModState, Step } from '../engine/mirror/types.js';
 import type { ClusterConfig, MirrorModuleConfig } from '../config/types.js';
 import type { Home } from '../home.js';
-import type { Clock } from '../platform/clock/types.js';
+import type { Cancel, Clock } from '../platform/clock/types.js';
 import type { ScriptRunner } from '../platform/scripts/types.js';
 import type { VipAdapter } from '../platform/vip/types.js';
 import type { WitnessChecker } from '../platform/witness/types.js';
@@ -86,6 +86,9 @@ export class ModuleDriver {
   private abandoned = new Set<number>();
   private reqSeq = 1;
   private lastPulse = -Infinity;
+  /** the tick armed at the engine's next deadline (`armDeadline`) */
+  private deadlineAt: number | null = null;
+  private cancelDeadline: Cancel | null = null;
   /** VIPs this driver configured and has not released */
   readonly vipsHeld = new Set<string>();
   private idle: Array<() => void> = [];
@@ -203,6 +206,8 @@ export class ModuleDriver {
   detach() {
     this.detached = true;
     this.queue.length = 0;
+    this.cancelDeadline?.();
+    this.cancelDeadline = null;
     for (const ac of this.plans.values()) ac.abort();
     this.resyncRun?.ac.abort();
   }
@@ -227,10 +232,29 @@ export class ModuleDriver {
         if (this.detached) return;
         this.publish();
       }
+      this.armDeadline();
     } finally {
       this.pumping = false;
       for (const r of this.idle.splice(0)) r();
     }
+  }
+
+  /**
+   * Posts a tick at the engine's next deadline (`nextDeadline`: the heartbeat timeout, the probe ahead), on top of the
+   * daemon's periodic tick, so that the peer is declared lost when the timeout expires rather than up to a tick later.
+   */
+  private armDeadline() {
+    const at = nextDeadline(this.s);
+    if (at === this.deadlineAt) return;
+    this.cancelDeadline?.();
+    this.cancelDeadline = null;
+    this.deadlineAt = at;
+    if (at === null) return;
+    this.cancelDeadline = this.d.clock.after(Math.max(0, at - this.d.clock.mono()), () => {
+      this.cancelDeadline = null;
+      this.deadlineAt = null;
+      this.post({ kind: 'tick', mono: this.d.clock.mono(), wall: this.d.clock.wall() });
+    });
   }
 
   /** Make the new state visible to the peer; send at once when something it decides on changed. */

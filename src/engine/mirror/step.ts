@@ -686,6 +686,21 @@ function probeAhead(t: Tx) {
   t.actions.push({ kind: 'probe-vips', id });
 }
 
+/**
+ * The next monotonic ms after `s.mono` at which time alone changes what the engine decides about its peer: the
+ * heartbeat timeout (peer lost) and the start of the probe ahead (`probeAhead`); null when there is none (peer not
+ * up). The driver posts a tick then, so detection does not wait for its periodic tick: detection = timeout.
+ */
+export function nextDeadline(s: MirrorState): number | null {
+  const heard = lastHeard(s);
+  if (!s.peerUp || heard === -Infinity) return null;
+  const at = [heard + s.cfg.timeoutMs];
+  const aheadMs = s.cfg.probeAheadMs ?? 0;
+  if (aheadMs > 0) at.push(heard + Math.max(s.cfg.timeoutMs - aheadMs, 2 * s.cfg.pulseMs));
+  const next = at.filter((x) => x > s.mono);
+  return next.length > 0 ? Math.min(...next) : null;
+}
+
 /** A probe asked ahead of a claim stands for it: every VIP free, asked after the last heartbeat, at most 2 × probeAheadMs ago. */
 function aheadStands(s: MirrorState, askedAt: AheadProbe['askedAt'], inUse: NonNullable<AheadProbe['inUse']>): boolean {
   return inUse.length === 0 && askedAt > lastHeard(s) && s.mono - askedAt <= 2 * (s.cfg.probeAheadMs ?? 0);

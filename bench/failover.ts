@@ -17,13 +17,19 @@
  * stopped and tandem's daemons left idle, keepalived on a second VIP (KEEPALIVED_VIP) with a copy of the demo app
  * (KEEPALIVED_PORT) on each node as the responder. Power-off is `lab.poweroff`, which SIGKILLs every process of the
  * node's namespace: keepalived and the responder die with the node as tandem's daemon does.
+ *
+ * Phase: both systems detect from the last message heard (heartbeat, advert), so a power-off at a random instant
+ * shortens detection by up to one pulse, and that luck (up to 1 s here) would swamp a 10 % target. So the power-off is
+ * issued right after the master's message is seen on the LAN (a packet sniffer in the client host, `Sniffer`): each
+ * system then needs its full detection time, the same for both.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_CLUSTER_PORT } from '../src/config/cluster.js';
 import { controlRequest } from '../src/daemon/control.js';
 import { measureFailover, median, msUntilServedBy, waitForPair } from '../src/lab/failover.js';
 import type { Lab } from '../src/lab/lab.js';
@@ -72,6 +78,18 @@ class Started {
     return child.pid;
   }
 
+  /** As `spawn`, with stdout piped to this process (stderr to `out`). */
+  spawnPiped(lab: Lab, host: string, name: string, argv: string[]): ChildProcess {
+    const [file, ...args] = lab.hostArgv(host, argv);
+    const child = spawn(file!, args, { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    child.on('error', () => undefined);
+    child.unref();
+    (child.stdout as unknown as { unref?: () => void }).unref?.();
+    if (child.pid === undefined) throw new Error(`could not start ${name} on ${host}`);
+    this.pids.set(`${host}/${name}`, child.pid);
+    return child;
+  }
+
   forget(host: string): void {
     for (const k of [...this.pids.keys()]) if (k.startsWith(`${host}/`)) this.pids.delete(k);
   }
@@ -103,6 +121,60 @@ vrrp_instance bench {
 `;
 }
 
+/** Prints `heartbeat SRC` / `vrrp SRC` per tandem heartbeat (UDP to the cluster port) and VRRP advert on eth0. */
+const SNIFFER = `
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
+s.bind(('eth0', 0))
+while True:
+    f = s.recv(2048)
+    if len(f) < 34 or f[12:14] != b'\\x08\\x00':
+        continue
+    proto, src = f[23], socket.inet_ntoa(f[26:30])
+    ihl = (f[14] & 15) * 4
+    if proto == 112:
+        kind = 'vrrp'
+    elif proto == 17 and len(f) >= 18 + ihl and int.from_bytes(f[16 + ihl:18 + ihl], 'big') == ${DEFAULT_CLUSTER_PORT}:
+        kind = 'heartbeat'
+    else:
+        continue
+    sys.stdout.write(kind + ' ' + src + '\\n')
+    sys.stdout.flush()
+`;
+
+/**
+ * Watches the default LAN from the client host with an AF_PACKET socket (python3: Node has no raw sockets); the
+ * lab's bridges flood every frame to every port, so the client sees the nodes' heartbeats and adverts.
+ */
+class Sniffer {
+  private waiters: { kind: string; src: string; resolve: () => void }[] = [];
+
+  constructor(lab: Lab, started: Started) {
+    const child = started.spawnPiped(lab, 'client', 'sniffer', ['python3', '-c', SNIFFER]);
+    let buf = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      buf += d;
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const [kind, src] = buf.slice(0, i).split(' ');
+        buf = buf.slice(i + 1);
+        for (const w of this.waiters.filter((x) => x.kind === kind && x.src === src)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve();
+        }
+      }
+    });
+  }
+
+  /** Resolves when the next `kind` message from `src` is seen. */
+  next(kind: 'heartbeat' | 'vrrp', src: string, timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no ${kind} from ${src} seen within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({ kind, src, resolve: () => { clearTimeout(t); resolve(); } });
+    });
+  }
+}
+
 async function waitForLine(file: string, re: RegExp, what: string, timeoutMs = 30_000): Promise<void> {
   const t0 = performance.now();
   while (!re.test(fs.readFileSync(file, 'utf8'))) {
@@ -126,7 +198,7 @@ async function startKeepalivedNode(lab: Lab, started: Started, dir: string, node
   await waitForLine(out, /Entering BACKUP STATE/, `keepalived on ${node} in BACKUP`);
 }
 
-async function benchTandem(lab: Lab): Promise<number[]> {
+async function benchTandem(lab: Lab, sniffer: Sniffer): Promise<number[]> {
   for (const n of NODES) await lab.cli(n, ['start', '-m', 'demo']);
   await lab.waitFor('both WAIT', async () => {
     const v = await Promise.all(NODES.map((n) => controlRequest(`${lab.paths(n).home}/control.sock`, 'status', 'demo') as Promise<{ modules: { state: string; ready: boolean }[] }>));
@@ -138,7 +210,7 @@ async function benchTandem(lab: Lab): Promise<number[]> {
   const times: number[] = [];
   let [prim, second] = ['node1', 'node2'];
   for (let i = 0; i < runs; i++) {
-    times.push(await measureFailover(lab, prim, second));
+    times.push(await measureFailover(lab, prim, second, { before: () => sniffer.next('heartbeat', lab.addr(prim)) }));
     [prim, second] = [second, prim];
   }
   await waitForPair(lab, prim, second);
@@ -147,7 +219,7 @@ async function benchTandem(lab: Lab): Promise<number[]> {
   return times;
 }
 
-async function benchKeepalived(lab: Lab, s: Setting, priority: number, dir: string, started: Started): Promise<number[]> {
+async function benchKeepalived(lab: Lab, s: Setting, priority: number, dir: string, started: Started, sniffer: Sniffer): Promise<number[]> {
   const url = `http://${KEEPALIVED_VIP}:${KEEPALIVED_PORT}/`;
   // node1 first: it becomes master after one master-down interval; node2 then joins as backup (equal priority: no preemption)
   await startKeepalivedNode(lab, started, dir, 'node1', priority, s.pulseMs);
@@ -158,6 +230,7 @@ async function benchKeepalived(lab: Lab, s: Setting, priority: number, dir: stri
   for (let i = 0; i < runs; i++) {
     await msUntilServedBy(lab, url, master, performance.now(), 'before the power-off', 30_000);
     await sleep(2 * s.pulseMs); // the backup has heard adverts since it entered BACKUP
+    await sniffer.next('vrrp', lab.addr(master));
     const t0 = performance.now();
     await lab.poweroff(master);
     started.forget(master);
@@ -176,8 +249,9 @@ async function bench(s: Setting): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-bench-keepalived-'));
   try {
     lab = await createMirrorLab({ pulse: `${s.pulseMs}ms`, timeout: `${s.timeoutMs}ms` });
-    const tandem = await benchTandem(lab);
-    const keepalived = await benchKeepalived(lab, s, priority, dir, started);
+    const sniffer = new Sniffer(lab, started);
+    const tandem = await benchTandem(lab, sniffer);
+    const keepalived = await benchKeepalived(lab, s, priority, dir, started, sniffer);
     const [mt, mk] = [median(tandem), median(keepalived)];
     const ratio = mt / mk;
     console.log(`detection: tandem ${s.timeoutMs} ms (timeout, pulse ${s.pulseMs} ms); keepalived ${detectionMs.toFixed(0)} ms (3 × advert_int ${s.pulseMs} ms + (256 − ${priority}) / 256 × advert_int)`);

@@ -29,9 +29,16 @@ export async function waitForPair(lab: Lab, node: string, other: string, timeout
   }, timeoutMs, 100);
 }
 
-/** Power off `prim`, measure until the client is served by `second` on the VIP; then boot `prim` back. */
-export async function measureFailover(lab: Lab, prim: string, second: string, timeoutMs = 120_000): Promise<number> {
+/**
+ * Power off `prim`, measure until the client is served by `second` on the VIP; then boot `prim` back. `before`, when
+ * given, is awaited between the pair being ready and the power-off (e.g. to choose the instant).
+ */
+export async function measureFailover(
+  lab: Lab, prim: string, second: string, opts: { timeoutMs?: number; before?: () => Promise<void> } = {},
+): Promise<number> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
   await waitForPair(lab, prim, second);
+  await opts.before?.();
   const t0 = performance.now();
   await lab.poweroff(prim);
   const ms = await msUntilServedBy(lab, `http://${DEMO_VIP}:${DEMO_PORT}/`, second, t0, `after ${prim} power-off`, timeoutMs);

@@ -1,7 +1,8 @@
 /**
  * Failover time as a client sees it: from pulling the plug of the PRIM to the first successful HTTP request on the
  * virtual IP answered by the other node.
- *   expected ≈ timeout (detection) + VIP probe + VIP add and announce + start_prim (the demo app's start)
+ *   expected ≈ timeout (detection) + what is left of the VIP probe (none without a witness: it runs ahead of the
+ *   timeout) + VIP add + start_prim (the demo app's start; the gratuitous ARP goes out meanwhile)
  */
 import { performance } from 'node:perf_hooks';
 import { controlRequest } from '../daemon/control.js';

@@ -2,7 +2,10 @@
 # Installs what tandem needs on a Debian machine (as root) and builds it. Idempotent; fast when nothing changed.
 #   Debian packages: iproute2 (ip), arping, iputils-ping, util-linux (nsenter/unshare), curl, nftables,
 #                    rsync and fio (bench/: what users compare tandem's resync and I/O figures with),
-#                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started)
+#                    python3 (bench/failover.ts: a packet sniffer in the lab's client host),
+#                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started),
+#                    keepalived (bench/failover.ts: the VRRP failover users compare tandem's with; its host-wide
+#                    service is neither started nor left enabled, the bench runs its own in the lab's namespaces)
 #   npm packages:    from package-lock.json (npm ci)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +23,8 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
 fi
 
 missing=()
-for pair in ip:iproute2 arping:arping ping:iputils-ping nsenter:util-linux curl:curl nft:nftables rsync:rsync fio:fio; do
+for pair in ip:iproute2 arping:arping ping:iputils-ping nsenter:util-linux curl:curl nft:nftables rsync:rsync fio:fio \
+            python3:python3; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -28,6 +32,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# apt-get install of Debian packages whose maintainer scripts must start no service: a policy-rc.d that refuses every
+# start is put in place for the install (unless one exists already) and removed again afterwards.
+install_no_start() {
+  local policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# tandem scripts/setup.sh: start no service while packages are installed\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    policy=/usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confold "$@" >/dev/null
+  if [ -n "$policy" ]; then rm -f "$policy"; trap - EXIT; fi
+}
 
 # PostgreSQL, the application of examples/postgres (lab tests, benchmarks). Installed without a host-wide cluster and
 # without starting any service: each lab node runs its own server on its own data directory.
@@ -41,17 +61,21 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || ! compgen -G '/
   else
     echo 'create_main_cluster = false' >> "$pgcc"
   fi
-  pgpolicy=
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\n# tandem scripts/setup.sh: start no service while PostgreSQL is installed\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    pgpolicy=/usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  install_no_start postgresql postgresql-client
+fi
+
+# keepalived, the VRRP baseline of bench/failover.ts. The bench starts its own keepalived in each lab node's network
+# namespace with a config of its own; the package's host-wide service must not run (it would send VRRP on the host's
+# LAN), so it is installed without starting anything and its init script and unit are disabled.
+if ! command -v keepalived >/dev/null; then
+  echo "setup: installing keepalived (its service is not started and is left disabled)"
+  install_no_start keepalived
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now keepalived.service >/dev/null 2>&1 || true
   fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1 apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confold postgresql postgresql-client >/dev/null
-  if [ -n "$pgpolicy" ]; then rm -f "$pgpolicy"; trap - EXIT; fi
+  if command -v update-rc.d >/dev/null && [ -e /etc/init.d/keepalived ]; then
+    update-rc.d keepalived disable >/dev/null 2>&1 || true
+  fi
 fi
 
 lockhash=$(sha256sum package-lock.json | cut -c1-16)

@@ -2,7 +2,7 @@
 // many requests the service has answered. With DEMO_DATA set (the module replicates that directory), the count is
 // kept in DEMO_DATA/hits and made durable (fdatasync) before each answer, so it goes on where it was after a
 // failover: the data followed the application to the other node.
-// Started in the background by bin/start_prim, stopped by bin/stop_prim.
+// Started in the background by bin/start_prim, stopped by bin/stop_prim; creates DEMO_READY once it listens.
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -34,5 +34,9 @@ const server = http.createServer((req, res) => {
   res.writeHead(error ? 500 : 200, { 'content-type': 'application/json', connection: 'close' });
   res.end(`${JSON.stringify(error ? { node, error } : { node, hits, pid: process.pid })}\n`);
 });
-server.listen(port, '0.0.0.0', () => console.log(`demo app on ${node} listening on :${port}${file ? `, count kept in ${file} (${hits})` : ''}`));
+server.listen(port, '0.0.0.0', () => {
+  console.log(`demo app on ${node} listening on :${port}${file ? `, count kept in ${file} (${hits})` : ''}`);
+  // DEMO_READY (set by bin/start_prim): a file created once the server listens
+  if (process.env.DEMO_READY) fs.writeFileSync(process.env.DEMO_READY, `${process.pid}\n`);
+});
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => server.close(() => process.exit(0)));

@@ -7,11 +7,11 @@
  *   - the VIP is released by a stop plan before the engine can report STOP.
  * Concurrency: `post` may be called from any callback; events are processed strictly in arrival order.
  */
-import { beacon, initialState, step } from '../engine/mirror/step.js';
+import { beacon, initialState, nextDeadline, step } from '../engine/mirror/step.js';
 import type { Action, AdminVerb, Beacon, EngineConfig, MirrorEvent, MirrorState, ModState, Step } from '../engine/mirror/types.js';
 import type { ClusterConfig, MirrorModuleConfig } from '../config/types.js';
 import type { Home } from '../home.js';
-import type { Clock } from '../platform/clock/types.js';
+import type { Cancel, Clock } from '../platform/clock/types.js';
 import type { ScriptRunner } from '../platform/scripts/types.js';
 import type { VipAdapter } from '../platform/vip/types.js';
 import type { WitnessChecker } from '../platform/witness/types.js';
@@ -54,13 +54,20 @@ export interface Reply {
   message: string;
 }
 
+/**
+ * How long before the heartbeat timeout a SECOND probes its VIPs (EngineConfig.probeAheadMs): about what one
+ * LinuxVip probe takes (its 300 ms listening window plus arping's start and two `ip` listings, ≈ 400 ms), with some
+ * margin for a loaded host. At most half the timeout.
+ */
+export const VIP_PROBE_AHEAD_MS = 500;
+
 export function engineConfig(c: MirrorModuleConfig, monitored: EngineConfig['monitored'] = []): EngineConfig {
   return {
     pulseMs: c.heart.pulseMs, timeoutMs: c.heart.timeoutMs, failover: c.failover, syncdeltaMs: c.rfs?.syncdeltaMs ?? 0,
     lans: c.heart.lans, hasVip: c.vips.length > 0, witness: c.splitbrain !== null, defaultprim: c.defaultprim,
     configHash: configHash(c), hasRfs: c.rfs !== null, rules: moduleRules(c, 'userconfig.xml'),
     handleTimeMs: c.rules?.handleTimeMs ?? CHECK_DEFAULTS.failover.handleTimeMs, maxloop: c.maxloop, loopIntervalMs: c.loopIntervalMs,
-    monitored,
+    monitored, probeAheadMs: Math.min(VIP_PROBE_AHEAD_MS, c.heart.timeoutMs / 2),
   };
 }
 
@@ -79,6 +86,9 @@ export class ModuleDriver {
   private abandoned = new Set<number>();
   private reqSeq = 1;
   private lastPulse = -Infinity;
+  /** the tick armed at the engine's next deadline (`armDeadline`) */
+  private deadlineAt: number | null = null;
+  private cancelDeadline: Cancel | null = null;
   /** VIPs this driver configured and has not released */
   readonly vipsHeld = new Set<string>();
   private idle: Array<() => void> = [];
@@ -196,6 +206,8 @@ export class ModuleDriver {
   detach() {
     this.detached = true;
     this.queue.length = 0;
+    this.cancelDeadline?.();
+    this.cancelDeadline = null;
     for (const ac of this.plans.values()) ac.abort();
     this.resyncRun?.ac.abort();
   }
@@ -220,10 +232,29 @@ export class ModuleDriver {
         if (this.detached) return;
         this.publish();
       }
+      this.armDeadline();
     } finally {
       this.pumping = false;
       for (const r of this.idle.splice(0)) r();
     }
+  }
+
+  /**
+   * Posts a tick at the engine's next deadline (`nextDeadline`: the heartbeat timeout, the probe ahead), on top of the
+   * daemon's periodic tick, so that the peer is declared lost when the timeout expires rather than up to a tick later.
+   */
+  private armDeadline() {
+    const at = nextDeadline(this.s);
+    if (at === this.deadlineAt) return;
+    this.cancelDeadline?.();
+    this.cancelDeadline = null;
+    this.deadlineAt = at;
+    if (at === null) return;
+    this.cancelDeadline = this.d.clock.after(Math.max(0, at - this.d.clock.mono()), () => {
+      this.cancelDeadline = null;
+      this.deadlineAt = null;
+      this.post({ kind: 'tick', mono: this.d.clock.mono(), wall: this.d.clock.wall() });
+    });
   }
 
   /** Make the new state visible to the peer; send at once when something it decides on changed. */
@@ -351,7 +382,7 @@ export class ModuleDriver {
           const t0 = this.d.clock.mono();
           await vip.acquire(v.addr);
           this.vipsHeld.add(v.addr);
-          this.d.log.info(`virtual IP ${v.addr} configured and announced in ${Math.round(this.d.clock.mono() - t0)} ms`);
+          this.d.log.info(`virtual IP ${v.addr} configured in ${Math.round(this.d.clock.mono() - t0)} ms (announced in the background)`);
         }
         return;
       case 'release-vips':

@@ -1,7 +1,8 @@
 /**
  * Failover time as a client sees it: from pulling the plug of the PRIM to the first successful HTTP request on the
  * virtual IP answered by the other node.
- *   expected ≈ timeout (detection) + VIP probe + VIP add and announce + start_prim (the demo app's start)
+ *   expected ≈ timeout (detection) + what is left of the VIP probe (none without a witness: it runs ahead of the
+ *   timeout) + VIP add + start_prim (the demo app's start; the gratuitous ARP goes out meanwhile)
  */
 import { performance } from 'node:perf_hooks';
 import { controlRequest } from '../daemon/control.js';
@@ -29,23 +30,38 @@ export async function waitForPair(lab: Lab, node: string, other: string, timeout
   }, timeoutMs, 100);
 }
 
-/** Power off `prim`, measure until the client is served by `second` on the VIP; then boot `prim` back. */
-export async function measureFailover(lab: Lab, prim: string, second: string, timeoutMs = 120_000): Promise<number> {
+/**
+ * Power off `prim`, measure until the client is served by `second` on the VIP; then boot `prim` back. `before`, when
+ * given, is awaited between the pair being ready and the power-off (e.g. to choose the instant).
+ */
+export async function measureFailover(
+  lab: Lab, prim: string, second: string, opts: { timeoutMs?: number; before?: () => Promise<void> } = {},
+): Promise<number> {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
   await waitForPair(lab, prim, second);
-  const url = `http://${DEMO_VIP}:${DEMO_PORT}/`;
+  await opts.before?.();
   const t0 = performance.now();
   await lab.poweroff(prim);
+  const ms = await msUntilServedBy(lab, `http://${DEMO_VIP}:${DEMO_PORT}/`, second, t0, `after ${prim} power-off`, timeoutMs);
+  await lab.boot(prim);
+  await waitForDaemon(lab, prim);
+  return ms;
+}
+
+/**
+ * Polls `url` from the lab's client every 20 ms (300 ms per request) until the answer names `node` (`"node":"NAME"`,
+ * as the demo app answers), and resolves with the milliseconds since `t0` (a `performance.now()`).
+ */
+export async function msUntilServedBy(lab: Lab, url: string, node: string, t0: number, why: string, timeoutMs = 120_000): Promise<number> {
   let ms = -1;
-  await lab.waitFor(`client served by ${second} on the VIP after ${prim} power-off`, async () => {
+  await lab.waitFor(`client served by ${node} on ${url} ${why}`, async () => {
     const r = await lab.httpGet('client', url, 300);
-    if (r.ok && r.body?.includes(`"node":"${second}"`)) {
+    if (r.ok && r.body?.includes(`"node":"${node}"`)) {
       ms = Math.round(performance.now() - t0);
       return true;
     }
     return false;
   }, timeoutMs, 20);
-  await lab.boot(prim);
-  await waitForDaemon(lab, prim);
   return ms;
 }
 

@@ -22,6 +22,8 @@ export interface SimConfig {
   scriptMs: number;
   resyncMs: number;
   probeMs: number;
+  /** EngineConfig.probeAheadMs (default 0: the VIPs are probed at the claim) */
+  probeAheadMs: number;
   witnessMs: number;
   /** checkers of every node, their failover rules, and the restart loop limits */
   monitored: EngineConfig['monitored'];
@@ -33,7 +35,7 @@ export interface SimConfig {
 
 export const defaultSimConfig = (): SimConfig => ({
   pulseMs: 500, timeoutMs: 5000, syncdeltaMs: 0, failover: true, witness: false, defaultprim: 'alone',
-  lans: ['default', 'replication'], scriptMs: 200, resyncMs: 300, probeMs: 100, witnessMs: 100,
+  lans: ['default', 'replication'], scriptMs: 200, resyncMs: 300, probeMs: 100, probeAheadMs: 0, witnessMs: 100,
   monitored: [], rules: [], handleTimeMs: 5000, maxloop: 3, loopIntervalMs: 86_400_000,
 });
 
@@ -122,6 +124,7 @@ export class Sim {
       pulseMs: c.pulseMs, timeoutMs: c.timeoutMs, failover: c.failover, syncdeltaMs: c.syncdeltaMs, lans: c.lans,
       hasVip: true, witness: c.witness, defaultprim: c.defaultprim, configHash: 'sim', hasRfs: true, rules: c.rules,
       handleTimeMs: c.handleTimeMs, maxloop: c.maxloop, loopIntervalMs: c.loopIntervalMs, monitored: c.monitored,
+      probeAheadMs: c.probeAheadMs,
     };
   }
 

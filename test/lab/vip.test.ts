@@ -78,7 +78,7 @@ test('acquire on h1: the client reaches the VIP at h1\'s MAC; h2\'s probe sees h
   withLab(async (lab) => {
     const h1 = lab.vip('h1');
     const [, acquireMs] = await timed(() => h1.acquire(VIP));
-    console.log(`    acquire (ip addr add + first gratuitous ARP): ${acquireMs} ms`);
+    console.log(`    acquire (ip addr add; the first gratuitous ARP goes on in the background): ${acquireMs} ms`);
     assert.is(await h1.holds(VIP), true);
     assert.is(await lab.ping(VIP), true, 'client pings the VIP');
     assert.is(await lab.neigh(VIP), await lab.mac('h1'));

@@ -7,7 +7,9 @@
  * same conclusion about who runs the application.
  *
  * Timing: the peer is lost when no heartbeat arrived on ANY LAN for `timeoutMs`:
- *   detection = timeout;  failover ≈ timeout + witness check + VIP probe + VIP move + application start.
+ *   detection = timeout;  failover ≈ timeout + witness check + VIP probe + VIP move + application start,
+ * where a SECOND without a witness probes the VIP up to `probeAheadMs` before the timeout (`probeAhead`), so only
+ * max(0, probe − probeAheadMs) of the probe remains after detection.
  */
 import { evaluate } from '../rules/evaluate.js';
 import { hold } from '../rules/hold.js';
@@ -15,8 +17,8 @@ import type { Decision, ResourceState } from '../rules/types.js';
 import { genId, nextGen, pushHistory, relation, splitBrainWinner, type Relation } from './generation.js';
 import { activeIn, localResources, loopsExhausted, loopsInWindow, monitorPhase, peerCanRun, resourceView } from './health.js';
 import type {
-  Action, AdminCommand, Beacon, ClaimPurpose, EngineConfig, Gen, MirrorEvent, MirrorState, ModState, Persisted,
-  PlanPurpose, PrimaryFiles, Step, StepResult, WaitReason,
+  Action, AdminCommand, AheadProbe, Beacon, ClaimPurpose, EngineConfig, Gen, MirrorEvent, MirrorState, ModState, Persisted,
+  Pending, PlanPurpose, PrimaryFiles, Step, StepResult, WaitReason,
 } from './types.js';
 
 /**
@@ -41,7 +43,7 @@ export function initialState(a: {
     p: { ...freshPersisted(), ...a.persisted },
     state: 'STOP', ready: true, waitReason: null, mono: 0, wall: 0, joinDeadline: null, reattach: false,
     retryAt: null, witnessAt: null, lanHeard: Object.fromEntries(a.cfg.lans.map((l) => [l, null])), peerBeacon: null, peerUp: false,
-    peerUpSince: null, peerReplicaOf: null, swapRequest: false, yielding: false, pending: null, queued: [], nextId: 1, alarms: [],
+    peerUpSince: null, peerReplicaOf: null, swapRequest: false, yielding: false, pending: null, aheadProbe: null, queued: [], nextId: 1, alarms: [],
     syncPersistedAt: 0, lastNote: null, resources: initialResources(a.cfg, 0), phase: 'off', decision: null, ruleHold: null,
     ruleWait: null, replicationFailed: null, filesLost: null,
   };
@@ -187,7 +189,8 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
       if (t.s.pending?.kind === 'witness' && t.s.pending.id === e.id) onWitness(t, t.s.pending.purpose, e.reachable);
       break;
     case 'probe-result':
-      if (t.s.pending?.kind === 'probe' && t.s.pending.id === e.id) onProbe(t, t.s.pending.purpose, e.inUse);
+      if (t.s.pending?.kind === 'probe' && t.s.pending.id === e.id) onProbe(t, t.s.pending, e.inUse);
+      else if (t.s.aheadProbe?.id === e.id) t.s.aheadProbe = { ...t.s.aheadProbe, inUse: e.inUse };
       break;
   }
   membership(t);
@@ -195,6 +198,7 @@ export function step(prev: MirrorState, e: MirrorEvent): StepResult {
   for (let guard = 0; guard < 8 && !t.s.pending && t.s.queued.length > 0; guard++) onAdmin(t, t.s.queued.shift()!);
   applyRules(t);
   if (!t.s.pending) decide(t);
+  probeAhead(t);
   keepSyncedAt(t);
   announceMonitoring(t, prev);
   announceFollowing(t, prev);
@@ -591,9 +595,12 @@ function onWitness(t: Tx, purpose: ClaimPurpose, reachable: boolean) {
   toWait(t, 'witness', `${s.peer} is lost and the split-brain witness does not answer: WAIT (the node that reaches the witness runs the application)`);
 }
 
-function onProbe(t: Tx, purpose: ClaimPurpose, inUse: { addr: string; by?: string }[]) {
+function onProbe(t: Tx, p: Extract<Pending, { kind: 'probe' }>, inUse: { addr: string; by?: string }[]) {
   const { s } = t;
+  const { purpose } = p;
   s.pending = null;
+  // A probe asked ahead of the claim decides only when it stands; otherwise the claim probes now.
+  if (p.ahead !== undefined && !aheadStands(s, p.ahead, inUse)) return probe(t, purpose);
   if (inUse.length === 0) {
     t.alarm('vip-conflict', false);
     return commitClaim(t, purpose);
@@ -628,12 +635,75 @@ function probe(t: Tx, purpose: ClaimPurpose) {
   const { s } = t;
   // A PRIM that stays primary already holds the VIP: nothing to probe.
   if (s.cfg.hasVip && !running(s.state)) {
+    const ahead = s.aheadProbe;
+    s.aheadProbe = null;
+    if (ahead && ahead.inUse === null) {
+      // asked ahead and still running: its answer is awaited (never two probes at once)
+      s.pending = { kind: 'probe', id: ahead.id, purpose, ahead: ahead.askedAt };
+      return;
+    }
+    if (ahead && aheadStands(s, ahead.askedAt, ahead.inUse!)) {
+      t.log('info', `virtual IP probe made ${Math.round(s.mono - ahead.askedAt)} ms ago, in ${s.peer}'s silence: no other host answers`);
+      t.alarm('vip-conflict', false);
+      return commitClaim(t, purpose);
+    }
     const id = t.id();
     s.pending = { kind: 'probe', id, purpose };
     t.actions.push({ kind: 'probe-vips', id });
     return;
   }
   commitClaim(t, purpose);
+}
+
+/** Last monotonic ms a heartbeat arrived on any LAN (-Infinity: never). */
+function lastHeard(s: MirrorState): number {
+  return Math.max(-Infinity, ...Object.values(s.lanHeard).map((h) => h ?? -Infinity));
+}
+
+/**
+ * The VIP probe ahead of the heartbeat timeout. A SECOND that would take over when its peer is lost (ready,
+ * consistent, failover on, VIPs configured, no witness to ask first) probes its VIPs once no heartbeat arrived for
+ * `timeout − probeAheadMs` (and for at least two pulses, so an ordinary heartbeat interval never triggers one), so
+ * the probe's wait overlaps the end of detection:
+ *   failover ≈ timeout + max(0, probe − probeAheadMs) + VIP move + application start
+ * The VIP is still never added before a completed probe said that no other host answers for it: the answer stands
+ * for the claim only if it found every VIP free, was asked after the last heartbeat heard (the whole probe ran in the
+ * peer's silence) and is recent (`aheadStands`); otherwise the claim probes again, as it does without this. One
+ * probe ahead per silence, and never while another runs.
+ */
+function probeAhead(t: Tx) {
+  const { s } = t;
+  const aheadMs = s.cfg.probeAheadMs ?? 0;
+  if (aheadMs <= 0 || !s.cfg.hasVip || s.cfg.witness) return;
+  if (s.aheadProbe && s.aheadProbe.inUse === null) return;
+  if (s.state !== 'SECOND' || !s.ready || !s.p.consistent || s.pending || !s.peerUp || !(s.p.failover ?? s.cfg.failover)) return;
+  const heard = lastHeard(s);
+  const from = Math.max(s.cfg.timeoutMs - aheadMs, 2 * s.cfg.pulseMs);
+  if (from >= s.cfg.timeoutMs || s.mono - heard < from) return;
+  if (s.aheadProbe && s.aheadProbe.askedAt > heard) return;
+  const id = t.id();
+  s.aheadProbe = { id, askedAt: s.mono, inUse: null };
+  t.actions.push({ kind: 'probe-vips', id });
+}
+
+/**
+ * The next monotonic ms after `s.mono` at which time alone changes what the engine decides about its peer: the
+ * heartbeat timeout (peer lost) and the start of the probe ahead (`probeAhead`); null when there is none (peer not
+ * up). The driver posts a tick then, so detection does not wait for its periodic tick: detection = timeout.
+ */
+export function nextDeadline(s: MirrorState): number | null {
+  const heard = lastHeard(s);
+  if (!s.peerUp || heard === -Infinity) return null;
+  const at = [heard + s.cfg.timeoutMs];
+  const aheadMs = s.cfg.probeAheadMs ?? 0;
+  if (aheadMs > 0) at.push(heard + Math.max(s.cfg.timeoutMs - aheadMs, 2 * s.cfg.pulseMs));
+  const next = at.filter((x) => x > s.mono);
+  return next.length > 0 ? Math.min(...next) : null;
+}
+
+/** A probe asked ahead of a claim stands for it: every VIP free, asked after the last heartbeat, at most 2 × probeAheadMs ago. */
+function aheadStands(s: MirrorState, askedAt: AheadProbe['askedAt'], inUse: NonNullable<AheadProbe['inUse']>): boolean {
+  return inUse.length === 0 && askedAt > lastHeard(s) && s.mono - askedAt <= 2 * (s.cfg.probeAheadMs ?? 0);
 }
 
 function commitClaim(t: Tx, purpose: ClaimPurpose) {

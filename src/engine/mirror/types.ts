@@ -108,6 +108,12 @@ export interface EngineConfig {
   loopIntervalMs: number;
   /** every resource a checker of this node reports, with when it is watched and who watches it */
   monitored: { resource: string; when: CheckWhen; by: 'errd' | 'checker' }[];
+  /**
+   * How long before the heartbeat timeout a SECOND that would take over probes its VIPs (the probe's expected
+   * duration), so that the probe's wait overlaps the end of detection instead of following it (see `probeAhead` in
+   * step.ts). 0 or absent: the VIPs are probed when the claim is made, as with a witness.
+   */
+  probeAheadMs?: number;
 }
 
 /** Why a module is in WAIT; shown by `tandem status`. */
@@ -133,7 +139,18 @@ export type WaitReason =
 export type Pending =
   | { kind: 'plan'; id: number; purpose: PlanPurpose }
   | { kind: 'witness'; id: number; purpose: ClaimPurpose }
-  | { kind: 'probe'; id: number; purpose: ClaimPurpose };
+  /** `ahead`: the probe was asked ahead of the claim (`MirrorState.aheadProbe`), at that monotonic ms */
+  | { kind: 'probe'; id: number; purpose: ClaimPurpose; ahead?: number };
+
+/**
+ * A VIP probe a SECOND asked while its peer was silent, before the heartbeat timeout: `inUse` is null while it runs.
+ * Its answer stands for a claim only if it found every VIP free and was asked after the last heartbeat heard.
+ */
+export interface AheadProbe {
+  id: number;
+  askedAt: number;
+  inUse: { addr: string; by?: string }[] | null;
+}
 
 export type PlanPurpose =
   | { kind: 'prestart'; then: 'join' | 'prim' }
@@ -221,6 +238,8 @@ export interface MirrorState {
   swapRequest: boolean;
   yielding: boolean;
   pending: Pending | null;
+  /** the VIP probe asked ahead of the heartbeat timeout (at most one runs at a time), or null */
+  aheadProbe: AheadProbe | null;
   /** admin commands that arrived while a plan ran */
   queued: AdminCommand[];
   nextId: number;

@@ -124,7 +124,27 @@ test('acquire adds the VIP with the subnet prefix on the matching interface, ann
   assert.is(await vip.holds(VIP), true);
 });
 
-test('announceCount 1 sends only the awaited announcement', async () => {
+test('acquire resolves once the address is configured; its first announcement runs on, and release waits for it', async () => {
+  const host = new FakeHost();
+  let finish!: () => void;
+  host.announceReply = () => new Promise((resolve) => {
+    finish = () => { host.calls.push('arping exited'); resolve({ stdout: '', stderr: '', code: 1 }); };
+  });
+  const { vip, logs } = make(host, { announceCount: 1 });
+  await vip.acquire(VIP);
+  assert.is(await vip.holds(VIP), true);
+  assert.is(host.count('arping'), 1, 'the first announcement left at once');
+  assert.is(host.calls.includes('arping exited'), false, 'acquire did not wait for it');
+  const released = vip.release(VIP);
+  finish();
+  await released;
+  const exited = host.calls.indexOf('arping exited');
+  const del = host.calls.indexOf(`ip addr del ${VIP}/24 dev eth0`);
+  assert.ok(exited >= 0 && del > exited, host.calls.join('\n'));
+  assert.equal(logs, []);
+});
+
+test('announceCount 1 sends only the first announcement', async () => {
   const host = new FakeHost();
   const { vip } = make(host, { announceCount: 1 });
   await vip.acquire(VIP);

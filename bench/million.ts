@@ -45,6 +45,11 @@ const PRIM = 'node1';
 const SECOND = 'node2';
 const RSYNC_PORT = 8730;
 const TIMEOUT_MS = 900_000;
+/**
+ * the first start block-compares every file (a first sync trusts no time): at 1M files it takes far longer
+ * (MILLION_FIRST_START_TIMEOUT_S, default one hour)
+ */
+const FIRST_START_TIMEOUT_MS = Number(process.env.MILLION_FIRST_START_TIMEOUT_S ?? 3600) * 1000;
 
 const dataOf = (lab: Lab, node: string) => path.join(lab.paths(node).root, DATA);
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
@@ -85,11 +90,11 @@ async function moduleView(lab: Lab, node: string): Promise<ModuleView> {
 }
 
 /** Waits (polling every 100 ms) for PRIM ready on node1 and SECOND ready on node2; returns the wait in ms. */
-async function settled(lab: Lab, t0: number): Promise<number> {
+async function settled(lab: Lab, t0: number, timeoutMs = TIMEOUT_MS): Promise<number> {
   await lab.waitFor(`${PRIM} PRIM and ${SECOND} SECOND`, async () => {
     const [p, s] = await Promise.all([moduleView(lab, PRIM).catch(() => null), moduleView(lab, SECOND).catch(() => null)]);
     return p?.state === 'PRIM' && p.ready && s?.state === 'SECOND' && s.ready;
-  }, TIMEOUT_MS, 100);
+  }, timeoutMs, 100);
   return performance.now() - t0;
 }
 
@@ -168,7 +173,7 @@ try {
   await waitForStates(l, { [PRIM]: 'ALONE' }, 120_000, MODULE);
   t = performance.now();
   await l.cli(SECOND, ['second', '-m', MODULE]);
-  const firstMs = await settled(l, t);
+  const firstMs = await settled(l, t, FIRST_START_TIMEOUT_MS);
   const first = (await moduleView(l, SECOND)).replication?.lastReintegration;
   console.log(`first start (second → SECOND): ${secs(firstMs)}; SECOND's reintegration ${first?.ms} ms, ${first?.bytes} B copied, mode ${first?.mode}; ` +
     `peak RSS ${PRIM}: ${peakRss(l, PRIM)}; ${SECOND}: ${peakRss(l, SECOND)}`);

@@ -14,6 +14,7 @@ import { generateKey } from '../../src/daemon/key.js';
 import { CtlPeer } from '../../src/replication/files/ctl.js';
 import { fetchManifest, passAnswer, passPlans, planChunk, PLAN_CHUNK, remoteBlockRanges, SUMS_PAGE } from '../../src/replication/files/remote-compare.js';
 import { CtlError } from '../../src/replication/files/ctl.js';
+import { decodeManifestPage } from '../../src/replication/files/manifest-codec.js';
 import { emptyPlan, planFromJson, planToJson } from '../../src/replication/reintegrate/plan.js';
 import { listTree } from '../../src/replication/reintegrate/compare.js';
 import { channelPair } from './memory-channel.js';
@@ -166,6 +167,15 @@ test('manifest pages resume after any cursor, also one that vanished; sums are a
       const r = await peer.request({ op: 'manifest', dir: 0, after });
       assert.equal((r.body.entries as [string][]).map((e) => e[0]), rest, `after ${after}`);
       assert.is(r.body.next, null);
+    }
+    // pages asked in any order, in either form: each is the page after its cursor (the one read ahead is used only
+    // when it is the page asked for)
+    for (const [after, format] of [['a/b', 'bin'], [null, 'bin'], ['a/e', undefined], ['a/b', 'bin'], ['a/b', undefined]] as const) {
+      const r = await peer.request({ op: 'manifest', dir: 0, after, ...(format ? { format } : {}) });
+      const rels: string[] = [];
+      if (format) decodeManifestPage(r.data ?? Buffer.alloc(0), r.body.count as number, (rel) => rels.push(rel));
+      else rels.push(...(r.body.entries as [string][]).map((e) => e[0]));
+      assert.equal(rels, whole.slice(after === null ? 0 : whole.indexOf(after) + 1), `after ${after}, ${format ?? 'json'}`);
     }
 
     // an 80 MiB file in 4 KiB blocks: 20480 sums, over one page; blocks changed on both sides of the page boundary

@@ -26,7 +26,9 @@ import type { ReplicationStatus } from '../types.js';
 import { CtlError, type CtlPeer, type CtlReply } from './ctl.js';
 import { MANIFEST_PAGE_BYTES, MANIFEST_PAGE_ENTRIES, passAnswer, planChunk, SUMS_PAGE } from './remote-compare.js';
 import type { PrimarySink, SinkLog } from './sink.js';
-import { SourceTree } from './source-tree.js';
+import { decodeManifestPage, FLAG_LOGGED, markLogged } from './manifest-codec.js';
+import { SourceTree, type WireManifestEntry } from './source-tree.js';
+import type { EncodedPage } from './tree-walk.js';
 
 /** a frozen primary thaws and drops the session if the SECOND has not finished the final pass by then */
 export const FREEZE_LIMIT_MS = 120_000;
@@ -44,6 +46,8 @@ interface Session {
   plans?: Buffer[];
   /** per dir, the paths of this node's activity log when the session began (comparison only): flagged in manifests */
   logged: Set<string>[] | null;
+  /** the manifest page read ahead: the one after the last page answered */
+  ahead: { dir: number; after: string | null; bin: boolean; page: Promise<EncodedPage> } | null;
 }
 
 export interface ReintegrationSourceOptions {
@@ -98,12 +102,19 @@ export class ReintegrationSource {
       case 'manifest': {
         const i = this.dirIndex(b.dir);
         if (b.after !== undefined && b.after !== null && typeof b.after !== 'string') throw new CtlError('after must be a path or null', 'EINVAL');
-        const page = await this.tree(i).manifestPage((b.after as string | undefined) ?? null, this.o.dirs[i]!.notreplicated, MANIFEST_PAGE_ENTRIES, MANIFEST_PAGE_BYTES);
+        const bin = b.format === 'bin';
+        const page = await this.manifestPage(s, i, (b.after as string | undefined) ?? null, bin);
         // files this node changed in place and may not have replicated: the SECOND compares their blocks whatever
         // their size and mtime (its own activity log says the same of its side)
         const logged = s.logged?.[i];
-        if (logged?.size) for (const [rel, e] of page.entries) if (logged.has(rel)) e.logged = true;
-        return { body: page };
+        if (logged?.size) markLogged(page.data, page.count, logged);
+        if (bin) return { body: { count: page.count, next: page.next }, data: page.data };
+        // the JSON form earlier versions ask for (no `format`)
+        const entries: [string, WireManifestEntry][] = [];
+        decodeManifestPage(page.data, page.count, (rel, e, flags) => {
+          entries.push([rel, { ...e, mtimeNs: e.mtimeNs.toString(), ...(flags & FLAG_LOGGED ? { logged: true as const } : {}) }]);
+        });
+        return { body: { entries, next: page.next } };
       }
       case 'sums': {
         // one page of sums, computed when asked: nothing is kept per file between requests
@@ -147,6 +158,29 @@ export class ReintegrationSource {
     }
   }
 
+  /**
+   * The manifest page of dir `i` after `after`: the one read ahead when it is the page asked for, else read now; then
+   * the page after it is read ahead (one page per session at most), so that this node lists while the page just
+   * answered crosses the network and the SECOND takes it in. A page read ahead is as valid as one read when asked:
+   * the pass began before either (what changes later is in the next pass).
+   */
+  private async manifestPage(s: Session, i: number, after: string | null, bin: boolean): Promise<EncodedPage> {
+    // the JSON form is several times larger than the encoded one: its pages hold less, to stay far below the ctl limit
+    const maxBytes = bin ? MANIFEST_PAGE_BYTES : MANIFEST_PAGE_BYTES / 4;
+    const read = (from: string | null) => this.tree(i).manifestPage(from, this.o.dirs[i]!.notreplicated, MANIFEST_PAGE_ENTRIES, maxBytes);
+    const ahead = s.ahead;
+    s.ahead = null;
+    // a page read ahead that failed is read again now (the error, if any, is the one of that second read)
+    const page = ahead && ahead.dir === i && ahead.after === after && ahead.bin === bin
+      ? await ahead.page.catch(() => read(after)) : await read(after);
+    if (page.next !== null && this.session === s) {
+      const next = read(page.next);
+      next.catch(() => {}); // nobody may ask for it (the session ends): not an unhandled rejection
+      s.ahead = { dir: i, after: page.next, bin, page: next };
+    }
+    return page;
+  }
+
   private async begin(ctl: CtlPeer, b: Record<string, unknown>): Promise<CtlReply> {
     const sink = this.o.sink;
     const gen = sink.gen;
@@ -170,7 +204,7 @@ export class ReintegrationSource {
     const logged = recordMode ? null : await Promise.all(this.o.dirs.map((_, i) => this.o.logged(i)));
     if (sink.mode !== 'record' || sink.gen !== gen) throw new CtlError(`not ready to reintegrate (${sink.mode})`, 'EAGAIN');
     if (this.session) this.end('replaced by a new reintegration');
-    this.session = { ctl, startedAt: performance.now(), bytesServed: 0, pass: 0, recordMode, frozen: false, freezeCancel: null, logged };
+    this.session = { ctl, startedAt: performance.now(), bytesServed: 0, pass: 0, recordMode, frozen: false, freezeCancel: null, logged, ahead: null };
     this.o.log.info(`${this.o.peer} reintegrates from generation ${gen} (${recordMode ? 'from the change record'
       : `by comparison: ${rs[0]?.untrustedReason() ?? (b.clean !== true ? 'its copy may hold changes of its own' : b.full === true ? 'full sync asked' : b.quarantine === true ? 'split brain' : `its generation ${String(b.targetGen)} is not the record's base ${rs[0]?.baseGeneration}`)}`})`);
     return { body: { gen, recordMode } };

@@ -16,8 +16,8 @@ import { performance } from 'node:perf_hooks';
 import type { ReplicatedDir } from '../../config/types.js';
 import type { Clock } from '../../platform/clock/types.js';
 import { PlanApplier, PlanMismatchError, type SourceReader } from '../reintegrate/apply-plan.js';
-import { listTree, planFromManifests, withBlockRanges } from '../reintegrate/compare.js';
-import { planFromJson, type Plan, type Range } from '../reintegrate/plan.js';
+import { planFromManifests, withBlockRanges } from '../reintegrate/compare.js';
+import { planFromJson, type Plan } from '../reintegrate/plan.js';
 import { listQuarantines } from '../reintegrate/quarantine.js';
 import type { Channel } from '../stream/channel.js';
 import type { ReintegrateRequest, ReintegrationProgress, ReplicationStatus } from '../types.js';
@@ -25,8 +25,9 @@ import type { CrashMarkers } from './crash-markers.js';
 import { CtlError, CtlPeer } from './ctl.js';
 import { ReadAhead } from './read-ahead.js';
 import { READ_MAX } from './reint-source.js';
-import { fetchManifest, passPlans, remoteBlockRanges } from './remote-compare.js';
+import { fetchManifest, passPlans, remoteRangesOf } from './remote-compare.js';
 import type { SinkLog } from './sink.js';
+import { listTreePaged } from './tree-walk.js';
 
 export const FINAL_PASS_BYTES = 8 << 20;
 export const MAX_PASSES = 6;
@@ -154,21 +155,18 @@ export class ReintegrationTarget {
 
   private async compareDir(i: number, ctl: CtlPeer, backings: string[], req: ReintegrateRequest,
     o: { full: boolean; quarantine: boolean; mustCheck: Set<string> | null }): Promise<number> {
-    const { manifest: source, logged } = await fetchManifest(ctl, i);
+    // both manifests at once: this node lists its copy while the primary's pages arrive
+    const [{ manifest: source, logged }, target] = await Promise.all([
+      fetchManifest(ctl, i), listTreePaged(backings[i]!, this.o.dirs[i]!.notreplicated),
+    ]);
     // compared whatever their size and mtime: what this node may hold that the source never got (its activity log,
     // after a crash) and what the source may hold that this node never got (the source's activity log)
     const mustCheck = new Set([...(o.mustCheck ?? []), ...logged]);
-    const target = await listTree(backings[i]!, this.o.dirs[i]!.notreplicated);
     const checkSince = BigInt(this.o.clock.wall() - RECENT_MS) * 1_000_000n;
     let plan = planFromManifests(source, target, {
       trustMtime: !o.full, checkSince, quarantine: o.quarantine, ...(mustCheck.size ? { mustCheck } : {}),
     });
-    const ranges = new Map<string, Range[]>();
-    for (const p of plan.patches) {
-      if (req.signal.aborted) throw new Error('reintegration aborted');
-      ranges.set(p.path, await remoteBlockRanges(ctl, i, backings[i]!, p.path, plan.blockSize, p.size));
-    }
-    plan = withBlockRanges(plan, ranges);
+    plan = withBlockRanges(plan, await remoteRangesOf(ctl, i, backings[i]!, plan.patches, plan.blockSize, req.signal));
     return this.applyDir(i, plan, ctl, backings, req);
   }
 

@@ -4,15 +4,20 @@ import type { Manifest, ManifestEntry, Range } from '../reintegrate/plan.js';
 import { TargetTree } from '../reintegrate/target-tree.js';
 import { CtlError, type CtlPeer, type CtlReply } from './ctl.js';
 import { blockSumsOf } from '../reintegrate/compare.js';
+import { decodeManifestPage, FLAG_LOGGED, ManifestCodecError } from './manifest-codec.js';
 
 /**
  * The SECOND's side of the paged reintegration requests (files/ctl.ts), and the page sizes both sides use. Every
  * answer of the primary has a bounded size whatever the tree holds, so trees of any size reintegrate:
  *
- *   manifest {dir, after}            → {entries: [[path, entry]…], next}   at most MANIFEST_PAGE_ENTRIES entries or
- *                                                                        about MANIFEST_PAGE_BYTES of JSON; next =
- *                                                                        the cursor for the following page, null at
- *                                                                        the end (source-tree.ts, manifestPage)
+ *   manifest {dir, after, format: 'bin'}
+ *                                    → {count, next} + data              at most MANIFEST_PAGE_ENTRIES entries or
+ *                                                                        about MANIFEST_PAGE_BYTES, encoded
+ *                                                                        (manifest-codec.ts); next = the cursor for
+ *                                                                        the following page, null at the end
+ *                                                                        (tree-walk.ts); without `format` (earlier
+ *                                                                        versions): {entries: [[path, entry]…], next}
+ *                                                                        in JSON, pages of a quarter of the bytes
  *   sums {dir, path, blockSize, first, count}
  *                                    → {first, count, eof} + data        SHA-256 of blocks [first, first + count),
  *                                                                        count ≤ SUMS_PAGE, computed when asked
@@ -32,29 +37,53 @@ export const PLAN_CHUNK = 4 << 20;
 /** the largest plan the SECOND accepts from the primary (a bound on what a peer can make it allocate) */
 export const MAX_PLAN_BYTES = 1 << 30;
 
-/** The primary's whole manifest of replicated dir `dir`, fetched page by page, and the paths it flagged as logged. */
+/**
+ * The primary's whole manifest of replicated dir `dir`, fetched page by page in the encoded form (manifest-codec.ts;
+ * an answer in the JSON form of earlier versions is taken too), and the paths it flagged as logged. Each page is taken
+ * in while the primary reads the next one ahead (reint-source.ts).
+ */
 export async function fetchManifest(ctl: CtlPeer, dir: number): Promise<{ manifest: Manifest; logged: Set<string> }> {
   const out: Manifest = new Map();
   const logged = new Set<string>();
   let after: string | null = null;
   for (;;) {
-    const r: CtlReply = await ctl.request({ op: 'manifest', dir, after });
-    const entries = r.body.entries;
+    const r: CtlReply = await ctl.request({ op: 'manifest', dir, after, format: 'bin' });
     const next = r.body.next;
-    if (!Array.isArray(entries) || (next !== null && typeof next !== 'string')) throw protocol('a manifest page without entries or cursor');
-    for (const item of entries as unknown[]) {
-      if (!Array.isArray(item) || typeof item[0] !== 'string' || typeof item[1] !== 'object' || item[1] === null) throw protocol('a malformed manifest entry');
-      const e = item[1] as Record<string, unknown>;
-      if (!validEntry(e)) throw protocol(`a malformed manifest entry (${JSON.stringify(String(item[0]).slice(0, 200))})`);
-      const entry: ManifestEntry = { type: e.type, size: e.size, mtimeNs: BigInt(e.mtimeNs), mode: e.mode, uid: e.uid, gid: e.gid };
-      if (e.type === 'symlink') entry.linkTarget = e.linkTarget as string;
-      out.set(item[0], entry);
-      if (e.logged === true) logged.add(item[0]);
+    if (next !== null && typeof next !== 'string') throw protocol('a manifest page without cursor');
+    let n: number;
+    if (Array.isArray(r.body.entries)) n = jsonPage(r.body.entries as unknown[], out, logged);
+    else {
+      const count = r.body.count;
+      if (!Number.isSafeInteger(count) || (count as number) < 0) throw protocol('a manifest page without entries');
+      try {
+        decodeManifestPage(r.data ?? Buffer.alloc(0), count as number, (rel, e, flags) => {
+          out.set(rel, e);
+          if (flags & FLAG_LOGGED) logged.add(rel);
+        });
+      } catch (e) {
+        if (e instanceof ManifestCodecError) throw protocol(`a malformed manifest page (${e.message})`);
+        throw e;
+      }
+      n = count as number;
     }
     if (next === null) return { manifest: out, logged };
-    if (entries.length === 0 || next === after) throw protocol('a manifest page that does not advance');
+    if (n === 0 || next === after) throw protocol('a manifest page that does not advance');
     after = next;
   }
+}
+
+/** Takes in a manifest page in the JSON form; returns its entry count. */
+function jsonPage(entries: unknown[], out: Manifest, logged: Set<string>): number {
+  for (const item of entries) {
+    if (!Array.isArray(item) || typeof item[0] !== 'string' || typeof item[1] !== 'object' || item[1] === null) throw protocol('a malformed manifest entry');
+    const e = item[1] as Record<string, unknown>;
+    if (!validEntry(e)) throw protocol(`a malformed manifest entry (${JSON.stringify(String(item[0]).slice(0, 200))})`);
+    const entry: ManifestEntry = { type: e.type, size: e.size, mtimeNs: BigInt(e.mtimeNs), mode: e.mode, uid: e.uid, gid: e.gid };
+    if (e.type === 'symlink') entry.linkTarget = e.linkTarget as string;
+    out.set(item[0], entry);
+    if (e.logged === true) logged.add(item[0]);
+  }
+  return entries.length;
 }
 
 /** the granularity differing blocks are narrowed to: the size of a page, of most databases' writes */
@@ -116,6 +145,40 @@ export async function remoteBlockRanges(
     await tree.close();
   }
   return ranges;
+}
+
+/** how many files' block ranges are worked out at once (each: its sums requests in turn, and its local hashing) */
+export const COMPARE_IN_FLIGHT = 16;
+
+/**
+ * `remoteBlockRanges` of every patch, up to COMPARE_IN_FLIGHT files at a time: a tree of small files whose times
+ * cannot be trusted (first sync, `--fullsync`) costs a round trip per file, and those overlap. The result is the
+ * same as one file after the other (each file's ranges are its own); the first failure rejects, once the files
+ * already under way have ended. `signal` aborts between files.
+ */
+export async function remoteRangesOf(
+  ctl: CtlPeer, dir: number, targetRoot: string, patches: readonly { path: string; size: number }[], blockSize: number,
+  signal: AbortSignal, inFlight = COMPARE_IN_FLIGHT,
+): Promise<Map<string, Range[]>> {
+  const out = new Map<string, Range[]>();
+  let next = 0;
+  let failed: unknown = null;
+  const worker = async () => {
+    while (failed === null && next < patches.length) {
+      if (signal.aborted) throw new Error('reintegration aborted');
+      const p = patches[next++]!;
+      try {
+        out.set(p.path, await remoteBlockRanges(ctl, dir, targetRoot, p.path, blockSize, p.size));
+      } catch (e) {
+        failed ??= e;
+        throw e;
+      }
+    }
+  };
+  const runs = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(inFlight, patches.length)) }, worker));
+  const bad = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (bad) throw failed ?? bad.reason;
+  return out;
 }
 
 /** The sums of a `sums` answer (32 bytes each) and how many, checked against what was asked. */

@@ -2,10 +2,11 @@ import { constants as C } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { NotReplicated } from '../../config/types.js';
 import { readFully } from '../reintegrate/apply-plan.js';
-import { blockSumsOf, entryOf, excludeMatcher } from '../reintegrate/compare.js';
+import { blockSumsOf } from '../reintegrate/compare.js';
 import type { ManifestEntry } from '../reintegrate/plan.js';
 import { checkRelPath, viaFd } from '../stream/paths.js';
 import { CtlError } from './ctl.js';
+import { sharedLister, type EncodedPage, type PageLister } from './tree-walk.js';
 
 /**
  * The primary's reintegration file server, as seen from one backing path: how a path the peer names is opened.
@@ -27,7 +28,7 @@ import { CtlError } from './ctl.js';
  *   other    the errno of the failing call (EACCES, EIO…).
  */
 export class SourceTree {
-  constructor(readonly root: string) {}
+  constructor(readonly root: string, private readonly lister: PageLister = sharedLister()) {}
 
   /** Up to `length` bytes of the regular file `rel` at `offset` (fewer at its end). */
   async read(rel: unknown, offset: number, length: number): Promise<Buffer> {
@@ -50,88 +51,23 @@ export class SourceTree {
   }
 
   /**
-   * One page of the tree's manifest, in walk order (depth first, names sorted by UTF-16 code units, a directory
-   * before its contents), starting after the entry `after` (null: from the start). `<notreplicated>` entries and the
-   * directories they exclude are left out; nothing is followed. A page ends after `maxEntries` entries or once its
-   * entries' JSON exceeds `maxBytes`; `next` is the last entry's path while more may follow, else null.
-   *
-   * Stateless: each page walks down again from the root to `after` (a readdir per ancestor), so a tree of any size is
-   * listed in pages of bounded size and nothing is held between requests. The tree may change between pages (the
+   * One page of the tree's manifest after the entry `after` (null: from the start), encoded (manifest-codec.ts): the
+   * contract of tree-walk.ts (walk order, `<notreplicated>` left out, nothing followed, stateless, at most
+   * `maxEntries` entries or about `maxBytes` bytes, `next` null at the end), listed by `lister` (default: the
+   * process's worker thread, so that the walk never blocks this thread). The tree may change between pages (the
    * application runs): an entry is reported as it is when its page is read; what changed after the pass began is in
-   * the next pass anyway. An `after` that no longer exists resumes at the first entry that would follow it.
+   * the next pass anyway.
    */
-  async manifestPage(after: string | null, excludes: NotReplicated[], maxEntries: number, maxBytes: number):
-    Promise<{ entries: [string, WireManifestEntry][]; next: string | null }> {
-    const excluded = excludeMatcher(excludes);
-    let cursor: string[] = [];
+  async manifestPage(after: string | null, excludes: NotReplicated[], maxEntries: number, maxBytes: number): Promise<EncodedPage> {
     if (after !== null) {
       const c = checkRelPath(after);
       if (!c.ok) throw new CtlError(`bad manifest cursor ${JSON.stringify(after)}: ${c.reason}`, 'EINVAL');
-      cursor = c.parts;
+      after = c.parts.join('/');
     }
-    const entries: [string, WireManifestEntry][] = [];
-    let bytes = 0;
-    const frames: Frame[] = [];
     try {
-      const open = async (parent: fs.FileHandle | null, rel: string, name: string | null) => {
-        const dir = await fs.open(parent && name !== null ? viaFd(parent, name) : this.root, DIR_FLAGS);
-        let names: string[];
-        try {
-          names = (await fs.readdir(viaFd(dir))).sort();
-        } catch (e) {
-          await dir.close();
-          throw e;
-        }
-        const f: Frame = { rel, dir, names, i: 0, stats: new Map() };
-        frames.push(f);
-        return f;
-      };
-      let top = await open(null, '', null).catch((e: unknown) => {
-        throw ctlError(e, `the replicated dir's backing path ${this.root}`);
-      });
-      // down along the cursor: each frame resumes at the first name after the cursor's component
-      for (let d = 0; d < cursor.length; d++) {
-        const want = cursor[d]!;
-        top.i = lowerBound(top.names, want);
-        if (top.names[top.i] !== want) break; // gone: resume at what follows it
-        top.i++;
-        const rel = top.rel === '' ? want : `${top.rel}/${want}`;
-        const next = await open(top.dir, rel, want).catch(() => null); // not a directory (any more): nothing below it
-        if (!next) break;
-        top = next;
-      }
-      while (frames.length > 0) {
-        const f = frames[frames.length - 1]!;
-        if (f.i >= f.names.length) {
-          frames.pop();
-          await f.dir.close();
-          continue;
-        }
-        if (entries.length >= maxEntries || bytes >= maxBytes) return { entries, next: entries.at(-1)?.[0] ?? after };
-        if (!f.stats.has(f.i)) {
-          // the next siblings' lstat (and readlink) in parallel, as listTree does: one round trip per 64 entries
-          const batch = f.names.slice(f.i, f.i + 64);
-          const got = await Promise.all(batch.map(async (name) => {
-            const at = viaFd(f.dir, name);
-            const st = await fs.lstat(at, { bigint: true }).catch(() => null); // vanished since the readdir
-            return st ? entryOf(st, st.isSymbolicLink() ? await fs.readlink(at).catch(() => '') : undefined) : null;
-          }));
-          f.stats.clear();
-          got.forEach((e, k) => f.stats.set(f.i + k, e));
-        }
-        const e = f.stats.get(f.i)!;
-        const name = f.names[f.i++]!;
-        const rel = f.rel === '' ? name : `${f.rel}/${name}`;
-        if (!e) continue;
-        if (excluded(rel, e.type === 'dir')) continue;
-        const wire: WireManifestEntry = { ...e, mtimeNs: e.mtimeNs.toString() };
-        entries.push([rel, wire]);
-        bytes += Buffer.byteLength(JSON.stringify([rel, wire]));
-        if (e.type === 'dir') await open(f.dir, rel, name).catch(() => null); // replaced since the lstat: its entries go with the next pass
-      }
-      return { entries, next: null };
-    } finally {
-      for (const f of frames) await f.dir.close().catch(() => {});
+      return await this.lister.page({ root: this.root, after, excludes, maxEntries, maxBytes });
+    } catch (e) {
+      throw ctlError(e, `the replicated dir's backing path ${this.root}`);
     }
   }
 
@@ -208,31 +144,9 @@ export class SourceTree {
 
 const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
 
-interface Frame {
-  rel: string;
-  dir: fs.FileHandle;
-  names: string[];
-  /** next name to report */
-  i: number;
-  /** entries of names[i…] already stat'ed (null: vanished) */
-  stats: Map<number, ManifestEntry | null>;
-}
-
 /** A manifest entry on the wire: `mtimeNs` as a decimal string (JSON has no bigint). */
 /** `logged`: the source's activity log names the file (reint-source.ts): compare its blocks whatever its mtime */
 export type WireManifestEntry = Omit<ManifestEntry, 'mtimeNs'> & { mtimeNs: string; logged?: true };
-
-/** The first index of sorted `names` whose name is ≥ `want`. */
-function lowerBound(names: string[], want: string): number {
-  let lo = 0;
-  let hi = names.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (names[mid]! < want) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 async function isSymlink(p: string): Promise<boolean> {
   return fs.lstat(p).then((st) => st.isSymbolicLink(), () => false);

@@ -90,7 +90,8 @@ function jsonPage(entries: unknown[], out: Manifest, logged: Set<string>): numbe
 export const FINE_BLOCK = 4096;
 
 /**
- * The byte ranges of the primary's `rel` to copy so that the local `targetRoot/rel` equals it (planBlocks, page by
+ * The byte ranges of the primary's `rel` to copy so that the local `targetRoot/rel` (or `targetRoot/base`, the file
+ * the primary renamed to `rel`, moved there before the ranges are copied) equals it (planBlocks, page by
  * page: one page of the primary's sums and of the local file's at a time). Only blocks below `sourceSize` (the
  * manifest's size) count. A block that differs while the local file holds (some of) it is narrowed to its differing
  * FINE_BLOCK parts (the sums of each run of differing blocks, at FINE_BLOCK, one more request): a 4 KiB write costs
@@ -98,13 +99,13 @@ export const FINE_BLOCK = 4096;
  * whole file: the applier then finds it gone and removes the local one.
  */
 export async function remoteBlockRanges(
-  ctl: CtlPeer, dir: number, targetRoot: string, rel: string, blockSize: number, sourceSize: number,
+  ctl: CtlPeer, dir: number, targetRoot: string, rel: string, blockSize: number, sourceSize: number, base = rel,
 ): Promise<Range[]> {
   const ranges: [number, number][] = [];
   const tree = await TargetTree.open(targetRoot);
   const fine = blockSize > FINE_BLOCK && blockSize % FINE_BLOCK === 0 ? blockSize / FINE_BLOCK : 0;
   try {
-    const fh = await tree.openFile(rel, C.O_RDONLY | C.O_NONBLOCK).catch(() => null);
+    const fh = await tree.openFile(base, C.O_RDONLY | C.O_NONBLOCK).catch(() => null); // the local file: `base` if the source renamed it
     try {
       for (let first = 0; first * blockSize < sourceSize;) {
         const count = SUMS_PAGE;
@@ -157,7 +158,7 @@ export const COMPARE_IN_FLIGHT = 16;
  * already under way have ended. `signal` aborts between files.
  */
 export async function remoteRangesOf(
-  ctl: CtlPeer, dir: number, targetRoot: string, patches: readonly { path: string; size: number }[], blockSize: number,
+  ctl: CtlPeer, dir: number, targetRoot: string, patches: readonly { path: string; size: number; base?: string }[], blockSize: number,
   signal: AbortSignal, inFlight = COMPARE_IN_FLIGHT,
 ): Promise<Map<string, Range[]>> {
   const out = new Map<string, Range[]>();
@@ -168,7 +169,7 @@ export async function remoteRangesOf(
       if (signal.aborted) throw new Error('reintegration aborted');
       const p = patches[next++]!;
       try {
-        out.set(p.path, await remoteBlockRanges(ctl, dir, targetRoot, p.path, blockSize, p.size));
+        out.set(p.path, await remoteBlockRanges(ctl, dir, targetRoot, p.path, blockSize, p.size, p.base));
       } catch (e) {
         failed ??= e;
         throw e;

@@ -82,6 +82,25 @@ test('block ranges of many files, several at a time: what one file after the oth
   }, [src, dst]);
 });
 
+test('a file the primary renamed: its blocks are compared with the local file under its old name (base), narrowed to 4 KiB', async () => {
+  const src = tmp();
+  const dst = tmp();
+  const data = Buffer.alloc(200_000, 3);
+  fs.writeFileSync(path.join(dst, 'old-name'), data);
+  data.fill(9, 70_000, 70_010); // one 4 KiB page differs
+  fs.writeFileSync(path.join(src, 'new-name'), data);
+  const tree = new SourceTree(src, inlineLister);
+  await withPeer(async (b) => {
+    const sums = await tree.blockSums(b.path, b.blockSize as number, b.first as number, b.count as number);
+    return { body: { first: b.first, count: sums.length, eof: sums.length < (b.count as number) }, data: Buffer.concat(sums) };
+  }, async (peer) => {
+    const r = await remoteRangesOf(peer, 0, dst, [{ path: 'new-name', size: data.length, base: 'old-name' }], 65536, new AbortController().signal);
+    assert.equal(r.get('new-name'), [[69632, 73728]]);
+    const without = await remoteRangesOf(peer, 0, dst, [{ path: 'new-name', size: data.length }], 65536, new AbortController().signal);
+    assert.equal(without.get('new-name'), [[0, data.length]], 'without a base there is no local file to compare: the whole file');
+  }, [src, dst]);
+});
+
 test('manifest pages: encoded, or JSON from an earlier version; logged flags kept; malformed or stuck pages refused', async () => {
   const w1 = new ManifestWriter();
   w1.add('a', { type: 'dir', size: 0, mtimeNs: 5n, mode: 0o755, uid: 0, gid: 0 });

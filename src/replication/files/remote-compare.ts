@@ -2,6 +2,7 @@ import { constants as C } from 'node:fs';
 import { insertRange } from '../record/extent-map.js';
 import type { Manifest, ManifestEntry, Range } from '../reintegrate/plan.js';
 import { TargetTree } from '../reintegrate/target-tree.js';
+import { inParallel } from '../../parallel.js';
 import { CtlError, type CtlPeer, type CtlReply } from './ctl.js';
 import { blockSumsOf } from '../reintegrate/compare.js';
 import { decodeManifestPage, FLAG_LOGGED, ManifestCodecError } from './manifest-codec.js';
@@ -162,23 +163,10 @@ export async function remoteRangesOf(
   signal: AbortSignal, inFlight = COMPARE_IN_FLIGHT,
 ): Promise<Map<string, Range[]>> {
   const out = new Map<string, Range[]>();
-  let next = 0;
-  let failed: unknown = null;
-  const worker = async () => {
-    while (failed === null && next < patches.length) {
-      if (signal.aborted) throw new Error('reintegration aborted');
-      const p = patches[next++]!;
-      try {
-        out.set(p.path, await remoteBlockRanges(ctl, dir, targetRoot, p.path, blockSize, p.size, p.base));
-      } catch (e) {
-        failed ??= e;
-        throw e;
-      }
-    }
-  };
-  const runs = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(inFlight, patches.length)) }, worker));
-  const bad = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (bad) throw failed ?? bad.reason;
+  await inParallel(patches, inFlight, async (p) => {
+    if (signal.aborted) throw new Error('reintegration aborted');
+    out.set(p.path, await remoteBlockRanges(ctl, dir, targetRoot, p.path, blockSize, p.size, p.base));
+  });
   return out;
 }
 

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { BugError, UserError } from '../../errors.js';
 import { writeDurably } from '../../daemon/state-store.js';
+import { inParallel } from '../../parallel.js';
 import { assertRelPath, deepestFirst, isUnder, parentOf, shallowestFirst } from '../record/extent-map.js';
 import type { ReintegrationProgress } from '../types.js';
 import { STAGING_DIR } from './compare.js';
@@ -48,24 +49,6 @@ export function* rangeChunks(ranges: Range[], skip: number, chunk: number): Gene
 
 /** fsyncs of copied files in flight at once at a checkpoint */
 const SYNC_PARALLEL = 8;
-
-/** Runs `fn` on every item, `limit` at a time; rejects with the first error once the calls in flight have ended. */
-export async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { e: unknown } | null = null;
-  const lane = async () => {
-    while (next < items.length && !failed) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= { e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failed) throw (failed as { e: unknown }).e;
-}
 
 /** Up to `length` bytes at `offset` of an open file: fewer only at its end. */
 export async function readFully(fh: fs.FileHandle, offset: number, length: number): Promise<Buffer> {

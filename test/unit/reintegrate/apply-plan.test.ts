@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { BugError } from '../../../src/errors.js';
 import { ExtentMap } from '../../../src/replication/record/extent-map.js';
 import {
-  applyPlan, inParallel, loadPendingPlan, localSourceReader, PlanApplier, PlanMismatchError, type SourceReader,
+  applyPlan, loadPendingPlan, localSourceReader, PlanApplier, PlanMismatchError, type SourceReader,
 } from '../../../src/replication/reintegrate/apply-plan.js';
 import { listTree, planTrees, STAGING_DIR } from '../../../src/replication/reintegrate/compare.js';
 import { emptyPlan, type Plan } from '../../../src/replication/reintegrate/plan.js';
@@ -192,29 +192,6 @@ test('the chunks announced for read-ahead are the reads the applier makes, in or
   assert.equal(second.announced, [second.reads], 'resumed inside a: the announcement starts where the reads do');
   assert.is(second.reads[0], 'a@524288+175712');
   assertSameTree(dst, src);
-});
-
-test('inParallel: runs at most `limit` at once, every item once; the first error rejects after the calls in flight ended', async () => {
-  let running = 0;
-  let peak = 0;
-  const seen: number[] = [];
-  await inParallel([1, 2, 3, 4, 5, 6, 7], 3, async (x) => {
-    running++;
-    peak = Math.max(peak, running);
-    await new Promise((r) => setTimeout(r, 1));
-    seen.push(x);
-    running--;
-  });
-  assert.is(peak, 3);
-  assert.equal(seen.sort(), [1, 2, 3, 4, 5, 6, 7]);
-  let ended = 0;
-  const err = await expectReject(inParallel([1, 2, 3, 4], 2, async (x) => {
-    await new Promise((r) => setTimeout(r, x === 1 ? 0 : 5));
-    ended++;
-    if (x === 1) throw new Error('fsync failed: EIO');
-  }), (e) => (e as Error).message === 'fsync failed: EIO', 'failing item');
-  assert.ok(err);
-  assert.is(ended, 2, 'no new item starts after the failure; the one in flight ended before the rejection');
 });
 
 test('excludes are honoured: non-replicated paths are neither copied nor deleted nor compared', async () => {

@@ -121,6 +121,10 @@ try {
     ['seq write without fsync ≥ 0.5 of raw (ALONE and PRIM+SECOND)', ratio('alone', 'seqwrite MiB/s') >= 0.5 && ratio('prim+second', 'seqwrite MiB/s') >= 0.5],
   ];
   for (const [t, ok] of targets) console.log(`target: ${t}: ${ok ? 'met' : 'NOT met'}`);
+  const both = (k: Metric) => `${ratio('alone', k).toFixed(2)} / ${ratio('prim+second', k).toFixed(2)}`;
+  console.log(`verdict: of raw, ALONE / PRIM+SECOND: seq read cold ${both('seqread cold MiB/s')}, warm ${both('seqread warm MiB/s')}; ` +
+    `randread cold ${both('randread cold IOPS')}, warm ${both('randread warm IOPS')}; randwrite+fsync ${both('randwrite+fsync IOPS')} ` +
+    `(raw ${med('raw', 'randwrite+fsync IOPS').toFixed(0)} IOPS); seq write without fsync ${both('seqwrite MiB/s')}`);
 } finally {
   await lab?.down();
   fs.rmSync(module.dir, { recursive: true, force: true });

@@ -1,17 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { inParallel } from '../../src/parallel.js';
+import { expectReject } from './expect-reject.js';
 
-async function expectReject(p: Promise<unknown>, check: (e: unknown) => boolean, what: string): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(check(e), `${what}: unexpected ${String(e)}`);
-    return e;
-  }
-  assert.unreachable(`${what}: should have failed`);
-  return null;
-}
 
 test('inParallel: runs at most `limit` at once, every item once; the first error rejects after the calls in flight ended', async () => {
   let running = 0;

@@ -1,21 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Sim, defaultSimConfig } from '../../../src/sim/sim.js';
+import { simPair as pair } from './sim-pair.js';
 
 // `files-lost`: the process serving a module's replicated directories (its replication host) died. On the PRIM the
 // application works on a dead mount: the engine stops the module here with the forced stop scripts, cleans up its
 // layout and VIP, and starts it again; the ready SECOND takes over meanwhile.
 
-function pair() {
-  const sim = new Sim({ ...defaultSimConfig(), pulseMs: 200, timeoutMs: 1000 });
-  sim.boot('node1'); sim.boot('node2');
-  sim.admin('node1', 'start'); sim.admin('node2', 'start'); sim.run(2000);
-  sim.admin('node1', 'prim'); sim.run(1000);
-  sim.admin('node2', 'second'); sim.run(1500);
-  assert.is(sim.describe('node1'), 'PRIM');
-  assert.is(sim.describe('node2'), 'SECOND');
-  return sim;
-}
 
 test('files-lost on the PRIM: stop_prim force, layout off, VIP released; the SECOND takes over, the PRIM rejoins as SECOND', () => {
   const sim = pair();

@@ -1,21 +1,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Sim, defaultSimConfig, type SimConfig } from '../../../src/sim/sim.js';
+import type { Sim, SimConfig } from '../../../src/sim/sim.js';
+import { simPair } from './sim-pair.js';
 
 // The VIP probe ahead of the heartbeat timeout (EngineConfig.probeAheadMs): a SECOND probes while its peer is
 // silent, before the timeout, and takes over at the timeout on that answer, but only when it found the VIP free,
 // ran entirely in the peer's silence and is recent; the VIP is never added without such an answer. Simulated time.
 
-function pair(cfg: Partial<SimConfig> = {}) {
-  const sim = new Sim({ ...defaultSimConfig(), pulseMs: 200, timeoutMs: 1000, probeMs: 100, probeAheadMs: 500, ...cfg });
-  sim.boot('node1'); sim.boot('node2');
-  sim.admin('node1', 'start'); sim.admin('node2', 'start'); sim.run(2000);
-  sim.admin('node1', 'prim'); sim.run(1000);
-  sim.admin('node2', 'second'); sim.run(1500);
-  assert.is(sim.describe('node1'), 'PRIM');
-  assert.is(sim.describe('node2'), 'SECOND');
-  return sim;
-}
+
+const pair = (cfg: Partial<SimConfig> = {}) => simPair({ probeMs: 100, probeAheadMs: 500, ...cfg });
 
 /** Runs `ms` in 10 ms steps, recording when node2 asks a probe (a new query) and when it reaches each state. */
 function watch(sim: Sim, ms: number) {

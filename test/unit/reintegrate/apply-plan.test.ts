@@ -12,6 +12,7 @@ import { listTree, planTrees, STAGING_DIR } from '../../../src/replication/reint
 import { emptyPlan, type Plan } from '../../../src/replication/reintegrate/plan.js';
 import { localRecordSource, planFromRecord } from '../../../src/replication/reintegrate/record-plan.js';
 import { assertSameTree, build, cleanup, cloneTree, setMtime, tmpDir } from './trees.js';
+import { expectReject } from '../expect-reject.js';
 
 test.after(cleanup);
 
@@ -34,16 +35,6 @@ function countingReader(root: string, hook?: (p: string, n: number) => void): So
   return r;
 }
 
-async function expectReject(p: Promise<unknown>, check: (e: unknown) => boolean, what: string): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(check(e), `${what}: unexpected ${String(e)}`);
-    return e;
-  }
-  assert.unreachable(`${what}: should have failed`);
-  return null;
-}
 
 test('after applying the plan from (source, target) the target equals the source: content, modes, owners, symlinks, mtimes', async () => {
   const src = tmpDir();

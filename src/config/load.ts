@@ -3,7 +3,7 @@ import { UserError } from '../errors.js';
 import { homePaths, type Home } from '../home.js';
 import { parseClusterXml } from './cluster.js';
 import { checkModuleFiles } from './module-files.js';
-import type { ClusterConfig, ModuleConfig } from './types.js';
+import type { ClusterConfig, MirrorModuleConfig } from './types.js';
 import { parseUserconfig, validateModuleName } from './userconfig.js';
 
 /**
@@ -21,7 +21,7 @@ export function loadCluster(home: Home): ClusterConfig {
  * files can be trusted (module-files.ts: root's, not writable by others, no symlinks).
  * Throws a UserError for an invalid module name, a module that is not installed, an invalid file, or an untrusted one.
  */
-export function loadModule(home: Home, name: string, cluster: ClusterConfig): ModuleConfig {
+export function loadModule(home: Home, name: string, cluster: ClusterConfig): MirrorModuleConfig {
   validateModuleName(name);
   const file = homePaths.userconfig(home, name);
   const bytes = readConfig(file, () => {

@@ -166,4 +166,58 @@ export interface MirrorModuleConfig {
   rules: FailoverConfig | null;
 }
 
-export type ModuleConfig = MirrorModuleConfig;
+/** `<virtual_interface type="vmac_directed"><virtual_addr addr="…" where="alias"/>`: a farm VIP, held by every UP node. */
+export interface FarmVirtualAddr {
+  addr: string;
+  where: 'alias';
+  /** `<interface check="on">`: the interface that carries the VIP is monitored (resource `intf.<ifname>`) */
+  check: boolean;
+  /** `<virtual_addr check="on">`: the VIP is checked present while this node is UP (resource `ip.<addr>`) */
+  checkAddr: boolean;
+}
+
+/** `<host name power/>` of a load-balancing group: a node of cluster.xml and its share (`power` ≥ 1, a whole number). */
+export interface FarmHost {
+  name: string;
+  power: number;
+}
+
+/**
+ * `<rule port proto filter/>`: which traffic to the module's VIPs is balanced. `on_addr` hashes the client address
+ * (session affinity), `on_port` the client address and port. `port` null: `port="*"`, every port of `proto`.
+ */
+export interface FarmRule {
+  port: number | null;
+  proto: 'tcp' | 'udp';
+  filter: 'on_addr' | 'on_port';
+  line: number;
+}
+
+/** `<group name><cluster><host …/></cluster><rule …/></group>`: nodes and their powers, and the rules they balance. */
+export interface FarmGroup {
+  name: string;
+  hosts: FarmHost[];
+  rules: FarmRule[];
+  line: number;
+}
+
+/**
+ * A farm module: every node where it is installed runs the application (`start_both` / `stop_both`) and holds the
+ * VIPs; each client is served by exactly one UP node, chosen by its bucket (src/engine/farm/buckets.ts).
+ */
+export interface FarmModuleConfig {
+  name: string;
+  mode: 'farm';
+  /** `<farm pulse timeout><lan name/></farm>`: the membership heartbeats of this module and the LANs they use */
+  heart: HeartConfig;
+  vips: FarmVirtualAddr[];
+  groups: FarmGroup[];
+  user: UserConfig;
+  maxloop: number;
+  loopIntervalMs: number;
+  errd: ErrdConfig | null;
+  checkers: CheckerConfig[];
+  rules: FailoverConfig | null;
+}
+
+export type ModuleConfig = MirrorModuleConfig | FarmModuleConfig;

@@ -4,36 +4,42 @@ import { BugError } from '../errors.js';
 /**
  * Heartbeat datagram codec. Pure: no I/O, no clock.
  *
- * Wire format (all integers big-endian), version 2:
+ * Wire format (all integers big-endian), version 3:
  *
- *   offset  size  field
- *   0       4     magic "TDHB"
- *   4       1     version (2)
- *   5       1     F = sender name length (1..255)
- *   6       F     sender node name, UTF-8
- *   6+F     4     boot: u32, the sender's daemon start counter (persisted by the sender, +1 per start)
- *   10+F    8     seq: u64, strictly increasing per datagram within one boot
- *   18+F    4     echo: u32, the receiver's boot counter as the sender last heard it (0: not heard yet)
- *   22+F    1     L = LAN name length (1..255)
- *   23+F    L     LAN name, UTF-8
- *   23+F+L  4     B = body length
- *   27+F+L  B     body: JSON, UTF-8
- *   end-32  32    HMAC-SHA256 over every byte before it, keyed with the heartbeat sub-key
+ *   offset    size  field
+ *   0         4     magic "TDHB"
+ *   4         1     version (3)
+ *   5         1     F = sender name length (1..255)
+ *   6         F     sender node name, UTF-8
+ *   6+F       1     T = recipient name length (1..255)
+ *   7+F       T     recipient node name, UTF-8: the one node this datagram is for
+ *   7+F+T     4     boot: u32, the sender's daemon start counter (persisted by the sender, +1 per start)
+ *   11+F+T    8     seq: u64, strictly increasing per datagram within one boot (one counter for every recipient)
+ *   19+F+T    4     echo: u32, the recipient's boot counter as the sender last heard it (0: not heard yet)
+ *   23+F+T    1     L = LAN name length (1..255)
+ *   24+F+T    L     LAN name, UTF-8
+ *   24+F+T+L  4     B = body length
+ *   28+F+T+L  B     body: JSON, UTF-8
+ *   end-32    32    HMAC-SHA256 over every byte before it, keyed with the heartbeat sub-key
  *
- * A datagram is at most MAX_DATAGRAM bytes; the length fields must account for every byte exactly. Version 1 (without
- * `echo`) is refused as malformed: both nodes must run the same tandem version.
+ * The recipient binds a datagram to one node: in a cluster of more than two nodes, a datagram node1 sent to node2
+ * and replayed to node3 is refused by node3 (misdirected), even if node3's boot counter equals node2's.
+ * A datagram is at most MAX_DATAGRAM bytes; the length fields must account for every byte exactly. Versions 1 and 2
+ * (without `echo`, without the recipient) are refused as malformed: every node must run the same tandem version.
  */
 export const MAGIC = Buffer.from('TDHB', 'ascii');
-export const VERSION = 2;
+export const VERSION = 3;
 export const MAX_DATAGRAM = 8192;
 export const MAC_BYTES = 32;
 const MAX_NAME = 255;
-/** magic + version + fromLen + boot + seq + echo + lanLen + bodyLen, with empty names and body */
-const FIXED_BYTES = 4 + 1 + 1 + 4 + 8 + 4 + 1 + 4;
+/** magic + version + fromLen + toLen + boot + seq + echo + lanLen + bodyLen, with empty names and body */
+const FIXED_BYTES = 4 + 1 + 1 + 1 + 4 + 8 + 4 + 1 + 4;
 const U64_MAX = (1n << 64n) - 1n;
 
 export interface HeartbeatFrame {
   from: string;
+  /** the node this datagram is for */
+  to: string;
   boot: number;
   seq: bigint;
   /** the receiver's boot counter as the sender last heard it; 0 when it has not heard the receiver (default 0) */
@@ -55,6 +61,7 @@ export type DecodeResult =
  */
 export function encode(hbKey: Buffer, frame: HeartbeatFrame): Buffer {
   const from = nameBytes('sender', frame.from);
+  const to = nameBytes('recipient', frame.to);
   const lan = nameBytes('LAN', frame.lan);
   if (!Number.isInteger(frame.boot) || frame.boot < 0 || frame.boot > 0xffffffff) {
     throw new BugError(`heartbeat encode: boot ${frame.boot} is not a u32`);
@@ -72,7 +79,7 @@ export function encode(hbKey: Buffer, frame: HeartbeatFrame): Buffer {
   }
   if (json === undefined) throw new BugError('heartbeat encode: body is not representable as JSON');
   const body = Buffer.from(json, 'utf8');
-  const size = FIXED_BYTES + from.length + lan.length + body.length + MAC_BYTES;
+  const size = FIXED_BYTES + from.length + to.length + lan.length + body.length + MAC_BYTES;
   if (size > MAX_DATAGRAM) {
     throw new BugError(`heartbeat encode: datagram of ${size} bytes exceeds the ${MAX_DATAGRAM}-byte limit`);
   }
@@ -82,6 +89,8 @@ export function encode(hbKey: Buffer, frame: HeartbeatFrame): Buffer {
   o = buf.writeUInt8(VERSION, o);
   o = buf.writeUInt8(from.length, o);
   o += from.copy(buf, o);
+  o = buf.writeUInt8(to.length, o);
+  o += to.copy(buf, o);
   o = buf.writeUInt32BE(frame.boot, o);
   o = buf.writeBigUInt64BE(frame.seq, o);
   o = buf.writeUInt32BE(echo, o);
@@ -126,14 +135,18 @@ const MALFORMED = { ok: false, reason: 'malformed' } as const;
 const BAD_MAC = { ok: false, reason: 'badMac' } as const;
 
 function decodeUnsafe(hbKey: Buffer, buf: Buffer): DecodeResult {
-  if (!Buffer.isBuffer(buf) || buf.length < FIXED_BYTES + 2 + MAC_BYTES || buf.length > MAX_DATAGRAM) return MALFORMED;
+  if (!Buffer.isBuffer(buf) || buf.length < FIXED_BYTES + 3 + MAC_BYTES || buf.length > MAX_DATAGRAM) return MALFORMED;
   if (!buf.subarray(0, 4).equals(MAGIC) || buf[4] !== VERSION) return MALFORMED;
   const end = buf.length - MAC_BYTES; // first byte of the MAC
   let o = 5;
   const fromLen = buf.readUInt8(o++);
-  if (fromLen === 0 || o + fromLen + 4 + 8 + 4 + 1 > end) return MALFORMED;
+  if (fromLen === 0 || o + fromLen + 1 > end) return MALFORMED;
   const fromRaw = buf.subarray(o, o + fromLen);
   o += fromLen;
+  const toLen = buf.readUInt8(o++);
+  if (toLen === 0 || o + toLen + 4 + 8 + 4 + 1 > end) return MALFORMED;
+  const toRaw = buf.subarray(o, o + toLen);
+  o += toLen;
   const boot = buf.readUInt32BE(o);
   o += 4;
   const seq = buf.readBigUInt64BE(o);
@@ -153,16 +166,18 @@ function decodeUnsafe(hbKey: Buffer, buf: Buffer): DecodeResult {
   if (!timingSafeEqual(expected, buf.subarray(end))) return BAD_MAC;
 
   let from: string;
+  let to: string;
   let lan: string;
   let body: unknown;
   try {
     from = utf8.decode(fromRaw);
+    to = utf8.decode(toRaw);
     lan = utf8.decode(lanRaw);
     body = JSON.parse(utf8.decode(bodyRaw));
   } catch {
     return MALFORMED;
   }
-  return { ok: true, from, boot, seq, echo, lan, body };
+  return { ok: true, from, to, boot, seq, echo, lan, body };
 }
 
 /**

@@ -63,7 +63,7 @@ export function formatStatus(v: StatusView): string {
   const invalid = (v.invalid ?? []).map((m) => chalk.red(`${m.module}: not loaded, its configuration is invalid: ${m.error}`));
   if (v.modules.length === 0 && invalid.length === 0) return `node ${v.node}: no modules installed (install one with \`tandem install -m NAME <dir>\`)`;
   const d = v.heartbeats.dropped;
-  const dropped = d.badMac + d.replay + (d.stale ?? 0) + d.badSource + d.malformed + d.unknownNode;
-  const foot = dropped ? chalk.yellow(`heartbeat packets dropped: ${dropped} (bad MAC ${d.badMac}, replay ${d.replay}, stale ${d.stale ?? 0}, bad source ${d.badSource}, malformed ${d.malformed}, unknown node ${d.unknownNode})`) : '';
+  const dropped = d.badMac + d.replay + (d.stale ?? 0) + d.badSource + d.malformed + d.unknownNode + (d.misdirected ?? 0);
+  const foot = dropped ? chalk.yellow(`heartbeat packets dropped: ${dropped} (bad MAC ${d.badMac}, replay ${d.replay}, stale ${d.stale ?? 0}, bad source ${d.badSource}, malformed ${d.malformed}, unknown node ${d.unknownNode}, misdirected ${d.misdirected ?? 0})`) : '';
   return [...v.modules.flatMap(formatModule), ...invalid, foot].filter(Boolean).join('\n');
 }

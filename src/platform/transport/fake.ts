@@ -170,7 +170,7 @@ export class FakeTransport implements HeartbeatTransport {
   private readonly counters: TransportStats = {
     sent: 0,
     received: 0,
-    dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0 },
+    dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0, misdirected: 0 },
     sendErrors: 0,
   };
   private seq = 0n;
@@ -188,7 +188,7 @@ export class FakeTransport implements HeartbeatTransport {
     if (!this.lans.includes(lan)) throw new BugError(`heartbeat send on LAN "${lan}", which ${this.node} is not attached to`);
     if (to === this.node) throw new BugError(`heartbeat send from ${this.node} to itself`);
     this.seq++;
-    const datagram = encode(this.net.key, { from: this.node, boot: this.boot, seq: this.seq, lan, body });
+    const datagram = encode(this.net.key, { from: this.node, to, boot: this.boot, seq: this.seq, lan, body });
     this.counters.sent++;
     this.net.enqueue({ lan, from: this.node, to, datagram });
   }
@@ -216,6 +216,10 @@ export class FakeTransport implements HeartbeatTransport {
     }
     if (d.lan !== lan) {
       this.counters.dropped.badSource++;
+      return;
+    }
+    if (d.to !== this.node) {
+      this.counters.dropped.misdirected++;
       return;
     }
     if (!this.guard.accept(d.from, lan, d.boot, d.seq)) {

@@ -31,8 +31,9 @@ export interface TransportStats {
   /**
    * by reason: badMac (wrong key or tampered), replay (not newer than the last accepted), stale (does not echo this
    * daemon's boot: recorded before it started, or sent before the peer heard it), badSource (address, port or LAN
-   * not the sender's), malformed, unknownNode
+   * not the sender's), malformed, unknownNode, misdirected (sent to another node: a replay in a cluster of more than
+   * two nodes)
    */
-  dropped: { badMac: number; replay: number; stale: number; badSource: number; malformed: number; unknownNode: number };
+  dropped: { badMac: number; replay: number; stale: number; badSource: number; malformed: number; unknownNode: number; misdirected: number };
   sendErrors: number;
 }

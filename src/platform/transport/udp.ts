@@ -43,7 +43,8 @@ export interface UdpBinding {
  *   checked before the datagram is even parsed, so a flood from any other address costs a map lookup, never an
  *   HMAC) → size, decode, HMAC (malformed / badMac) → sender is a node of this LAN other than self (unknownNode) →
  *   source address and port are the sender's on this LAN (badSource) → the LAN named inside is the socket's LAN
- *   (badSource) → the sender's boot is remembered for `echo` → `echo` is this daemon's own boot (stale) →
+ *   (badSource) → the recipient named inside is this node (misdirected) → the sender's boot is remembered for
+ *   `echo` → `echo` is this daemon's own boot (stale) →
  *   ReplayGuard (replay) → deliver. `stats().received` counts delivered messages only.
  * - Replay across restarts: the ReplayGuard lives in memory, so a restarted receiver no longer knows the last (boot,
  *   seq) it accepted. The echo closes that hole without writing anything per datagram: a heartbeat recorded before
@@ -140,6 +141,9 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
       if (d.lan !== lan.name) {
         return drop('badSource', lan.name, source, `from ${d.from} was sent for LAN ${d.lan}`);
       }
+      if (d.to !== self) {
+        return drop('misdirected', lan.name, source, `from ${d.from} was sent to ${d.to}, not to this node (${self}): a replay, or a sender whose cluster.xml differs`);
+      }
       const known = peerBoot.get(d.from) ?? -1;
       if (d.boot > known) peerBoot.set(d.from, d.boot);
       if (d.echo !== opts.boot) {
@@ -174,7 +178,7 @@ export async function createUdpTransport(opts: UdpTransportOptions): Promise<Udp
       const addr = lan.peers.get(to);
       if (addr === undefined) throw new BugError(`heartbeat send to "${to}", which is not a peer on LAN "${lanName}"`);
       seq++;
-      const buf = encode(hbKey, { from: self, boot: opts.boot, seq, echo: peerBoot.get(to) ?? 0, lan: lanName, body });
+      const buf = encode(hbKey, { from: self, to, boot: opts.boot, seq, echo: peerBoot.get(to) ?? 0, lan: lanName, body });
       stats.sent++;
       sock.send(buf, portOf(to), addr, (err) => {
         if (!err) return;
@@ -230,7 +234,7 @@ function bindError(lan: string, addr: string, port: number, e: NodeJS.ErrnoExcep
 export type DropReason = keyof TransportStats['dropped'];
 
 function emptyStats(): TransportStats {
-  return { sent: 0, received: 0, dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0 }, sendErrors: 0 };
+  return { sent: 0, received: 0, dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0, misdirected: 0 }, sendErrors: 0 };
 }
 
 /**

@@ -14,9 +14,9 @@ const remac = (b: Buffer) => b.length <= MAC_BYTES ? b
   : Buffer.concat([b.subarray(0, b.length - MAC_BYTES), createHmac('sha256', KEY).update(b.subarray(0, b.length - MAC_BYTES)).digest()]);
 
 const corpus = [
-  encode(KEY, { from: 'node1', boot: 7, seq: 42n, echo: 3, lan: 'default', body: { module: 'db', state: 'PRIM', gen: { n: 2, node: 'node1' } } }),
-  encode(KEY, { from: 'n', boot: 0, seq: 0n, lan: 'l', body: null }),
-  encode(KEY, { from: 'nœud-ü', boot: 0xffffffff, seq: (1n << 64n) - 1n, echo: 0xffffffff, lan: 'réplication', body: ['x'.repeat(2000)] }),
+  encode(KEY, { from: 'node1', to: 'node2', boot: 7, seq: 42n, echo: 3, lan: 'default', body: { module: 'db', state: 'PRIM', gen: { n: 2, node: 'node1' } } }),
+  encode(KEY, { from: 'n', to: 'm', boot: 0, seq: 0n, lan: 'l', body: null }),
+  encode(KEY, { from: 'nœud-ü', to: 'nœud-ö', boot: 0xffffffff, seq: (1n << 64n) - 1n, echo: 0xffffffff, lan: 'réplication', body: ['x'.repeat(2000)] }),
 ];
 
 test(`heartbeat decode: fuzzed datagrams never throw and fail only as malformed or badMac`, () => {

@@ -8,6 +8,7 @@ import { BugError } from '../../../src/errors.js';
 const KEY = deriveKey(generateKey(), 'heartbeat');
 const FRAME: HeartbeatFrame = {
   from: 'node1',
+  to: 'node2',
   boot: 7,
   seq: 42n,
   echo: 3,
@@ -16,13 +17,14 @@ const FRAME: HeartbeatFrame = {
 };
 
 /** Builds a datagram field by field with a valid MAC, to reach the checks that run after authentication. */
-function raw(parts: { from?: Buffer; boot?: number; seq?: bigint; echo?: number; lan?: Buffer; body?: Buffer; bodyLen?: number }, key = KEY): Buffer {
+function raw(parts: { from?: Buffer; to?: Buffer; boot?: number; seq?: bigint; echo?: number; lan?: Buffer; body?: Buffer; bodyLen?: number }, key = KEY): Buffer {
   const from = parts.from ?? Buffer.from('node1');
+  const to = parts.to ?? Buffer.from('node2');
   const lan = parts.lan ?? Buffer.from('lan0');
   const body = parts.body ?? Buffer.from('{}');
   const head = Buffer.alloc(4 + 1 + 1);
   head.write('TDHB', 0, 'ascii');
-  head[4] = 2;
+  head[4] = 3;
   head[5] = from.length;
   const mid = Buffer.alloc(4 + 8 + 4 + 1);
   mid.writeUInt32BE(parts.boot ?? 1, 0);
@@ -31,7 +33,7 @@ function raw(parts: { from?: Buffer; boot?: number; seq?: bigint; echo?: number;
   mid[16] = lan.length;
   const len = Buffer.alloc(4);
   len.writeUInt32BE(parts.bodyLen ?? body.length, 0);
-  const unsigned = Buffer.concat([head, from, mid, lan, len, body]);
+  const unsigned = Buffer.concat([head, from, Buffer.from([to.length]), to, mid, lan, len, body]);
   return Buffer.concat([unsigned, createHmac('sha256', key).update(unsigned).digest()]);
 }
 
@@ -43,7 +45,7 @@ function remac(buf: Buffer, key = KEY): Buffer {
 test('encode/decode round-trips every field', () => {
   const d = decode(KEY, encode(KEY, FRAME));
   assert.equal(d, { ok: true, ...FRAME });
-  const big = { ...FRAME, from: 'nœud-ü', lan: 'réplication', boot: 0xffffffff, seq: (1n << 64n) - 1n, echo: 0xffffffff, body: null };
+  const big = { ...FRAME, from: 'nœud-ü', to: 'nœud-ö', lan: 'réplication', boot: 0xffffffff, seq: (1n << 64n) - 1n, echo: 0xffffffff, body: null };
   assert.equal(decode(KEY, encode(KEY, big)), { ok: true, ...big });
   const { echo: _, ...noEcho } = FRAME;
   assert.equal(decode(KEY, encode(KEY, noEcho)), { ok: true, ...FRAME, echo: 0 }, 'echo defaults to 0');
@@ -51,7 +53,7 @@ test('encode/decode round-trips every field', () => {
 
 test('the hand-built layout matches encode (the documented wire format)', () => {
   const built = raw({ from: Buffer.from('node1'), boot: 7, seq: 42n, echo: 9, lan: Buffer.from('lan0'), body: Buffer.from('[1]') });
-  assert.ok(built.equals(encode(KEY, { from: 'node1', boot: 7, seq: 42n, echo: 9, lan: 'lan0', body: [1] })));
+  assert.ok(built.equals(encode(KEY, { from: 'node1', to: 'node2', boot: 7, seq: 42n, echo: 9, lan: 'lan0', body: [1] })));
 });
 
 test('a datagram made with another key is badMac', () => {
@@ -85,7 +87,7 @@ test('fuzz: 2000 random buffers and 2000 random corruptions never throw and are 
     const buf = randomBytes(len);
     if (i % 2 === 0 && len >= 5) {
       buf.write('TDHB', 0, 'ascii'); // get past the magic to reach the length checks
-      buf[4] = 2;
+      buf[4] = 3;
     }
     assert.is(decode(KEY, buf).ok, false);
   }
@@ -105,20 +107,24 @@ test('length fields larger than the payload are malformed, even with a valid MAC
   const bigFrom = raw({});
   bigFrom[5] = 255;
   assert.equal(decode(KEY, remac(bigFrom)), { ok: false, reason: 'malformed' });
+  const bigTo = raw({});
+  bigTo[6 + 5] = 255; // recipient length byte
+  assert.equal(decode(KEY, remac(bigTo)), { ok: false, reason: 'malformed' });
   const bigLan = raw({});
-  bigLan[6 + 5 + 16] = 200; // LAN length byte
+  bigLan[6 + 5 + 1 + 5 + 16] = 200; // LAN length byte
   assert.equal(decode(KEY, remac(bigLan)), { ok: false, reason: 'malformed' });
 });
 
 test('empty names, wrong magic and unknown version are malformed', () => {
   assert.equal(decode(KEY, raw({ from: Buffer.alloc(0) })), { ok: false, reason: 'malformed' });
+  assert.equal(decode(KEY, raw({ to: Buffer.alloc(0) })), { ok: false, reason: 'malformed' });
   assert.equal(decode(KEY, raw({ lan: Buffer.alloc(0) })), { ok: false, reason: 'malformed' });
   const magic = raw({});
   magic.write('XDHB', 0, 'ascii');
   assert.equal(decode(KEY, remac(magic)), { ok: false, reason: 'malformed' });
-  for (const v of [1, 3]) {
+  for (const v of [1, 2, 4]) {
     const version = raw({});
-    version[4] = v; // 1: the format before `echo`
+    version[4] = v; // 1: the format before `echo`, 2: before the recipient
     assert.equal(decode(KEY, remac(version)), { ok: false, reason: 'malformed' }, `version ${v}`);
   }
 });
@@ -126,6 +132,7 @@ test('empty names, wrong magic and unknown version are malformed', () => {
 test('authenticated but invalid UTF-8 or JSON is malformed', () => {
   const badUtf8 = Buffer.from([0x6e, 0xc3, 0x28]);
   assert.equal(decode(KEY, raw({ from: badUtf8 })), { ok: false, reason: 'malformed' });
+  assert.equal(decode(KEY, raw({ to: badUtf8 })), { ok: false, reason: 'malformed' });
   assert.equal(decode(KEY, raw({ lan: badUtf8 })), { ok: false, reason: 'malformed' });
   assert.equal(decode(KEY, raw({ body: Buffer.from([0x22, 0xff, 0x22]) })), { ok: false, reason: 'malformed' });
   for (const body of ['', '{', '{"a":}', 'undefined', '[1,]', '{}{}']) {
@@ -155,6 +162,8 @@ test('encode refuses caller mistakes with a BugError', () => {
   const bad: Array<Partial<HeartbeatFrame>> = [
     { from: '' },
     { from: 'x'.repeat(256) },
+    { to: '' },
+    { to: 'x'.repeat(256) },
     { lan: '' },
     { boot: -1 },
     { boot: 2 ** 32 },

@@ -47,7 +47,11 @@ export function step(prev: FarmState, e: FarmEvent): FarmStepResult {
   switch (e.kind) {
     case 'boot':
       s.run = e.run;
-      if (e.run) t.log('info', `${s.module} was started on ${s.self} before this boot: it starts again`);
+      if (e.run && e.reattach) {
+        s.state = 'UP';
+        s.ready = true;
+        t.log('info', `${s.module} is UP on ${s.self} (reattached after a daemon restart)`);
+      } else if (e.run) t.log('info', `${s.module} was started on ${s.self} before this boot: it starts again`);
       break;
     case 'tick':
       break;

@@ -93,7 +93,8 @@ export interface FarmState {
 export type FarmAdminVerb = 'start' | 'stop' | 'restart';
 
 export type FarmEvent =
-  | { kind: 'boot'; mono: number; run: boolean }
+  /** `reattach`: the daemon restarted while the module ran here (the application, VIPs and filter are still in place) */
+  | { kind: 'boot'; mono: number; run: boolean; reattach?: boolean }
   | { kind: 'tick'; mono: number }
   | { kind: 'heartbeat'; mono: number; lan: string; from: string; beacon: FarmBeacon }
   | { kind: 'admin'; reqId: number; verb: string }

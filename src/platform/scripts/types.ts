@@ -9,7 +9,7 @@
  *   the runner returns when the script itself exits.
  * - On timeout the script's process group is killed with SIGKILL and `timedOut` is true.
  */
-export type ScriptName = 'prestart' | 'start_prim' | 'stop_prim' | 'start_second' | 'stop_second' | 'poststop';
+export type ScriptName = 'prestart' | 'start_prim' | 'stop_prim' | 'start_second' | 'stop_second' | 'start_both' | 'stop_both' | 'poststop';
 
 export interface ScriptRequest {
   module: string;

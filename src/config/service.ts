@@ -8,7 +8,7 @@ import { moduleRules } from '../engine/rules/defaults.js';
 import { isIPv4 } from './cluster.js';
 import { CHECK_DEFAULTS, parseChecks, parseErrd, parseFailover, type CheckCtx, type VipChecks } from './checks.js';
 import { formatDuration, parseDuration } from './duration.js';
-import type { CheckerConfig, ClusterConfig, ErrdConfig, FailoverConfig, UserConfig } from './types.js';
+import type { ClusterConfig, ModuleConfig, UserConfig } from './types.js';
 import { decodeUtf8, expectOnly, optionalChild, parseXml, type XmlElement } from './xml.js';
 
 /** Defaults of `<user>` (README: configuration reference). */
@@ -64,14 +64,7 @@ function moduleMode(service: XmlElement, file: string): 'mirror' | 'farm' {
 }
 
 /** The part of a module's configuration that mirror and farm modules parse alike. */
-export interface ServiceCommon {
-  user: UserConfig;
-  maxloop: number;
-  loopIntervalMs: number;
-  errd: ErrdConfig | null;
-  checkers: CheckerConfig[];
-  rules: FailoverConfig | null;
-}
+export type ServiceCommon = Pick<ModuleConfig, 'user' | 'maxloop' | 'loopIntervalMs' | 'errd' | 'checkers' | 'rules'>;
 
 /**
  * `<service maxloop loop_interval>`, `<user>`, `<errd>`, `<check>` (with the checkers `vips` create) and `<failover>`;

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { isIPv4 } from './cluster.js';
+import { parseFarmService } from './farm.js';
 import {
   beatLans, checkBeatTiming, Ctx, durationAttr, nonEmpty, onOff, parseInterfaceList, parseServiceCommon, readService, USER_DEFAULTS,
 } from './service.js';
@@ -8,6 +9,7 @@ import type {
   ClusterConfig,
   HeartConfig,
   MirrorModuleConfig,
+  ModuleConfig,
   NotReplicated,
   ReplicatedDir,
   RfsConfig,
@@ -39,21 +41,44 @@ export function validateModuleName(name: string): void {
 }
 
 /**
- * Parses and validates a module's userconfig.xml (SafeKit vocabulary, mirror modules only) against `cluster`.
- * The result has every default filled in (see USERCONFIG_DEFAULTS). Any unknown or unsupported element or attribute,
- * and any inconsistency with cluster.xml, is a UserError that names `file` and the line.
+ * Parses and validates a module's userconfig.xml (SafeKit vocabulary) against `cluster`, a mirror or a farm module by
+ * its `<service mode>` (farm: farm.ts). The result has every default filled in (USERCONFIG_DEFAULTS, FARM_DEFAULTS).
+ * Any unknown or unsupported element or attribute, and any inconsistency with cluster.xml, is a UserError that names
+ * `file` and the line.
  */
-export function parseUserconfig(
+export function parseModuleUserconfig(
   text: string | Uint8Array,
   moduleName: string,
   cluster: ClusterConfig,
   file = 'userconfig.xml',
   /** the module's directory: relative custom checker programs are checked in its bin/ (null: not checked) */
   moduleDir: string | null = null,
+): ModuleConfig {
+  validateModuleName(moduleName);
+  const { service, src, mode } = readService(text, file);
+  const c = new Ctx(file, cluster, moduleName, moduleDir);
+  return mode === 'farm' ? parseFarmService(service, src, c) : parseMirrorService(service, src, c);
+}
+
+/**
+ * parseModuleUserconfig for a mirror module only: a farm module is a UserError saying so (for the callers that run
+ * mirror modules only).
+ */
+export function parseUserconfig(
+  text: string | Uint8Array,
+  moduleName: string,
+  cluster: ClusterConfig,
+  file = 'userconfig.xml',
+  moduleDir: string | null = null,
 ): MirrorModuleConfig {
   validateModuleName(moduleName);
   const { service, src, mode } = readService(text, file);
-  if (mode === 'farm') throw new UserError(`${file} line ${service.line}: farm modules are not supported yet. Use mode="mirror".`);
+  if (mode === 'farm') {
+    throw new UserError(
+      `${file} line ${service.line}: module ${moduleName} is a farm module (<service mode="farm">), and only mirror modules ` +
+        `can be used here so far. Use mode="mirror", or run it with a tandem that runs farm modules.`,
+    );
+  }
   return parseMirrorService(service, src, new Ctx(file, cluster, moduleName, moduleDir));
 }
 

@@ -120,9 +120,9 @@ test('the file name given appears in messages', () => {
   throwsUserError(() => parseUserconfig('<cluster/>', 'demo', CLUSTER, '/h/modules/demo/userconfig.xml'), '/h/modules/demo/userconfig.xml line 1');
 });
 
-test('mode is required and is mirror or farm; farm is not supported yet', () => {
+test('mode is required and is mirror or farm; parseUserconfig takes mirror modules only', () => {
   throwsUserError(() => parse(svc('', '')), 'userconfig.xml line 2', 'no mode', 'Add mode="mirror" or mode="farm".');
-  throwsUserError(() => parse(svc('<farm/>', 'mode="farm"')), 'userconfig.xml line 2', 'farm modules are not supported yet');
+  throwsUserError(() => parse(svc('<farm/>', 'mode="farm"')), 'userconfig.xml line 2: module demo is a farm module (<service mode="farm">)', 'only mirror modules');
   throwsUserError(() => parse(svc('', 'mode="light"')), 'userconfig.xml line 2', 'light modules are not supported yet', 'Use mode="mirror" or mode="farm".');
   throwsUserError(() => parse(svc('', 'mode="Mirror"')), 'userconfig.xml line 2', 'mode="Mirror"', 'Use mode="mirror" or mode="farm".');
 });

@@ -44,20 +44,13 @@ export function validateModuleName(name: string): void {
  * Parses and validates a module's userconfig.xml (SafeKit vocabulary) against `cluster`, a mirror or a farm module by
  * its `<service mode>` (farm: farm.ts). The result has every default filled in (USERCONFIG_DEFAULTS, FARM_DEFAULTS).
  * Any unknown or unsupported element or attribute, and any inconsistency with cluster.xml, is a UserError that names
- * `file` and the line.
+ * `file` and the line. `moduleDir`: the module's directory, where relative custom checker programs are checked in
+ * its bin/ (null: not checked).
  */
 export function parseModuleUserconfig(
-  text: string | Uint8Array,
-  moduleName: string,
-  cluster: ClusterConfig,
-  file = 'userconfig.xml',
-  /** the module's directory: relative custom checker programs are checked in its bin/ (null: not checked) */
-  moduleDir: string | null = null,
+  text: string | Uint8Array, moduleName: string, cluster: ClusterConfig, file = 'userconfig.xml', moduleDir: string | null = null,
 ): ModuleConfig {
-  validateModuleName(moduleName);
-  const { service, src, mode } = readService(text, file);
-  const c = new Ctx(file, cluster, moduleName, moduleDir);
-  return mode === 'farm' ? parseFarmService(service, src, c) : parseMirrorService(service, src, c);
+  return parseModule(text, new Ctx(file, cluster, moduleName, moduleDir), parseFarmService);
 }
 
 /**
@@ -65,21 +58,20 @@ export function parseModuleUserconfig(
  * mirror modules only).
  */
 export function parseUserconfig(
-  text: string | Uint8Array,
-  moduleName: string,
-  cluster: ClusterConfig,
-  file = 'userconfig.xml',
-  moduleDir: string | null = null,
+  text: string | Uint8Array, moduleName: string, cluster: ClusterConfig, file = 'userconfig.xml', moduleDir: string | null = null,
 ): MirrorModuleConfig {
-  validateModuleName(moduleName);
-  const { service, src, mode } = readService(text, file);
-  if (mode === 'farm') {
+  return parseModule(text, new Ctx(file, cluster, moduleName, moduleDir), (service, _src, c) => {
     throw new UserError(
-      `${file} line ${service.line}: module ${moduleName} is a farm module (<service mode="farm">), and only mirror modules ` +
+      `${c.at(service)}: module ${c.module} is a farm module (<service mode="farm">), and only mirror modules ` +
         `can be used here so far. Use mode="mirror", or run it with a tandem that runs farm modules.`,
     );
-  }
-  return parseMirrorService(service, src, new Ctx(file, cluster, moduleName, moduleDir));
+  });
+}
+
+function parseModule<F>(text: string | Uint8Array, c: Ctx, farm: (service: XmlElement, src: string, c: Ctx) => F): MirrorModuleConfig | F {
+  validateModuleName(c.module);
+  const { service, src, mode } = readService(text, c.file);
+  return mode === 'farm' ? farm(service, src, c) : parseMirrorService(service, src, c);
 }
 
 function parseMirrorService(service: XmlElement, src: string, c: Ctx): MirrorModuleConfig {

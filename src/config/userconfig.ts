@@ -172,7 +172,7 @@ export const RFS_PORT_SPREAD = 1000;
  * The default `<rfs port>` of a module: `<lans port>` + 1 + (FNV-1a of the module name mod RFS_PORT_SPREAD) (below `<lans port>`
  * when that passes 65535), the same
  * on every node whatever else is installed. Two modules of a node whose ports coincide are refused when the second
- * is loaded (`rfsPortConflict`): set `port` on one of them.
+ * is loaded (`moduleConflict`): set `port` on one of them.
  */
 export function rfsDefaultPort(clusterPort: number, module: string): number {
   let h = 2166136261;
@@ -182,17 +182,29 @@ export function rfsDefaultPort(clusterPort: number, module: string): number {
 }
 
 /**
- * The UserError for module `cfg` whose `<rfs port>` is already another loaded module's, or null. `others`: the
- * modules loaded on this node.
+ * The UserError for module `cfg` that would share with another loaded module what only one module may hold, or null
+ * (each check against each other module in turn, the first found is returned):
+ * - a virtual IP (mirror or farm: two modules would add and remove the same address);
+ * - a mirror module's `<rfs port>` (both replication hosts would bind it).
+ * `others`: the modules loaded on this node (`cfg` itself among them is ignored: a reload).
  */
-export function rfsPortConflict(cfg: MirrorModuleConfig, others: Iterable<MirrorModuleConfig>): UserError | null {
-  if (!cfg.rfs) return null;
+export function moduleConflict(cfg: ModuleConfig, others: Iterable<ModuleConfig>): UserError | null {
+  const fix = `then run \`tandem config -m ${cfg.name}\``;
   for (const o of others) {
-    if (o.name === cfg.name || !o.rfs || o.rfs.port !== cfg.rfs.port) continue;
-    return new UserError(
-      `module ${cfg.name}: its replication port ${cfg.rfs.port} is also module ${o.name}'s. ` +
-        `Set <rfs port="…"> in the userconfig.xml of one of them to a free port (the same on both nodes), then run \`tandem config -m ${cfg.name}\`.`,
-    );
+    if (o.name === cfg.name) continue;
+    const vip = cfg.vips.find((v) => o.vips.some((w) => w.addr === v.addr));
+    if (vip) {
+      return new UserError(
+        `module ${cfg.name}: its virtual IP ${vip.addr} is also module ${o.name}'s (a ${o.mode} module). A virtual IP belongs to ` +
+          `one module: change <virtual_addr addr="…"> in the userconfig.xml of one of them to a free address, ${fix}.`,
+      );
+    }
+    if (cfg.mode === 'mirror' && o.mode === 'mirror' && cfg.rfs && o.rfs && o.rfs.port === cfg.rfs.port) {
+      return new UserError(
+        `module ${cfg.name}: its replication port ${cfg.rfs.port} is also module ${o.name}'s. ` +
+          `Set <rfs port="…"> in the userconfig.xml of one of them to a free port (the same on both nodes), ${fix}.`,
+      );
+    }
   }
   return null;
 }

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { parseClusterXml } from '../../../src/config/cluster.js';
 import { FARM_DEFAULTS } from '../../../src/config/farm.js';
 import type { FarmModuleConfig, ModuleConfig } from '../../../src/config/types.js';
-import { parseModuleUserconfig, parseUserconfig } from '../../../src/config/userconfig.js';
+import { moduleConflict, parseModuleUserconfig, parseUserconfig } from '../../../src/config/userconfig.js';
+import { UserError } from '../../../src/errors.js';
 import { throwsUserError } from './assert-user-error.js';
 
 function clusterOf(n: number) {
@@ -327,6 +328,23 @@ test('maxloop, loop_interval, <user>, <errd>, <check>, <failover> are parsed as 
   throwsUserError(() => parse(svc(`${VIP}\n<errd/>`)), 'userconfig.xml line 4', '<errd> has no <proc>');
   throwsUserError(() => parse(svc(`${VIP}\n<check>\n<ip><to addr="192.0.2.50"/></ip>\n</check>`)), 'userconfig.xml line 5', 'is not a virtual_addr of this module', '198.51.100.10');
   throwsUserError(() => parse(svc(`${VIP}\n<failover><![CDATA[\nx: disabled;\n]]></failover>`)), 'userconfig.xml line 5, column 1', '"x: disabled;" names no default rule', 'interface_failure, ip_failure');
+});
+
+// ───────────────────────────── cross-module conflicts ─────────────────────────────
+
+test('moduleConflict: a VIP held by two modules, farm or mirror, names the holder and the fix', () => {
+  const two = clusterOf(2);
+  const farmOf = (name: string, addr: string) => parseModuleUserconfig(svc(VIP.replace('198.51.100.10', addr)), name, two);
+  const mirror = parseModuleUserconfig('<safe><service mode="mirror"><vip><interface_list><interface><real_interface><virtual_addr addr="198.51.100.20"/></real_interface></interface></interface_list></vip></service></safe>', 'db', two);
+  const web = farmOf('web', '198.51.100.20');
+  const e = moduleConflict(web, [mirror]);
+  assert.instance(e, UserError);
+  assert.is(e!.message, 'module web: its virtual IP 198.51.100.20 is also module db\'s (a mirror module). A virtual IP belongs to one module: ' +
+    'change <virtual_addr addr="…"> in the userconfig.xml of one of them to a free address, then run `tandem config -m web`.');
+  assert.match(moduleConflict(mirror, [web])!.message, /^module db: its virtual IP 198\.51\.100\.20 is also module web's \(a farm module\)\./);
+  assert.match(moduleConflict(farmOf('api', '198.51.100.20'), [farmOf('other', '198.51.100.21'), web])!.message, /^module api: its virtual IP 198\.51\.100\.20 is also module web's \(a farm module\)/);
+  assert.is(moduleConflict(farmOf('api', '198.51.100.21'), [web, mirror]), null);
+  assert.is(moduleConflict(web, [web]), null, 'a module does not conflict with itself (reload)');
 });
 
 test.run();

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseClusterXml } from '../../../src/config/cluster.js';
-import { parseUserconfig, rfsDefaultPort, rfsPortConflict, validateModuleName } from '../../../src/config/userconfig.js';
+import { moduleConflict, parseUserconfig, rfsDefaultPort, validateModuleName } from '../../../src/config/userconfig.js';
 import { UserError } from '../../../src/errors.js';
 import { throwsUserError } from './assert-user-error.js';
 
@@ -307,11 +307,11 @@ test('rfs port: two loaded modules on the same port are a UserError naming both 
   const b = { ...parseUserconfig(rfs('<replicated dir="/b"/>', ' port="6001"'), 'other', CLUSTER) };
   const c = parseUserconfig(rfs('<replicated dir="/c"/>', ' port="6002"'), 'third', CLUSTER);
   const noRfs = parseUserconfig(svc(''), 'plain', CLUSTER);
-  const e = rfsPortConflict(b, [a, c, noRfs]);
+  const e = moduleConflict(b, [a, c, noRfs]);
   assert.instance(e, UserError);
   assert.match(e!.message, /module other: its replication port 6001 is also module demo's/);
-  assert.match(e!.message, /Set <rfs port="…">/);
-  assert.is(rfsPortConflict(c, [a, b, noRfs]), null);
-  assert.is(rfsPortConflict(a, [a]), null, 'a module does not conflict with itself (reload)');
-  assert.is(rfsPortConflict(noRfs, [a, b]), null);
+  assert.match(e!.message, /Set <rfs port="…"> in the userconfig.xml of one of them to a free port \(the same on both nodes\), then run `tandem config -m other`\./);
+  assert.is(moduleConflict(c, [a, b, noRfs]), null);
+  assert.is(moduleConflict(a, [a]), null, 'a module does not conflict with itself (reload)');
+  assert.is(moduleConflict(noRfs, [a, b]), null);
 });

@@ -6,7 +6,7 @@
  */
 import { UserError } from '../errors.js';
 import {
-  beatLans, checkBeatTiming, Ctx, durationAttr, nonEmpty, onOff, parseInterfaceList, parseServiceCommon, type VipForm,
+  beatLans, checkBeatTiming, type Ctx, durationAttr, onOff, parseInterfaceList, parseServiceCommon, type VipForm,
 } from './service.js';
 import type { FarmGroup, FarmHost, FarmModuleConfig, FarmRule, FarmVirtualAddr, HeartConfig } from './types.js';
 import { expectOnly, optionalChild, type XmlElement } from './xml.js';
@@ -218,7 +218,7 @@ function parseHosts(g: XmlElement, c: Ctx): FarmHost[] {
         `with nodes of cluster.xml: ${nodes}.`,
     );
   }
-  expectOnly(nonEmpty(cluster, 'host', c), [], ['host'], c.file);
+  expectOnly(cluster, [], ['host'], c.file);
   const hosts: FarmHost[] = [];
   const lines = new Map<string, number>();
   for (const h of cluster.children) {

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseClusterXml } from '../../../src/config/cluster.js';
@@ -5,6 +7,7 @@ import { FARM_DEFAULTS } from '../../../src/config/farm.js';
 import type { FarmModuleConfig, ModuleConfig } from '../../../src/config/types.js';
 import { moduleConflict, parseModuleUserconfig, parseUserconfig } from '../../../src/config/userconfig.js';
 import { UserError } from '../../../src/errors.js';
+import { repoRoot } from '../../../src/lab/spec.js';
 import { throwsUserError } from './assert-user-error.js';
 
 function clusterOf(n: number) {
@@ -328,6 +331,17 @@ test('maxloop, loop_interval, <user>, <errd>, <check>, <failover> are parsed as 
   throwsUserError(() => parse(svc(`${VIP}\n<errd/>`)), 'userconfig.xml line 4', '<errd> has no <proc>');
   throwsUserError(() => parse(svc(`${VIP}\n<check>\n<ip><to addr="192.0.2.50"/></ip>\n</check>`)), 'userconfig.xml line 5', 'is not a virtual_addr of this module', '198.51.100.10');
   throwsUserError(() => parse(svc(`${VIP}\n<failover><![CDATA[\nx: disabled;\n]]></failover>`)), 'userconfig.xml line 5, column 1', '"x: disabled;" names no default rule', 'interface_failure, ip_failure');
+});
+
+test('examples/farm-web/userconfig.xml is a valid farm module', () => {
+  const m = parseFarm(fs.readFileSync(path.join(repoRoot(), 'examples', 'farm-web', 'userconfig.xml'), 'utf8'));
+  assert.equal(m.groups.map((g) => [g.name, g.hosts, g.rules.map(({ line: _, ...r }) => r)]), [
+    ['web', [{ name: 'node1', power: 1 }, { name: 'node2', power: 1 }, { name: 'node3', power: 2 }], [{ vip: null, port: 8080, proto: 'tcp', filter: 'on_addr' }]],
+  ]);
+  assert.equal(m.vips.map((v) => v.addr), ['198.51.100.20']);
+  for (const script of ['start_both', 'stop_both']) {
+    assert.ok(fs.statSync(path.join(repoRoot(), 'examples', 'farm-web', 'bin', script)).mode & 0o100, `${script} is executable`);
+  }
 });
 
 // ───────────────────────────── cross-module conflicts ─────────────────────────────

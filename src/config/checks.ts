@@ -40,6 +40,9 @@ export interface CheckCtx {
   moduleDir: string | null;
 }
 
+/** What the implicit checkers need of a VIP, mirror (`VirtualAddr`) or farm (`FarmVirtualAddr`). */
+export type VipChecks = Pick<VirtualAddr, 'addr' | 'check' | 'checkAddr'>;
+
 const at = (c: CheckCtx, el: XmlElement) => `${c.file} line ${el.line}`;
 
 // ───────────────────────────── errd ─────────────────────────────
@@ -92,7 +95,7 @@ function parseProc(el: XmlElement, c: CheckCtx): ProcSpec {
  * interface that carries the VIP), `ip` for every `<virtual_addr check="on">`. Returns the split-brain witness too
  * (it may sit in `<check>`, where SafeKit puts it); the caller rejects a second one elsewhere.
  */
-export function parseChecks(check: XmlElement | undefined, vips: VirtualAddr[], c: CheckCtx): { checkers: CheckerConfig[]; splitbrain: XmlElement | undefined } {
+export function parseChecks(check: XmlElement | undefined, vips: readonly VipChecks[], c: CheckCtx): { checkers: CheckerConfig[]; splitbrain: XmlElement | undefined } {
   const checkers: CheckerConfig[] = [];
   let splitbrain: XmlElement | undefined;
   const add = (k: CheckerConfig, el: XmlElement) => {
@@ -195,7 +198,7 @@ function parseIntf(el: XmlElement, c: CheckCtx): CheckerConfig {
   return { type: 'intf', ...b, localAddr, vip: null, intervalMs: duration(to, 'interval', CHECK_DEFAULTS.intf.intervalMs, c) };
 }
 
-function parseIp(el: XmlElement, vips: VirtualAddr[], c: CheckCtx): CheckerConfig {
+function parseIp(el: XmlElement, vips: readonly VipChecks[], c: CheckCtx): CheckerConfig {
   const to = target(el, ['addr', 'interval'], c)!;
   const a = addr(to, 'addr', c);
   if (!vips.some((v) => v.addr === a)) {

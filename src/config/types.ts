@@ -81,7 +81,8 @@ export interface HeartConfig {
 }
 
 /** When a checker or a monitored process is watched: `pre` from prestart to poststop, `prim` while PRIM/ALONE, `second`
- *  while SECOND, `both` while PRIM/ALONE or SECOND (SafeKit's `when` / errd `class`). */
+ *  while SECOND, `both` while PRIM/ALONE or SECOND (SafeKit's `when` / errd `class`). In a farm module `prim` and
+ *  `both` mean while UP; `second` is refused there (a farm has no SECOND). */
 export type CheckWhen = 'pre' | 'prim' | 'both' | 'second';
 
 /** What a failed resource makes the module do (a failover rule's action), or nothing. */
@@ -183,10 +184,14 @@ export interface FarmHost {
 }
 
 /**
- * `<rule port proto filter/>`: which traffic to the module's VIPs is balanced. `on_addr` hashes the client address
- * (session affinity), `on_port` the client address and port. `port` null: `port="*"`, every port of `proto`.
+ * `<rule virtual_addr port proto filter/>`: which traffic to the module's VIPs is balanced. `on_addr` hashes the client
+ * address (session affinity), `on_port` the client address and port. `port` null: `port="*"`, every port of `proto`;
+ * `vip` null: `virtual_addr="*"` (or none), every VIP of the module. No two rules of a module overlap (same proto,
+ * overlapping vip and port), so a packet belongs to one rule and one group at most.
  */
 export interface FarmRule {
+  /** one of the module's VIPs, or null for all of them */
+  vip: string | null;
   port: number | null;
   proto: 'tcp' | 'udp';
   filter: 'on_addr' | 'on_port';

@@ -1,21 +1,22 @@
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { isIPv4 } from './cluster.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { parseFarmService } from './farm.js';
+import {
+  beatLans, checkBeatTiming, Ctx, durationAttr, nonEmpty, onOff, parseInterfaceList, parseServiceCommon, readService, USER_DEFAULTS,
+} from './service.js';
 import type {
   ClusterConfig,
   HeartConfig,
   MirrorModuleConfig,
+  ModuleConfig,
   NotReplicated,
   ReplicatedDir,
   RfsConfig,
   SplitBrainConfig,
-  UserConfig,
   VirtualAddr,
 } from './types.js';
-import { moduleRules } from '../engine/rules/defaults.js';
-import { CHECK_DEFAULTS, parseChecks, parseErrd, parseFailover, type CheckCtx } from './checks.js';
-import { decodeUtf8, expectOnly, optionalChild, parseXml, type XmlElement } from './xml.js';
+import { expectOnly, optionalChild, type XmlElement } from './xml.js';
 
 /** Defaults applied when userconfig.xml leaves a value out. */
 export const USERCONFIG_DEFAULTS = {
@@ -25,8 +26,7 @@ export const USERCONFIG_DEFAULTS = {
   async: 'none',
   syncdeltaMs: 0,
   splitbrainIdent: 'splitbrain',
-  nicestoptimeoutMs: 300_000,
-  forcestoptimeoutMs: 300_000,
+  ...USER_DEFAULTS,
 } as const;
 
 const MODULE_NAME_RE = /^[a-zA-Z][a-zA-Z0-9_-]{0,30}$/;
@@ -41,94 +41,62 @@ export function validateModuleName(name: string): void {
 }
 
 /**
- * Parses and validates a module's userconfig.xml (SafeKit vocabulary, mirror modules only) against `cluster`.
- * The result has every default filled in (see USERCONFIG_DEFAULTS). Any unknown or unsupported element or attribute,
- * and any inconsistency with cluster.xml, is a UserError that names `file` and the line.
+ * Parses and validates a module's userconfig.xml (SafeKit vocabulary) against `cluster`, a mirror or a farm module by
+ * its `<service mode>` (farm: farm.ts). The result has every default filled in (USERCONFIG_DEFAULTS, FARM_DEFAULTS).
+ * Any unknown or unsupported element or attribute, and any inconsistency with cluster.xml, is a UserError that names
+ * `file` and the line. `moduleDir`: the module's directory, where relative custom checker programs are checked in
+ * its bin/ (null: not checked).
+ */
+export function parseModuleUserconfig(
+  text: string | Uint8Array, moduleName: string, cluster: ClusterConfig, file = 'userconfig.xml', moduleDir: string | null = null,
+): ModuleConfig {
+  return parseModule(text, new Ctx(file, cluster, moduleName, moduleDir), parseFarmService);
+}
+
+/**
+ * parseModuleUserconfig for a mirror module only: a farm module is a UserError saying so (for the callers that run
+ * mirror modules only).
  */
 export function parseUserconfig(
-  text: string | Uint8Array,
-  moduleName: string,
-  cluster: ClusterConfig,
-  file = 'userconfig.xml',
-  /** the module's directory: relative custom checker programs are checked in its bin/ (null: not checked) */
-  moduleDir: string | null = null,
+  text: string | Uint8Array, moduleName: string, cluster: ClusterConfig, file = 'userconfig.xml', moduleDir: string | null = null,
 ): MirrorModuleConfig {
-  validateModuleName(moduleName);
-  const root = parseXml(text, file);
-  const src = (typeof text === 'string' ? text : decodeUtf8(text, file)).replace(/^\uFEFF/, '');
-  if (root.name !== 'safe') {
-    throw new UserError(`${file} line ${root.line}: the root element is <${root.name}>. userconfig.xml must start with <safe>.`);
-  }
-  expectOnly(root, [], ['service'], file);
-  const service = optionalChild(root, 'service', file);
-  if (!service) throw new UserError(`${file} line ${root.line}: <safe> has no <service>. Add <service mode="mirror"> inside <safe>.`);
+  return parseModule(text, new Ctx(file, cluster, moduleName, moduleDir), (service, _src, c) => {
+    throw new UserError(
+      `${c.at(service)}: module ${c.module} is a farm module (<service mode="farm">), and only mirror modules ` +
+        `can be used here so far. Use mode="mirror", or run it with a tandem that runs farm modules.`,
+    );
+  });
+}
 
-  checkMode(service, file);
+function parseModule<F>(text: string | Uint8Array, c: Ctx, farm: (service: XmlElement, src: string, c: Ctx) => F): MirrorModuleConfig | F {
+  validateModuleName(c.module);
+  const { service, src, mode } = readService(text, c.file);
+  return mode === 'farm' ? farm(service, src, c) : parseMirrorService(service, src, c);
+}
+
+function parseMirrorService(service: XmlElement, src: string, c: Ctx): MirrorModuleConfig {
+  const file = c.file;
   expectOnly(service, ['mode', 'defaultprim', 'failover', 'maxloop', 'loop_interval'],
     ['heart', 'vip', 'rfs', 'splitbrain', 'check', 'errd', 'failover', 'user'], file);
-  if (cluster.nodes.length !== 2) {
+  if (c.cluster.nodes.length !== 2) {
     throw new UserError(
-      `${file} line ${service.line}: a mirror module needs exactly 2 nodes in cluster.xml, which has ${cluster.nodes.length} ` +
-        `(${cluster.nodes.join(', ')}). Use a cluster.xml with 2 nodes for this module.`,
+      `${file} line ${service.line}: a mirror module needs exactly 2 nodes in cluster.xml, which has ${c.cluster.nodes.length} ` +
+        `(${c.cluster.nodes.join(', ')}). Use a cluster.xml with 2 nodes for this module.`,
     );
   }
-  const c = new Ctx(file, cluster, moduleName);
-  const cc: CheckCtx = { file, cluster, moduleDir };
   const vips = parseVip(optionalChild(service, 'vip', file), c);
-  const checks = parseChecks(optionalChild(service, 'check', file), vips, cc);
-  const maxloop = service.attrs.maxloop === undefined ? CHECK_DEFAULTS.maxloop : Number(service.attrs.maxloop);
-  if (!Number.isInteger(maxloop) || maxloop < 0 || !/^\d+$/.test(service.attrs.maxloop ?? '0')) {
-    throw new UserError(`${c.at(service)}: <service maxloop="${service.attrs.maxloop}"> must be a whole number of 0 or more (0: never restart in place).`);
-  }
-  const cfg: MirrorModuleConfig = {
-    name: moduleName,
+  const { common, splitbrain } = parseServiceCommon(service, vips, src, c);
+  return {
+    name: c.module,
     mode: 'mirror',
     defaultprim: parseDefaultprim(service, c),
     failover: onOff(service, 'failover', true, file),
     heart: parseHeart(optionalChild(service, 'heart', file), c),
     vips,
     rfs: parseRfs(optionalChild(service, 'rfs', file), c),
-    splitbrain: parseSplitbrain(findSplitbrain(service, checks.splitbrain, file), c),
-    user: parseUser(optionalChild(service, 'user', file), c),
-    maxloop,
-    loopIntervalMs: durationAttr(service, 'loop_interval', CHECK_DEFAULTS.loopIntervalMs, file),
-    errd: parseErrd(optionalChild(service, 'errd', file), cc),
-    checkers: checks.checkers,
-    rules: parseFailover(optionalChild(service, 'failover', file), src, cc),
+    splitbrain: parseSplitbrain(findSplitbrain(service, splitbrain, file), c),
+    ...common,
   };
-  moduleRules(cfg, file); // the rules parse, and every `disabled` names a default rule (errors with line and column)
-  return cfg;
-}
-
-/** What the section parsers need to know: the file name for messages and cluster.xml's nodes, addresses and LANs. */
-class Ctx {
-  constructor(
-    readonly file: string,
-    readonly cluster: ClusterConfig,
-    readonly module: string,
-  ) {}
-
-  at(el: XmlElement): string {
-    return `${this.file} line ${el.line}`;
-  }
-
-  /** The node and LAN that own `addr` in cluster.xml, if any. */
-  ownerOf(addr: string): { node: string; lan: string } | undefined {
-    for (const lan of this.cluster.lans) {
-      const n = lan.nodes.find((x) => x.addr === addr);
-      if (n) return { node: n.name, lan: lan.name };
-    }
-    return undefined;
-  }
-}
-
-function checkMode(service: XmlElement, file: string): void {
-  const mode = service.attrs.mode;
-  const at = `${file} line ${service.line}`;
-  if (mode === undefined) throw new UserError(`${at}: <service> has no mode. Add mode="mirror".`);
-  if (mode === 'farm') throw new UserError(`${at}: farm modules are not supported yet. Use mode="mirror".`);
-  if (mode === 'light') throw new UserError(`${at}: light modules are not supported yet. Use mode="mirror".`);
-  if (mode !== 'mirror') throw new UserError(`${at}: <service mode="${mode}"> is not a module mode. Use mode="mirror".`);
 }
 
 function parseDefaultprim(service: XmlElement, c: Ctx): string {
@@ -141,30 +109,13 @@ function parseDefaultprim(service: XmlElement, c: Ctx): string {
 }
 
 function parseHeart(el: XmlElement | undefined, c: Ctx): HeartConfig {
-  const allLans = c.cluster.lans.map((l) => l.name);
-  if (!el) return { pulseMs: USERCONFIG_DEFAULTS.pulseMs, timeoutMs: USERCONFIG_DEFAULTS.timeoutMs, lans: allLans };
+  const d = USERCONFIG_DEFAULTS;
+  if (!el) return { pulseMs: d.pulseMs, timeoutMs: d.timeoutMs, lans: beatLans(undefined, 'heartbeat', c) };
   expectOnly(el, ['pulse', 'timeout'], ['heartbeat'], c.file);
-  const pulseMs = durationAttr(el, 'pulse', USERCONFIG_DEFAULTS.pulseMs, c.file);
-  const timeoutMs = durationAttr(el, 'timeout', USERCONFIG_DEFAULTS.timeoutMs, c.file);
-  if (pulseMs <= 0) throw new UserError(`${c.at(el)}: <heart pulse="${el.attrs.pulse}"> must be more than 0. Use e.g. pulse="500ms".`);
-  if (timeoutMs < 3 * pulseMs) {
-    throw new UserError(
-      `${c.at(el)}: heart timeout ${formatDuration(timeoutMs)} is less than 3 × pulse ${formatDuration(pulseMs)}. ` +
-        `Set timeout to at least ${formatDuration(3 * pulseMs)} or lower pulse.`,
-    );
-  }
-  const lans: string[] = [];
-  for (const hb of el.children) {
-    expectOnly(hb, ['name'], [], c.file);
-    const name = hb.attrs.name;
-    if (!name) throw new UserError(`${c.at(hb)}: <heartbeat> has no name. Add name="<lan>" with one of: ${allLans.join(', ')}.`);
-    if (!allLans.includes(name)) {
-      throw new UserError(`${c.at(hb)}: heartbeat "${name}" is not a lan of cluster.xml. Use one of: ${allLans.join(', ')}.`);
-    }
-    if (lans.includes(name)) throw new UserError(`${c.at(hb)}: heartbeat "${name}" is listed twice. Remove one.`);
-    lans.push(name);
-  }
-  return { pulseMs, timeoutMs, lans: lans.length ? lans : allLans };
+  const pulseMs = durationAttr(el, 'pulse', d.pulseMs, c.file);
+  const timeoutMs = durationAttr(el, 'timeout', d.timeoutMs, c.file);
+  checkBeatTiming(el, pulseMs, timeoutMs, d.pulseMs, c);
+  return { pulseMs, timeoutMs, lans: beatLans(el, 'heartbeat', c) };
 }
 
 /** `<vip><interface_list><interface check><real_interface><virtual_addr addr where/>…` */
@@ -173,41 +124,13 @@ function parseVip(el: XmlElement | undefined, c: Ctx): VirtualAddr[] {
   expectOnly(el, [], ['interface_list'], c.file);
   const list = optionalChild(el, 'interface_list', c.file);
   if (!list) throw new UserError(`${c.at(el)}: <vip> has no <interface_list>. Add <interface_list><interface><real_interface><virtual_addr addr="…"/> or remove <vip>.`);
-  expectOnly(list, [], ['interface'], c.file);
-  nonEmpty(list, 'interface', c);
-  const vips: VirtualAddr[] = [];
-  const lines = new Map<string, number>();
-  for (const intf of list.children) {
-    expectOnly(intf, ['check'], ['real_interface'], c.file);
-    nonEmpty(intf, 'real_interface', c);
-    const check = onOff(intf, 'check', true, c.file);
-    for (const real of intf.children) {
-      expectOnly(real, [], ['virtual_addr'], c.file);
-      nonEmpty(real, 'virtual_addr', c);
-      for (const va of real.children) {
-        expectOnly(va, ['addr', 'where', 'check'], [], c.file);
-        const addr = va.attrs.addr;
-        if (!addr) throw new UserError(`${c.at(va)}: <virtual_addr> has no addr. Add addr="<virtual IPv4 address>".`);
-        if (!isIPv4(addr)) throw new UserError(`${c.at(va)}: virtual_addr "${addr}" is not an IPv4 address. Write a dotted quad such as 198.51.100.10.`);
-        const owner = c.ownerOf(addr);
-        if (owner) {
-          throw new UserError(
-            `${c.at(va)}: virtual_addr ${addr} is the address of node "${owner.node}" on lan "${owner.lan}" in cluster.xml. ` +
-              `Choose a free address for the virtual IP.`,
-          );
-        }
-        const dup = lines.get(addr);
-        if (dup !== undefined) throw new UserError(`${c.at(va)}: virtual_addr ${addr} is listed twice (also line ${dup}). Remove one.`);
-        lines.set(addr, va.line);
-        const where = va.attrs.where ?? 'one_side_alias';
-        if (where !== 'one_side_alias') {
-          throw new UserError(`${c.at(va)}: <virtual_addr where="${where}"> is not supported. Use where="one_side_alias" (the default) or remove where.`);
-        }
-        vips.push({ addr, where, check, checkAddr: onOff(va, 'check', true, c.file) });
-      }
+  return parseInterfaceList(list, { wrapper: 'real_interface', wrapperAttrs: [] }, c, (va, addr, check): VirtualAddr => {
+    const where = va.attrs.where ?? 'one_side_alias';
+    if (where !== 'one_side_alias') {
+      throw new UserError(`${c.at(va)}: <virtual_addr where="${where}"> is not supported. Use where="one_side_alias" (the default) or remove where.`);
     }
-  }
-  return vips;
+    return { addr, where, check, checkAddr: onOff(va, 'check', true, c.file) };
+  });
 }
 
 /** `<rfs async syncdelta><replicated dir mode><notreplicated path|regexpath/>…` */
@@ -249,7 +172,7 @@ export const RFS_PORT_SPREAD = 1000;
  * The default `<rfs port>` of a module: `<lans port>` + 1 + (FNV-1a of the module name mod RFS_PORT_SPREAD) (below `<lans port>`
  * when that passes 65535), the same
  * on every node whatever else is installed. Two modules of a node whose ports coincide are refused when the second
- * is loaded (`rfsPortConflict`): set `port` on one of them.
+ * is loaded (`moduleConflict`): set `port` on one of them.
  */
 export function rfsDefaultPort(clusterPort: number, module: string): number {
   let h = 2166136261;
@@ -259,17 +182,29 @@ export function rfsDefaultPort(clusterPort: number, module: string): number {
 }
 
 /**
- * The UserError for module `cfg` whose `<rfs port>` is already another loaded module's, or null. `others`: the
- * modules loaded on this node.
+ * The UserError for module `cfg` that would share with another loaded module what only one module may hold, or null
+ * (each check against each other module in turn, the first found is returned):
+ * - a virtual IP (mirror or farm: two modules would add and remove the same address);
+ * - a mirror module's `<rfs port>` (both replication hosts would bind it).
+ * `others`: the modules loaded on this node (`cfg` itself among them is ignored: a reload).
  */
-export function rfsPortConflict(cfg: MirrorModuleConfig, others: Iterable<MirrorModuleConfig>): UserError | null {
-  if (!cfg.rfs) return null;
+export function moduleConflict(cfg: ModuleConfig, others: Iterable<ModuleConfig>): UserError | null {
+  const fix = `then run \`tandem config -m ${cfg.name}\``;
   for (const o of others) {
-    if (o.name === cfg.name || !o.rfs || o.rfs.port !== cfg.rfs.port) continue;
-    return new UserError(
-      `module ${cfg.name}: its replication port ${cfg.rfs.port} is also module ${o.name}'s. ` +
-        `Set <rfs port="…"> in the userconfig.xml of one of them to a free port (the same on both nodes), then run \`tandem config -m ${cfg.name}\`.`,
-    );
+    if (o.name === cfg.name) continue;
+    const vip = cfg.vips.find((v) => o.vips.some((w) => w.addr === v.addr));
+    if (vip) {
+      return new UserError(
+        `module ${cfg.name}: its virtual IP ${vip.addr} is also module ${o.name}'s (a ${o.mode} module). A virtual IP belongs to ` +
+          `one module: change <virtual_addr addr="…"> in the userconfig.xml of one of them to a free address, ${fix}.`,
+      );
+    }
+    if (cfg.mode === 'mirror' && o.mode === 'mirror' && cfg.rfs && o.rfs && o.rfs.port === cfg.rfs.port) {
+      return new UserError(
+        `module ${cfg.name}: its replication port ${cfg.rfs.port} is also module ${o.name}'s. ` +
+          `Set <rfs port="…"> in the userconfig.xml of one of them to a free port (the same on both nodes), ${fix}.`,
+      );
+    }
   }
   return null;
 }
@@ -350,50 +285,4 @@ function parseSplitbrain(el: XmlElement | undefined, c: Ctx): SplitBrainConfig |
     if (witnesses.indexOf(w) !== i) throw new UserError(`${c.at(el)}: splitbrain witness ${w} is listed twice. Remove one.`);
   });
   return { ident, exec, witnesses };
-}
-
-function parseUser(el: XmlElement | undefined, c: Ctx): UserConfig {
-  const user: UserConfig = {
-    nicestoptimeoutMs: USERCONFIG_DEFAULTS.nicestoptimeoutMs,
-    forcestoptimeoutMs: USERCONFIG_DEFAULTS.forcestoptimeoutMs,
-    vars: {},
-  };
-  if (!el) return user;
-  expectOnly(el, ['nicestoptimeout', 'forcestoptimeout'], ['var'], c.file);
-  user.nicestoptimeoutMs = durationAttr(el, 'nicestoptimeout', user.nicestoptimeoutMs, c.file);
-  user.forcestoptimeoutMs = durationAttr(el, 'forcestoptimeout', user.forcestoptimeoutMs, c.file);
-  const lines = new Map<string, number>();
-  for (const v of el.children) {
-    expectOnly(v, ['name', 'value'], [], c.file);
-    const { name, value } = v.attrs;
-    if (!name) throw new UserError(`${c.at(v)}: <var> has no name. Add name="VARIABLE".`);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-      throw new UserError(`${c.at(v)}: var name "${name}" is not a valid environment variable name. Use letters, digits and "_", not starting with a digit.`);
-    }
-    if (value === undefined) throw new UserError(`${c.at(v)}: var "${name}" has no value. Add value="…" (it may be empty).`);
-    const dup = lines.get(name);
-    if (dup !== undefined) throw new UserError(`${c.at(v)}: var "${name}" is defined twice (also line ${dup}). Remove one.`);
-    lines.set(name, v.line);
-    user.vars[name] = value;
-  }
-  return user;
-}
-
-function durationAttr(el: XmlElement, attr: string, def: number, file: string): number {
-  const raw = el.attrs[attr];
-  return raw === undefined ? def : parseDuration(raw, `${file} line ${el.line}: <${el.name} ${attr}="${raw}">`);
-}
-
-function onOff(el: XmlElement, attr: string, def: boolean, file: string): boolean {
-  const v = el.attrs[attr];
-  if (v === undefined) return def;
-  if (v === 'on') return true;
-  if (v === 'off') return false;
-  throw new UserError(`${file} line ${el.line}: <${el.name} ${attr}="${v}"> must be "on" or "off".`);
-}
-
-/** Throws unless `el` has at least one child element (named `child` in the message); returns `el`. */
-function nonEmpty(el: XmlElement, child: string, c: Ctx): XmlElement {
-  if (el.children.length === 0) throw new UserError(`${c.at(el)}: <${el.name}> has no <${child}>. Add one or remove <${el.name}>.`);
-  return el;
 }

@@ -28,7 +28,7 @@ import { LinuxWitness } from '../platform/witness/linux.js';
 import type { WitnessChecker } from '../platform/witness/types.js';
 import { HostedReplicator } from '../replication/host/client.js';
 import { NoFilesReplicator } from '../replication/none.js';
-import { rfsPortConflict } from '../config/userconfig.js';
+import { moduleConflict } from '../config/userconfig.js';
 import type { Replicator } from '../replication/types.js';
 import { configHash } from './config-hash.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
@@ -272,9 +272,9 @@ export class Daemon {
     return drv;
   }
 
-  /** A module's `<rfs port>` must not be another loaded module's (both replication hosts would bind it). */
+  /** A module's VIPs and `<rfs port>` must not be another loaded module's (config/userconfig.ts: moduleConflict). */
   private checkPort(cfg: MirrorModuleConfig): void {
-    const e = rfsPortConflict(cfg, [...this.drivers.values()].map((d) => d.d.config));
+    const e = moduleConflict(cfg, [...this.drivers.values()].map((d) => d.d.config));
     if (e) throw e;
   }
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseClusterXml } from '../../../src/config/cluster.js';
-import { parseUserconfig, rfsDefaultPort, rfsPortConflict, validateModuleName } from '../../../src/config/userconfig.js';
+import { moduleConflict, parseUserconfig, rfsDefaultPort, validateModuleName } from '../../../src/config/userconfig.js';
 import { UserError } from '../../../src/errors.js';
 import { throwsUserError } from './assert-user-error.js';
 
@@ -120,11 +120,11 @@ test('the file name given appears in messages', () => {
   throwsUserError(() => parseUserconfig('<cluster/>', 'demo', CLUSTER, '/h/modules/demo/userconfig.xml'), '/h/modules/demo/userconfig.xml line 1');
 });
 
-test('mode is required and only mirror is supported', () => {
-  throwsUserError(() => parse(svc('', '')), 'userconfig.xml line 2', 'no mode', 'mode="mirror"');
-  throwsUserError(() => parse(svc('<farm/>', 'mode="farm"')), 'userconfig.xml line 2', 'farm modules are not supported yet');
-  throwsUserError(() => parse(svc('', 'mode="light"')), 'userconfig.xml line 2', 'light modules are not supported yet');
-  throwsUserError(() => parse(svc('', 'mode="Mirror"')), 'userconfig.xml line 2', 'mode="Mirror"', 'Use mode="mirror"');
+test('mode is required and is mirror or farm; parseUserconfig takes mirror modules only', () => {
+  throwsUserError(() => parse(svc('', '')), 'userconfig.xml line 2', 'no mode', 'Add mode="mirror" or mode="farm".');
+  throwsUserError(() => parse(svc('<farm/>', 'mode="farm"')), 'userconfig.xml line 2: module demo is a farm module (<service mode="farm">)', 'only mirror modules');
+  throwsUserError(() => parse(svc('', 'mode="light"')), 'userconfig.xml line 2', 'light modules are not supported yet', 'Use mode="mirror" or mode="farm".');
+  throwsUserError(() => parse(svc('', 'mode="Mirror"')), 'userconfig.xml line 2', 'mode="Mirror"', 'Use mode="mirror" or mode="farm".');
 });
 
 test('a mirror module needs exactly 2 nodes in cluster.xml', () => {
@@ -307,11 +307,11 @@ test('rfs port: two loaded modules on the same port are a UserError naming both 
   const b = { ...parseUserconfig(rfs('<replicated dir="/b"/>', ' port="6001"'), 'other', CLUSTER) };
   const c = parseUserconfig(rfs('<replicated dir="/c"/>', ' port="6002"'), 'third', CLUSTER);
   const noRfs = parseUserconfig(svc(''), 'plain', CLUSTER);
-  const e = rfsPortConflict(b, [a, c, noRfs]);
+  const e = moduleConflict(b, [a, c, noRfs]);
   assert.instance(e, UserError);
   assert.match(e!.message, /module other: its replication port 6001 is also module demo's/);
-  assert.match(e!.message, /Set <rfs port="…">/);
-  assert.is(rfsPortConflict(c, [a, b, noRfs]), null);
-  assert.is(rfsPortConflict(a, [a]), null, 'a module does not conflict with itself (reload)');
-  assert.is(rfsPortConflict(noRfs, [a, b]), null);
+  assert.match(e!.message, /Set <rfs port="…"> in the userconfig.xml of one of them to a free port \(the same on both nodes\), then run `tandem config -m other`\./);
+  assert.is(moduleConflict(c, [a, b, noRfs]), null);
+  assert.is(moduleConflict(a, [a]), null, 'a module does not conflict with itself (reload)');
+  assert.is(moduleConflict(noRfs, [a, b]), null);
 });

@@ -114,6 +114,12 @@ async function conntrackHas(node: Node, src: string, sport: number): Promise<boo
   return r.stdout.split('\n').some((l) => l.includes(`src=${src} dst=${VIP} sport=${sport} dport=${AFFINITY_PORT} `));
 }
 
+/** Packets the node's farm filter dropped so far (the counters of its drop rules). */
+async function dropped(node: Node): Promise<number> {
+  const r = await lab!.exec(node, ['nft', 'list', 'chain', 'ip', `tandem_farm_${SPEC.module}`, 'vip']);
+  return [...r.stdout.matchAll(/counter packets (\d+) bytes \d+ drop/g)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
 async function neighOfVip(): Promise<string | undefined> {
   const r = await lab!.exec('client', ['ip', '-j', 'neigh', 'show', VIP]);
   return (JSON.parse(r.stdout || '[]') as { lladdr?: string }[])[0]?.lladdr;
@@ -189,6 +195,27 @@ test('on_port: one address, many source ports spread over the nodes, each to its
   console.log(`    ${ports.length} source ports of ${src} → ${[...nodes].sort().join(', ')}; vectors (on_port): ${ports
     .slice(0, 3).map((p) => `${src}:${p}→${farmBucket('on_port', src, p)}`).join(' ')}`);
   assert.ok(nodes.size > 1, 'more than one node');
+});
+
+test('setOwned swaps the set in one step: connections during 20 swaps all reach node1, which drops none', async () => {
+  const src = SOURCES.find((s) => lastRound.get(s) === 'node1')!;
+  const full = ownedBy('node1', ALL);
+  const other = full.find((b) => b !== farmBucket('on_addr', src))!;
+  const smaller = full.filter((b) => b !== other); // still holds src's bucket: a gap would show as a drop
+  const dropsBefore = await dropped('node1');
+  let swapping = true;
+  const answers: string[] = [];
+  const connecting = (async () => {
+    while (swapping) answers.push(await client!.ask(AFFINITY_PORT, src));
+  })();
+  const t0 = performance.now();
+  for (let i = 0; i < 20; i++) await filters.node1.setOwned(SPEC.module, i % 2 === 0 ? smaller : full);
+  const swapMs = (performance.now() - t0) / 20;
+  swapping = false;
+  await connecting;
+  console.log(`    ${answers.length} connections during 20 swaps (${swapMs.toFixed(1)} ms per setOwned of ~${full.length} buckets)`);
+  assert.equal(answers.filter((a) => a !== 'node1'), []);
+  assert.is(await dropped('node1'), dropsBefore, 'node1 dropped nothing meanwhile');
 });
 
 test('node3 leaves: only its clients move; a long-lived connection to node1 keeps working', async () => {

@@ -12,6 +12,7 @@
  *     TCP of a flow conntrack knows (established, related) → accept: it stays on the node that accepted it
  *     per rule: a TCP SYN (without ACK) / a UDP datagram whose bucket is owned → accept; anything else of the rule → drop
  *     other TCP/UDP to V → drop, except UDP replies to what this node sent from V; other protocols → accepted
+ *   Every drop rule counts (`nft list chain ip tandem_farm_M vip`): what this node dropped, rule by rule.
  *
  * A packet dropped in prerouting never has its conntrack entry confirmed (that happens at the end of input, in
  * nf_conntrack_confirm at the last hook priority), so a node never adopts a flow it dropped: the entry made for the
@@ -159,7 +160,7 @@ function ruleLines(r: FarmFilterRule): string[] {
   const match = r.port === null ? `meta l4proto ${r.proto}` : `${r.proto} dport ${r.port}`;
   const key = r.filter === 'on_addr' ? 'ip saddr' : `ip saddr . ${r.proto} sport`;
   const opens = r.proto === 'tcp' ? ' tcp flags syn / fin,syn,rst,ack' : '';
-  return [`\t\t${match}${opens} jhash ${key} mod ${BUCKETS} seed 0x${FARM_HASH_SEED.toString(16)} @owned accept`, `\t\t${match} drop`];
+  return [`\t\t${match}${opens} jhash ${key} mod ${BUCKETS} seed 0x${FARM_HASH_SEED.toString(16)} @owned accept`, `\t\t${match} counter drop`];
 }
 
 /**
@@ -172,6 +173,6 @@ function uncoveredLines(rules: readonly FarmFilterRule[]): string[] {
   if (open.length === 0) return [];
   return [
     ...(open.includes('udp') ? ['\t\tmeta l4proto udp ct state established,related accept'] : []),
-    `\t\tmeta l4proto ${open.length === 2 ? '{ tcp, udp }' : open[0]} drop`,
+    `\t\tmeta l4proto ${open.length === 2 ? '{ tcp, udp }' : open[0]} counter drop`,
   ];
 }

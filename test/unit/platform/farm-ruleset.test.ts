@@ -44,9 +44,9 @@ table ip tandem_farm_web {
 \tchain vip {
 \t\tmeta l4proto tcp ct state established,related accept
 \t\ttcp dport 80 tcp flags syn / fin,syn,rst,ack jhash ip saddr mod 256 seed 0x74616e64 @owned accept
-\t\ttcp dport 80 drop
+\t\ttcp dport 80 counter drop
 \t\tmeta l4proto udp ct state established,related accept
-\t\tmeta l4proto { tcp, udp } drop
+\t\tmeta l4proto { tcp, udp } counter drop
 \t}
 }
 `);
@@ -56,9 +56,9 @@ test('on_port hashes address and source port; UDP has no SYN test and no conntra
   assert.equal(vipChain(installScript(spec([{ port: 53, proto: 'udp', filter: 'on_port' }]), [1])), [
     'meta l4proto tcp ct state established,related accept',
     'udp dport 53 jhash ip saddr . udp sport mod 256 seed 0x74616e64 @owned accept',
-    'udp dport 53 drop',
+    'udp dport 53 counter drop',
     'meta l4proto udp ct state established,related accept',
-    'meta l4proto { tcp, udp } drop',
+    'meta l4proto { tcp, udp } counter drop',
   ]);
 });
 
@@ -66,21 +66,21 @@ test('port null covers the whole proto: no catch-all drop for it', () => {
   assert.equal(vipChain(installScript(spec([{ port: null, proto: 'tcp', filter: 'on_port' }]), [])), [
     'meta l4proto tcp ct state established,related accept',
     'meta l4proto tcp tcp flags syn / fin,syn,rst,ack jhash ip saddr . tcp sport mod 256 seed 0x74616e64 @owned accept',
-    'meta l4proto tcp drop',
+    'meta l4proto tcp counter drop',
     'meta l4proto udp ct state established,related accept',
-    'meta l4proto udp drop',
+    'meta l4proto udp counter drop',
   ]);
   const both = installScript(spec([{ port: null, proto: 'tcp', filter: 'on_addr' }, { port: null, proto: 'udp', filter: 'on_addr' }]), []);
-  assert.equal(vipChain(both).slice(-2), ['meta l4proto udp jhash ip saddr mod 256 seed 0x74616e64 @owned accept', 'meta l4proto udp drop']);
+  assert.equal(vipChain(both).slice(-2), ['meta l4proto udp jhash ip saddr mod 256 seed 0x74616e64 @owned accept', 'meta l4proto udp counter drop']);
 });
 
 test('two rules, the port-null one first: a rule with a port still goes before it', () => {
   const chain = vipChain(installScript(spec([{ port: null, proto: 'tcp', filter: 'on_port' }, { port: 8080, proto: 'tcp', filter: 'on_addr' }]), []));
   assert.equal(chain.slice(1, 5), [
     'tcp dport 8080 tcp flags syn / fin,syn,rst,ack jhash ip saddr mod 256 seed 0x74616e64 @owned accept',
-    'tcp dport 8080 drop',
+    'tcp dport 8080 counter drop',
     'meta l4proto tcp tcp flags syn / fin,syn,rst,ack jhash ip saddr . tcp sport mod 256 seed 0x74616e64 @owned accept',
-    'meta l4proto tcp drop',
+    'meta l4proto tcp counter drop',
   ]);
 });
 

@@ -6,6 +6,7 @@ import { BugError, UserError } from '../../../src/errors.js';
 import { FakeFarmFilter } from '../../../src/platform/farm/fake.js';
 import { farmBucket } from '../../../src/platform/farm/jhash.js';
 import type { FarmFilterSpec } from '../../../src/platform/farm/types.js';
+import { expectReject } from '../expect-reject.js';
 
 const SPEC: FarmFilterSpec = {
   module: 'web',
@@ -13,16 +14,9 @@ const SPEC: FarmFilterSpec = {
   rules: [{ port: 80, proto: 'tcp', filter: 'on_addr' }, { port: null, proto: 'udp', filter: 'on_port' }],
 };
 
-async function rejects(p: Promise<unknown>, kind: typeof BugError | typeof UserError, re: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.instance(e, kind);
-    assert.match((e as Error).message, re);
-    return;
-  }
-  assert.unreachable('expected a rejection');
-}
+/** `p` must reject with a `kind` whose message matches `re`. */
+const rejects = (p: Promise<unknown>, kind: typeof BugError | typeof UserError, re: RegExp) =>
+  expectReject(p, (e) => e instanceof kind && re.test((e as Error).message), `${kind.name} ${re}`);
 
 test('install records the spec (ifname defaulted) and the owned set, sorted; install again replaces', async () => {
   const f = new FakeFarmFilter('node1');

@@ -6,6 +6,7 @@ import { BugError, ExternalError, UserError } from '../../../src/errors.js';
 import type { RunFn, RunResult } from '../../../src/platform/exec.js';
 import { LinuxFarmFilter } from '../../../src/platform/farm/linux.js';
 import type { FarmFilterSpec } from '../../../src/platform/farm/types.js';
+import { expectReject } from '../expect-reject.js';
 
 const SPEC: FarmFilterSpec = { module: 'web', vip: '198.51.100.10', rules: [{ port: 80, proto: 'tcp', filter: 'on_addr' }] };
 
@@ -90,13 +91,8 @@ test('an explicit ifname is used as is; dots become slashes in the sysctl name',
 
 test('no interface for the VIP: UserError, nothing changed', async () => {
   const h = new FakeHost();
-  try {
-    await filterOn(h).install({ ...SPEC, vip: '192.0.2.10' }, []);
-    assert.unreachable();
-  } catch (e) {
-    assert.instance(e, UserError);
-    assert.match((e as Error).message, 'no local interface carries a subnet containing 192.0.2.10');
-  }
+  await expectReject(filterOn(h).install({ ...SPEC, vip: '192.0.2.10' }, []),
+    (e) => e instanceof UserError && e.message.includes('no local interface carries a subnet containing 192.0.2.10'), 'install');
   assert.is(h.tables.size, 0);
   assert.equal(h.calls, ['ip -j -4 addr show']);
 });
@@ -115,13 +111,7 @@ test('re-install on another interface: the old interface\'s shared MAC is unsubs
 test('setOwned: one nft transaction; before install a BugError', async () => {
   const h = new FakeHost();
   const f = filterOn(h);
-  try {
-    await f.setOwned('web', [1]);
-    assert.unreachable();
-  } catch (e) {
-    assert.instance(e, BugError);
-    assert.match((e as Error).message, 'before install');
-  }
+  await expectReject(f.setOwned('web', [1]), (e) => e instanceof BugError && e.message.includes('before install'), 'setOwned');
   await f.install(SPEC, []);
   h.calls = [];
   await f.setOwned('web', [4, 1]);
@@ -133,12 +123,7 @@ test('setOwned when nft fails for another reason: the ExternalError', async () =
   const f = filterOn(h);
   await f.install(SPEC, []);
   h.nftFails = 'netlink: Error: Could not process rule: Cannot allocate memory';
-  try {
-    await f.setOwned('web', [1]);
-    assert.unreachable();
-  } catch (e) {
-    assert.instance(e, ExternalError);
-  }
+  await expectReject(f.setOwned('web', [1]), (e) => e instanceof ExternalError, 'setOwned');
 });
 
 test('remove: reads the interface back from the table, drops both tables, unsubscribes; idempotent', async () => {

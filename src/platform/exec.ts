@@ -12,7 +12,7 @@ import { ExternalError } from '../errors.js';
  * - Failures that are not an exit code always throw `ExternalError` with `exitCode` null, even with `reject: false`:
  *   the command could not be started (not installed), it ran past `timeoutMs` (it is killed with SIGTERM, then
  *   SIGKILL), it was killed by a signal, or `signal` was aborted.
- * - stdin is closed; stdout and stderr are captured as text (final newline stripped).
+ * - stdin is closed, or carries `input` when given; stdout and stderr are captured as text (final newline stripped).
  */
 export interface RunOptions {
   /** false: return a non-zero exit code instead of throwing. Default true. */
@@ -23,6 +23,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** added to process.env */
   env?: Record<string, string>;
+  /** written to the command's stdin, which is then closed (e.g. a ruleset for `nft -f -`) */
+  input?: string;
 }
 
 export interface RunResult {
@@ -37,7 +39,7 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
   const command = formatCommand(cmd, args);
   const r = await execa(cmd, args, {
     reject: false,
-    stdin: 'ignore',
+    ...(opts.input === undefined ? { stdin: 'ignore' as const } : { input: opts.input }),
     timeout: opts.timeoutMs,
     cancelSignal: opts.signal,
     forceKillAfterDelay: 2000,

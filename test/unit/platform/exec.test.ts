@@ -26,6 +26,11 @@ test('non-zero exit throws ExternalError with command, exit code and stderr', as
   assert.match(e.message, /exit 3/);
 });
 
+test('input is written to stdin; without it stdin is closed', async () => {
+  assert.is((await run('cat', [], { input: 'line 1\nline 2\n' })).stdout, 'line 1\nline 2');
+  assert.is((await run('cat', [])).stdout, '');
+});
+
 test('reject:false returns the non-zero code', async () => {
   const r = await run('sh', ['-c', 'echo x >&2; exit 4'], { reject: false });
   assert.is(r.code, 4);

@@ -16,7 +16,7 @@ export default class List extends TandemCommand {
     const names = listModules(home);
     const st = (await daemonRequestIfRunning(home, 'status')) as StatusView | null;
     const rows = names.map((n) => {
-      const m = st?.modules.find((x) => x.module === n);
+      const m = st?.modules.find((x) => x.module === n) ?? st?.farms?.find((x) => x.module === n);
       return { module: n, state: m?.state ?? null, ready: m?.ready ?? null };
     });
     if (flags.json) return void this.log(JSON.stringify({ daemon: st !== null, modules: rows }, null, 2));

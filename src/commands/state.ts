@@ -1,12 +1,14 @@
 import { Flags } from '@oclif/core';
 import { moduleFlag, TandemCommand } from '../cli/base.js';
 import type { StatusView } from '../daemon/views.js';
-import { STATE_EXIT_CODE } from '../engine/mirror/types.js';
+import { STATE_EXIT_CODE, type ModState } from '../engine/mirror/types.js';
+import { FARM_STATE_EXIT_CODE, type FarmModState } from '../engine/farm/types.js';
 import { daemonRequest } from '../services/daemon-client.js';
 
 export default class State extends TandemCommand {
   static override summary = "Print a module's state; the exit code is the state.";
-  static override description = `Exit codes (as SafeKit): STOP 0, WAIT 1, ALONE 2, PRIM 3, SECOND 4. Errors exit 10 or more.
+  static override description = `Exit codes (as SafeKit): STOP 0, WAIT 1, ALONE 2, PRIM 3, SECOND 4; farm modules: STOP 0, WAIT 1, UP 2.
+Errors exit 10 or more.
 "(transient)" follows the state while scripts or reintegration run.`;
   static override examples = ['<%= config.bin %> state -m demo', 'tandem state -m demo -q; echo $?'];
   static override flags = { module: moduleFlag, quiet: Flags.boolean({ char: 'q', description: 'print nothing, only set the exit code' }) };
@@ -15,8 +17,8 @@ export default class State extends TandemCommand {
     const { flags } = await this.parse(State);
     const m = this.needModule(flags.module);
     const v = (await daemonRequest(this.home(), 'status', m)) as StatusView;
-    const mod = v.modules[0]!;
+    const mod: { state: ModState | FarmModState; ready: boolean } = v.modules[0] ?? v.farms[0]!;
     if (!flags.quiet) this.log(`${mod.state}${mod.ready ? '' : ' (transient)'}`);
-    this.exit(STATE_EXIT_CODE[mod.state]);
+    this.exit(mod.state === 'UP' ? FARM_STATE_EXIT_CODE.UP : STATE_EXIT_CODE[mod.state]);
   }
 }

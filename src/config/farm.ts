@@ -298,3 +298,24 @@ function checkOverlaps(groups: readonly FarmGroup[], c: Ctx): void {
 function describe(r: FarmRule): string {
   return `${r.proto} port ${r.port ?? '*'} on ${r.vip ?? 'every VIP'}`;
 }
+
+/**
+ * What the farm runtime supports today, checked where a module is installed, configured and loaded (not by the
+ * parser, which reads the whole vocabulary): one `<virtual_addr>` and one `<group>` per farm module. null when the
+ * module is within it; else a UserError saying how to split it.
+ */
+export function farmLimits(cfg: FarmModuleConfig, file = 'userconfig.xml'): UserError | null {
+  if (cfg.vips.length > 1) {
+    return new UserError(
+      `${file}: farm module ${cfg.name} has ${cfg.vips.length} virtual addresses (${cfg.vips.map((v) => v.addr).join(', ')}); tandem balances one virtual IP per farm module.`,
+      'Put each further virtual IP in a farm module of its own (same scripts, its own <vip>).',
+    );
+  }
+  if (cfg.groups.length > 1) {
+    return new UserError(
+      `${file}: farm module ${cfg.name} has ${cfg.groups.length} load-balancing groups (${cfg.groups.map((g) => g.name).join(', ')}); tandem balances one group per farm module.`,
+      'Merge the rules into one <group> (the same hosts and powers), or put each group in a farm module of its own with its own virtual IP.',
+    );
+  }
+  return null;
+}

@@ -3,8 +3,9 @@ import { UserError } from '../errors.js';
 import { homePaths, type Home } from '../home.js';
 import { parseClusterXml } from './cluster.js';
 import { checkModuleFiles } from './module-files.js';
-import type { ClusterConfig, MirrorModuleConfig } from './types.js';
-import { parseUserconfig, validateModuleName } from './userconfig.js';
+import { farmLimits } from './farm.js';
+import type { ClusterConfig, MirrorModuleConfig, ModuleConfig } from './types.js';
+import { parseModuleUserconfig, validateModuleName } from './userconfig.js';
 
 /**
  * Reads and validates `$TANDEM_HOME/cluster.xml`. Error messages name the file by its full path.
@@ -21,7 +22,7 @@ export function loadCluster(home: Home): ClusterConfig {
  * files can be trusted (module-files.ts: root's, not writable by others, no symlinks).
  * Throws a UserError for an invalid module name, a module that is not installed, an invalid file, or an untrusted one.
  */
-export function loadModule(home: Home, name: string, cluster: ClusterConfig): MirrorModuleConfig {
+export function loadModuleConfig(home: Home, name: string, cluster: ClusterConfig): ModuleConfig {
   validateModuleName(name);
   const file = homePaths.userconfig(home, name);
   const bytes = readConfig(file, () => {
@@ -31,8 +32,23 @@ export function loadModule(home: Home, name: string, cluster: ClusterConfig): Mi
       `Installed modules: ${installed.length ? installed.join(', ') : 'none'}.`
     );
   });
-  const cfg = parseUserconfig(bytes, name, cluster, file, homePaths.moduleDir(home, name));
+  const cfg = parseRunnableModule(bytes, name, cluster, file, homePaths.moduleDir(home, name));
   checkModuleFiles(home, name);
+  return cfg;
+}
+
+/** As `loadModuleConfig`, for what only mirror modules have (replicated directories): a farm module is a UserError. */
+export function loadModule(home: Home, name: string, cluster: ClusterConfig): MirrorModuleConfig {
+  const cfg = loadModuleConfig(home, name, cluster);
+  if (cfg.mode !== 'mirror') throw new UserError(`module ${name} is a farm module: it has no replicated directories.`);
+  return cfg;
+}
+
+/** A module's userconfig.xml parsed, and within what the runtime supports (`farmLimits`); else a UserError. */
+export function parseRunnableModule(text: string | Uint8Array, name: string, cluster: ClusterConfig, file: string, moduleDir: string | null): ModuleConfig {
+  const cfg = parseModuleUserconfig(text, name, cluster, file, moduleDir);
+  const limit = cfg.mode === 'farm' ? farmLimits(cfg, file) : null;
+  if (limit) throw limit;
   return cfg;
 }
 

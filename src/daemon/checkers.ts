@@ -6,7 +6,7 @@
  */
 import { createChecker, createProcChecker, type CheckerPlatform, type LocalCheckerConfig } from '../checkers/create.js';
 import type { Checker } from '../checkers/types.js';
-import type { CheckerConfig, CheckWhen, MirrorModuleConfig } from '../config/types.js';
+import type { CheckerConfig, CheckWhen, ModuleConfig } from '../config/types.js';
 import { activeIn } from '../engine/mirror/health.js';
 import type { Clock } from '../platform/clock/types.js';
 import type { ModuleMonitor, MonitorSwitches, ResourceReport } from './monitor.js';
@@ -16,7 +16,7 @@ export interface ModuleStateLookup {
 }
 
 export interface CheckersOptions {
-  cfg: MirrorModuleConfig;
+  cfg: ModuleConfig;
   platform: CheckerPlatform;
   report: ResourceReport;
   /** what custom checker programs run with: env (the module's variables and tandem's), log file, log lines */

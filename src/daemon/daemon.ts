@@ -10,8 +10,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { listModules, loadCluster, loadModule } from '../config/load.js';
-import type { ClusterConfig, MirrorModuleConfig } from '../config/types.js';
+import { listModules, loadCluster, loadModuleConfig } from '../config/load.js';
+import type { ClusterConfig, FarmModuleConfig, MirrorModuleConfig, ModuleConfig } from '../config/types.js';
 import { localIPv4Addrs, whoami } from '../config/whoami.js';
 import type { AdminVerb } from '../engine/mirror/types.js';
 import { UserError } from '../errors.js';
@@ -45,6 +45,10 @@ import { noMonitor, type ModuleMonitor, type ResourceReport } from './monitor.js
 import { activeIn } from '../engine/mirror/health.js';
 import { nextBootCounter } from './state-store.js';
 import { isBeacon, moduleView, type ModuleView, type StatusView } from './views.js';
+import { FarmDriver } from './farm-driver.js';
+import type { FarmFilter } from '../platform/farm/types.js';
+import { farmView, isFarmBeacon } from './farm-view.js';
+import { LinuxFarmFilter } from '../platform/farm/linux.js';
 
 export const TICK_MS = 100;
 /** how long `tandem status` waits for a replication host's fresh status before showing the last one it pushed */
@@ -61,11 +65,13 @@ export interface Platform {
   /** the module's checkers and process monitoring */
   monitor: (ctx: MonitorContext) => Promise<ModuleMonitor>;
   localAddrs: () => string[];
+  /** the packet filter of farm modules (nftables) */
+  farmFilter: (log: Logger) => FarmFilter;
 }
 
 /** What a module's checkers are built from. */
 export interface MonitorContext {
-  cfg: MirrorModuleConfig;
+  cfg: ModuleConfig;
   home: Home;
   self: string;
   log: Logger;
@@ -124,6 +130,7 @@ export const linuxPlatform: Platform = {
     });
   },
   localAddrs: localIPv4Addrs,
+  farmFilter: () => new LinuxFarmFilter(),
 };
 
 /** What a module's replicator is built from. */
@@ -147,6 +154,7 @@ const VERBS: ReadonlySet<string> = new Set(['start', 'stop', 'forcestop', 'resta
 
 export class Daemon {
   private drivers = new Map<string, ModuleDriver>();
+  private farms = new Map<string, FarmDriver>();
   private broken = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private control: ControlServer | null = null;
@@ -181,8 +189,12 @@ export class Daemon {
       throw e;
     }
     for (const drv of d.drivers.values()) await drv.boot();
-    d.timer = setInterval(() => { for (const drv of d.drivers.values()) drv.tick(); }, TICK_MS);
-    log.info(`ready: ${d.drivers.size} module(s)${d.broken.size ? `, ${d.broken.size} with configuration errors` : ''}`);
+    for (const drv of d.farms.values()) await drv.boot();
+    d.timer = setInterval(() => {
+      for (const drv of d.drivers.values()) drv.tick();
+      for (const drv of d.farms.values()) drv.tick();
+    }, TICK_MS);
+    log.info(`ready: ${d.drivers.size + d.farms.size} module(s)${d.broken.size ? `, ${d.broken.size} with configuration errors` : ''}`);
     return d;
   }
 
@@ -196,6 +208,11 @@ export class Daemon {
       await drv.d.replicator.close();
       await drv.d.monitor.close();
     }
+    for (const drv of this.farms.values()) {
+      drv.detach();
+      await drv.settled();
+      await drv.d.monitor.close();
+    }
     await this.control?.close();
     await this.transport.close();
     this.log.info('tandem daemon stopped (modules left as they are)');
@@ -204,22 +221,38 @@ export class Daemon {
   }
 
   driverOf(name: string | undefined): ModuleDriver {
+    const d = this.anyDriverOf(name);
+    if (d instanceof FarmDriver) {
+      throw new UserError(`module ${d.name} is a farm module: this command is for mirror modules.`, 'farm modules take start, stop, restart, status, state, log, get and set');
+    }
+    return d;
+  }
+
+  /** The driver of an installed module, mirror or farm; a UserError saying what to do when there is none. */
+  anyDriverOf(name: string | undefined): ModuleDriver | FarmDriver {
     if (!name) throw new UserError('this command needs a module: add -m <module>.');
-    const d = this.drivers.get(name);
+    const d = this.drivers.get(name) ?? this.farms.get(name);
     if (d) return d;
     const why = this.broken.get(name);
     if (why) throw new UserError(`module ${name} is installed but its configuration is invalid: ${why}`, `fix it, then run \`tandem config -m ${name}\``);
-    const known = [...this.drivers.keys()].join(', ') || 'none';
+    const known = [...this.drivers.keys(), ...this.farms.keys()].sort().join(', ') || 'none';
     throw new UserError(`no module "${name}" on node ${this.self} (installed: ${known}).`, `install it with \`tandem install -m ${name} <dir-or-package>\``);
   }
 
   status(module?: string): StatusView {
     const now = this.platform.clock.mono();
     // one module asked: its view or why there is none; every module: the loaded ones and the invalid ones apart
-    if (module) return { node: this.self, pid: process.pid, heartbeats: this.transport.stats(), modules: [moduleView(this.driverOf(module), now)], invalid: [] };
+    const base = { node: this.self, pid: process.pid, heartbeats: this.transport.stats() };
+    if (module) {
+      const d = this.anyDriverOf(module);
+      return d instanceof FarmDriver
+        ? { ...base, modules: [], farms: [farmView(d, now)], invalid: [] }
+        : { ...base, modules: [moduleView(d, now)], farms: [], invalid: [] };
+    }
     const modules: ModuleView[] = [...this.drivers.keys()].sort().map((n) => moduleView(this.drivers.get(n)!, now));
-    const invalid = [...this.broken].filter(([n]) => !this.drivers.has(n)).sort(([a], [b]) => a.localeCompare(b)).map(([n, error]) => ({ module: n, error }));
-    return { node: this.self, pid: process.pid, heartbeats: this.transport.stats(), modules, invalid };
+    const farms = [...this.farms.keys()].sort().map((n) => farmView(this.farms.get(n)!, now));
+    const invalid = [...this.broken].filter(([n]) => !this.drivers.has(n) && !this.farms.has(n)).sort(([a], [b]) => a.localeCompare(b)).map(([n, error]) => ({ module: n, error }));
+    return { ...base, modules, farms, invalid };
   }
 
   /** Replication status answered by replication hosts is fetched first (at most STATUS_REFRESH_MS). */
@@ -237,11 +270,11 @@ export class Daemon {
     return l;
   }
 
-  private async load(name: string): Promise<ModuleDriver | null> {
-    let cfg: MirrorModuleConfig;
+  private async load(name: string): Promise<ModuleDriver | FarmDriver | null> {
+    let cfg: ModuleConfig;
     try {
-      cfg = loadModule(this.home, name, this.cluster);
-      this.checkPort(cfg);
+      cfg = loadModuleConfig(this.home, name, this.cluster);
+      this.checkConflicts(cfg);
     } catch (e) {
       this.broken.set(name, (e as Error).message);
       const msg = (e as Error).message;
@@ -249,6 +282,7 @@ export class Daemon {
       return null;
     }
     this.broken.delete(name);
+    if (cfg.mode === 'farm') return this.loadFarm(cfg);
     let drvRef: ModuleDriver | null = null;
     const replicator = this.platform.replicator({
       cfg, cluster: this.cluster, self: this.self, home: this.home, key: this.key, log: this.moduleLog(name),
@@ -272,14 +306,40 @@ export class Daemon {
     return drv;
   }
 
+  private async loadFarm(cfg: FarmModuleConfig): Promise<FarmDriver> {
+    const name = cfg.name;
+    let drvRef: FarmDriver | null = null;
+    const monitor = await this.platform.monitor({
+      cfg, home: this.home, self: this.self, log: this.moduleLog(name),
+      report: (resource, state, detail) => drvRef?.post({ kind: 'resource', name: resource, state, detail }),
+      moduleState: (m, node) => this.moduleState(m, node),
+    });
+    const drv = FarmDriver.create({
+      home: this.home, self: this.self, cluster: this.cluster, config: cfg, clock: this.platform.clock, monitor,
+      scripts: this.platform.scripts(this.home), vip: this.platform.vip(this.moduleLog(name)),
+      filter: this.platform.farmFilter(this.moduleLog(name)),
+      send: (lan, to, body) => this.transport.send(lan, to, body), log: this.moduleLog(name),
+    });
+    drvRef = drv;
+    this.farms.set(name, drv);
+    return drv;
+  }
+
   /** A module's VIPs and `<rfs port>` must not be another loaded module's (config/userconfig.ts: moduleConflict). */
-  private checkPort(cfg: MirrorModuleConfig): void {
-    const e = moduleConflict(cfg, [...this.drivers.values()].map((d) => d.d.config));
+  private checkConflicts(cfg: ModuleConfig): void {
+    const others = [...this.drivers.values(), ...this.farms.values()].map((d) => d.d.config).filter((c) => c.name !== cfg.name);
+    const e = moduleConflict(cfg, others);
     if (e) throw e;
   }
 
   /** Module `m`'s state on `node` (null: this node): from its driver here, or from the peer's heartbeats for it. */
   moduleState(m: string, node: string | null): { state: string; ready: boolean } | null {
+    const f = this.farms.get(m);
+    if (f) {
+      if (node === null || node === this.self) return { state: f.state.state, ready: f.state.ready };
+      const p = f.state.peers[node];
+      return p ? { state: p.beacon.state, ready: p.beacon.ready } : null;
+    }
     const d = this.drivers.get(m);
     if (node === null || node === this.self) return d ? { state: d.state.state, ready: d.state.ready } : null;
     if (!d || d.peer !== node || !d.state.peerUp || !d.state.peerBeacon) return null;
@@ -287,6 +347,10 @@ export class Daemon {
   }
 
   private onHeartbeat(lan: string, from: string, body: unknown) {
+    if (isFarmBeacon(body)) {
+      this.farms.get(body.module)?.onHeartbeat(lan, from, body);
+      return;
+    }
     if (!isBeacon(body)) {
       this.log.warn(`heartbeat from ${from} on ${lan} has an unexpected shape; ignored`);
       return;
@@ -305,7 +369,8 @@ export class Daemon {
       case 'admin': {
         const verb = String(req.args?.verb ?? '');
         if (!VERBS.has(verb)) throw new UserError(`unknown module command "${verb}"`);
-        const r = await this.driverOf(req.module).admin(verb as AdminVerb, req.args?.fullsync === true);
+        const any = this.anyDriverOf(req.module);
+        const r = any instanceof FarmDriver ? await any.admin(verb) : await any.admin(verb as AdminVerb, req.args?.fullsync === true);
         if (!r.ok) throw new UserError(r.message);
         return r;
       }
@@ -322,8 +387,9 @@ export class Daemon {
 
   /** `tandem set`: a custom checker reports its resource. */
   private setResource(module: string | undefined, resource: string, value: string): { message: string } {
-    const d = this.driverOf(module);
+    const d = this.anyDriverOf(module);
     const s = d.state;
+    const checkersOn = d instanceof FarmDriver ? true : d.state.p.checkers;
     const customs = s.cfg.monitored.filter((m) => m.resource.startsWith('custom.'));
     const m = customs.find((x) => x.resource === resource);
     if (!m) {
@@ -331,56 +397,63 @@ export class Daemon {
         customs.length ? `its custom resources: ${customs.map((x) => x.resource).join(', ')}` : 'add <custom ident="…" exec="…"/> to <check> in its userconfig.xml (only custom.* resources can be set)');
     }
     if (value !== 'up' && value !== 'down') throw new UserError(`"${value}" is not a state a checker can set.`, 'use -v up or -v down');
-    if (!activeIn(m.when, s.phase) || !s.p.checkers) {
-      throw new UserError(`${resource} is not checked now: ${d.name} is ${s.state}${s.ready ? '' : ' (transient)'} and this checker runs ${m.when === 'pre' ? 'while the module is started' : `when ${m.when}`}${s.p.checkers ? '' : ' (checkers are off)'}.`,
+    if (!activeIn(m.when, s.phase) || !checkersOn) {
+      throw new UserError(`${resource} is not checked now: ${d.name} is ${s.state}${s.ready ? '' : ' (transient)'} and this checker runs ${m.when === 'pre' ? 'while the module is started' : `when ${m.when}`}${checkersOn ? '' : ' (checkers are off)'}.`,
         'the checker program is started when its checker becomes active; set its state from there');
     }
     d.post({ kind: 'resource', name: resource, state: value, detail: 'set by `tandem set`' });
     return { message: `${resource} set ${value} on ${this.self}` };
   }
 
+  /** Forgets a loaded module (stopped): its driver, checkers and replication host connection. */
+  private async drop(name: string): Promise<void> {
+    const d = this.drivers.get(name) ?? this.farms.get(name);
+    if (!d) return;
+    await d.settled();
+    if (d instanceof ModuleDriver) await d.d.replicator.close();
+    await d.d.monitor.close();
+    this.drivers.delete(name);
+    this.farms.delete(name);
+  }
+
   /** `tandem config -m NAME`: validate and apply the module's configuration. */
   private async reconfigure(name: string | undefined): Promise<{ module: string; applied: string }> {
     if (!name) throw new UserError('config needs a module: add -m <module>.');
-    const cfg = loadModule(this.home, name, this.cluster);
-    this.checkPort(cfg);
-    const old = this.drivers.get(name);
+    const cfg = loadModuleConfig(this.home, name, this.cluster);
+    this.checkConflicts(cfg);
+    const old = this.drivers.get(name) ?? this.farms.get(name);
     if (!old) {
       const drv = await this.load(name);
       await drv!.boot();
       return { module: name, applied: 'loaded' };
     }
     if (old.state.state === 'STOP' && !old.state.pending) {
-      await old.settled();
-      await old.d.replicator.close();
-      await old.d.monitor.close();
-      this.drivers.delete(name);
+      await this.drop(name);
       const drv = await this.load(name);
       await drv!.boot();
       return { module: name, applied: 'reloaded' };
     }
-    if (configHash(cfg) !== configHash(old.d.config)) {
+    const same = old instanceof FarmDriver
+      ? cfg.mode === 'farm' && JSON.stringify({ ...cfg, user: null }) === JSON.stringify({ ...old.d.config, user: null })
+      : cfg.mode === 'mirror' && configHash(cfg) === configHash(old.d.config);
+    if (!same) {
       throw new UserError(
         `module ${name} is ${old.state.state} on ${this.self}: a changed configuration can only be applied while it is stopped.`,
-        `run \`tandem stop -m ${name}\` (the peer takes over if it can), then \`tandem config -m ${name}\` and \`tandem start -m ${name}\``,
+        `run \`tandem stop -m ${name}\` (${old instanceof FarmDriver ? 'the other nodes serve its clients' : 'the peer takes over if it can'}), then \`tandem config -m ${name}\` and \`tandem start -m ${name}\``,
       );
     }
-    old.d.config = cfg;
+    if (old instanceof FarmDriver) old.d.config = cfg as FarmModuleConfig;
+    else old.d.config = cfg as MirrorModuleConfig;
     return { module: name, applied: 'node-local settings updated (script timeouts, variables)' };
   }
 
   private async unload(name: string | undefined): Promise<{ module: string }> {
     if (!name) throw new UserError('uninstall needs a module: add -m <module>.');
-    const d = this.drivers.get(name);
+    const d = this.drivers.get(name) ?? this.farms.get(name);
     if (d && d.state.state !== 'STOP') {
       throw new UserError(`module ${name} is ${d.state.state}: stop it first with \`tandem stop -m ${name}\`.`);
     }
-    if (d) {
-      await d.settled();
-      await d.d.replicator.close();
-      await d.d.monitor.close();
-    }
-    this.drivers.delete(name);
+    await this.drop(name);
     this.broken.delete(name);
     return { module: name };
   }

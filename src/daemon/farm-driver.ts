@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { ClusterConfig, FarmModuleConfig } from '../config/types.js';
+import type { FarmFilter, FarmFilterSpec } from '../platform/farm/types.js';
 import { moduleRules } from '../engine/rules/index.js';
 import { beacon, initialState, step } from '../engine/farm/step.js';
 import type { FarmAction, FarmBeacon, FarmEngineConfig, FarmEvent, FarmState, FarmStep } from '../engine/farm/types.js';
@@ -42,23 +43,6 @@ export interface FarmDriverDeps {
   log: Pick<Logger, 'line' | 'info' | 'warn' | 'error'>;
   /** where `run` is kept; default state/<module>.farm.json in the home */
   store?: FarmStore;
-}
-
-/**
- * The packet filter seam as the farm driver uses it (the nftables adapter is src/platform/farm/): one table per
- * module; `install` accepts nothing yet, `setOwned` sets each group's buckets atomically, `remove` is idempotent.
- */
-export interface FarmFilter {
-  install(module: string, tables: FarmTable[]): Promise<void>;
-  setOwned(module: string, owned: Record<string, number[]>): Promise<void>;
-  remove(module: string): Promise<void>;
-  /** modules with a filter installed on this node */
-  list(): Promise<string[]>;
-}
-
-export interface FarmTable {
-  vip: string;
-  groups: { name: string; rules: { port: number | null; proto: 'tcp' | 'udp'; filter: 'on_addr' | 'on_port' }[] }[];
 }
 
 export interface FarmStore {
@@ -96,12 +80,10 @@ export function farmEngineConfig(c: FarmModuleConfig, monitored: FarmEngineConfi
   };
 }
 
-/** The filter tables of a farm module: one per VIP, each group's rules for that VIP with the group's buckets. */
-export function farmTables(c: FarmModuleConfig): FarmTable[] {
-  return c.vips.map((v) => ({
-    vip: v.addr,
-    groups: c.groups.map((g) => ({ name: g.name, rules: g.rules.map(({ line: _l, ...r }) => r) })),
-  }));
+/** The packet filter of a farm module (one VIP, one group: `farmLimits` in src/config/farm.ts). */
+export function farmFilterSpec(c: FarmModuleConfig): FarmFilterSpec {
+  const g = c.groups[0]!;
+  return { module: c.name, vip: c.vips[0]!.addr, rules: g.rules.map((r) => ({ port: r.port, proto: r.proto, filter: r.filter })) };
 }
 
 export class FarmDriver {
@@ -136,7 +118,7 @@ export class FarmDriver {
     const installed = (await this.d.filter.list().catch(() => [] as string[])).includes(this.name);
     let reattach = false;
     if (installed && run) {
-      await this.d.filter.setOwned(this.name, {});
+      await this.d.filter.setOwned(this.name, []);
       for (const v of this.d.config.vips) if (await this.d.vip.holds(v.addr)) this.vipsHeld.add(v.addr);
       reattach = true;
       this.d.log.info(`${this.name}: the daemon restarted while the module ran here: reattached (application, VIPs and filter kept; buckets recomputed from the peers)`);
@@ -224,7 +206,7 @@ export class FarmDriver {
         return;
       case 'filter':
         try {
-          await this.d.filter.setOwned(this.name, a.owned);
+          await this.d.filter.setOwned(this.name, a.owned[this.d.config.groups[0]!.name] ?? []);
         } catch (e) {
           // the buckets could not be set: the engine's view and the kernel's differ until the next change
           log.error(`${this.name}: setting the buckets this node accepts failed: ${(e as Error).message}`);
@@ -293,7 +275,7 @@ export class FarmDriver {
         return;
       }
       case 'filter-install':
-        await filter.install(this.name, farmTables(config));
+        await filter.install(farmFilterSpec(config), []);
         return;
       case 'filter-remove':
         await filter.remove(this.name);

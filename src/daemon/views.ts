@@ -6,6 +6,7 @@ import { activeIn, localResources, loopsExhausted, loopsInWindow } from '../engi
 import type { Decision, ResourceState } from '../engine/rules/types.js';
 import type { CheckWhen } from '../config/types.js';
 import { isRunning, type ModuleDriver } from './module-driver.js';
+import type { FarmView } from './farm-view.js';
 
 /**
  * What `tandem status --json` prints for one module: a stable, documented contract (README, "status --json").
@@ -62,7 +63,10 @@ export interface StatusView {
   node: string;
   pid: number;
   heartbeats: TransportStats;
+  /** mirror modules */
   modules: ModuleView[];
+  /** farm modules (src/daemon/farm-view.ts) */
+  farms: FarmView[];
   /** installed modules whose configuration is invalid (not loaded), with why: `status` without -m still answers */
   invalid: { module: string; error: string }[];
 }

@@ -3,9 +3,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
-import { loadCluster } from '../config/load.js';
+import { loadCluster, parseRunnableModule } from '../config/load.js';
 import { checkModuleFiles, installMode } from '../config/module-files.js';
-import { parseUserconfig, validateModuleName } from '../config/userconfig.js';
+import { validateModuleName } from '../config/userconfig.js';
 import { UserError } from '../errors.js';
 import { homePaths, type Home } from '../home.js';
 import { daemonRequest, daemonRequestIfRunning } from './daemon-client.js';
@@ -58,7 +58,7 @@ export async function installModule(home: Home, name: string, source: string, fo
     const text = await fs.readFile(path.join(dir, 'userconfig.xml')).catch(() => {
       throw new UserError(`${source} has no userconfig.xml.`, 'a module holds userconfig.xml and a bin/ directory with its scripts');
     });
-    parseUserconfig(text, name, cluster, `${source}/userconfig.xml`, dir);
+    parseRunnableModule(text, name, cluster, `${source}/userconfig.xml`, dir);
     const target = homePaths.moduleDir(home, name);
     const exists = await fs.stat(target).then(() => true, () => false);
     if (exists && !force) throw new UserError(`module ${name} is already installed in ${target}.`, `use --force to replace it (stop it first), or \`tandem uninstall -m ${name}\``);
@@ -138,7 +138,7 @@ export async function configModule(home: Home, name: string): Promise<string> {
   const text = await fs.readFile(file).catch(() => {
     throw new UserError(`module ${name} is not installed (no ${file}).`, `install it with \`tandem install -m ${name} <dir>\``);
   });
-  parseUserconfig(text, name, cluster, file, homePaths.moduleDir(home, name));
+  parseRunnableModule(text, name, cluster, file, homePaths.moduleDir(home, name));
   checkModuleFiles(home, name);
   const r = (await daemonRequestIfRunning(home, 'config', name)) as { applied: string } | null;
   return r ? `configuration of ${name} is valid: ${r.applied}` : `configuration of ${name} is valid; the daemon is not running and applies it when it starts`;

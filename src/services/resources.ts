@@ -8,12 +8,19 @@ export const RESOURCE_EXIT_CODE = { up: 0, down: 1, init: 3, unknown: 4 } as con
 
 export async function moduleView(home: Home, module: string): Promise<ModuleView> {
   const v = (await daemonRequest(home, 'status', module)) as StatusView;
-  return v.modules[0]!;
+  if (!v.modules[0]) throw new UserError(`module ${module} is a farm module: this command is for mirror modules.`);
+  return v.modules[0];
+}
+
+/** The resources of a module, mirror or farm, on this node. */
+async function moduleResources(home: Home, module: string): Promise<{ node: string; resources: ResourceRow[] }> {
+  const v = (await daemonRequest(home, 'status', module)) as StatusView;
+  return (v.modules[0] ?? v.farms[0])!;
 }
 
 /** One resource of a module, as the daemon holds it; a UserError listing the known ones if there is none. */
 export async function getResource(home: Home, module: string, name: string): Promise<ResourceRow> {
-  const m = await moduleView(home, module);
+  const m = await moduleResources(home, module);
   const r = m.resources.find((x) => x.name === name);
   if (!r) {
     throw new UserError(`module ${module} has no resource "${name}" on ${m.node}.`,

@@ -1,10 +1,12 @@
 import chalk from 'chalk';
 import type { ModuleView, StatusView } from '../daemon/views.js';
+import type { FarmView } from '../daemon/farm-view.js';
 import type { ModState } from '../engine/mirror/types.js';
+import type { FarmModState } from '../engine/farm/types.js';
 import { formatDuration } from '../config/duration.js';
 
 /** SafeKit's colours: STOP red; WAIT orange when transient, red when settled; others orange transient, green ready. */
-export function colourState(state: ModState | null, ready: boolean | null): string {
+export function colourState(state: ModState | FarmModState | null, ready: boolean | null): string {
   if (!state) return chalk.gray('unknown');
   const label = `${state}${ready === false ? ' (transient)' : ''}`;
   if (state === 'STOP') return chalk.red(label);
@@ -55,15 +57,32 @@ export function formatModule(m: ModuleView): string[] {
   return lines;
 }
 
+/** A farm module on this node: its state, the members it sees, its buckets and each host's share. */
+export function formatFarm(m: FarmView): string[] {
+  const lines: string[] = [];
+  const wait = m.waitReason && m.state === 'WAIT' ? chalk.dim(` [${m.waitReason}]`) : '';
+  lines.push(`${chalk.bold(m.module)}  ${m.node}: ${colourState(m.state, m.ready)}${wait}   farm of ${m.members.length} serving: ${m.members.join(', ') || chalk.red('none')}`);
+  for (const g of m.groups) {
+    const shares = Object.entries(g.shares).map(([n, c]) => `${n} ${c}`).join(', ');
+    lines.push(`  group ${g.name}: this node accepts ${g.owned} of ${g.buckets} buckets; shares ${shares}`);
+  }
+  if (m.holdBack) lines.push(`  ${chalk.yellow('not accepting clients yet')}: ${m.holdBack}`);
+  if (m.peers.length) lines.push(`  peers: ${m.peers.map((p) => `${p.node} ${colourState(p.state, p.ready)} (${ago(p.lastHeardMsAgo)}${p.lans.length ? ` on ${p.lans.join(', ')}` : ''})`).join(', ')}`);
+  if (m.vips.length) lines.push(`  virtual IP: ${m.vips.map((v) => `${v.addr}${v.held ? '' : chalk.dim(' (not held here)')}`).join(', ')}`);
+  const watched = m.resources;
+  if (watched.length) lines.push(`  resources: ${watched.map((r) => `${r.name} ${colourResource(r.state)}${r.active ? (r.detail && r.state !== 'up' ? ` (${r.detail})` : '') : chalk.dim(' (not watched now)')}`).join(', ')}`);
+  return lines;
+}
+
 export function colourResource(state: string): string {
   return state === 'up' ? chalk.green(state) : state === 'down' ? chalk.red(state) : chalk.yellow(state);
 }
 
 export function formatStatus(v: StatusView): string {
   const invalid = (v.invalid ?? []).map((m) => chalk.red(`${m.module}: not loaded, its configuration is invalid: ${m.error}`));
-  if (v.modules.length === 0 && invalid.length === 0) return `node ${v.node}: no modules installed (install one with \`tandem install -m NAME <dir>\`)`;
+  if (v.modules.length === 0 && (v.farms ?? []).length === 0 && invalid.length === 0) return `node ${v.node}: no modules installed (install one with \`tandem install -m NAME <dir>\`)`;
   const d = v.heartbeats.dropped;
   const dropped = d.badMac + d.replay + (d.stale ?? 0) + d.badSource + d.malformed + d.unknownNode + (d.misdirected ?? 0);
   const foot = dropped ? chalk.yellow(`heartbeat packets dropped: ${dropped} (bad MAC ${d.badMac}, replay ${d.replay}, stale ${d.stale ?? 0}, bad source ${d.badSource}, malformed ${d.malformed}, unknown node ${d.unknownNode}, misdirected ${d.misdirected ?? 0})`) : '';
-  return [...v.modules.flatMap(formatModule), ...invalid, foot].filter(Boolean).join('\n');
+  return [...v.modules.flatMap(formatModule), ...(v.farms ?? []).flatMap(formatFarm), ...invalid, foot].filter(Boolean).join('\n');
 }

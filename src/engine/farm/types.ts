@@ -10,6 +10,9 @@ import type { Member } from './buckets.js';
 
 export type FarmModState = 'STOP' | 'WAIT' | 'UP';
 
+/** `tandem state` exit codes of a farm module (as SafeKit: UP shares ALONE's 2). */
+export const FARM_STATE_EXIT_CODE: Record<FarmModState, number> = { STOP: 0, WAIT: 1, UP: 2 };
+
 /** What a farm node announces to every other node of the cluster, each pulse on each of the module's LANs. */
 export interface FarmBeacon {
   /** tells a farm beacon from a mirror one */

@@ -5,6 +5,7 @@
  * (FakeNetwork, FakeScriptRunner, FakeVip, a FakeClock the test moves), driven through its control socket like the CLI.
  * Files: /tmp/tdio-*; removed in `finally`.
  */
+import { FakeFarmFilter } from '../../../src/platform/farm/fake.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +53,7 @@ test('a state file that cannot be written holds the module and is retried; the d
     replicator: () => new NoFilesReplicator(),
     monitor: async () => noMonitor(),
     localAddrs: () => ['198.51.100.1'],
+    farmFilter: () => new FakeFarmFilter('node1'),
   };
   const sock = homePaths.controlSocket(home);
   const state = async () => ((await controlRequest(sock, 'status', 'demo', undefined, { home: home.root })) as StatusView).modules[0]!;

@@ -4,6 +4,7 @@
  * refused one apart. One Daemon on the fakes, driven through its control socket. Files: /tmp/tdport-*; removed in
  * `finally`.
  */
+import { FakeFarmFilter } from '../../../src/platform/farm/fake.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +53,7 @@ test('a second module on the same <rfs port> is refused at load with what to do;
     replicator: () => new NoFilesReplicator(),
     monitor: async () => noMonitor(),
     localAddrs: () => ['198.51.100.1'],
+    farmFilter: () => new FakeFarmFilter('node1'),
   };
   const sock = homePaths.controlSocket(home);
   const daemon = await Daemon.start(home, env, platform, false);

@@ -3,6 +3,7 @@
  * FakeLan for the virtual IP, FakeScriptRunners, the real clock. Every command goes through the control socket as the
  * CLI sends it (`controlRequest` on $TANDEM_HOME/control.sock).
  */
+import { FakeFarmFilter } from '../../../src/platform/farm/fake.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -129,6 +130,7 @@ class Pair {
         replicator: () => new NoFilesReplicator(),
         monitor: async () => noMonitor(),
         localAddrs: () => [ADDRS[name].def, ADDRS[name].repl],
+        farmFilter: () => new FakeFarmFilter(name),
       };
       p.nodes[name] = { name, env, home, scripts, platform, daemon: null };
     }

@@ -78,12 +78,7 @@ function parseMirrorService(service: XmlElement, src: string, c: Ctx): MirrorMod
   const file = c.file;
   expectOnly(service, ['mode', 'defaultprim', 'failover', 'maxloop', 'loop_interval'],
     ['heart', 'vip', 'rfs', 'splitbrain', 'check', 'errd', 'failover', 'user'], file);
-  if (c.cluster.nodes.length !== 2) {
-    throw new UserError(
-      `${file} line ${service.line}: a mirror module needs exactly 2 nodes in cluster.xml, which has ${c.cluster.nodes.length} ` +
-        `(${c.cluster.nodes.join(', ')}). Use a cluster.xml with 2 nodes for this module.`,
-    );
-  }
+  // a cluster may list more than two nodes: the module runs on the two where it is installed (daemon/mirror-peer.ts)
   const vips = parseVip(optionalChild(service, 'vip', file), c);
   const { common, splitbrain } = parseServiceCommon(service, vips, src, c);
   return {

@@ -48,6 +48,7 @@ import { isBeacon, moduleView, type ModuleView, type StatusView } from './views.
 import { FarmDriver } from './farm-driver.js';
 import type { FarmFilter } from '../platform/farm/types.js';
 import { farmView, isFarmBeacon } from './farm-view.js';
+import { INVENTORY_EVERY_MS, isInventory, knownPeer, resolvePeer, savePeer, type Inventory } from './mirror-peer.js';
 import { LinuxFarmFilter } from '../platform/farm/linux.js';
 
 export const TICK_MS = 100;
@@ -155,6 +156,14 @@ const VERBS: ReadonlySet<string> = new Set(['start', 'stop', 'forcestop', 'resta
 export class Daemon {
   private drivers = new Map<string, ModuleDriver>();
   private farms = new Map<string, FarmDriver>();
+  /** mirror modules installed here whose peer is not known yet (clusters of more than two nodes), and why */
+  private pending = new Map<string, string>();
+  /** what the other nodes said they have installed (clusters of more than two nodes) */
+  private inventories = new Map<string, { mirrors: string[]; at: number }>();
+  private lastInventory = -Infinity;
+  private readonly startedAt: number;
+  /** (module, node) pairs already warned about: a node that has a mirror module this node runs with another */
+  private strangers = new Set<string>();
   private broken = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private control: ControlServer | null = null;
@@ -168,7 +177,9 @@ export class Daemon {
     private readonly platform: Platform,
     readonly log: Logger,
     private readonly key: Buffer,
-  ) {}
+  ) {
+    this.startedAt = platform.clock.mono();
+  }
 
   static async start(home: Home, env: NodeJS.ProcessEnv, platform: Platform = linuxPlatform, echo = true): Promise<Daemon> {
     await fs.mkdir(path.join(home.root, 'state'), { recursive: true });
@@ -193,6 +204,7 @@ export class Daemon {
     d.timer = setInterval(() => {
       for (const drv of d.drivers.values()) drv.tick();
       for (const drv of d.farms.values()) drv.tick();
+      d.tickInventory();
     }, TICK_MS);
     log.info(`ready: ${d.drivers.size + d.farms.size} module(s)${d.broken.size ? `, ${d.broken.size} with configuration errors` : ''}`);
     return d;
@@ -233,6 +245,8 @@ export class Daemon {
     if (!name) throw new UserError('this command needs a module: add -m <module>.');
     const d = this.drivers.get(name) ?? this.farms.get(name);
     if (d) return d;
+    const waiting = this.pending.get(name);
+    if (waiting) throw new UserError(`module ${name} is installed but not running on ${this.self}: ${waiting}`);
     const why = this.broken.get(name);
     if (why) throw new UserError(`module ${name} is installed but its configuration is invalid: ${why}`, `fix it, then run \`tandem config -m ${name}\``);
     const known = [...this.drivers.keys(), ...this.farms.keys()].sort().join(', ') || 'none';
@@ -246,13 +260,14 @@ export class Daemon {
     if (module) {
       const d = this.anyDriverOf(module);
       return d instanceof FarmDriver
-        ? { ...base, modules: [], farms: [farmView(d, now)], invalid: [] }
-        : { ...base, modules: [moduleView(d, now)], farms: [], invalid: [] };
+        ? { ...base, modules: [], farms: [farmView(d, now)], pending: [], invalid: [] }
+        : { ...base, modules: [moduleView(d, now)], farms: [], pending: [], invalid: [] };
     }
     const modules: ModuleView[] = [...this.drivers.keys()].sort().map((n) => moduleView(this.drivers.get(n)!, now));
     const farms = [...this.farms.keys()].sort().map((n) => farmView(this.farms.get(n)!, now));
     const invalid = [...this.broken].filter(([n]) => !this.drivers.has(n) && !this.farms.has(n)).sort(([a], [b]) => a.localeCompare(b)).map(([n, error]) => ({ module: n, error }));
-    return { ...base, modules, farms, invalid };
+    const pending = [...this.pending].sort(([a], [b]) => a.localeCompare(b)).map(([n, reason]) => ({ module: n, reason }));
+    return { ...base, modules, farms, pending, invalid };
   }
 
   /** Replication status answered by replication hosts is fetched first (at most STATUS_REFRESH_MS). */
@@ -283,6 +298,28 @@ export class Daemon {
     }
     this.broken.delete(name);
     if (cfg.mode === 'farm') return this.loadFarm(cfg);
+    let peer: string | null;
+    try {
+      peer = knownPeer(this.home, this.cluster, this.self, name);
+    } catch (e) {
+      this.broken.set(name, (e as Error).message);
+      this.log.error(`module ${name}: ${(e as Error).message}`);
+      return null;
+    }
+    if (!peer) {
+      const now = this.platform.clock.mono();
+      const r = resolvePeer(name, this.self, this.inventories, now, this.cluster.nodes.filter((n) => n !== this.self), now - this.startedAt);
+      if (!('peer' in r)) {
+        const why = 'wait' in r ? r.wait : r.error;
+        if (this.pending.get(name) !== why) this.moduleLog(name).line('error' in r ? 'error' : 'info', why);
+        this.pending.set(name, why);
+        return null;
+      }
+      peer = r.peer;
+      await savePeer(this.home, name, peer);
+      this.log.info(`module ${name} runs with ${peer} (the other node where it is installed)`);
+    }
+    this.pending.delete(name);
     let drvRef: ModuleDriver | null = null;
     const replicator = this.platform.replicator({
       cfg, cluster: this.cluster, self: this.self, home: this.home, key: this.key, log: this.moduleLog(name),
@@ -298,12 +335,55 @@ export class Daemon {
     const drv = await ModuleDriver.create({
       home: this.home, self: this.self, cluster: this.cluster, config: cfg, clock: this.platform.clock, monitor,
       scripts: this.platform.scripts(this.home), vip: this.platform.vip(this.moduleLog(name)),
-      witness: this.platform.witness(this.moduleLog(name)), replicator,
+      witness: this.platform.witness(this.moduleLog(name)), replicator, peer,
       send: (lan, to, body) => this.transport.send(lan, to, body), log: this.moduleLog(name),
     });
     drvRef = drv;
     this.drivers.set(name, drv);
     return drv;
+  }
+
+  /**
+   * Clusters of more than two nodes: tells every other node which mirror modules are installed here (each second),
+   * and loads the pending ones whose peer the other nodes' inventories now name.
+   */
+  private tickInventory() {
+    if (this.cluster.nodes.length <= 2) return;
+    const now = this.platform.clock.mono();
+    if (now - this.lastInventory < INVENTORY_EVERY_MS) return;
+    this.lastInventory = now;
+    const body: Inventory = { kind: 'inventory', mirrors: [...this.drivers.keys(), ...this.pending.keys()].sort() };
+    for (const lan of this.cluster.lans) for (const n of this.cluster.nodes) if (n !== this.self) this.transport.send(lan.name, n, body);
+    void this.resolvePending();
+  }
+
+  private resolving = false;
+  private async resolvePending() {
+    if (this.resolving || this.pending.size === 0) return;
+    this.resolving = true;
+    try {
+      for (const name of [...this.pending.keys()]) {
+        if (!this.pending.has(name) || this.drivers.has(name)) continue;
+        const drv = await this.load(name);
+        await drv?.boot();
+      }
+    } catch (e) {
+      this.log.error(`loading a module whose peer was learnt: ${(e as Error).message}`);
+    } finally {
+      this.resolving = false;
+    }
+  }
+
+  private onInventory(from: string, inv: Inventory) {
+    this.inventories.set(from, { mirrors: inv.mirrors, at: this.platform.clock.mono() });
+    for (const m of inv.mirrors) {
+      const d = this.drivers.get(m);
+      const key = `${m}\u0000${from}`;
+      if (!d || d.peer === from || this.strangers.has(key)) continue;
+      this.strangers.add(key);
+      this.moduleLog(m).error(`${from} also has the mirror module ${m} installed, which runs on ${this.self} and ${d.peer}: ` +
+        `a mirror module runs on exactly two nodes. ${from} starts nothing of it; uninstall it there (\`tandem uninstall -m ${m}\` on ${from}).`);
+    }
   }
 
   private async loadFarm(cfg: FarmModuleConfig): Promise<FarmDriver> {
@@ -351,11 +431,16 @@ export class Daemon {
       this.farms.get(body.module)?.onHeartbeat(lan, from, body);
       return;
     }
+    if (isInventory(body)) {
+      this.onInventory(from, body);
+      return;
+    }
     if (!isBeacon(body)) {
       this.log.warn(`heartbeat from ${from} on ${lan} has an unexpected shape; ignored`);
       return;
     }
-    this.drivers.get(body.module)?.onHeartbeat(lan, body);
+    const d = this.drivers.get(body.module);
+    if (d && d.peer === from) d.onHeartbeat(lan, body); // another node's module of the same name is not the peer's
   }
 
   /** Control requests from the CLI. */
@@ -424,13 +509,15 @@ export class Daemon {
     const old = this.drivers.get(name) ?? this.farms.get(name);
     if (!old) {
       const drv = await this.load(name);
-      await drv!.boot();
+      if (!drv) return { module: name, applied: `not started: ${this.pending.get(name) ?? this.broken.get(name) ?? 'not loaded'}` };
+      await drv.boot();
       return { module: name, applied: 'loaded' };
     }
     if (old.state.state === 'STOP' && !old.state.pending) {
       await this.drop(name);
       const drv = await this.load(name);
-      await drv!.boot();
+      if (!drv) return { module: name, applied: `not started: ${this.pending.get(name) ?? this.broken.get(name) ?? 'not loaded'}` };
+      await drv.boot();
       return { module: name, applied: 'reloaded' };
     }
     const same = old instanceof FarmDriver
@@ -455,6 +542,7 @@ export class Daemon {
     }
     await this.drop(name);
     this.broken.delete(name);
+    this.pending.delete(name);
     return { module: name };
   }
 }

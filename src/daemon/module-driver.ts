@@ -7,6 +7,7 @@
  *   - the VIP is released by a stop plan before the engine can report STOP.
  * Concurrency: `post` may be called from any callback; events are processed strictly in arrival order.
  */
+import { BugError } from '../errors.js';
 import { beacon, initialState, nextDeadline, step } from '../engine/mirror/step.js';
 import type { Action, AdminVerb, Beacon, EngineConfig, MirrorEvent, MirrorState, ModState, Step } from '../engine/mirror/types.js';
 import type { ClusterConfig, MirrorModuleConfig } from '../config/types.js';
@@ -39,6 +40,8 @@ export interface DriverDeps {
   /** the module's checkers and process monitoring; reports come back through `post({ kind: 'resource' })` */
   monitor: ModuleMonitor;
   clock: Clock;
+  /** the other node of the module (default: the other node of a two-node cluster) */
+  peer?: string;
   /** best-effort datagram to the peer on one LAN */
   send: (lan: string, to: string, body: Beacon) => void;
   /** the module's log (engine decisions; scripts write there too) */
@@ -106,9 +109,9 @@ export class ModuleDriver {
   }
 
   static async create(d: DriverDeps): Promise<ModuleDriver> {
-    const nodes = d.cluster.nodes;
-    const peer = nodes.find((n) => n !== d.self);
-    if (!peer) throw new Error(`cluster.xml has no peer for ${d.self}`);
+    const peer = d.peer ?? (d.cluster.nodes.length === 2 ? d.cluster.nodes.find((n) => n !== d.self) : undefined);
+    if (!peer) throw new BugError(`module ${d.config.name}: no peer given for ${d.self} in a cluster of ${d.cluster.nodes.length} nodes`);
+    const nodes = d.cluster.nodes.filter((n) => n === d.self || n === peer);
     const persisted = await (d.store ?? fileModuleStore(d.home, d.config.name)).load();
     const s = initialState({ module: d.config.name, self: d.self, peer, nodeOrder: nodes, cfg: engineConfig(d.config, d.monitor.monitored), persisted });
     return new ModuleDriver(d, s);

@@ -67,6 +67,8 @@ export interface StatusView {
   modules: ModuleView[];
   /** farm modules (src/daemon/farm-view.ts) */
   farms: FarmView[];
+  /** mirror modules installed here that do not run yet: the other node they run with is not known (or not one) */
+  pending: { module: string; reason: string }[];
   /** installed modules whose configuration is invalid (not loaded), with why: `status` without -m still answers */
   invalid: { module: string; error: string }[];
 }

@@ -80,9 +80,10 @@ export function colourResource(state: string): string {
 
 export function formatStatus(v: StatusView): string {
   const invalid = (v.invalid ?? []).map((m) => chalk.red(`${m.module}: not loaded, its configuration is invalid: ${m.error}`));
-  if (v.modules.length === 0 && (v.farms ?? []).length === 0 && invalid.length === 0) return `node ${v.node}: no modules installed (install one with \`tandem install -m NAME <dir>\`)`;
+  const pending = (v.pending ?? []).map((m) => chalk.yellow(`${m.module}: not running here: ${m.reason}`));
+  if (v.modules.length === 0 && (v.farms ?? []).length === 0 && pending.length === 0 && invalid.length === 0) return `node ${v.node}: no modules installed (install one with \`tandem install -m NAME <dir>\`)`;
   const d = v.heartbeats.dropped;
   const dropped = d.badMac + d.replay + (d.stale ?? 0) + d.badSource + d.malformed + d.unknownNode + (d.misdirected ?? 0);
   const foot = dropped ? chalk.yellow(`heartbeat packets dropped: ${dropped} (bad MAC ${d.badMac}, replay ${d.replay}, stale ${d.stale ?? 0}, bad source ${d.badSource}, malformed ${d.malformed}, unknown node ${d.unknownNode}, misdirected ${d.misdirected ?? 0})`) : '';
-  return [...v.modules.flatMap(formatModule), ...(v.farms ?? []).flatMap(formatFarm), ...invalid, foot].filter(Boolean).join('\n');
+  return [...v.modules.flatMap(formatModule), ...(v.farms ?? []).flatMap(formatFarm), ...pending, ...invalid, foot].filter(Boolean).join('\n');
 }

@@ -117,8 +117,8 @@ async function withNet(fn: (n: Net) => Promise<void>): Promise<void> {
   const b = hub(c, 'n2');
   const accepted: Record<string, Channel[]> = { alpha: [], beta: [] };
   const opened: Channel[] = [];
-  b.register(moduleCfg('alpha', ['hb'], port), (ch) => { accepted.alpha!.push(ch); opened.push(ch); });
-  b.register(moduleCfg('beta', ['hb'], port), (ch) => { accepted.beta!.push(ch); opened.push(ch); });
+  b.register(moduleCfg('alpha', ['hb'], port), 'n1', (ch) => { accepted.alpha!.push(ch); opened.push(ch); });
+  b.register(moduleCfg('beta', ['hb'], port), 'n1', (ch) => { accepted.beta!.push(ch); opened.push(ch); });
   const connect = async (module: string) => {
     const e = a.endpoint(moduleCfg(module, ['hb'], port), 'n2');
     const ch = await connectChannel({ host: e.host, port: e.port, localAddress: e.localAddress, self: 'n1', peer: 'n2', module, key: KEY, timeoutMs: 3000 });
@@ -170,6 +170,14 @@ test('listener: a module n2 does not serve is refused at the handshake', () => w
   assert.is(n.accepted.alpha!.length + n.accepted.beta!.length, 0);
 }));
 
+test('listener: a channel from a node that is not the module\'s peer is closed, never accepted', () => withNet(async (n) => {
+  // n2 runs alpha with n3 (a cluster of more than two nodes): n1 also has a module named alpha, or pretends to
+  n.b.register(moduleCfg('alpha', ['hb'], n.port), 'n3', (ch) => { n.accepted.alpha!.push(ch); });
+  const ch = await n.connect('alpha');
+  await within(ch.closed.then(() => 'closed'), 3000, 'the channel closed by n2');
+  assert.is(n.accepted.alpha!.length, 0);
+}));
+
 test('listener: close() returns while a channel it accepted is still open (established channels are their owner\'s)', () => withNet(async (n) => {
   await n.connect('alpha');
   await waitFor(() => n.accepted.alpha!.length === 1, 3000, 'alpha accepted the channel');
@@ -185,7 +193,7 @@ test('listener: refresh() after another module registered returns and serves it 
   await n.b.close();
   const b = hub(c, 'n2');
   const accepted: Channel[] = [];
-  b.register(moduleCfg('alpha', ['hb'], port), (ch) => { accepted.push(ch); n.opened.push(ch); });
+  b.register(moduleCfg('alpha', ['hb'], port), 'n1', (ch) => { accepted.push(ch); n.opened.push(ch); });
   let refreshing: Promise<void> = Promise.resolve();
   try {
     await b.start();
@@ -194,7 +202,7 @@ test('listener: refresh() after another module registered returns and serves it 
     // a module loaded later on the same LAN (daemon load → hub.refresh): the listener is re-bound with both modules.
     // Today refresh() waits in Listener.close() until alpha's channel ends (see the close() test above), and the
     // port is not listened on meanwhile.
-    b.register(moduleCfg('gamma', ['hb'], port), (ch) => { accepted.push(ch); n.opened.push(ch); });
+    b.register(moduleCfg('gamma', ['hb'], port), 'n1', (ch) => { accepted.push(ch); n.opened.push(ch); });
     refreshing = b.refresh();
     assert.is(await within(refreshing, 2000, 'refresh()'), undefined);
     await n.connect('gamma');
@@ -214,8 +222,8 @@ test('listener: modules with different <rfs port>s get a listener each (as each 
   const b = hub(c, 'n2');
   const got: string[] = [];
   const opened: Channel[] = [];
-  b.register(moduleCfg('alpha', ['hb'], port), (ch) => { got.push(`alpha@${port}`); opened.push(ch); });
-  b.register(moduleCfg('beta', ['hb'], port + 1), (ch) => { got.push(`beta@${port + 1}`); opened.push(ch); });
+  b.register(moduleCfg('alpha', ['hb'], port), 'n1', (ch) => { got.push(`alpha@${port}`); opened.push(ch); });
+  b.register(moduleCfg('beta', ['hb'], port + 1), 'n1', (ch) => { got.push(`beta@${port + 1}`); opened.push(ch); });
   try {
     await b.start();
     assert.is(await canListen(N2, port), false);

@@ -9,7 +9,7 @@ import { listenChannels, type Channel, type Listener } from '../stream/channel.j
  * only its module, so that its listener outlives the daemon.
  */
 export class ReplicationHub {
-  private routes = new Map<string, { lan: string; port: number; accept: (ch: Channel) => void }>();
+  private routes = new Map<string, { lan: string; port: number; peer: string; accept: (ch: Channel) => void }>();
   private listeners = new Map<string, { modules: string; listener: Listener }>();
   private started = false;
 
@@ -31,8 +31,9 @@ export class ReplicationHub {
     return { host, port: portOf(cfg), localAddress };
   }
 
-  register(cfg: MirrorModuleConfig, accept: (ch: Channel) => void): void {
-    this.routes.set(cfg.name, { lan: ReplicationHub.lanOf(cfg), port: portOf(cfg), accept });
+  /** Channels of module `cfg` from `peer` go to `accept`; from any other node of the cluster they are closed. */
+  register(cfg: MirrorModuleConfig, peer: string, accept: (ch: Channel) => void): void {
+    this.routes.set(cfg.name, { lan: ReplicationHub.lanOf(cfg), port: portOf(cfg), peer, accept });
   }
 
   /** The module was unloaded: its channels are refused from the next `refresh()`. */
@@ -70,7 +71,10 @@ export class ReplicationHub {
         onChannel: (ch) => {
           const r = this.routes.get(ch.module);
           if (!r) ch.close();
-          else r.accept(ch);
+          else if (ch.peer !== r.peer) {
+            this.o.log(`replication channel of ${ch.module} from ${ch.peer} refused: ${ch.module} runs with ${r.peer}`);
+            ch.close();
+          } else r.accept(ch);
         },
       }) });
     }

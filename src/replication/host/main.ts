@@ -20,6 +20,7 @@ import { realClock } from '../../platform/clock/real.js';
 import { ReplicationHub } from '../files/hub.js';
 import { FileReplicator } from '../files/replicator.js';
 import { hostPaths } from './client.js';
+import { knownPeer } from '../../daemon/mirror-peer.js';
 import { ReplicationHostServer } from './server.js';
 
 export async function runReplicationHost(home: Home, module: string, env: NodeJS.ProcessEnv): Promise<void> {
@@ -29,7 +30,8 @@ export async function runReplicationHost(home: Home, module: string, env: NodeJS
   const log = new Logger(homePaths.moduleLog(home, module), false, `[host ${process.pid}] `);
   const key = await readKeyFile(homePaths.clusterKey(home));
   const self = whoami(cluster, localIPv4Addrs(), env.TANDEM_NODE || undefined);
-  const peer = cluster.nodes.find((n) => n !== self)!;
+  const peer = knownPeer(home, cluster, self, module);
+  if (!peer) throw new UserError(`module ${module}: this node does not know yet which other node it runs with; the daemon learns it first.`);
   await fs.mkdir(home.runDir, { recursive: true, mode: 0o700 });
 
   let ending: Promise<void> | null = null;
@@ -46,7 +48,7 @@ export async function runReplicationHost(home: Home, module: string, env: NodeJS
     replicationFailed: (reason) => server.replicationFailed(reason),
     copyBehind: (reason) => server.copyBehind(reason),
   });
-  hub.register(cfg, (ch) => replicator.accept(ch));
+  hub.register(cfg, peer, (ch) => replicator.accept(ch));
   try {
     await hub.start();
   } catch (e) {

@@ -3,11 +3,8 @@
 // Every node holds the VIP 198.51.100.10 (LinuxVip) behind its farm filter (module "web-1": tcp 8080 on_addr, tcp 8081
 // on_port) and runs farm-peer.js, which greets each connection with the node's name. Owners come from bucketOwners,
 // a client's bucket from farmBucket: a connection answered by another node than predicted, reset or timed out fails.
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bucketOwners, ownedBy, type Member } from '../../src/engine/farm/buckets.js';
@@ -18,7 +15,7 @@ import { LinuxFarmFilter } from '../../src/platform/farm/linux.js';
 import { multicastMacOf } from '../../src/platform/farm/ruleset.js';
 import type { FarmFilterSpec } from '../../src/platform/farm/types.js';
 import { LinuxVip } from '../../src/platform/vip/linux.js';
-import type { ClientReply, ClientRequest } from './farm-peer.js';
+import { FarmClient, spawnServer } from './farm-client.js';
 
 const VIP = '198.51.100.10';
 const AFFINITY_PORT = 8080;
@@ -36,11 +33,10 @@ type Node = (typeof NODES)[number];
 const ALL: Member[] = [{ name: 'node1', power: 1 }, { name: 'node2', power: 1 }, { name: 'node3', power: 2 }];
 const WITHOUT_NODE3 = ALL.filter((m) => m.name !== 'node3');
 const SOURCES = Array.from({ length: 48 }, (_, i) => `198.51.100.${128 + i}`);
-const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'farm-peer.js');
 const CONNECT_TIMEOUT_MS = 3000;
 
 let lab: Lab | undefined;
-let client: Client | undefined;
+let client: FarmClient | undefined;
 const servers: ResultPromise[] = [];
 const filters = {} as Record<Node, LinuxFarmFilter>;
 const vips = {} as Record<Node, LinuxVip>;
@@ -48,36 +44,6 @@ const logs: string[] = [];
 /** answers of the last round of `askAll` on the affinity port, by source address */
 let lastRound = new Map<string, string>();
 let nextSport = 41000;
-
-/** The client helper: one process in the client host, driven by JSON lines. */
-class Client {
-  private seq = 0;
-  private readonly pending = new Map<number, (r: ClientReply) => void>();
-
-  constructor(readonly child: ResultPromise) {
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-      const r = JSON.parse(line) as ClientReply;
-      this.pending.get(r.id)?.(r);
-      this.pending.delete(r.id);
-    });
-  }
-
-  request(q: DistributiveOmit<ClientRequest, 'id'>): Promise<ClientReply> {
-    const id = ++this.seq;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      this.child.stdin!.write(`${JSON.stringify({ ...q, id })}\n`);
-    });
-  }
-
-  /** The node that answers a new connection from `src` (and `sport`), or `error: …`. */
-  async ask(port: number, src: string, sport?: number): Promise<string> {
-    const r = await this.request({ op: 'ask', host: VIP, port, src, sport, timeoutMs: CONNECT_TIMEOUT_MS });
-    return r.ok ? r.name : `error: ${r.error}`;
-  }
-}
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function predict(members: readonly Member[], src: string, filter: 'on_addr' | 'on_port' = 'on_addr', sport?: number): string {
   return bucketOwners(members)[farmBucket(filter, src, sport)]!;
@@ -129,13 +95,6 @@ async function farmTables(node: Node): Promise<string[]> {
   return (await lab!.exec(node, ['nft', 'list', 'tables'])).stdout.split('\n').filter((l) => l.includes('tandem_farm_'));
 }
 
-function spawnIn(host: string, argv: string[]): ResultPromise {
-  const [file, ...args] = lab!.hostArgv(host, argv);
-  const child = execa(file!, args, { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit', reject: false });
-  void child.catch(() => undefined);
-  return child;
-}
-
 test.before(async () => {
   lab = await Lab.create({
     hosts: [...NODES.map((name) => ({ name, role: 'node' as const })), { name: 'client', role: 'client' }],
@@ -151,14 +110,11 @@ test.before(async () => {
     const prefix = lab.hostArgv(n, []);
     filters[n] = new LinuxFarmFilter({ cmdPrefix: prefix });
     vips[n] = new LinuxVip({ cmdPrefix: prefix, announceCount: 1, log: (m) => logs.push(`${n}: ${m}`) });
-    const server = spawnIn(n, [process.execPath, PEER, 'server', n, String(AFFINITY_PORT), String(SPREAD_PORT)]);
-    servers.push(server);
-    await new Promise<void>((resolve, reject) => {
-      readline.createInterface({ input: server.stdout! }).once('line', (l) => (l === 'ready' ? resolve() : reject(new Error(`${n}: ${l}`))));
-      void server.then((r) => reject(new Error(`${n}'s server exited: ${r.exitCode}`)));
-    });
+    const server = spawnServer(lab, n, n, [AFFINITY_PORT, SPREAD_PORT]);
+    servers.push(server.child);
+    await server.ready;
   }
-  client = new Client(spawnIn('client', [process.execPath, PEER, 'client']));
+  client = FarmClient.spawn(lab, 'client', VIP, CONNECT_TIMEOUT_MS);
 });
 
 test.after(async () => {

@@ -72,7 +72,8 @@ function server(name: string, ports: number[]): void {
       .createServer((sock) => {
         sock.on('error', () => undefined);
         sock.write(`${name}\n`);
-        readline.createInterface({ input: sock }).on('line', () => sock.write(`${name}\n`));
+        // a peer that closes without reading (a tcp checker) resets the connection: not an error of the server
+        readline.createInterface({ input: sock }).on('line', () => sock.write(`${name}\n`)).on('error', () => undefined);
       })
       .listen(port, '0.0.0.0', () => {
         if (++listening === ports.length) process.stdout.write('ready\n');

@@ -181,10 +181,10 @@ export function rfsDefaultPort(clusterPort: number, module: string): number {
  * (each check against each other module in turn, the first found is returned):
  * - a virtual IP (mirror or farm: two modules would add and remove the same address);
  * - a mirror module's `<rfs port>` (both replication hosts would bind it).
- * `others`: the modules loaded on this node (`cfg` itself among them is ignored: a reload).
+ * `others`: the modules loaded on this node (`cfg` itself among them is ignored: a reload). `fix`: what to do once
+ * the address or port is changed (default: reload the module with `tandem config`).
  */
-export function moduleConflict(cfg: ModuleConfig, others: Iterable<ModuleConfig>): UserError | null {
-  const fix = `then run \`tandem config -m ${cfg.name}\``;
+export function moduleConflict(cfg: ModuleConfig, others: Iterable<ModuleConfig>, fix = `then run \`tandem config -m ${cfg.name}\``): UserError | null {
   for (const o of others) {
     if (o.name === cfg.name) continue;
     const vip = cfg.vips.find((v) => o.vips.some((w) => w.addr === v.addr));

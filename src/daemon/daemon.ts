@@ -48,7 +48,7 @@ import { isBeacon, moduleView, type ModuleView, type StatusView } from './views.
 import { FarmDriver } from './farm-driver.js';
 import type { FarmFilter } from '../platform/farm/types.js';
 import { farmView, isFarmBeacon } from './farm-view.js';
-import { INVENTORY_EVERY_MS, isInventory, knownPeer, resolvePeer, savePeer, type Inventory } from './mirror-peer.js';
+import { INVENTORY_EVERY_MS, INVENTORY_FRESH_MS, isInventory, knownPeer, resolvePeer, savePeer, type Inventory } from './mirror-peer.js';
 import { LinuxFarmFilter } from '../platform/farm/linux.js';
 
 export const TICK_MS = 100;
@@ -374,6 +374,12 @@ export class Daemon {
     }
   }
 
+  /** The other nodes heard lately (inventories) holding mirror module `name`: `tandem install` refuses a third. */
+  private holders(name: string): string[] {
+    const now = this.platform.clock.mono();
+    return [...this.inventories].filter(([, h]) => now - h.at < INVENTORY_FRESH_MS && h.mirrors.includes(name)).map(([n]) => n).sort();
+  }
+
   private onInventory(from: string, inv: Inventory) {
     this.inventories.set(from, { mirrors: inv.mirrors, at: this.platform.clock.mono() });
     for (const m of inv.mirrors) {
@@ -465,6 +471,8 @@ export class Daemon {
         return this.reconfigure(req.module);
       case 'unload':
         return this.unload(req.module);
+      case 'holders':
+        return { holders: this.holders(String(req.module ?? '')) };
       default:
         throw new UserError(`the daemon does not know the request "${req.cmd}"; the CLI and the daemon may be of different versions.`);
     }

@@ -3,9 +3,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
-import { loadCluster, parseRunnableModule } from '../config/load.js';
+import { listModules, loadCluster, loadModuleConfig, parseRunnableModule } from '../config/load.js';
+import type { ClusterConfig, ModuleConfig } from '../config/types.js';
 import { checkModuleFiles, installMode } from '../config/module-files.js';
-import { validateModuleName } from '../config/userconfig.js';
+import { moduleConflict, validateModuleName } from '../config/userconfig.js';
 import { UserError } from '../errors.js';
 import { homePaths, type Home } from '../home.js';
 import { daemonRequest, daemonRequestIfRunning } from './daemon-client.js';
@@ -58,7 +59,8 @@ export async function installModule(home: Home, name: string, source: string, fo
     const text = await fs.readFile(path.join(dir, 'userconfig.xml')).catch(() => {
       throw new UserError(`${source} has no userconfig.xml.`, 'a module holds userconfig.xml and a bin/ directory with its scripts');
     });
-    parseRunnableModule(text, name, cluster, `${source}/userconfig.xml`, dir);
+    const cfg = parseRunnableModule(text, name, cluster, `${source}/userconfig.xml`, dir);
+    await checkBeside(home, cfg, cluster);
     const target = homePaths.moduleDir(home, name);
     const exists = await fs.stat(target).then(() => true, () => false);
     if (exists && !force) throw new UserError(`module ${name} is already installed in ${target}.`, `use --force to replace it (stop it first), or \`tandem uninstall -m ${name}\``);
@@ -73,6 +75,34 @@ export async function installModule(home: Home, name: string, source: string, fo
   }
   const r = (await daemonRequestIfRunning(home, 'config', name)) as { applied: string } | null;
   return { module: name, applied: r ? r.applied : 'installed; the daemon is not running and loads it when it starts' };
+}
+
+/**
+ * What a module must not clash with, checked before anything is copied: the VIPs and replication ports of the modules
+ * installed here (moduleConflict), and, for a mirror module on a cluster of more than two nodes, the two other nodes
+ * the running daemon already hears holding it (a mirror module runs on exactly two nodes).
+ */
+async function checkBeside(home: Home, cfg: ModuleConfig, cluster: ClusterConfig): Promise<void> {
+  const installed: ModuleConfig[] = [];
+  for (const m of listModules(home)) {
+    if (m === cfg.name) continue;
+    try {
+      installed.push(loadModuleConfig(home, m, cluster));
+    } catch {
+      // a broken module is reported by the daemon and `tandem config`; it holds no address yet
+    }
+  }
+  const conflict = moduleConflict(cfg, installed, `then install ${cfg.name} again`);
+  if (conflict) throw conflict;
+  if (cfg.mode !== 'mirror' || cluster.nodes.length <= 2) return;
+  const r = (await daemonRequestIfRunning(home, 'holders', cfg.name)) as { holders: string[] } | null;
+  const others = r?.holders ?? [];
+  if (others.length >= 2) {
+    throw new UserError(
+      `mirror module ${cfg.name} is already installed on ${others.join(' and ')}: a mirror module runs on exactly two nodes; nothing was installed here.`,
+      `install it on one of those two only, or first uninstall it from one of them (\`tandem uninstall -m ${cfg.name}\` there)`,
+    );
+  }
 }
 
 function notFilesOnly(source: string, what: string[]): UserError {

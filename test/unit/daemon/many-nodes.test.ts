@@ -120,6 +120,12 @@ test('a mirror module on two nodes of a three-node cluster: the peer is learnt, 
       assert.is(fs.readFileSync(peerFile(c.node(self).home, 'db'), 'utf8').trim(), peer, 'the peer is recorded');
     }
     assert.equal((await c.status('node2')).modules, [], 'node2 has nothing of db');
+    // what `tandem install` asks before installing a third copy
+    const h2 = c.node('node2').home;
+    await waitFor(async () => {
+      const r = await controlRequest(homePaths.controlSocket(h2), 'holders', 'db', undefined, { home: h2.root }) as { holders: string[] };
+      return r.holders.join() === 'node1,node3';
+    }, SOON, 'node2 hears db held by node1 and node3');
     assert.is((await c.admin('node1', 'db', 'prim')).ok, true);
     await waitFor(async () => (await c.status('node1')).modules[0]?.state === 'ALONE', SOON, 'node1 ALONE');
     assert.is((await c.admin('node3', 'db', 'second')).ok, true);

@@ -12,6 +12,7 @@ import { loadCluster, loadModule } from '../../../src/config/load.js';
 import { UserError } from '../../../src/errors.js';
 import { homePaths, type Home } from '../../../src/home.js';
 import { LinuxScriptRunner } from '../../../src/platform/scripts/linux.js';
+import { startControlServer } from '../../../src/daemon/control.js';
 import { configModule, installModule } from '../../../src/services/modules.js';
 
 const ROOT = process.geteuid?.() === 0;
@@ -135,4 +136,53 @@ test('a script writable by anyone but root is refused at `config`, at load, and 
   assert.ok(fs.existsSync(path.join(f.dir, 'ran')));
 }));
 
+
+const vipConfig = (mode: 'mirror' | 'farm', vip: string) => mode === 'mirror'
+  ? `<safe><service mode="mirror"><heart pulse="500ms" timeout="5s"><heartbeat name="default"/></heart>
+  <vip><interface_list><interface><real_interface><virtual_addr addr="${vip}" where="one_side_alias"/></real_interface></interface></interface_list></vip>
+</service></safe>
+`
+  : `<safe><service mode="farm"><farm><lan name="default"/></farm>
+  <vip><interface_list><interface><virtual_interface type="vmac_directed"><virtual_addr addr="${vip}" where="alias"/></virtual_interface></interface></interface_list>
+  <loadbalancing_list><group name="g"><cluster><host name="node1" power="1"/><host name="node2" power="1"/></cluster><rule port="80" proto="tcp" filter="on_addr"/></group></loadbalancing_list></vip>
+</service></safe>
+`;
+
+test("a module whose VIP is an installed module's is refused before anything is copied", withFx(async (f) => {
+  fs.writeFileSync(path.join(f.pkg, 'userconfig.xml'), vipConfig('farm', '198.51.100.20'));
+  await installModule(f.home, 'web', f.pkg, false);
+  fs.writeFileSync(path.join(f.pkg, 'userconfig.xml'), vipConfig('mirror', '198.51.100.20'));
+  const e = await userError(installModule(f.home, 'db', f.pkg, false), /module db: its virtual IP 198\.51\.100\.20 is also module web's \(a farm module\)/);
+  assert.match(e.message, /then install db again/);
+  assert.is(fs.existsSync(homePaths.moduleDir(f.home, 'db')), false, 'nothing installed');
+  // the same VIP for the module itself (a reinstall with --force) is no clash
+  fs.writeFileSync(path.join(f.pkg, 'userconfig.xml'), vipConfig('farm', '198.51.100.20'));
+  await installModule(f.home, 'web', f.pkg, true);
+}));
+
+test('a mirror module the daemon hears on two other nodes already is refused: a mirror runs on exactly two nodes', withFx(async (f) => {
+  fs.writeFileSync(homePaths.clusterXml(f.home), `<cluster><lans><lan name="default">
+  <node name="node1" addr="198.51.100.1"/><node name="node2" addr="198.51.100.2"/><node name="node3" addr="198.51.100.3"/>
+</lan></lans></cluster>
+`);
+  fs.writeFileSync(path.join(f.pkg, 'userconfig.xml'), vipConfig('mirror', '198.51.100.30'));
+  // the daemon's `holders` answer: who else holds the module (from the inventories it hears)
+  let holders: string[] = ['node2', 'node3'];
+  const asked: string[] = [];
+  const server = await startControlServer(homePaths.controlSocket(f.home), (req) => {
+    if (req.cmd === 'holders') { asked.push(String(req.module)); return { holders }; }
+    if (req.cmd === 'config') return { applied: 'loaded' };
+    throw new UserError(`unexpected ${req.cmd}`);
+  }, { home: f.home.root });
+  try {
+    const e = await userError(installModule(f.home, 'db', f.pkg, false), /mirror module db is already installed on node2 and node3: a mirror module runs on exactly two nodes; nothing was installed here/);
+    assert.match(e.hint ?? '', /tandem uninstall -m db/);
+    assert.equal(asked, ['db']);
+    assert.is(fs.existsSync(homePaths.moduleDir(f.home, 'db')), false, 'nothing installed');
+    holders = ['node2'];
+    assert.is((await installModule(f.home, 'db', f.pkg, false)).applied, 'loaded', 'with one other holder it is the pair');
+  } finally {
+    await server.close();
+  }
+}));
 test.run();

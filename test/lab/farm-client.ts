@@ -4,11 +4,29 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
-import type { Lab } from '../../src/lab/lab.js';
+import { Lab } from '../../src/lab/lab.js';
 import type { ClientReply, ClientRequest } from './farm-peer.js';
 
 /** farm-peer.js, compiled beside this file */
 export const PEER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'farm-peer.js');
+
+/** the client's extra source addresses: .128-.175 */
+export const SOURCES = Array.from({ length: 48 }, (_, i) => `198.51.100.${128 + i}`);
+
+/** node1 .1, node2 .2, node3 .3 and a client .100 (plus `sources`) on one LAN; torn down on exit as well. */
+export async function createFarmLab(sources: readonly string[]): Promise<Lab> {
+  const lab = await Lab.create({
+    hosts: [...['node1', 'node2', 'node3'].map((name) => ({ name, role: 'node' as const })), { name: 'client', role: 'client' }],
+    lans: [{
+      name: 'default', cidr: '198.51.100.0/24', ifname: 'eth0',
+      addrs: { node1: '198.51.100.1', node2: '198.51.100.2', node3: '198.51.100.3', client: '198.51.100.100' },
+    }],
+    privateDirs: [],
+  });
+  lab.autoTeardownOnExit();
+  await lab.exec('client', ['ip', '-batch', '-'], { input: sources.map((s) => `addr add ${s}/24 dev eth0\n`).join('') });
+  return lab;
+}
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 

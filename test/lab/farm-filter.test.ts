@@ -15,7 +15,7 @@ import { LinuxFarmFilter } from '../../src/platform/farm/linux.js';
 import { multicastMacOf } from '../../src/platform/farm/ruleset.js';
 import type { FarmFilterSpec } from '../../src/platform/farm/types.js';
 import { LinuxVip } from '../../src/platform/vip/linux.js';
-import { FarmClient, spawnServer } from './farm-client.js';
+import { createFarmLab, FarmClient, SOURCES, spawnServer } from './farm-client.js';
 
 const VIP = '198.51.100.10';
 const AFFINITY_PORT = 8080;
@@ -32,7 +32,6 @@ const NODES = ['node1', 'node2', 'node3'] as const;
 type Node = (typeof NODES)[number];
 const ALL: Member[] = [{ name: 'node1', power: 1 }, { name: 'node2', power: 1 }, { name: 'node3', power: 2 }];
 const WITHOUT_NODE3 = ALL.filter((m) => m.name !== 'node3');
-const SOURCES = Array.from({ length: 48 }, (_, i) => `198.51.100.${128 + i}`);
 const CONNECT_TIMEOUT_MS = 3000;
 
 let lab: Lab | undefined;
@@ -96,16 +95,7 @@ async function farmTables(node: Node): Promise<string[]> {
 }
 
 test.before(async () => {
-  lab = await Lab.create({
-    hosts: [...NODES.map((name) => ({ name, role: 'node' as const })), { name: 'client', role: 'client' }],
-    lans: [{
-      name: 'default', cidr: '198.51.100.0/24', ifname: 'eth0',
-      addrs: { node1: '198.51.100.1', node2: '198.51.100.2', node3: '198.51.100.3', client: '198.51.100.100' },
-    }],
-    privateDirs: [],
-  });
-  lab.autoTeardownOnExit();
-  await lab.exec('client', ['ip', '-batch', '-'], { input: SOURCES.map((s) => `addr add ${s}/24 dev eth0\n`).join('') });
+  lab = await createFarmLab(SOURCES);
   for (const n of NODES) {
     const prefix = lab.hostArgv(n, []);
     filters[n] = new LinuxFarmFilter({ cmdPrefix: prefix });

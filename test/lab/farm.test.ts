@@ -25,7 +25,7 @@ import { Lab } from '../../src/lab/lab.js';
 import { clusterXml, controlSocketOf, waitForDaemon } from '../../src/lab/mirror-lab.js';
 import { repoRoot } from '../../src/lab/spec.js';
 import { farmBucket } from '../../src/platform/farm/jhash.js';
-import { FarmClient, PEER, spawnServer } from './farm-client.js';
+import { createFarmLab, FarmClient, SOURCES, PEER, spawnServer } from './farm-client.js';
 
 const NODES = ['node1', 'node2', 'node3'];
 const ALL: Member[] = [{ name: 'node1', power: 1 }, { name: 'node2', power: 1 }, { name: 'node3', power: 2 }];
@@ -34,7 +34,6 @@ const AFFINITY_PORT = 8080;
 const SPREAD_PORT = 8081;
 const DEP_PORT = 9100;
 const TIMEOUT_MS = 1500;
-const SOURCES = Array.from({ length: 48 }, (_, i) => `198.51.100.${128 + i}`);
 /** a connect that takes longer than this counts as a timeout (the lab answers in milliseconds) */
 const CONNECT_TIMEOUT_MS = 2000;
 const MODULE = 'web';
@@ -182,16 +181,7 @@ function stopDep(node: string): void {
 }
 
 test.before(async () => {
-  lab = await Lab.create({
-    hosts: [...NODES.map((name) => ({ name, role: 'node' as const })), { name: 'client', role: 'client' }],
-    lans: [{
-      name: 'default', cidr: '198.51.100.0/24', ifname: 'eth0',
-      addrs: { node1: '198.51.100.1', node2: '198.51.100.2', node3: '198.51.100.3', client: '198.51.100.100' },
-    }],
-    privateDirs: [],
-  });
-  lab.autoTeardownOnExit();
-  await lab.exec('client', ['ip', '-batch', '-'], { input: SOURCES.map((s) => `addr add ${s}/24 dev eth0\n`).join('') });
+  lab = await createFarmLab(SOURCES);
   const key = generateKey();
   for (const n of NODES) {
     const home = { root: lab.paths(n).home, runDir: lab.paths(n).run };

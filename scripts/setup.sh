@@ -3,6 +3,7 @@
 #   Debian packages: iproute2 (ip), arping, iputils-ping, util-linux (nsenter/unshare), curl, nftables,
 #                    rsync and fio (bench/: what users compare tandem's resync and I/O figures with),
 #                    python3 (bench/failover.ts: a packet sniffer in the lab's client host),
+#                    wrk (bench/farm.ts: HTTP load through a farm VIP, from the lab's client host),
 #                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started),
 #                    keepalived (bench/failover.ts: the VRRP failover users compare tandem's with; its host-wide
 #                    service is neither started nor left enabled, the bench runs its own in the lab's namespaces)
@@ -24,7 +25,7 @@ fi
 
 missing=()
 for pair in ip:iproute2 arping:arping ping:iputils-ping nsenter:util-linux curl:curl nft:nftables rsync:rsync fio:fio \
-            python3:python3; do
+            python3:python3 wrk:wrk; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

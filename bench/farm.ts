@@ -40,7 +40,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -57,6 +56,7 @@ import { clusterXml, controlSocketOf, waitForDaemon } from '../src/lab/mirror-la
 import { isAlive, killPid } from '../src/lab/netns.js';
 import { repoRoot } from '../src/lab/spec.js';
 import { farmBucket } from '../src/platform/farm/jhash.js';
+import { CLK_TCK, childTicksOfStat, machineTicks, procTicks } from './proc-stat.js';
 
 const seconds = Number(process.argv[2] ?? 10);
 const rounds = Number(process.argv[3] ?? 3);
@@ -77,7 +77,6 @@ const MEMBERS: Member[] = NODES.map((name) => ({ name, power: 1 }));
 const FIRST_PROBE_PORT = 20000;
 const PROBE_PORTS = 16;
 const here = path.dirname(fileURLToPath(import.meta.url));
-const TICKS = 100; // USER_HZ: /proc/<pid>/stat counts in 1/100 s on Linux
 
 /** examples/farm-web's userconfig.xml: on_port, the three nodes at power 1, the pulse and timeout above. */
 function farmUserconfig(xml: string): string {
@@ -127,24 +126,6 @@ async function farmIs(lab: Lab, members: readonly string[]): Promise<Record<stri
   }, 60_000, 100);
 }
 
-/** CPU ticks of a process (utime + stime), or null when it is gone. */
-function procTicks(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]); // fields 14 and 15
-  } catch {
-    return null;
-  }
-}
-
-/** The machine's busy and total CPU ticks (/proc/stat: everything but idle and iowait is busy). */
-function machineTicks(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  return { busy: total - f[3]! - (f[4] ?? 0), total };
-}
-
 /** How busy the machine is over `ms`, % of all CPUs. */
 async function busyOver(ms: number): Promise<number> {
   const a = machineTicks();
@@ -173,9 +154,7 @@ async function wrk(lab: Lab, url: string, servers: Record<string, number>): Prom
   const r = await lab.exec('client', ['sh', '-c', 'wrk "$@"; s=$?; echo; cat /proc/$$/stat; exit $s', 'sh',
     '-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '2s', url], { timeoutMs: (seconds + 30) * 1000 });
   const wallS = (performance.now() - t0) / 1000;
-  const shStat = r.stdout.trimEnd().split('\n').at(-1)!;
-  const shFields = shStat.slice(shStat.lastIndexOf(')') + 2).split(' ');
-  const wrkPct = ((Number(shFields[13]) + Number(shFields[14])) / TICKS / wallS) * 100; // fields 16 and 17
+  const wrkPct = (childTicksOfStat(r.stdout.trimEnd().split('\n').at(-1)!) / CLK_TCK / wallS) * 100;
   const m1 = machineTicks();
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
   if (!(rps > 0)) throw new Error(`wrk printed no rate:\n${r.stdout}${r.stderr}`);
@@ -186,7 +165,7 @@ async function wrk(lab: Lab, url: string, servers: Record<string, number>): Prom
   for (const [n, pid] of Object.entries(servers)) {
     const a = s0[n];
     const b = procTicks(pid);
-    serverPct[n] = a === null || a === undefined || b === null ? NaN : ((b - a) / TICKS / wallS) * 100;
+    serverPct[n] = a === null || a === undefined || b === null ? NaN : ((b - a) / CLK_TCK / wallS) * 100;
   }
   return { rps, errors, machine: ((m1.busy - m0.busy) / (m1.total - m0.total)) * 100, wrk: wrkPct, servers: serverPct };
 }

@@ -5,7 +5,7 @@
  * lines of that benchmark's output that state a ratio against its target. Needs root and the lab (bash
  * scripts/setup.sh).
  *   node dist/bench/all.js [out=bench-results/<UTC time>] [rows=all]   rows: comma-separated names, e.g. fio,failover
- * Takes about 40 minutes on 2 vCPUs with the defaults (the million-file row alone 17).
+ * Takes about 45 minutes on 2 vCPUs with the defaults (the million-file row alone 17; farm and modules 2-3 each).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,6 +28,8 @@ const ROWS: Row[] = [
   { name: 'million', workload: '1,000,000 files, nothing changed, the returning node verifies', against: 'rsync -a --dry-run between the hosts', argv: ['million.js'] },
   { name: 'failover', workload: 'PRIM power-off → client served on the VIP', against: 'keepalived VRRP at equal detection time', argv: ['failover.js'] },
   { name: 'fuse', workload: 'FUSE alone, no replication', against: 'the raw backing directory', argv: ['fuse.js'] },
+  { name: 'farm', workload: 'wrk through a farm VIP (on_port) at 1, 2 and 3 UP nodes; farm node power-off → its clients served', against: 'one node serving the same app on its own address; the farm timeout + 1 s', argv: ['farm.js'] },
+  { name: 'modules', workload: '64 modules on one daemon (32 mirror, 32 farm), idle: CPU and RSS', against: 'the same daemon with no module', argv: ['modules.js'] },
 ];
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);

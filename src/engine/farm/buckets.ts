@@ -1,6 +1,6 @@
 /**
  * Bucket ownership of a farm group: which UP node serves each of the BUCKETS buckets a client hashes into. Pure: no
- * I/O, no clock, no history.
+ * I/O, no clock; the same members always give the same owners (recent results are memoized, invisibly to callers).
  *
  * Weighted rendezvous hashing (highest random weight): for every bucket, every member gets a score from a hash of
  * (node name, bucket) and its power, and the best score owns the bucket. So
@@ -23,11 +23,32 @@ export interface Member {
   power: number;
 }
 
-/** Owner of every bucket (index = bucket), or null for all of them when there are no members. */
+/**
+ * The owners of the memberships asked last, keyed by their sorted names and powers. bucketOwners is a pure function
+ * of its members, and the farm engine asks it on every event (each 100 ms tick and each beacon, for its own view and
+ * each peer's) with the same few memberships; computed each time (256 SHA-256 per member), it took about 10 % of a
+ * core per 4 farm modules of two nodes (a CPU profile of bench/modules.ts's daemon). Bounded: emptied when full
+ * (memberships change rarely). Callers cannot tell it is there: every call returns a new array.
+ */
+const memo = new Map<string, readonly (string | null)[]>();
+const MEMO_MAX = 64;
+
+/** Owner of every bucket (index = bucket), or null for all of them when there are no members. A new array per call. */
 export function bucketOwners(members: readonly Member[]): (string | null)[] {
-  const owners: (string | null)[] = new Array<string | null>(BUCKETS).fill(null);
-  if (members.length === 0) return owners;
+  if (members.length === 0) return new Array<string | null>(BUCKETS).fill(null);
   const sorted = [...members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const key = JSON.stringify(sorted.map((m) => [m.name, m.power]));
+  let owners = memo.get(key);
+  if (!owners) {
+    owners = computeOwners(sorted);
+    if (memo.size >= MEMO_MAX) memo.clear();
+    memo.set(key, owners);
+  }
+  return [...owners];
+}
+
+function computeOwners(sorted: readonly Member[]): (string | null)[] {
+  const owners: (string | null)[] = new Array<string | null>(BUCKETS).fill(null);
   for (let b = 0; b < BUCKETS; b++) {
     let best: string | null = null;
     let bestScore = -Infinity;

@@ -65,4 +65,19 @@ test('shares follow power: 1/1/2 gives about 64/64/128 (within 4 standard deviat
   assert.ok(Math.abs(mean - 128) < 3, `mean share of a power-2 member of 1/1/2: ${mean}`);
 });
 
+test('asked again (memoized): the same owners, each time in a new array; a change of power is another membership', () => {
+  const members = farm(['node1', 1], ['node2', 1], ['node3', 2]);
+  const first = bucketOwners(members);
+  first[0] = 'mutated';
+  const again = bucketOwners([...members].reverse());
+  assert.is.not(again[0], 'mutated', 'a caller changing its array does not change the next answer');
+  assert.equal(shares(members), { node1: 66, node2: 56, node3: 134 }, 'the shares the lab measured (docs/design/farm.md)');
+  const heavier = shares(farm(['node1', 3], ['node2', 1], ['node3', 2]));
+  assert.ok(heavier.node1! > 66, `node1 at power 3 owns more than at power 1: ${JSON.stringify(heavier)}`);
+  // more memberships than the memo keeps, then the first again: the same answer
+  for (let i = 0; i < 100; i++) bucketOwners(farm([`x${i}`, 1], ['node1', 1]));
+  assert.equal(shares(members), { node1: 66, node2: 56, node3: 134 });
+  assert.equal(bucketOwners(members).slice(1), again.slice(1));
+});
+
 test.run();

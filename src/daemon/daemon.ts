@@ -38,6 +38,7 @@ import { ModuleDriver, tandemEnv } from './module-driver.js';
 import { createCheckers } from './checkers.js';
 import type { CheckerPlatform } from '../checkers/create.js';
 import { ProcScanner } from '../checkers/proc-scanner.js';
+import { SharedHolds } from '../checkers/shared-holds.js';
 import { LinuxLauncher } from '../platform/launcher/linux.js';
 import { LinuxNetProbe } from '../platform/net/linux.js';
 import { LinuxProcTable } from '../platform/procs/linux.js';
@@ -93,11 +94,16 @@ function checkerPlatform(log: Logger): CheckerPlatform {
     clock: realClock,
     net: new LinuxNetProbe(),
     witness: new LinuxWitness({ log: (m) => log.warn(m) }),
-    vip: new LinuxVip({ log: (m) => log.info(m) }),
+    vip: sharedHolds(new LinuxVip({ log: (m) => log.info(m) })),
     launcher: new LinuxLauncher(),
     scanner: new ProcScanner(new LinuxProcTable({ ownNetnsOnly: process.env.TANDEM_ERRD_OWN_NETNS === '1' }), realClock),
   };
   return linuxCheckerPlatform;
+}
+
+/** The ip checkers of every module share their address listings (SharedHolds). */
+function sharedHolds(vip: LinuxVip): SharedHolds {
+  return new SharedHolds(() => vip.listHeldAddrs(), realClock);
 }
 
 export const linuxPlatform: Platform = {

@@ -3,6 +3,7 @@
  * mirror modules and `farms` farm modules, against the same daemon with no module, measured in the same run
  * (targets: CPU < 5 % of one core, RSS ≤ 150 MiB).
  *   node dist/bench/modules.js [mirrors=32] [farms=32] [seconds=30] [settle=20]
+ *   TANDEM_BENCH_CPU_PROF=DIR  the daemons run with `node --cpu-prof`: a V8 profile per daemon in DIR when it exits
  *
  * The lab: node1, node2 and a client on one LAN, real daemons. The modules, each with its own VIP and port:
  *   mirror-NN  examples/demo as it is (pulse 500 ms, timeout 5 s, heartbeats on the one LAN, no <rfs>: no file
@@ -162,6 +163,7 @@ interface Usage {
   hwmMiB: number;
   sentPerS: number;
   receivedPerS: number;
+  datagramsPerS: number;
 }
 
 /** Both daemons over `seconds`, after `settle` seconds; the machine's busy share printed alongside. */
@@ -186,20 +188,25 @@ async function measure(lab: Lab, what: string): Promise<Record<string, Usage>> {
       hwmMiB: statusMiB(pids[n]!, 'VmHWM')!,
       sentPerS: (hb1[n]!.sent - hb0[n]!.sent) / wallS,
       receivedPerS: (hb1[n]!.received - hb0[n]!.received) / wallS,
+      datagramsPerS: (hb1[n]!.datagrams.sent - hb0[n]!.datagrams.sent) / wallS,
     };
     const u = out[n]!;
     console.log(`  ${what}, ${n} (pid ${pids[n]}): CPU ${u.cpuPct.toFixed(2)} % of one core over ${wallS.toFixed(0)} s; ` +
-      `VmRSS ${u.rssMiB.toFixed(1)} MiB (peak ${u.hwmMiB.toFixed(1)}); heartbeats ${u.sentPerS.toFixed(0)} sent/s, ${u.receivedPerS.toFixed(0)} received/s`);
+      `VmRSS ${u.rssMiB.toFixed(1)} MiB (peak ${u.hwmMiB.toFixed(1)}); heartbeats ${u.sentPerS.toFixed(0)} sent/s (in ${u.datagramsPerS.toFixed(0)} datagrams/s), ${u.receivedPerS.toFixed(0)} received/s`);
   }
   console.log(`  ${what}: machine ${(((m1.busy - m0.busy) / (m1.total - m0.total)) * 100).toFixed(0)} % busy of ${os.cpus().length} vCPUs meanwhile`);
   return out;
 }
 
-/** SIGTERM (modules left as they are, none here yet), then a new daemon that loads what is installed. */
-async function restartDaemon(lab: Lab, node: string): Promise<void> {
+async function stopDaemon(lab: Lab, node: string): Promise<void> {
   const pid = lab.daemonPid(node);
   lab.killDaemon(node, 'SIGTERM');
   await lab.waitFor(`the daemon of ${node} gone`, async () => pid === undefined || !isAlive(pid), 30_000, 100);
+}
+
+/** SIGTERM (modules left as they are, none here yet), then a new daemon that loads what is installed. */
+async function restartDaemon(lab: Lab, node: string): Promise<void> {
+  await stopDaemon(lab, node);
   lab.spawnDaemon(node);
   await waitForDaemon(lab, node, 60_000);
 }
@@ -212,6 +219,9 @@ async function bench(): Promise<void> {
       hosts: [...NODES.map((name) => ({ name, role: 'node' as const })), { name: 'client', role: 'client' }],
       lans: [{ name: 'default', cidr: '198.51.100.0/24', ifname: 'eth0', addrs: { node1: '198.51.100.1', node2: '198.51.100.2', client: '198.51.100.100' } }],
       privateDirs: [],
+      ...(process.env.TANDEM_BENCH_CPU_PROF ? {
+        daemonCommand: [process.execPath, '--cpu-prof', `--cpu-prof-dir=${process.env.TANDEM_BENCH_CPU_PROF}`, path.join(repoRoot(), 'bin', 'tandem'), 'daemon'],
+      } : {}),
     });
     lab.autoTeardownOnExit();
     await provisionCluster(lab);
@@ -244,6 +254,8 @@ async function bench(): Promise<void> {
     console.log(`verdict: ${count} modules, idle daemon CPU ${cpu.v.toFixed(2)} % of one core (${cpu.n}; ${(cpu.v / none[cpu.n]!.cpuPct).toFixed(1)} × no module; target < ${CPU_TARGET_PCT} %: ${cpu.v < CPU_TARGET_PCT ? 'met' : 'NOT met'})`);
     console.log(`verdict: ${count} modules, daemon VmRSS ${rss.v.toFixed(0)} MiB (${rss.n}; ${(rss.v / none[rss.n]!.rssMiB).toFixed(1)} × no module; target ≤ ${RSS_TARGET_MIB} MiB: ${rss.v <= RSS_TARGET_MIB ? 'met' : 'NOT met'})`);
   } finally {
+    // the daemons end first, so that profiles (TANDEM_BENCH_CPU_PROF) are written
+    if (lab) for (const n of NODES) await stopDaemon(lab, n).catch(() => {});
     await lab?.down();
   }
 }

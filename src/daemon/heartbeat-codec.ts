@@ -4,11 +4,11 @@ import { BugError } from '../errors.js';
 /**
  * Heartbeat datagram codec. Pure: no I/O, no clock.
  *
- * Wire format (all integers big-endian), version 3:
+ * Wire format (all integers big-endian), version 4:
  *
  *   offset    size  field
  *   0         4     magic "TDHB"
- *   4         1     version (3)
+ *   4         1     version (4)
  *   5         1     F = sender name length (1..255)
  *   6         F     sender node name, UTF-8
  *   6+F       1     T = recipient name length (1..255)
@@ -19,16 +19,17 @@ import { BugError } from '../errors.js';
  *   23+F+T    1     L = LAN name length (1..255)
  *   24+F+T    L     LAN name, UTF-8
  *   24+F+T+L  4     B = body length
- *   28+F+T+L  B     body: JSON, UTF-8
+ *   28+F+T+L  B     body: JSON, UTF-8 (the transport sends a JSON array of messages: src/platform/transport/udp.ts)
  *   end-32    32    HMAC-SHA256 over every byte before it, keyed with the heartbeat sub-key
  *
  * The recipient binds a datagram to one node: in a cluster of more than two nodes, a datagram node1 sent to node2
  * and replayed to node3 is refused by node3 (misdirected), even if node3's boot counter equals node2's.
  * A datagram is at most MAX_DATAGRAM bytes; the length fields must account for every byte exactly. Versions 1 and 2
- * (without `echo`, without the recipient) are refused as malformed: every node must run the same tandem version.
+ * (without `echo`, without the recipient) and 3 (this layout, one message per datagram) are refused as malformed:
+ * every node must run the same tandem version.
  */
 export const MAGIC = Buffer.from('TDHB', 'ascii');
-export const VERSION = 3;
+export const VERSION = 4;
 export const MAX_DATAGRAM = 8192;
 export const MAC_BYTES = 32;
 const MAX_NAME = 255;
@@ -60,6 +61,28 @@ export type DecodeResult =
  * JSON cannot represent, or a datagram over MAX_DATAGRAM.
  */
 export function encode(hbKey: Buffer, frame: HeartbeatFrame): Buffer {
+  return encodeJson(hbKey, frame, bodyJson(frame.body));
+}
+
+/** The JSON text of a body, as `encode` writes it; BugError when JSON cannot represent it. */
+export function bodyJson(body: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(body);
+  } catch (e) {
+    throw new BugError(`heartbeat encode: body is not representable as JSON: ${(e as Error).message}`);
+  }
+  if (json === undefined) throw new BugError('heartbeat encode: body is not representable as JSON');
+  return json;
+}
+
+/** The bytes of a datagram besides its body: what a sender that packs bodies must leave for the frame. */
+export function frameOverhead(from: string, to: string, lan: string): number {
+  return FIXED_BYTES + Buffer.byteLength(from) + Buffer.byteLength(to) + Buffer.byteLength(lan) + MAC_BYTES;
+}
+
+/** `encode` with the body given as JSON text already (a sender that packs several bodies stringifies each once). */
+export function encodeJson(hbKey: Buffer, frame: Omit<HeartbeatFrame, 'body'>, json: string): Buffer {
   const from = nameBytes('sender', frame.from);
   const to = nameBytes('recipient', frame.to);
   const lan = nameBytes('LAN', frame.lan);
@@ -71,13 +94,6 @@ export function encode(hbKey: Buffer, frame: HeartbeatFrame): Buffer {
   }
   const echo = frame.echo ?? 0;
   if (!Number.isInteger(echo) || echo < 0 || echo > 0xffffffff) throw new BugError(`heartbeat encode: echo ${echo} is not a u32`);
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(frame.body);
-  } catch (e) {
-    throw new BugError(`heartbeat encode: body is not representable as JSON: ${(e as Error).message}`);
-  }
-  if (json === undefined) throw new BugError('heartbeat encode: body is not representable as JSON');
   const body = Buffer.from(json, 'utf8');
   const size = FIXED_BYTES + from.length + to.length + lan.length + body.length + MAC_BYTES;
   if (size > MAX_DATAGRAM) {

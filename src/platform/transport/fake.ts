@@ -170,6 +170,7 @@ export class FakeTransport implements HeartbeatTransport {
   private readonly counters: TransportStats = {
     sent: 0,
     received: 0,
+    datagrams: { sent: 0, received: 0 }, // one message per datagram: the fake does not pack
     dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0, misdirected: 0 },
     sendErrors: 0,
   };
@@ -190,6 +191,7 @@ export class FakeTransport implements HeartbeatTransport {
     this.seq++;
     const datagram = encode(this.net.key, { from: this.node, to, boot: this.boot, seq: this.seq, lan, body });
     this.counters.sent++;
+    this.counters.datagrams.sent++;
     this.net.enqueue({ lan, from: this.node, to, datagram });
   }
 
@@ -198,7 +200,7 @@ export class FakeTransport implements HeartbeatTransport {
   }
 
   stats(): TransportStats {
-    return { ...this.counters, dropped: { ...this.counters.dropped } };
+    return { ...this.counters, datagrams: { ...this.counters.datagrams }, dropped: { ...this.counters.dropped } };
   }
 
   async close(): Promise<void> {
@@ -227,6 +229,7 @@ export class FakeTransport implements HeartbeatTransport {
       return;
     }
     this.counters.received++;
+    this.counters.datagrams.received++;
     const m: HeartbeatMessage = { lan, from: d.from, body: d.body };
     for (const cb of this.listeners) cb(m);
   }

@@ -26,8 +26,11 @@ export interface HeartbeatMessage {
 }
 
 export interface TransportStats {
+  /** messages (one module's heartbeat, an inventory…) */
   sent: number;
   received: number;
+  /** the datagrams that carried them (the real transport packs what is sent in one turn of the event loop) */
+  datagrams: { sent: number; received: number };
   /**
    * by reason: badMac (wrong key or tampered), replay (not newer than the last accepted), stale (does not echo this
    * daemon's boot: recorded before it started, or sent before the peer heard it), badSource (address, port or LAN

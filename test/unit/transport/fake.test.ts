@@ -34,7 +34,7 @@ test('microtask delivery: never synchronous, delivered before the next macrotask
   body.list.push(2);
   await tick();
   assert.equal(b.got, [{ lan: 'lan0', from: 'n1', body: { state: 'PRIM', list: [1] } }]);
-  assert.equal(a.t.stats(), { sent: 1, received: 0, dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0, misdirected: 0 }, sendErrors: 0 });
+  assert.equal(a.t.stats(), { sent: 1, received: 0, datagrams: { sent: 1, received: 0 }, dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0, misdirected: 0 }, sendErrors: 0 });
   assert.is(b.t.stats().received, 1);
 });
 

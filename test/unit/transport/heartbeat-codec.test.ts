@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decode, encode, MAX_DATAGRAM, ReplayGuard, type HeartbeatFrame } from '../../../src/daemon/heartbeat-codec.js';
+import { decode, encode, MAX_DATAGRAM, ReplayGuard, VERSION, type HeartbeatFrame } from '../../../src/daemon/heartbeat-codec.js';
 import { deriveKey, generateKey } from '../../../src/daemon/key.js';
 import { BugError } from '../../../src/errors.js';
 
@@ -24,7 +24,7 @@ function raw(parts: { from?: Buffer; to?: Buffer; boot?: number; seq?: bigint; e
   const body = parts.body ?? Buffer.from('{}');
   const head = Buffer.alloc(4 + 1 + 1);
   head.write('TDHB', 0, 'ascii');
-  head[4] = 3;
+  head[4] = VERSION;
   head[5] = from.length;
   const mid = Buffer.alloc(4 + 8 + 4 + 1);
   mid.writeUInt32BE(parts.boot ?? 1, 0);
@@ -87,7 +87,7 @@ test('fuzz: 2000 random buffers and 2000 random corruptions never throw and are 
     const buf = randomBytes(len);
     if (i % 2 === 0 && len >= 5) {
       buf.write('TDHB', 0, 'ascii'); // get past the magic to reach the length checks
-      buf[4] = 3;
+      buf[4] = VERSION;
     }
     assert.is(decode(KEY, buf).ok, false);
   }
@@ -122,9 +122,9 @@ test('empty names, wrong magic and unknown version are malformed', () => {
   const magic = raw({});
   magic.write('XDHB', 0, 'ascii');
   assert.equal(decode(KEY, remac(magic)), { ok: false, reason: 'malformed' });
-  for (const v of [1, 2, 4]) {
+  for (const v of [1, 2, 3, 5]) {
     const version = raw({});
-    version[4] = v; // 1: the format before `echo`, 2: before the recipient
+    version[4] = v; // 1: the format before `echo`, 2: before the recipient, 3: one message per datagram
     assert.equal(decode(KEY, remac(version)), { ok: false, reason: 'malformed' }, `version ${v}`);
   }
 });

@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ClusterConfig } from '../../../src/config/types.js';
-import { encode } from '../../../src/daemon/heartbeat-codec.js';
+import { encode, MAX_DATAGRAM } from '../../../src/daemon/heartbeat-codec.js';
 import { deriveKey, generateKey } from '../../../src/daemon/key.js';
 import { BugError, UserError } from '../../../src/errors.js';
 import type { HeartbeatMessage, TransportStats } from '../../../src/platform/transport/types.js';
@@ -185,7 +185,7 @@ test('a datagram from an address that is no node of the LAN is dropped as badSou
   try {
     const wrong = deriveKey(generateKey(), 'heartbeat');
     for (let i = 1; i <= 50; i++) {
-      const forged = encode(wrong, { from: 'n1', to: 'n2', boot: 99, seq: BigInt(i), lan: 'lan0', body: { t: 'hb', state: 'PRIM' } });
+      const forged = encode(wrong, { from: 'n1', to: 'n2', boot: 99, seq: BigInt(i), lan: 'lan0', body: [{ t: 'hb', state: 'PRIM' }] });
       await sendFrom(evil, i % 2 ? forged : Buffer.from('garbage'), '127.0.0.2', port);
     }
     await until('50 drops', () => b.t.stats().dropped.badSource === 50);
@@ -209,7 +209,7 @@ test("a forged datagram (wrong key) from the peer's own address and port is drop
   try {
     const wrong = deriveKey(generateKey(), 'heartbeat');
     for (let i = 1; i <= 20; i++) {
-      await sendFrom(spoof, encode(wrong, { from: 'n1', to: 'n2', boot: 99, seq: BigInt(i), echo: 1, lan: 'lan0', body: {} }), '127.0.0.2', port);
+      await sendFrom(spoof, encode(wrong, { from: 'n1', to: 'n2', boot: 99, seq: BigInt(i), echo: 1, lan: 'lan0', body: [{}] }), '127.0.0.2', port);
     }
     await until('20 badMac', () => b.t.stats().dropped.badMac === 20);
     assert.equal(b.got, []);
@@ -243,7 +243,7 @@ test('replayed datagrams are dropped as replay; a restarted sender (new boot) is
   const asN1 = await bound('127.0.0.1', port);
   try {
     // what n1 sent after hearing n2 (echo 7), recorded and sent again from n1's own address and port
-    const rec = (seq: bigint, boot = 1) => encode(HB, { from: 'n1', to: 'n2', boot, seq, echo: 7, lan: 'lan0', body: { seq: Number(seq) } });
+    const rec = (seq: bigint, boot = 1) => encode(HB, { from: 'n1', to: 'n2', boot, seq, echo: 7, lan: 'lan0', body: [{ seq: Number(seq) }] });
     await sendFrom(asN1, rec(5n), '127.0.0.2', port);
     await until('seq 5', () => b.got.length === 1);
     await sendFrom(asN1, rec(5n), '127.0.0.2', port);
@@ -273,7 +273,7 @@ test('replayed datagrams are dropped as replay; a restarted sender (new boot) is
     // a heartbeat of n1's previous boot that does not echo n2's boot (recorded before n2 started): stale, logged
     const again = await bound('127.0.0.1', port);
     try {
-      await sendFrom(again, encode(HB, { from: 'n1', to: 'n2', boot: 1, seq: 99n, echo: 6, lan: 'lan0', body: {} }), '127.0.0.2', port);
+      await sendFrom(again, encode(HB, { from: 'n1', to: 'n2', boot: 1, seq: 99n, echo: 6, lan: 'lan0', body: [{}] }), '127.0.0.2', port);
       await until('logged', () => b.logs.some((x) => /stale.*boot 1\) echoes boot 6 of this daemon, whose boot is 7/.test(x)));
     } finally {
       await closeSock(again);
@@ -294,7 +294,7 @@ test('a heartbeat recorded before the RECEIVER restarted is refused after its re
   try {
     await meet(a, b);
     // an attacker on the LAN records what n1 sends to n2 (here: the same datagrams, re-encoded with the key)
-    for (let seq = 100n; seq < 105n; seq++) recorded.push(encode(HB, { from: 'n1', to: 'n2', boot: 1, seq, echo: 40, lan: 'lan0', body: { t: 'hb', state: 'PRIM', old: true } }));
+    for (let seq = 100n; seq < 105n; seq++) recorded.push(encode(HB, { from: 'n1', to: 'n2', boot: 1, seq, echo: 40, lan: 'lan0', body: [{ t: 'hb', state: 'PRIM', old: true }] }));
     await b.t.close();
     await a.t.close(); // n1 is gone (powered off): only the attacker speaks from its address now
     b = await node('n2', port, { boot: 41 });
@@ -319,7 +319,7 @@ test('a datagram from a node\'s address whose port is not that node\'s is droppe
   const elsewhere = await bound('127.0.0.3', port); // right port, wrong address
   const otherPort = await bound('127.0.0.1', 0); // right address, wrong port
   try {
-    const valid = (seq: bigint) => encode(HB, { from: 'n1', to: 'n2', boot: 5, seq, echo: 1, lan: 'lan0', body: { t: 'hb', state: 'PRIM' } });
+    const valid = (seq: bigint) => encode(HB, { from: 'n1', to: 'n2', boot: 5, seq, echo: 1, lan: 'lan0', body: [{ t: 'hb', state: 'PRIM' }] });
     await sendFrom(elsewhere, valid(1n), '127.0.0.2', port);
     await sendFrom(otherPort, valid(2n), '127.0.0.2', port);
     await until('2 badSource', () => b.t.stats().dropped.badSource === 2);
@@ -346,7 +346,7 @@ test('a datagram sent for another LAN is dropped as badSource', async () => {
   const b = await node('n2', port);
   const asN1 = await bound('127.0.0.1', port);
   try {
-    const wrongLan = encode(HB, { from: 'n1', to: 'n2', boot: 1, seq: 1n, echo: 1, lan: 'lan1', body: {} });
+    const wrongLan = encode(HB, { from: 'n1', to: 'n2', boot: 1, seq: 1n, echo: 1, lan: 'lan1', body: [{}] });
     await sendFrom(asN1, wrongLan, '127.0.0.2', port);
     await until('badSource', () => b.t.stats().dropped.badSource === 1);
     assert.equal(b.got, []);
@@ -362,8 +362,8 @@ test('authenticated datagrams claiming an unknown node or the receiver itself ar
   const b = await node('n2', port);
   const s = await bound('127.0.0.1', port);
   try {
-    await sendFrom(s, encode(HB, { from: 'n9', to: 'n2', boot: 1, seq: 1n, echo: 1, lan: 'lan0', body: {} }), '127.0.0.2', port);
-    await sendFrom(s, encode(HB, { from: 'n2', to: 'n2', boot: 1, seq: 1n, echo: 1, lan: 'lan0', body: {} }), '127.0.0.2', port);
+    await sendFrom(s, encode(HB, { from: 'n9', to: 'n2', boot: 1, seq: 1n, echo: 1, lan: 'lan0', body: [{}] }), '127.0.0.2', port);
+    await sendFrom(s, encode(HB, { from: 'n2', to: 'n2', boot: 1, seq: 1n, echo: 1, lan: 'lan0', body: [{}] }), '127.0.0.2', port);
     await until('2 unknownNode', () => b.t.stats().dropped.unknownNode === 2);
     assert.equal(b.got, []);
     assert.match(b.logs.join('\n'), /"n9", which is not a node of this LAN/);
@@ -380,14 +380,92 @@ test('an authenticated datagram from a peer but addressed to another node is dro
   const b = await node('n2', port, { boot: 4 });
   const s = await bound('127.0.0.1', port);
   try {
-    await sendFrom(s, encode(HB, { from: 'n1', to: 'n3', boot: 1, seq: 1n, echo: 4, lan: 'lan0', body: { t: 'hb' } }), '127.0.0.2', port);
+    await sendFrom(s, encode(HB, { from: 'n1', to: 'n3', boot: 1, seq: 1n, echo: 4, lan: 'lan0', body: [{ t: 'hb' }] }), '127.0.0.2', port);
     await until('1 misdirected', () => b.t.stats().dropped.misdirected === 1);
     assert.equal(b.got, []);
     assert.match(b.logs.join('\n'), /misdirected.*sent to n3, not to this node \(n2\)/);
-    await sendFrom(s, encode(HB, { from: 'n1', to: 'n2', boot: 1, seq: 2n, echo: 4, lan: 'lan0', body: { t: 'hb' } }), '127.0.0.2', port);
+    await sendFrom(s, encode(HB, { from: 'n1', to: 'n2', boot: 1, seq: 2n, echo: 4, lan: 'lan0', body: [{ t: 'hb' }] }), '127.0.0.2', port);
     await until('delivered', () => b.got.length === 1);
   } finally {
     await closeSock(s);
+    await b.t.close();
+  }
+});
+
+test('what is sent to one peer in one turn leaves as one datagram, delivered in order', async () => {
+  const port = await freePort();
+  const a = await node('n1', port);
+  const b = await node('n2', port);
+  try {
+    await meet(a, b);
+    const before = a.t.stats();
+    const receivedBefore = b.t.stats().datagrams.received;
+    for (let i = 0; i < 5; i++) a.t.send('lan0', 'n2', { module: `m${i}` });
+    await until('5 delivered', () => b.got.length === 5);
+    assert.equal(b.got.map((m) => m.body), [0, 1, 2, 3, 4].map((i) => ({ module: `m${i}` })));
+    const after = a.t.stats();
+    assert.is(after.sent - before.sent, 5);
+    assert.is(after.datagrams.sent - before.datagrams.sent, 1);
+    assert.is(b.t.stats().datagrams.received - receivedBefore, 1);
+  } finally {
+    await a.t.close();
+    await b.t.close();
+  }
+});
+
+test('messages that do not fit one datagram leave in several, every one delivered in order; an oversize one is a bug', async () => {
+  const port = await freePort();
+  const a = await node('n1', port);
+  const b = await node('n2', port);
+  try {
+    await meet(a, b);
+    const before = a.t.stats().datagrams.sent;
+    const pad = 'x'.repeat(1000);
+    for (let i = 0; i < 40; i++) a.t.send('lan0', 'n2', { i, pad });
+    await until('40 delivered', () => b.got.length === 40);
+    assert.equal(b.got.map((m) => (m.body as { i: number }).i), [...Array(40).keys()]);
+    const datagrams = a.t.stats().datagrams.sent - before;
+    // 40 messages of ~1 KiB in 8 KiB datagrams: 6 or 7 per datagram
+    assert.ok(datagrams >= 5 && datagrams <= 8, `${datagrams} datagrams`);
+    assert.is(b.t.stats().dropped.malformed, 0);
+    assert.throws(() => a.t.send('lan0', 'n2', { pad: 'y'.repeat(MAX_DATAGRAM) }), (e: unknown) => e instanceof BugError && /exceeds the \d+ bytes a datagram to n2/.test((e as Error).message));
+  } finally {
+    await a.t.close();
+    await b.t.close();
+  }
+});
+
+test('an authenticated datagram whose body is not a list of messages (another version) is malformed, logged, not delivered', async () => {
+  const port = await freePort();
+  const b = await node('n2', port, { boot: 3 });
+  const s = await bound('127.0.0.1', port);
+  try {
+    await sendFrom(s, encode(HB, { from: 'n1', to: 'n2', boot: 1, seq: 1n, echo: 3, lan: 'lan0', body: { t: 'hb' } }), '127.0.0.2', port);
+    await sendFrom(s, encode(HB, { from: 'n1', to: 'n2', boot: 1, seq: 2n, echo: 3, lan: 'lan0', body: [] }), '127.0.0.2', port);
+    await until('2 malformed', () => b.t.stats().dropped.malformed === 2);
+    assert.equal(b.got, []);
+    assert.match(b.logs.join('\n'), /does not carry a list of messages \(another tandem version\?\)/);
+    await sendFrom(s, encode(HB, { from: 'n1', to: 'n2', boot: 1, seq: 3n, echo: 3, lan: 'lan0', body: [{ t: 'hb' }, 'two'] }), '127.0.0.2', port);
+    await until('delivered', () => b.got.length === 2);
+    assert.equal(b.got.map((m) => m.body), [{ t: 'hb' }, 'two']);
+  } finally {
+    await closeSock(s);
+    await b.t.close();
+  }
+});
+
+test('close sends what was queued before it', async () => {
+  const port = await freePort();
+  const a = await node('n1', port);
+  const b = await node('n2', port);
+  try {
+    await meet(a, b);
+    a.t.send('lan0', 'n2', { last: 'stopping' });
+    await a.t.close();
+    await until('delivered', () => b.got.length === 1);
+    assert.equal(b.got[0]!.body, { last: 'stopping' });
+  } finally {
+    await a.t.close();
     await b.t.close();
   }
 });

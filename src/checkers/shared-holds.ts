@@ -1,5 +1,6 @@
 import type { Clock } from '../platform/clock/types.js';
 import type { VipAdapter } from '../platform/vip/types.js';
+import { JoinRecent } from './join-recent.js';
 
 /**
  * `holds` for the ip checkers of every module (one per daemon): calls share address listings, as the proc checkers
@@ -8,32 +9,29 @@ import type { VipAdapter } from '../platform/vip/types.js';
  * daemon's CPU per run (profiled with 16 runs a second), so 64 modules holding their VIPs would spend 20 % of a core
  * listing the same addresses.
  *
- * Contract: a call joins the listing begun by an earlier call at most `maxAgeMs` before it (in flight or done),
- * otherwise it begins a new one; an answer may therefore be up to `maxAgeMs` older than the call (default 100 ms, a
- * tenth of the ip checkers' default interval). A listing that fails rejects the calls that joined it and is not
- * joined by later ones.
+ * Contract (./join-recent.ts): a call joins the listing begun by an earlier call at most `maxAgeMs` before it (in
+ * flight or done), otherwise it begins a new one; an answer may therefore be up to `maxAgeMs` older than the call
+ * (default 100 ms, a tenth of the ip checkers' default interval). A listing that fails rejects the calls that joined
+ * it and is not joined by later ones.
  */
 export class SharedHolds implements Pick<VipAdapter, 'holds'> {
-  private last: { startedAt: number; addrs: Promise<ReadonlySet<string>> } | null = null;
-  /** listings begun, for tests and the benchmark */
-  listings = 0;
+  private readonly addrs: JoinRecent<ReadonlySet<string>>;
 
   constructor(
     /** the addresses `holds` looks among (`LinuxVip.listHeldAddrs`: every non-loopback IPv4 address) */
-    private readonly list: () => Promise<string[]>,
-    private readonly clock: Pick<Clock, 'mono'>,
-    private readonly maxAgeMs = 100,
-  ) {}
+    list: () => Promise<string[]>,
+    clock: Pick<Clock, 'mono'>,
+    maxAgeMs = 100,
+  ) {
+    this.addrs = new JoinRecent(() => list().then((a) => new Set(a)), clock, maxAgeMs);
+  }
+
+  /** listings begun, for tests and the benchmark */
+  get listings(): number {
+    return this.addrs.runs;
+  }
 
   async holds(addr: string): Promise<boolean> {
-    const now = this.clock.mono();
-    if (!this.last || now - this.last.startedAt > this.maxAgeMs) {
-      const addrs = this.list().then((a) => new Set(a));
-      const entry = { startedAt: now, addrs };
-      this.last = entry;
-      this.listings++;
-      addrs.catch(() => { if (this.last === entry) this.last = null; });
-    }
-    return (await this.last.addrs).has(addr);
+    return (await this.addrs.get()).has(addr);
   }
 }

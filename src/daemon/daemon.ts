@@ -39,6 +39,7 @@ import { createCheckers } from './checkers.js';
 import type { CheckerPlatform } from '../checkers/create.js';
 import { ProcScanner } from '../checkers/proc-scanner.js';
 import { SharedHolds } from '../checkers/shared-holds.js';
+import { SharedLinks } from '../checkers/shared-links.js';
 import { LinuxLauncher } from '../platform/launcher/linux.js';
 import { LinuxNetProbe } from '../platform/net/linux.js';
 import { LinuxProcTable } from '../platform/procs/linux.js';
@@ -92,7 +93,7 @@ let linuxCheckerPlatform: CheckerPlatform | null = null;
 function checkerPlatform(log: Logger): CheckerPlatform {
   linuxCheckerPlatform ??= {
     clock: realClock,
-    net: new LinuxNetProbe(),
+    net: new SharedLinks(new LinuxNetProbe(), realClock),
     witness: new LinuxWitness({ log: (m) => log.warn(m) }),
     vip: sharedHolds(new LinuxVip({ log: (m) => log.info(m) })),
     launcher: new LinuxLauncher(),

@@ -28,7 +28,7 @@ import type {
 export function initialState(o: { module: string; self: string; cfg: FarmEngineConfig }): FarmState {
   return {
     module: o.module, self: o.self, cfg: o.cfg, state: 'STOP', ready: true, run: false, waitReason: null, peers: {},
-    owned: {}, pending: null, resources: {}, hold: null, loops: [], nextId: 1, mono: 0, phase: 'off',
+    owned: {}, ownedFrom: null, pending: null, resources: {}, hold: null, loops: [], nextId: 1, mono: 0, phase: 'off',
   };
 }
 
@@ -359,9 +359,27 @@ function decide(t: Tx) {
   if (s.run && s.state === 'STOP' && s.ready && !s.pending) start(t);
 }
 
+/**
+ * Everything `ownedNow` reads besides the fixed configuration, as one string: whether this node serves, and each
+ * peer's beacon (state, readiness, how its configuration compares, its members). Equal inputs, equal buckets.
+ */
+export function ownershipInputs(s: FarmState): string {
+  if (!serving(s)) return '-';
+  let k = 'S';
+  for (const name of Object.keys(s.peers).sort()) {
+    const b = s.peers[name]!.beacon;
+    const cfg = b.configHash === s.cfg.configHash ? '=' : b.configHash < s.cfg.configHash ? '<' : '>';
+    k += `|${name} ${b.state} ${b.ready ? 1 : 0} ${cfg} ${b.members.join(' ')}`;
+  }
+  return k;
+}
+
 /** Emits a `filter` action when the buckets this node should accept changed. */
 function setBuckets(t: Tx) {
   const { s } = t;
+  const from = ownershipInputs(s);
+  if (from === s.ownedFrom) return;
+  s.ownedFrom = from;
   const next = ownedNow(s);
   if (sameOwned(next, s.owned)) return;
   const before = countOf(s.owned);

@@ -82,6 +82,11 @@ export interface FarmState {
   peers: Record<string, FarmPeer>;
   /** the buckets this node's filter accepts, per group name (what the last `filter` action set) */
   owned: Record<string, number[]>;
+  /**
+   * What `owned` was computed from (ownershipInputs): a step whose inputs are the same keeps `owned` without
+   * recomputing 256 buckets per group and peer. null: not computed yet.
+   */
+  ownedFrom: string | null;
   pending: { id: number; purpose: FarmPurpose } | null;
   resources: Record<string, { state: ResourceState; since: number; detail: string }>;
   hold: HoldState | null;

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bucketOwners, BUCKETS } from '../../../../src/engine/farm/buckets.js';
-import { beacon, initialState, members, serving, step } from '../../../../src/engine/farm/step.js';
+import { beacon, initialState, members, ownedNow, serving, step } from '../../../../src/engine/farm/step.js';
 import type { FarmAction, FarmEngineConfig, FarmEvent, FarmState, FarmStep } from '../../../../src/engine/farm/types.js';
 import type { Rule } from '../../../../src/engine/rules/types.js';
 
@@ -54,6 +54,8 @@ class Farm {
       if (a.kind === 'execute') x.plans.push({ id: a.id, steps: a.steps });
     }
     this.checkNoDoubleOwner();
+    // the buckets kept from an earlier step (same ownershipInputs) are the ones a full recomputation gives
+    assert.equal(x.s.owned, ownedNow(x.s), `${n}: owned after ${e.kind} is stale`);
     return r.actions;
   }
   admin(n: string, verb: string) {

@@ -3,7 +3,8 @@
  * mirror modules and `farms` farm modules, against the same daemon with no module, measured in the same run
  * (targets: CPU < 5 % of one core, RSS ≤ 150 MiB).
  *   node dist/bench/modules.js [mirrors=32] [farms=32] [seconds=30] [settle=20]
- *   TANDEM_BENCH_CPU_PROF=DIR  the daemons run with `node --cpu-prof`: a V8 profile per daemon in DIR when it exits
+ *   TANDEM_BENCH_NODE_FLAGS='--cpu-prof --cpu-prof-dir=DIR'  node flags of the daemons (a V8 profile per daemon in
+ *   DIR when it exits; or `--heapsnapshot-signal=SIGUSR2`, and `kill -USR2 <pid>` writes a heap snapshot in its cwd)
  *
  * The lab: node1, node2 and a client on one LAN, real daemons. The modules, each with its own VIP and port:
  *   mirror-NN  examples/demo as it is (pulse 500 ms, timeout 5 s, heartbeats on the one LAN, no <rfs>: no file
@@ -219,8 +220,8 @@ async function bench(): Promise<void> {
       hosts: [...NODES.map((name) => ({ name, role: 'node' as const })), { name: 'client', role: 'client' }],
       lans: [{ name: 'default', cidr: '198.51.100.0/24', ifname: 'eth0', addrs: { node1: '198.51.100.1', node2: '198.51.100.2', client: '198.51.100.100' } }],
       privateDirs: [],
-      ...(process.env.TANDEM_BENCH_CPU_PROF ? {
-        daemonCommand: [process.execPath, '--cpu-prof', `--cpu-prof-dir=${process.env.TANDEM_BENCH_CPU_PROF}`, path.join(repoRoot(), 'bin', 'tandem'), 'daemon'],
+      ...(process.env.TANDEM_BENCH_NODE_FLAGS ? {
+        daemonCommand: [process.execPath, ...process.env.TANDEM_BENCH_NODE_FLAGS.split(/\s+/).filter(Boolean), path.join(repoRoot(), 'bin', 'tandem'), 'daemon'],
       } : {}),
     });
     lab.autoTeardownOnExit();
@@ -254,7 +255,7 @@ async function bench(): Promise<void> {
     console.log(`verdict: ${count} modules, idle daemon CPU ${cpu.v.toFixed(2)} % of one core (${cpu.n}; ${(cpu.v / none[cpu.n]!.cpuPct).toFixed(1)} × no module; target < ${CPU_TARGET_PCT} %: ${cpu.v < CPU_TARGET_PCT ? 'met' : 'NOT met'})`);
     console.log(`verdict: ${count} modules, daemon VmRSS ${rss.v.toFixed(0)} MiB (${rss.n}; ${(rss.v / none[rss.n]!.rssMiB).toFixed(1)} × no module; target ≤ ${RSS_TARGET_MIB} MiB: ${rss.v <= RSS_TARGET_MIB ? 'met' : 'NOT met'})`);
   } finally {
-    // the daemons end first, so that profiles (TANDEM_BENCH_CPU_PROF) are written
+    // the daemons end first, so that profiles (TANDEM_BENCH_NODE_FLAGS) are written
     if (lab) for (const n of NODES) await stopDaemon(lab, n).catch(() => {});
     await lab?.down();
   }

@@ -88,3 +88,4 @@ if [ ! -f node_modules/.tandem-lock ] || [ "$(cat node_modules/.tandem-lock)" !=
 fi
 
 npx tsc -p tsconfig.json
+node scripts/completions.mjs >/dev/null

@@ -69,12 +69,22 @@ test('unknown command, missing argument, missing flag value, bad option, bad int
     [['get', '-m', 'web'], /Missing required flag resource/],
     [['state', '-m', 'web', 'extra'], /Unexpected argument: extra/],
     [['lab', 'exec', 'node1'], /give the command after the host/],
+    [['help', 'nosuch'], /Command nosuch not found/],
   ];
   for (const [args, re] of cases) {
     const r = await tandem(args);
     assert.is(r.code, EXIT_USAGE, show(args, r));
     assert.match(r.stderr, re, show(args, r));
   }
+});
+
+test('`tandem help` and `tandem help COMMAND` print the help and exit 0', async () => {
+  const top = await tandem(['help']);
+  assert.is(top.code, 0, show(['help'], top));
+  assert.match(top.stdout, /COMMANDS[\s\S]*package[\s\S]*state/);
+  const one = await tandem(['help', 'lab', 'up']);
+  assert.is(one.code, 0, show(['help', 'lab', 'up'], one));
+  assert.match(one.stdout, /\$ tandem lab up/);
 });
 
 test('a user error exits 10 (not 64): the command line is valid, the request is not', async () => {

@@ -60,7 +60,7 @@ export async function packageModule(home: Home, name: string, file: string, forc
     await copyModes(dir, root);
     const manifest: PackageManifest = { format: PACKAGE_FORMAT, module: name };
     await fs.writeFile(path.join(root, PACKAGE_MANIFEST), `${JSON.stringify(manifest)}\n`, { mode: 0o644 });
-    await tar.c({ file: tmp, cwd: staging, gzip: true, portable: true }, [name]);
+    await tar.c({ file: tmp, cwd: staging, gzip: true }, [name]);
     await fs.rename(tmp, dest);
   } catch (e) {
     await fs.rm(tmp, { force: true });

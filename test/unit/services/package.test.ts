@@ -70,7 +70,7 @@ async function userError(p: Promise<unknown>, re: RegExp): Promise<UserError> {
   return e as UserError;
 }
 
-/** Every path under `dir` with its type, mode, size, mtime (s) and content hash: what "identical" means here. */
+/** Every path under `dir` with its type, mode, owner, a file's mtime (s) and content: what "identical" means here. */
 function tree(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const rel of fs.readdirSync(dir, { recursive: true }) as string[]) {
@@ -85,7 +85,7 @@ function tree(dir: string): Record<string, string> {
 
 const installed = (h: Home, m: string) => fs.existsSync(homePaths.moduleDir(h, m));
 
-test('round trip: package on one node, install on another without -m: identical files, modes and times', withFx(async (f) => {
+test('round trip: package on one node, install on another without -m: identical files, modes and file times', withFx(async (f) => {
   await installModule(f.a, 'web', f.pkg, false);
   const file = path.join(f.dir, 'web.tar.gz');
   const w = await packageModule(f.a, 'web', file, false);

@@ -13,7 +13,7 @@ import { notFilesOnly, notFilesOrDirs, PACKAGE_MANIFEST, packageModuleName, unpa
 
 /**
  * Installs a module from `source`: a directory, or a package archive (services/package.ts: layout, member checks,
- * the `.tandem-package` manifest that names the module). `name` is the -m given; it may be left out when the package
+ * the `.tandem-package` manifest that names the module). `given` is the -m; it may be left out when the package
  * names its module, and must match that name when given. Nothing is copied before the package, its configuration
  * (against cluster.xml) and what it must not clash with (`checkBeside`) are checked.
  *

@@ -90,10 +90,19 @@ export async function unpackArchive(source: string, src: string, staging: string
   }
   if (bad.length > 0) throw refusedMembers(source, bad);
   try {
-    await tar.x({ file: src, cwd: staging, strict: true, preserveOwner: false, umask: 0 });
+    // the same check again while extracting: the file may have changed since it was listed
+    await tar.x({
+      file: src, cwd: staging, strict: true, preserveOwner: false, umask: 0,
+      filter: (p, e) => {
+        const why = memberProblem(p, (e as tar.ReadEntry).type, (e as tar.ReadEntry).linkpath);
+        if (why) bad.push(why);
+        return why === null;
+      },
+    });
   } catch (e) {
     throw new UserError(`cannot read package ${source}: ${(e as Error).message}`, 'check that the file is a complete tar archive (e.g. `tar tzf FILE`), or make it again with `tandem package`');
   }
+  if (bad.length > 0) throw refusedMembers(source, bad);
   return packageRoot(staging);
 }
 

@@ -4,6 +4,7 @@
 #                    rsync and fio (bench/: what users compare tandem's resync and I/O figures with),
 #                    python3 (bench/failover.ts: a packet sniffer in the lab's client host),
 #                    wrk (bench/farm.ts: HTTP load through a farm VIP, from the lab's client host),
+#                    zsh and fish (test/unit/cli/completion.test.ts: the generated completions, run by the real shells),
 #                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started),
 #                    keepalived (bench/failover.ts: the VRRP failover users compare tandem's with; its host-wide
 #                    service is neither started nor left enabled, the bench runs its own in the lab's namespaces)
@@ -25,7 +26,7 @@ fi
 
 missing=()
 for pair in ip:iproute2 arping:arping ping:iputils-ping nsenter:util-linux curl:curl nft:nftables rsync:rsync fio:fio \
-            python3:python3 wrk:wrk; do
+            python3:python3 wrk:wrk zsh:zsh fish:fish; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -87,3 +88,4 @@ if [ ! -f node_modules/.tandem-lock ] || [ "$(cat node_modules/.tandem-lock)" !=
 fi
 
 npx tsc -p tsconfig.json
+node scripts/completions.mjs >/dev/null

@@ -32,3 +32,9 @@ export class BugError extends Error {
 export const EXIT_USER_ERROR = 10;
 export const EXIT_EXTERNAL_ERROR = 11;
 export const EXIT_BUG = 12;
+/**
+ * Invalid command line (unknown command or flag, missing or unexpected argument, bad flag value): BSD sysexits' EX_USAGE.
+ * Distinct from every state exit code of `tandem state` (0..4) and `tandem get` (0..4). oclif's parse errors get it
+ * from package.json `oclif.exitCodes`.
+ */
+export const EXIT_USAGE = 64;

@@ -14,7 +14,8 @@ export const moduleFlag = Flags.string({
  * Base of every tandem command: the one error handler (STYLE.md §5).
  *   UserError → message + what to do next, exit 10;  ExternalError → command, exit code, stderr, exit 11;
  *   anything else → BugError with a stack and a request for `tandem snapshot`, exit 12.
- * oclif's own parse errors keep oclif's exit code (2).
+ * Invalid command lines (oclif's parse errors, unknown commands) exit EXIT_USAGE (64), set in package.json
+ * `oclif.exitCodes`, so that they never look like a state code of `tandem state` (2 = ALONE).
  */
 export abstract class TandemCommand extends Command {
   protected home(): Home {

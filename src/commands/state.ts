@@ -10,15 +10,21 @@ export default class State extends TandemCommand {
   static override description = `Exit codes (as SafeKit): STOP 0, WAIT 1, ALONE 2, PRIM 3, SECOND 4; farm modules: STOP 0, WAIT 1, UP 2.
 Errors exit 10 or more.
 "(transient)" follows the state while scripts or reintegration run.`;
-  static override examples = ['<%= config.bin %> state -m demo', 'tandem state -m demo -q; echo $?'];
-  static override flags = { module: moduleFlag, quiet: Flags.boolean({ char: 'q', description: 'print nothing, only set the exit code' }) };
+  static override examples = ['<%= config.bin %> state -m demo', 'tandem state -m demo -q; echo $?', 'tandem state -m demo --json'];
+  static override flags = {
+    module: moduleFlag,
+    quiet: Flags.boolean({ char: 'q', description: 'print nothing, only set the exit code', exclusive: ['json'] }),
+    json: Flags.boolean({ description: 'machine-readable output: {"module","mode","state","ready","exitCode"}; the exit code is still the state' }),
+  };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(State);
     const m = this.needModule(flags.module);
     const v = (await daemonRequest(this.home(), 'status', m)) as StatusView;
     const mod: { state: ModState | FarmModState; ready: boolean } = v.modules[0] ?? v.farms[0]!;
-    if (!flags.quiet) this.log(`${mod.state}${mod.ready ? '' : ' (transient)'}`);
-    this.exit(mod.state === 'UP' ? FARM_STATE_EXIT_CODE.UP : STATE_EXIT_CODE[mod.state]);
+    const exitCode = mod.state === 'UP' ? FARM_STATE_EXIT_CODE.UP : STATE_EXIT_CODE[mod.state];
+    if (flags.json) this.log(JSON.stringify({ module: m, mode: v.modules[0] ? 'mirror' : 'farm', state: mod.state, ready: mod.ready, exitCode }, null, 2));
+    else if (!flags.quiet) this.log(`${mod.state}${mod.ready ? '' : ' (transient)'}`);
+    this.exit(exitCode);
   }
 }

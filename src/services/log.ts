@@ -33,3 +33,34 @@ export async function followLog(home: Home, module: string, from: number, out: (
     }
   }
 }
+
+/** One log line as `tandem log --json` prints it (a stable contract, README). */
+export interface LogLineJson {
+  module: string;
+  /** the line's timestamp (ISO 8601) when it starts with one (the daemon's lines), else null (e.g. script output) */
+  at: string | null;
+  /** `info`, `warn`, `error`, … when the line has a timestamp, else null */
+  level: string | null;
+  /** the whole line as in the log file, without its newline */
+  line: string;
+}
+
+const STAMPED = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) (\w+)\s/;
+
+export function logLineJson(module: string, line: string): LogLineJson {
+  const m = STAMPED.exec(line);
+  return { module, at: m ? m[1]! : null, level: m ? m[2]! : null, line };
+}
+
+/**
+ * A converter of log text to JSON Lines for `module`: each complete line becomes one JSON object and a newline; a
+ * partial last line is kept until the chunk that ends it (the log is read while it is written).
+ */
+export function jsonLines(module: string): (chunk: string) => string {
+  let rest = '';
+  return (chunk) => {
+    const parts = (rest + chunk).split('\n');
+    rest = parts.pop()!;
+    return parts.map((l) => `${JSON.stringify(logLineJson(module, l))}\n`).join('');
+  };
+}

@@ -2,7 +2,6 @@ import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import * as tar from 'tar';
 import { listModules, loadCluster, loadModuleConfig, parseRunnableModule } from '../config/load.js';
 import type { ClusterConfig, ModuleConfig } from '../config/types.js';
 import { checkModuleFiles, installMode } from '../config/module-files.js';
@@ -10,52 +9,36 @@ import { moduleConflict, validateModuleName } from '../config/userconfig.js';
 import { UserError } from '../errors.js';
 import { homePaths, type Home } from '../home.js';
 import { daemonRequest, daemonRequestIfRunning } from './daemon-client.js';
+import { notFilesOnly, notFilesOrDirs, PACKAGE_MANIFEST, packageModuleName, unpackArchive } from './package.js';
 
 /**
- * Module package layout (a stable contract, README "Module packages"): a directory, or a .tar/.tar.gz/.tgz of one,
- * holding `userconfig.xml` and optionally `bin/` with the scripts. In an archive they may sit at the top or inside a
- * single top-level directory.
+ * Installs a module from `source`: a directory, or a package archive (services/package.ts: layout, member checks,
+ * the `.tandem-package` manifest that names the module). `given` is the -m; it may be left out when the package
+ * names its module, and must match that name when given. Nothing is copied before the package, its configuration
+ * (against cluster.xml) and what it must not clash with (`checkBeside`) are checked.
  *
  * Trust (config/module-files.ts): a package holds regular files and directories only (a symlink, hard link, device or
  * FIFO is refused, in a directory as in an archive). What is installed is normalised: owned by root (the user running
  * tandem), directories 0755, files keep their read and execute bits but lose group/other write and setuid, setgid
  * and sticky bits.
  */
-export async function installModule(home: Home, name: string, source: string, force: boolean): Promise<{ module: string; applied: string }> {
-  validateModuleName(name);
+export async function installModule(home: Home, given: string | undefined, source: string, force: boolean): Promise<{ module: string; applied: string }> {
+  if (given !== undefined) validateModuleName(given);
   const cluster = loadCluster(home);
   const src = path.resolve(source);
   const stat = await fs.stat(src).catch(() => null);
   if (!stat) throw new UserError(`${source} does not exist.`, 'give a module directory (with userconfig.xml and bin/) or a .tar.gz package');
   let staging: string | null = null;
   let dir = src;
-  if (stat.isFile()) {
-    if (!/\.(tar|tar\.gz|tgz|safe)$/.test(src)) throw new UserError(`${source} is not a module package: expected a directory or a .tar, .tar.gz, .tgz or .safe file.`);
-    staging = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-install-'));
-    const refused: string[] = [];
-    try {
-      await tar.x({
-        file: src, cwd: staging, strict: true, preserveOwner: false,
-        filter: (p, entry) => {
-          const type = (entry as { type?: string }).type ?? 'File';
-          if (['File', 'OldFile', 'ContiguousFile', 'Directory'].includes(type)) return true;
-          refused.push(`${p} (${type})`);
-          return false;
-        },
-      });
-    } catch (e) {
-      await fs.rm(staging, { recursive: true, force: true });
-      throw new UserError(`cannot read package ${source}: ${(e as Error).message}`, 'check that the file is a complete tar archive');
-    }
-    if (refused.length > 0) {
-      await fs.rm(staging, { recursive: true, force: true });
-      throw notFilesOnly(source, refused);
-    }
-    dir = await packageRoot(staging);
-  }
+  let name: string;
   try {
+    if (stat.isFile()) {
+      staging = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-install-'));
+      dir = await unpackArchive(source, src, staging);
+    }
     const odd = await notFilesOrDirs(dir);
     if (odd.length > 0) throw notFilesOnly(source, odd);
+    name = await packageModuleName(source, dir, given);
     const text = await fs.readFile(path.join(dir, 'userconfig.xml')).catch(() => {
       throw new UserError(`${source} has no userconfig.xml.`, 'a module holds userconfig.xml and a bin/ directory with its scripts');
     });
@@ -67,7 +50,7 @@ export async function installModule(home: Home, name: string, source: string, fo
     const tmp = `${target}.new`;
     await fs.rm(tmp, { recursive: true, force: true });
     await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
-    await copyNormalised(dir, tmp);
+    await copyNormalised(dir, tmp, new Set([path.join(dir, PACKAGE_MANIFEST)]));
     await fs.rm(target, { recursive: true, force: true });
     await fs.rename(tmp, target);
   } finally {
@@ -105,34 +88,19 @@ async function checkBeside(home: Home, cfg: ModuleConfig, cluster: ClusterConfig
   }
 }
 
-function notFilesOnly(source: string, what: string[]): UserError {
-  const shown = what.slice(0, 5).join(', ') + (what.length > 5 ? ` and ${what.length - 5} more` : '');
-  return new UserError(`package ${source} holds something other than regular files and directories: ${shown}.`,
-    'module packages hold regular files and directories only (no symlinks, hard links, devices or FIFOs): replace each link by the file itself');
-}
-
-/** Paths under `dir` (relative) that are neither regular files nor directories, e.g. `bin/run (symlink)`. */
-async function notFilesOrDirs(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (rel: string) => {
-    for (const e of await fs.readdir(path.join(dir, rel), { withFileTypes: true })) {
-      const p = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(p);
-      else if (!e.isFile()) out.push(`${p} (${e.isSymbolicLink() ? 'symlink' : 'special file'})`);
-    }
-  };
-  await walk('');
-  return out;
-}
-
-/** Copies the package tree `src` to `dest` (which must not exist) with the owner and modes of an installed module. */
-async function copyNormalised(src: string, dest: string): Promise<void> {
+/**
+ * Copies the package tree `src` to `dest` (which must not exist) with the owner and modes of an installed module,
+ * leaving out the paths of `skip`.
+ */
+async function copyNormalised(src: string, dest: string, skip: ReadonlySet<string>): Promise<void> {
   const uid = process.geteuid?.() ?? 0;
   const gid = process.getegid?.() ?? 0;
   const st = await fs.lstat(src);
   if (st.isDirectory()) {
     await fs.mkdir(dest, { mode: 0o700 });
-    for (const n of (await fs.readdir(src)).sort()) await copyNormalised(path.join(src, n), path.join(dest, n));
+    for (const n of (await fs.readdir(src)).sort()) {
+      if (!skip.has(path.join(src, n))) await copyNormalised(path.join(src, n), path.join(dest, n), skip);
+    }
   } else if (st.isFile()) {
     await fs.copyFile(src, dest, fsc.COPYFILE_EXCL);
   } else {
@@ -141,14 +109,6 @@ async function copyNormalised(src: string, dest: string): Promise<void> {
   await fs.lchown(dest, uid, gid);
   await fs.chmod(dest, installMode(st.mode, st.isDirectory()));
   await fs.utimes(dest, st.atime, st.mtime);
-}
-
-async function packageRoot(dir: string): Promise<string> {
-  const entries = await fs.readdir(dir, { withFileTypes: true });
-  if (entries.some((e) => e.name === 'userconfig.xml')) return dir;
-  const dirs = entries.filter((e) => e.isDirectory());
-  if (dirs.length === 1) return path.join(dir, dirs[0]!.name);
-  return dir;
 }
 
 export async function uninstallModule(home: Home, name: string): Promise<void> {

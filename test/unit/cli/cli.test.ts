@@ -325,6 +325,28 @@ test('two real daemons on loopback: prim, second, state exit codes, failover aft
     assert.is(m.state, 'ALONE');
     assert.is(m.peer.reachable, false);
     assert.is(fs.readFileSync(path.join(d2.env.TANDEM_HOME!, 'app.log'), 'utf8'), 'node2 SECOND ALONE start\n', 'start_prim ran on node2');
+
+    // the machine-readable surface (README), from a real daemon: state --json keeps the state as its exit code
+    const sj = await tandem(['state', '-m', 'demo', '--json'], d2.env);
+    assert.is(sj.code, 2, show(sj));
+    assert.equal(JSON.parse(sj.stdout), { module: 'demo', mode: 'mirror', state: 'ALONE', ready: true, exitCode: 2 });
+    const lj = await tandem(['list', '--json'], d2.env);
+    assert.is(lj.code, 0, show(lj));
+    assert.equal(JSON.parse(lj.stdout), { daemon: true, modules: [{ module: 'demo', state: 'ALONE', ready: true }] });
+    const gj = await tandem(['get', '-m', 'demo', '-r', 'heartbeat.default', '--json'], d2.env);
+    assert.is(gj.code, 1, show(gj));
+    const res = JSON.parse(gj.stdout) as Record<string, unknown>;
+    assert.equal([res.name, res.state, res.by], ['heartbeat.default', 'down', 'derived']);
+    const logj = await tandem(['log', '-m', 'demo', '-n', '5', '--json'], d2.env);
+    assert.is(logj.code, 0, show(logj));
+    const lines = logj.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { module: string; at: string | null; level: string | null; line: string });
+    assert.is(lines.length, 5, show(logj));
+    for (const l of lines) {
+      assert.equal(Object.keys(l), ['module', 'at', 'level', 'line']);
+      assert.is(l.module, 'demo');
+      if (l.at !== null) assert.ok(l.line.startsWith(l.at) && !Number.isNaN(Date.parse(l.at)), l.line);
+    }
+    assert.ok(lines.some((l) => l.at !== null && l.level !== null), 'the daemon\'s lines carry their time and level');
   } finally {
     for (const d of daemons) await killDaemon(d);
   }

@@ -89,7 +89,7 @@ test('a package holding a symlink (directory or archive) or a hard link (archive
 
   const tgz = path.join(f.dir, 'web.tgz');
   await tar.c({ file: tgz, cwd: f.dir, gzip: true }, ['pkg']);
-  await userError(installModule(f.home, 'web', tgz, false), /pkg\/bin\/lib\/evil \(SymbolicLink\)/);
+  await userError(installModule(f.home, 'web', tgz, false), /pkg\/bin\/lib\/evil \(SymbolicLink to \/etc\/passwd, outside the package\)/);
   fs.rmSync(path.join(f.pkg, 'bin', 'lib', 'evil'));
   fs.linkSync(path.join(f.pkg, 'bin', 'lib', 'helper'), path.join(f.pkg, 'bin', 'hard'));
   await tar.c({ file: tgz, cwd: f.dir, gzip: true }, ['pkg']);

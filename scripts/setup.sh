@@ -8,7 +8,7 @@
 #                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started),
 #                    keepalived (bench/failover.ts: the VRRP failover users compare tandem's with; its host-wide
 #                    service is neither started nor left enabled, the bench runs its own in the lab's namespaces)
-#   npm packages:    from package-lock.json (npm ci)
+#   npm packages:    from package-lock.json (npm ci); bun's executable checked (the single binary's compiler)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
@@ -85,6 +85,13 @@ if [ ! -f node_modules/.tandem-lock ] || [ "$(cat node_modules/.tandem-lock)" !=
   echo "setup: installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lockhash" > node_modules/.tandem-lock
+fi
+
+# bun (devDependency: the compiler of the single binary, scripts/build-binary.mjs) puts its executable in place in
+# a postinstall script; an npm that skipped install scripts leaves a placeholder: run that script here.
+if ! node_modules/.bin/bun --version >/dev/null 2>&1; then
+  echo "setup: putting bun's executable in place (node_modules/bun/install.js)"
+  (cd node_modules/bun && node install.js)
 fi
 
 npx tsc -p tsconfig.json

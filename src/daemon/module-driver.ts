@@ -24,6 +24,7 @@ import { fileModuleStore, type ModuleStore } from './state-store.js';
 import type { Logger } from './logger.js';
 import { configHash } from './config-hash.js';
 import { CHECK_DEFAULTS } from '../config/checks.js';
+import { tandemExecutable } from '../platform/self.js';
 
 /** how often a failed state write is retried (module-driver `durably`) */
 export const RETRY_WRITE_MS = 1000;
@@ -491,6 +492,6 @@ export const isRunning = (st: ModState | undefined) => st === 'ALONE' || st === 
 export function tandemEnv(module: string, self: string, home: Home): Record<string, string> {
   return {
     TANDEM_MODULE: module, TANDEM_NODE: self, TANDEM_HOME: home.root, TANDEM_RUN_DIR: home.runDir,
-    TANDEM_BIN: process.env.TANDEM_BIN ?? process.argv[1] ?? 'tandem',
+    TANDEM_BIN: process.env.TANDEM_BIN ?? tandemExecutable(),
   };
 }

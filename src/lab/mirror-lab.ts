@@ -3,11 +3,12 @@
  * `MirrorLabOptions.module`: cluster.xml over the lab's LANs, one cluster key, the module installed on both nodes.
  * Used by the lab tests, `tandem lab up` and the demo.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { generateKey, writeKeyFile } from '../daemon/key.js';
 import { controlRequest } from '../daemon/control.js';
+import { UserError } from '../errors.js';
 import { homePaths } from '../home.js';
 import { Lab } from './lab.js';
 import { repoRoot, type LabSpec } from './spec.js';
@@ -118,6 +119,10 @@ export async function installLabModule(lab: Lab, o: MirrorLabOptions): Promise<v
   const labModule = o.module ?? DEMO_LAB_MODULE;
   const xml = labModule.userconfig(o, witness ? lab.addr(witness.name) : '198.51.100.254');
   const source = labModule.dir ?? path.join(repoRoot(), 'examples', labModule.name);
+  if (!existsSync(path.join(source, 'userconfig.xml'))) {
+    throw new UserError(`the lab's ${labModule.name} module is not at ${source}`,
+      `The single binary does not carry the example modules: run it from a tandem checkout (cd into it, the lab takes examples/${labModule.name} from there), or use bin/tandem.`);
+  }
   for (const n of nodesOf(lab)) {
     const home = { root: lab.paths(n).home, runDir: lab.paths(n).run };
     const mod = homePaths.moduleDir(home, labModule.name);

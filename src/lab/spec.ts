@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import { inNet, ipv4ToInt, parseCidr } from '../net/ipv4.js';
+import { isSingleBinary } from '../platform/self.js';
 
 /**
  * What a lab is made of, as plain data. `Lab.create(partial)` fills the missing fields from `defaultSpec` (field by
@@ -34,9 +35,9 @@ export interface LabSpec {
    * size, not names or mtime). Default 64 MiB.
    */
   lossyPendingLimitBytes: number;
-  /** argv of the node daemon, run inside the node host. Default `[<repo>/bin/tandem, 'daemon']`. */
+  /** argv of the node daemon, run inside the node host. Default `[<repo>/bin/tandem, 'daemon']` (the single binary: itself). */
   daemonCommand: string[];
-  /** argv prefix of the tandem CLI, used by `Lab.cli`. Default `[<repo>/bin/tandem]`. */
+  /** argv prefix of the tandem CLI, used by `Lab.cli`. Default `[<repo>/bin/tandem]` (the single binary: itself). */
   cliCommand: string[];
   /** Extra environment for the daemon (TANDEM_HOME, TANDEM_RUN_DIR and TANDEM_NODE are always set by the lab). */
   daemonEnv: Record<string, string>;
@@ -93,6 +94,11 @@ export function repoRoot(): string {
   }
 }
 
+/** The tandem the nodes run by default: this single binary when it is one, else the checkout's bin/tandem. */
+function selfCommand(): string[] {
+  return isSingleBinary() ? [process.execPath] : [path.join(repoRoot(), 'bin', 'tandem')];
+}
+
 /** The default topology: node1, node2, client and witness on `default`; node1 and node2 on `replication`. */
 export function defaultSpec(prefix: string = randomPrefix()): LabSpec {
   return {
@@ -121,8 +127,8 @@ export function defaultSpec(prefix: string = randomPrefix()): LabSpec {
     privateDirs: ['/srv/demo'],
     lossyDisks: false,
     lossyPendingLimitBytes: 64 << 20,
-    daemonCommand: [path.join(repoRoot(), 'bin', 'tandem'), 'daemon'],
-    cliCommand: [path.join(repoRoot(), 'bin', 'tandem')],
+    daemonCommand: [...selfCommand(), 'daemon'],
+    cliCommand: selfCommand(),
     // the nodes share one kernel: a node's process monitoring must not count another node's application
     daemonEnv: { TANDEM_ERRD_OWN_NETNS: '1' },
   };

@@ -27,6 +27,7 @@ import net from 'node:net';
 import { errorFromBody, LineSplitter } from '../../daemon/control.js';
 import { BugError, UserError } from '../../errors.js';
 import { homePaths, type Home } from '../../home.js';
+import { tandemArgv } from '../../platform/self.js';
 import { realClock } from '../../platform/clock/real.js';
 import type { Clock } from '../../platform/clock/types.js';
 import type {
@@ -373,11 +374,6 @@ function connectUnix(p: string): Promise<net.Socket> {
     s.once('connect', () => { s.removeAllListeners('error'); resolve(s); });
     s.once('error', reject);
   });
-}
-
-/** The argv that runs this tandem (the daemon's own entry point): node and the script, or the single binary. */
-export function tandemArgv(): string[] {
-  return process.argv[1] ? [process.execPath, process.argv[1]] : [process.execPath];
 }
 
 /**

@@ -1,0 +1,27 @@
+/**
+ * The single binary's entry (scripts/build-binary.mjs generates `dist/binary/main.js`, which calls `runBinary`).
+ * oclif finds commands by scanning dist/src/commands and reads package.json from disk; inside a bun-compiled binary
+ * there is neither. So the build passes the package.json it read and an explicit command table generated from the
+ * command directory (oclif 4's `explicit` discovery strategy), and the root plugin is given that table instead of
+ * importing a target file from disk.
+ */
+import path from 'node:path';
+import { execute, Plugin, type Command, type Interfaces } from '@oclif/core';
+
+/** command id (`lab:up`) → its class, for every file of src/commands */
+export type CommandTable = Record<string, Command.Class>;
+
+/** The strategy put in the binary's package.json: no file of it is read at run time (see `runBinary`). */
+export const EXPLICIT_COMMANDS = { strategy: 'explicit', target: './commands.js', identifier: 'COMMANDS' } as const;
+
+export async function runBinary(commands: CommandTable, pjson: Interfaces.PJSON): Promise<void> {
+  const proto = Plugin.prototype as unknown as { loadCommandsFromTarget(this: Plugin): Promise<CommandTable | undefined> };
+  const fromDisk = proto.loadCommandsFromTarget;
+  proto.loadCommandsFromTarget = async function (this: Plugin) {
+    return this.isRoot ? commands : fromDisk.call(this);
+  };
+  const root = path.dirname(process.execPath);
+  await execute({
+    loadOptions: { root, pjson: { ...pjson, oclif: { ...pjson.oclif, commands: EXPLICIT_COMMANDS } } },
+  });
+}

@@ -5,8 +5,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
-import * as tar from 'tar';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deriveKey, generateKey, writeKeyFile } from '../../../src/daemon/key.js';
@@ -17,6 +15,7 @@ import type { RunFn, RunOptions } from '../../../src/platform/exec.js';
 import {
   formatSnapshot, KEY_REMOVED, keyEncodings, scrub, takeSnapshot, type SnapshotResult, type SnapshotSources,
 } from '../../../src/services/snapshot.js';
+import { archiveMembers, assertNoKey } from '../snapshot-archive.js';
 
 const CLUSTER_XML = `<cluster><lans><lan name="default">
   <node name="node1" addr="198.51.100.1"/><node name="node2" addr="198.51.100.2"/>
@@ -104,30 +103,9 @@ function sources(o: Partial<SnapshotSources> & { statusCalls?: (string | undefin
   };
 }
 
-/** Every member of the archive by name (without the top directory), decompressed. */
-async function members(file: string): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  const pending: Promise<void>[] = [];
-  await tar.t({
-    file,
-    onReadEntry: (e) => {
-      const chunks: Buffer[] = [];
-      pending.push(new Promise((resolve) => {
-        e.on('data', (c: Buffer) => chunks.push(c));
-        e.on('end', () => {
-          if (e.type === 'File') out.set(e.path.split('/').slice(1).join('/'), Buffer.concat(chunks));
-          resolve();
-        });
-      }));
-    },
-  });
-  await Promise.all(pending);
-  return out;
-}
-
 async function snap(f: Fx, src: SnapshotSources, module?: string, name = 'snap.tar.gz'): Promise<{ r: SnapshotResult; m: Map<string, Buffer> }> {
   const r = await takeSnapshot(f.home, src, { module, file: f.out(name), tandemVersion: '9.8.7' });
-  return { r, m: await members(r.file) };
+  return { r, m: await archiveMembers(r.file) };
 }
 
 async function userError(p: Promise<unknown>, re: RegExp): Promise<UserError> {
@@ -293,29 +271,6 @@ test('a file that appears while the snapshot is taken is not replaced', withFx(a
   assert.is(fs.readFileSync(target, 'utf8'), 'someone else');
   assert.equal(fs.readdirSync(f.dir).filter((n) => n.includes('partial')), []);
 }));
-
-/** Every encoding of the key and of its sub-keys that tandem writes or a person could paste. */
-function forbidden(key: Buffer): { what: string; bytes: Buffer }[] {
-  const out: { what: string; bytes: Buffer }[] = [];
-  const keys: [string, Buffer][] = [['key', key], ...(['heartbeat', 'control', 'replication'] as const).map((p) => [`${p} sub-key`, deriveKey(key, p)] as [string, Buffer])];
-  for (const [name, k] of keys) {
-    out.push({ what: `${name} raw`, bytes: k }, { what: `${name} hex`, bytes: Buffer.from(k.toString('hex')) },
-      { what: `${name} HEX`, bytes: Buffer.from(k.toString('hex').toUpperCase()) }, { what: `${name} base64`, bytes: Buffer.from(k.toString('base64')) },
-      { what: `${name} base64 unpadded`, bytes: Buffer.from(k.toString('base64').replace(/=+$/, '')) },
-      { what: `${name} base64url`, bytes: Buffer.from(k.toString('base64url')) });
-  }
-  // the key file exactly as genkey writes it (hex + newline)
-  out.push({ what: 'cluster.key file', bytes: Buffer.from(`${key.toString('hex')}\n`) });
-  return out;
-}
-
-function assertNoKey(archive: string, m: Map<string, Buffer>, key: Buffer): void {
-  const whole = zlib.gunzipSync(fs.readFileSync(archive)); // the tar stream: every member's name, header and body
-  for (const { what, bytes } of forbidden(key)) {
-    assert.is(whole.indexOf(bytes), -1, `the archive holds the ${what}`);
-    for (const [n, b] of m) assert.is(b.indexOf(bytes), -1, `member ${n} holds the ${what}`);
-  }
-}
 
 test('the cluster key is in no member in any encoding, even where a file or the daemon embeds it', withFx(async (f) => {
   const k = f.key;

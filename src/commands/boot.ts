@@ -7,12 +7,14 @@ import { daemonRequestIfRunning } from '../services/daemon-client.js';
 
 export default class Boot extends TandemCommand {
   static override summary = 'Start the daemon at boot (systemd unit): on, off, or status.';
-  static override description = `on: installs the systemd unit tandem.service (its ExecStart runs this tandem: the node entry or the single binary)
-and enables it. off: disables it (the unit file stays). status: installed, enabled, active, daemon running.
-Neither on nor off starts or stops a running daemon. Without a running systemd, on/off write or remove the
-multi-user.target.wants link themselves and say so.`;
+  static override description = [
+    'on: installs the systemd unit tandem.service, whose ExecStart runs this tandem (the node entry or the single binary), and enables it.',
+    'off: disables it; the unit file stays. status: installed, enabled, active, daemon running.',
+    'Neither on nor off starts or stops a running daemon: they decide the next boot (`systemctl start tandem` starts it now). ' +
+      'Without a running systemd, on and off write or remove the multi-user.target.wants link themselves and say so.',
+  ].join('\n\n');
   static override examples = ['<%= config.bin %> boot on', '<%= config.bin %> boot status', '<%= config.bin %> boot off'];
-  static override args = { what: Args.string({ required: true, options: ['on', 'off', 'status'], description: 'on | off | status' }) };
+  static override args = { what: Args.string({ required: true, options: ['on', 'off', 'status'], description: 'on: install and enable; off: disable; status: show' }) };
   static override flags = {
     'unit-dir': Flags.string({ description: `where the unit goes (default ${DEFAULT_UNIT_DIR})`, env: 'TANDEM_SYSTEMD_DIR', helpValue: 'DIR' }),
     json: Flags.boolean({ description: 'machine-readable output' }),

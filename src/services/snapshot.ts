@@ -62,7 +62,7 @@ export interface SnapshotResult {
   file: string;
   node: string;
   module: string | null;
-  /** whether a daemon answered; when not, `daemon/NOT-RUNNING.txt` says so */
+  /** whether the daemon answered `status`; when not, `daemon/NO-STATUS.txt` says why (none runs, or its error) */
   daemon: boolean;
   members: SnapshotMember[];
   failed: FailedCommand[];
@@ -170,8 +170,8 @@ export async function takeSnapshot(home: Home, src: SnapshotSources, o: Snapshot
       }
       for (const f of status.farms ?? []) await put(`daemon/modules/${f.module}/resources.json`, `${JSON.stringify(f.resources, null, 2)}\n`);
     } else {
-      await put('daemon/NOT-RUNNING.txt', daemonError
-        ? `the daemon did not answer \`tandem status --json\`: ${daemonError}\n`
+      await put('daemon/NO-STATUS.txt', daemonError
+        ? `\`tandem status --json\` failed: ${daemonError}\n`
         : `no tandem daemon was running on ${node} when this snapshot was taken (${now.toISOString()}): it has no status.\n`);
     }
 
@@ -334,7 +334,7 @@ async function readTail(file: string, limit: number): Promise<{ data: Buffer; tr
 export function formatSnapshot(r: SnapshotResult): string {
   const bytes = r.members.reduce((s, m) => s + m.size, 0);
   const lines = [`wrote ${r.file} (${r.members.length} files, ${(bytes / 1024).toFixed(0)} KiB before compression)`];
-  if (!r.daemon) lines.push('  no daemon answered: the archive has no status (daemon/NOT-RUNNING.txt says why)');
+  if (!r.daemon) lines.push('  no status from the daemon: the archive has none (daemon/NO-STATUS.txt says why)');
   for (const f of r.failed) lines.push(`  not collected: ${f.command} (exit ${f.exitCode ?? 'none'}${f.stderr ? `: ${f.stderr.trim().split('\n')[0]}` : ''})`);
   for (const m of r.members.filter((x) => x.truncated)) lines.push(`  only the end of ${m.name} (${m.size} bytes) is included`);
   if (r.redacted.length) {

@@ -60,7 +60,7 @@ test('snapshot --json without a daemon: exit 0, the archive, its members and fai
   assert.is(out.node, 'node1');
   assert.is(out.daemon, false);
   const names = out.members.map((m) => m.name);
-  for (const n of ['home/modules/demo/userconfig.xml', 'home/cluster.xml', 'daemon/NOT-RUNNING.txt', 'system/versions.txt', 'manifest.json']) assert.ok(names.includes(n), n);
+  for (const n of ['home/modules/demo/userconfig.xml', 'home/cluster.xml', 'daemon/NO-STATUS.txt', 'system/versions.txt', 'manifest.json']) assert.ok(names.includes(n), n);
   assert.ok(Array.isArray(out.failed));
   assert.ok(fs.statSync(file).size > 0);
   const again = await tandem(['snapshot', file], env, dir);

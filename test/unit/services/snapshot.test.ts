@@ -220,9 +220,9 @@ test('no daemon: the archive says so and has everything else', withFx(async (f) 
   assert.not.ok(m.has('daemon/status.json'));
   // no address of cluster.xml is on this machine and TANDEM_NODE is unset: the host name names the node
   assert.is(r.node, os.hostname());
-  assert.match(m.get('daemon/NOT-RUNNING.txt')!.toString(), `no tandem daemon was running on ${os.hostname()}`);
+  assert.match(m.get('daemon/NO-STATUS.txt')!.toString(), `no tandem daemon was running on ${os.hostname()}`);
   assert.ok(m.has('home/log/demo.log') && m.has('commands/ip-addr.txt'));
-  assert.match(formatSnapshot(r), 'no daemon answered');
+  assert.match(formatSnapshot(r), 'no status from the daemon');
 }));
 
 test('a daemon that does not answer is recorded as a failure; the node name then comes from cluster.xml', withFx(async (f) => {
@@ -232,7 +232,7 @@ test('a daemon that does not answer is recorded as a failure; the node name then
     const { r, m } = await snap(f, sources({ status: async () => { throw new UserError('the tandem daemon did not answer `status` within 5000 ms'); } }));
     assert.is(r.node, 'node2');
     assert.equal(r.failed[0], { command: 'tandem status --json', exitCode: null, stderr: 'the tandem daemon did not answer `status` within 5000 ms' });
-    assert.match(m.get('daemon/NOT-RUNNING.txt')!.toString(), 'did not answer `tandem status --json`: the tandem daemon did not answer');
+    assert.match(m.get('daemon/NO-STATUS.txt')!.toString(), '`tandem status --json` failed: the tandem daemon did not answer');
   } finally {
     if (saved === undefined) delete process.env.TANDEM_NODE;
     else process.env.TANDEM_NODE = saved;

@@ -42,7 +42,7 @@ export abstract class TandemCommand extends Command {
     if (err.name === 'CLIError' || (err as { code?: string }).code?.startsWith?.('EEXIT')) throw err;
     const bug = err instanceof BugError ? err : new BugError(err.message);
     process.stderr.write(`${chalk.red('internal error (a bug in tandem):')} ${bug.message}\n${err.stack ?? ''}\n` +
-      `Please report it with the output of \`tandem status --json\` and the daemon log ($TANDEM_HOME/log/daemon.log).\n`);
+      `Please report it with a support snapshot: run \`tandem snapshot\` and send the file it writes.\n`);
     process.exitCode = EXIT_BUG;
     return;
   }

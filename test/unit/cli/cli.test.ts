@@ -7,44 +7,19 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { controlRequest } from '../../../src/daemon/control.js';
 import { generateKey, writeKeyFile } from '../../../src/daemon/key.js';
 import { waitFor } from '../wait-for.js';
+import { BIN, cliEnv, ROOT, runTandem, type Run } from './run.js';
 
 // dist/test/unit/cli → repository root
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const BIN = path.join(ROOT, 'bin', 'tandem');
+const tandem = (args: string[], env: Record<string, string> = {}): Promise<Run> => runTandem(args, { env });
 
 const EXIT_USER_ERROR = 10;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-/** The environment the CLI sees: ours without TANDEM_* (no stray TANDEM_MODULE), no colours, plus `env`. */
-function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TANDEM_')));
-  return { ...base, FORCE_COLOR: '0', NO_COLOR: '1', ...env };
-}
-
-/** Runs `tandem …args` to completion (killed after 60 s). */
-function tandem(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
 
 function show(r: Run): string {
   return `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;

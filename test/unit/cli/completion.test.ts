@@ -6,39 +6,26 @@
  * `complete -C`; zsh by running the script with `_arguments`/`_describe` replaced by functions that print what they
  * are given (zsh's completion system needs a terminal).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Config } from '@oclif/core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { specFromConfig, type CompletionSpec } from '../../../src/cli/completion.js';
 import { EXIT_USAGE } from '../../../src/errors.js';
+import { BIN, cliEnv, ROOT, runProcess, type Run } from './run.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const BIN = path.join(ROOT, 'bin', 'tandem');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tdcomp-'));
 const home = path.join(dir, 'home');
 fs.mkdirSync(path.join(home, 'modules', 'demo'), { recursive: true });
 fs.mkdirSync(path.join(home, 'modules', 'web-2'), { recursive: true });
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function run(cmd: string, args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TANDEM_')));
-    const child = spawn(cmd, args, { cwd: dir, env: { ...env, TANDEM_HOME: home, NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-    child.stdin.end(input ?? '');
-  });
-}
+const run = (cmd: string, args: string[], input?: string): Promise<Run> =>
+  runProcess(cmd, args, { cwd: dir, env: cliEnv({ TANDEM_HOME: home }), ...(input !== undefined ? { input } : {}) });
+
 
 let spec: CompletionSpec;
 const scripts: Record<string, string> = {};

@@ -3,40 +3,23 @@
  * command line (unknown command, unknown flag, missing argument, bad flag value) exits 64, never 2 (ALONE for
  * `tandem state`); a user error exits 10.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Config } from '@oclif/core';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EXIT_USAGE, EXIT_USER_ERROR } from '../../../src/errors.js';
 import { inParallel } from '../../../src/parallel.js';
+import { ROOT, runTandem, type Run } from './run.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const BIN = path.join(ROOT, 'bin', 'tandem');
 
-interface Run { code: number | null; stdout: string; stderr: string }
 
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'tdexit-'));
 test.after(() => fs.rmSync(home, { recursive: true, force: true }));
 
-function tandem(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TANDEM_')));
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT, env: { ...env, NO_COLOR: '1', TANDEM_HOME: home, TANDEM_RUN_DIR: path.join(home, 'run') }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
+const tandem = (args: string[]): Promise<Run> => runTandem(args, { env: { TANDEM_HOME: home, TANDEM_RUN_DIR: path.join(home, 'run') } });
+
 const show = (args: string[], r: Run) => `tandem ${args.join(' ')}: exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
 
 test('EXIT_USAGE is distinct from every state and resource exit code and from the error codes', () => {

@@ -2,38 +2,18 @@
  * `tandem snapshot` and `tandem boot` through the real CLI (`node bin/tandem …`, as a user runs them) against a
  * temporary home and unit directory, no daemon: exit codes, --json, and the ExecStart of the node entry.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateKey, writeKeyFile } from '../../../src/daemon/key.js';
+import { BIN, runTandem, type Run } from './run.js';
 
 // dist/test/unit/cli → repository root
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const BIN = path.join(ROOT, 'bin', 'tandem');
+const tandem = (args: string[], env: Record<string, string>, cwd: string): Promise<Run> => runTandem(args, { env, cwd });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function tandem(args: string[], env: Record<string, string>, cwd: string): Promise<Run> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TANDEM_')));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...base, NO_COLOR: '1', FORCE_COLOR: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
 
 const show = (r: Run) => `exit ${r.code}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
 

@@ -12,17 +12,11 @@ const TTY_POLL_MS = 400;
 
 export default class Dashboard extends TandemCommand {
   static override summary = 'A live view of every module on every node this node knows, with keys to act on them.';
-  static override description = `Full screen in a terminal: each module's state on each node in SafeKit's colours (STOP red, WAIT orange while
-transient and red when settled, ALONE/PRIM/SECOND/UP orange while transient and green when ready; a transient state
-ends with "…"), then for the selected module its peer and heartbeats per LAN, virtual IP holder, resync progress,
-replication, resources, farm bucket shares and alarms, and a log of the changes seen. It polls the daemon every
-${TTY_POLL_MS} ms.
-
-Keys: ↑/↓ select a module; s swap, t stop, r start, p prim, e second ask first, saying what will happen (y runs it
-on this node, as the command of the same name would; n or Esc cancels); q quits.
-
-Off a terminal (a pipe, a file, ssh without -t) it prints the status as plain text every --interval; --once prints
-one frame and exits.`;
+  static override description = [
+    'Full screen in a terminal: each module\'s state on each node in SafeKit\'s colours (STOP red, WAIT orange while transient and red when settled, ALONE/PRIM/SECOND/UP orange while transient and green when ready; a transient state ends with "…"), then for the selected module its peer and heartbeats per LAN, virtual IP holder, resync progress, replication, resources, farm bucket shares and alarms, and a log of the changes seen. It polls the daemon every ' + TTY_POLL_MS + ' ms.',
+    'Keys: ↑/↓ select a module; s swap, t stop, r start, p prim, e second first say what will happen (y runs it on this node, as the command of the same name would; n or Esc cancels); q quits.',
+    'Off a terminal (a pipe, a file, ssh without -t) it prints the status as plain text every --interval; --once prints one frame and exits.',
+  ].join('\n\n');
   static override examples = ['<%= config.bin %> dashboard', '<%= config.bin %> dashboard --once', '<%= config.bin %> dashboard --interval 5s | tee status.log'];
   static override flags = {
     module: moduleFlag,
@@ -48,6 +42,8 @@ one frame and exits.`;
 
   /** Prints a frame now and every `intervalMs` with the events seen since the last one, until interrupted. */
   private async printEvery(store: StatusStore, intervalMs: number): Promise<never> {
+    // the reader went away (`| head`): stop quietly, as other line-printing tools do
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
     let shown = 0;
     for (;;) {
       const s = store.snapshot;

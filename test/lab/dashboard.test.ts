@@ -118,6 +118,24 @@ test('the dashboard in a pty: renders, answers keys, re-fits, follows a failover
     s.key('y');
     await waitScreen(l, s, 'node2 SECOND again, node1 PRIM', /▶ demo\s+SECOND\s+PRIM\s/, 30_000);
 
+    // off a terminal: a frame every --interval, with the events since the last one; a reader that goes away ends it
+    const [file, ...args] = l.hostArgv('node1', [...l.spec.cliCommand, 'dashboard', '--interval', '200ms']);
+    const plain = execa(file!, args, { env: { ...l.nodeEnv('node1'), FORCE_COLOR: '0' }, reject: false, stdin: 'ignore' });
+    let out = '';
+    plain.stdout!.on('data', (d) => { out += d; });
+    try {
+      await l.waitFor('two plain frames', async () => (out.match(/^tandem dashboard · node node1/gm) ?? []).length >= 2, 10_000, 50);
+    } finally {
+      plain.kill('SIGKILL');
+      await plain;
+    }
+    assert.match(out, /demo\s+PRIM\s+SECOND/);
+    assert.not.match(out, /\x1b\[/);
+    const piped = await l.exec('node1', ['sh', '-c', `${l.spec.cliCommand.join(' ')} dashboard --interval 100ms | head -n 2`], { reject: false });
+    assert.is(piped.code, 0, piped.stderr);
+    assert.is(piped.stderr, '');
+    assert.match(piped.stdout, /^tandem dashboard · node node1/);
+
     // follows a failover: node1 (PRIM) loses power; node2 shows itself ALONE and node1 unreachable
     const off = Date.now();
     await l.poweroff('node1');

@@ -49,6 +49,22 @@ function openDashboard(lab: Lab, node: string, cols: number, rows: number): Scre
   };
 }
 
+/** The foreground colour (palette index, -1 for the default) of the first cell of `word` on the line matching `row`. */
+function colourOf(s: Screen, row: RegExp, word: string): number {
+  const b = s.term.buffer.active;
+  for (let y = 0; y < s.term.rows; y++) {
+    const line = b.getLine(b.viewportY + y);
+    const text = line?.translateToString(true) ?? '';
+    if (!row.test(text)) continue;
+    const cell = line!.getCell(text.indexOf(word, text.indexOf('demo')))!;
+    return cell.isFgDefault() ? -1 : cell.getFgColor();
+  }
+  throw new Error(`no line matches ${row} on the screen:\n${s.text()}`);
+}
+
+const GREEN = 2;
+const RED = 1;
+
 const stateOf = async (lab: Lab, node: string) =>
   ((await controlRequest(`${lab.paths(node).home}/control.sock`, 'status', 'demo')) as { modules: { state: string; ready: boolean }[] }).modules[0]!;
 
@@ -88,6 +104,8 @@ test('the dashboard in a pty: renders, answers keys, re-fits, follows a failover
     let frame = await waitScreen(l, s, 'the pair', /▶ demo\s+SECOND\s+PRIM\s+198\.51\.100\.10 on node1/);
     assert.match(frame, /heartbeats: default up .* replication up/);
     assert.match(frame, /q quit/);
+    assert.is(colourOf(s, /▶ demo/, 'SECOND'), GREEN, 'a ready SECOND is green');
+    assert.is(colourOf(s, /▶ demo/, 'PRIM'), GREEN, 'a ready PRIM is green');
     show('80×24, node1 PRIM / node2 SECOND', frame);
 
     // re-fits on resize, both ways
@@ -110,6 +128,7 @@ test('the dashboard in a pty: renders, answers keys, re-fits, follows a failover
     assert.is((await stateOf(l, 'node2')).state, 'SECOND', 'nothing happens before y');
     s.key('y');
     frame = await waitScreen(l, s, 'node2 STOP, node1 ALONE', /▶ demo\s+STOP\s+ALONE\s/);
+    assert.is(colourOf(s, /▶ demo/, 'STOP'), RED, 'STOP is red');
     assert.is((await stateOf(l, 'node2')).state, 'STOP');
     assert.match(frame, /demo node2: SECOND… → STOP|demo node2: SECOND → STOP/);
     show('after t, y: node2 stopped', frame);
@@ -140,6 +159,8 @@ test('the dashboard in a pty: renders, answers keys, re-fits, follows a failover
     const off = Date.now();
     await l.poweroff('node1');
     frame = await waitScreen(l, s, 'node2 ALONE after the power-off of node1', /▶ demo\s+ALONE\s+unreachable\s+198\.51\.100\.10 on node2/);
+    assert.is(colourOf(s, /▶ demo/, 'unreachable'), RED, 'an unreachable peer is red');
+    assert.is(colourOf(s, /▶ demo/, 'ALONE'), GREEN, 'a ready ALONE is green');
     const seenMs = Date.now() - off;
     assert.match(frame, /demo node1: PRIM → unreachable/);
     assert.match(frame, /heartbeats: default down/);

@@ -305,7 +305,11 @@ export function dashboardFrame(inp: FrameInput): Line[] {
   if (inp.error) top.push([{ text: 'cannot read the status: ', colour: 'red', bold: true }, { text: inp.error, colour: 'red' }]);
   const list = entries(s);
   const body: Line[] = [];
-  if (s && list.length === 0) body.push([{ text: `no modules run on ${s.node}: install one with \`tandem install -m NAME <dir>\``, colour: 'orange' }]);
+  if (s && list.length === 0) {
+    const none = !(s.pending ?? []).length && !(s.invalid ?? []).length;
+    body.push([{ text: none ? `no modules installed on ${s.node}: install one with \`tandem install -m NAME <dir>\`` : `no module runs on ${s.node}:`, colour: 'orange' }]);
+    pendingAndInvalid(s, body);
+  }
   if (s && list.length) {
     const nodes = nodesOf(s);
     const nameW = Math.min(16, Math.max(10, ...list.map((e) => e.module.length + 3)));
@@ -323,8 +327,7 @@ export function dashboardFrame(inp: FrameInput): Line[] {
       row.push({ text: vipCell(e) });
       body.push(row);
     });
-    for (const a of s.invalid ?? []) body.push([{ text: `  ${a.module}: not loaded, invalid configuration: ${a.error}`, colour: 'red' }]);
-    for (const p of s.pending ?? []) body.push([{ text: `  ${p.module}: not running here: ${p.reason}`, colour: 'orange' }]);
+    pendingAndInvalid(s, body);
     body.push(rule);
     const detailOf = inp.selected === null ? list : list[Math.min(inp.selected, list.length - 1)] ? [list[Math.min(inp.selected, list.length - 1)]!] : [];
     for (const e of detailOf) body.push(...detailLines(e, width));
@@ -351,6 +354,12 @@ export function dashboardFrame(inp: FrameInput): Line[] {
   if (!events.length && inp.height === null) events = [[{ text: '  (none yet)', dim: true }]];
   const all = [...fixed, rule, logTitle, ...events, ...foot].map((l) => fit(l, width));
   return inp.height === null ? all : all.slice(Math.max(0, all.length - inp.height));
+}
+
+/** Installed modules that do not run here (their peer is not known yet) or were refused (invalid configuration). */
+function pendingAndInvalid(s: StatusView, body: Line[]): void {
+  for (const a of s.invalid ?? []) body.push([{ text: `  ${a.module}: not loaded, invalid configuration: ${a.error}`, colour: 'red' }]);
+  for (const p of s.pending ?? []) body.push([{ text: `  ${p.module}: not running here: ${p.reason}`, colour: 'orange' }]);
 }
 
 /** The frame as plain text (no colours): what `--once` prints off a terminal, and what tests compare. */

@@ -88,6 +88,15 @@ test('alarms, the failover switch and a waiting rule are shown', () => {
   assert.match(text, /heartbeats: default down/);
 });
 
+test('modules that do not run are listed with why, also when none runs', () => {
+  const s = { ...status('node1', []), invalid: [{ module: 'beta', error: 'its port 4999 is also alpha\'s' }], pending: [{ module: 'trio', reason: 'installed on 3 nodes' }] };
+  const text = frameText(dashboardFrame(base({ status: s })));
+  assert.match(text, /no module runs on node1:\n {2}beta: not loaded, invalid configuration: its port 4999 is also alpha's\n {2}trio: not running here: installed on 3 nodes/);
+  assert.match(frameText(dashboardFrame(base({ status: status('node1', []) }))), /no modules installed on node1: install one with `tandem install -m NAME <dir>`/);
+  const both = frameText(dashboardFrame(base({ status: { ...s, modules: [mirror('node1', 'PRIM', 'node2', 'SECOND')] } })));
+  assert.match(both, /▶ demo[^\n]*\n {2}beta: not loaded/);
+});
+
 test('the daemon not answering is said on the screen', () => {
   const text = frameText(dashboardFrame(base({ status: null, error: 'no tandem daemon is running → start it with `tandem daemon`' })));
   assert.match(text, /cannot read the status: no tandem daemon is running → start it/);

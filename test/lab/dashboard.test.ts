@@ -94,14 +94,22 @@ test('the dashboard in a pty: renders, answers keys, re-fits, follows a failover
     await l.cli('node2', ['second', '-m', 'demo']);
     await waitForPair(l, 'node1', 'node2');
 
+    // what one poll costs: a status request to the daemon (the dashboard makes one every 400 ms)
+    const polls = 20;
+    const p0 = Date.now();
+    for (let i = 0; i < polls; i++) await controlRequest(`${l.paths('node2').home}/control.sock`, 'status');
+    console.log(`  status request (one dashboard poll): ${((Date.now() - p0) / polls).toFixed(1)} ms on average over ${polls}`);
+
     // off a terminal: one plain frame
     const once = await l.cli('node1', ['dashboard', '--once']);
     assert.match(once.stdout, /demo\s+PRIM\s+SECOND\s+198\.51\.100\.10 on node1/);
     assert.not.match(once.stdout, /\x1b\[/, 'no escape sequences off a terminal');
 
     // renders: node2 first (this node), node2 SECOND, node1 PRIM
+    const opened = Date.now();
     const s = (screen = openDashboard(l, 'node2', 80, 24));
     let frame = await waitScreen(l, s, 'the pair', /▶ demo\s+SECOND\s+PRIM\s+198\.51\.100\.10 on node1/);
+    console.log(`  first frame ${Date.now() - opened} ms after \`tandem lab exec node2 -- tandem dashboard\` was started`);
     assert.match(frame, /heartbeats: default up .* replication up/);
     assert.match(frame, /q quit/);
     assert.is(colourOf(s, /▶ demo/, 'SECOND'), GREEN, 'a ready SECOND is green');

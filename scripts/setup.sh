@@ -2,7 +2,8 @@
 # Installs what tandem needs on a Debian machine (as root) and builds it. Idempotent; fast when nothing changed.
 #   Debian packages: iproute2 (ip), arping, iputils-ping, util-linux (nsenter/unshare), curl, nftables,
 #                    rsync and fio (bench/: what users compare tandem's resync and I/O figures with),
-#                    python3 (bench/failover.ts: a packet sniffer in the lab's client host),
+#                    python3 (bench/failover.ts: a packet sniffer in the lab's client host; and node-gyp),
+#                    g++ and make (node-gyp builds node-pty, the pseudo-terminal of test/lab/dashboard.test.ts),
 #                    wrk (bench/farm.ts: HTTP load through a farm VIP, from the lab's client host),
 #                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started),
 #                    keepalived (bench/failover.ts: the VRRP failover users compare tandem's with; its host-wide
@@ -25,7 +26,7 @@ fi
 
 missing=()
 for pair in ip:iproute2 arping:arping ping:iputils-ping nsenter:util-linux curl:curl nft:nftables rsync:rsync fio:fio \
-            python3:python3 wrk:wrk; do
+            python3:python3 wrk:wrk g++:g++ make:make; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,7 +2,8 @@
 # Installs what tandem needs on a Debian machine (as root) and builds it. Idempotent; fast when nothing changed.
 #   Debian packages: iproute2 (ip), arping, iputils-ping, util-linux (nsenter/unshare), curl, nftables,
 #                    rsync and fio (bench/: what users compare tandem's resync and I/O figures with),
-#                    python3 (bench/failover.ts: a packet sniffer in the lab's client host),
+#                    python3 (bench/failover.ts: a packet sniffer in the lab's client host; and node-gyp),
+#                    g++ and make (node-gyp builds node-pty, the pseudo-terminal of test/lab/dashboard.test.ts),
 #                    wrk (bench/farm.ts: HTTP load through a farm VIP, from the lab's client host),
 #                    zsh and fish (test/unit/cli/completion.test.ts: the generated completions, run by the real shells),
 #                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started),
@@ -26,7 +27,7 @@ fi
 
 missing=()
 for pair in ip:iproute2 arping:arping ping:iputils-ping nsenter:util-linux curl:curl nft:nftables rsync:rsync fio:fio \
-            python3:python3 wrk:wrk zsh:zsh fish:fish; do
+            python3:python3 wrk:wrk zsh:zsh fish:fish g++:g++ make:make; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -31,6 +31,8 @@ ${flags.replicate ? `The demo counts its requests in /srv/demo/data/hits, fsynce
 after a failover the count goes on from where it was (the data moved with the service).
 ` : ''}
   watch it:        watch -n 0.5 tandem lab status
+  dashboard:       tandem lab exec node2 -- tandem dashboard   (live view and keys, q quits; on node2 it stays up
+                   while you power node1 off)
   client view:     tandem lab client            (one request every 200 ms; Ctrl-C to stop)
   fail it over:    tandem lab poweroff node1    (then: tandem lab boot node1 — it comes back as SECOND)
   other faults:    tandem lab cut default node2 · tandem lab cut all node2 · tandem lab heal

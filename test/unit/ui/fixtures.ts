@@ -43,7 +43,7 @@ export function farm(node: string, o: Partial<FarmView> = {}): FarmView {
 export function status(node: string, modules: ModuleView[], farms: FarmView[] = []): StatusView {
   return {
     node, pid: 1234,
-    heartbeats: { sent: 0, received: 0, sendErrors: 0, dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0, misdirected: 0 } },
+    heartbeats: { sent: 0, received: 0, datagrams: { sent: 0, received: 0 }, sendErrors: 0, dropped: { badMac: 0, replay: 0, stale: 0, badSource: 0, malformed: 0, unknownNode: 0, misdirected: 0 } },
     modules, farms, pending: [], invalid: [],
   } as StatusView;
 }

@@ -119,7 +119,8 @@ export async function installLabModule(lab: Lab, o: MirrorLabOptions): Promise<v
   const labModule = o.module ?? DEMO_LAB_MODULE;
   const xml = labModule.userconfig(o, witness ? lab.addr(witness.name) : '198.51.100.254');
   const source = labModule.dir ?? path.join(repoRoot(), 'examples', labModule.name);
-  if (!existsSync(path.join(source, 'userconfig.xml'))) {
+  // the directory only: the lab writes the module's userconfig.xml itself (a test module may bring scripts alone)
+  if (!existsSync(source)) {
     throw new UserError(`the lab's ${labModule.name} module is not at ${source}`,
       `The single binary does not carry the example modules: run it from a tandem checkout (cd into it, the lab takes examples/${labModule.name} from there), or use bin/tandem.`);
   }

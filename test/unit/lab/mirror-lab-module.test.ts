@@ -1,4 +1,4 @@
-// installLabModule (src/lab/mirror-lab.ts) refuses a module directory without userconfig.xml (what the single binary
+// installLabModule (src/lab/mirror-lab.ts) refuses a module directory that does not exist (what the single binary
 // finds when it is not run from a checkout: it carries no example modules) with what to do instead, before it
 // touches any node's home. Files: a /tmp/tandem-labmod-* directory, removed at the end.
 import fs from 'node:fs';
@@ -11,7 +11,7 @@ import type { Lab } from '../../../src/lab/lab.js';
 import { DEMO_LAB_MODULE, installLabModule } from '../../../src/lab/mirror-lab.js';
 import { expectReject } from '../expect-reject.js';
 
-test('a lab module directory without userconfig.xml is refused with a hint, and no home is written', async () => {
+test('a lab module directory that does not exist is refused with a hint, and no home is written', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-labmod-'));
   try {
     const home = path.join(dir, 'node1-home');

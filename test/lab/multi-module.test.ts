@@ -73,9 +73,21 @@ async function until(what: string, fn: () => Promise<boolean>, ms = 60_000) {
   await lab.waitFor(what, async () => (await fn()) || undefined, ms, 100);
 }
 
+/**
+ * Waits for the pair. A return to the defaultprim runs a reintegration and then a swap, on four busy nodes: up to
+ * 120 s on a loaded 2-vCPU CI machine. On a timeout the error says what was seen last.
+ */
 async function pair(m: MirrorSpec, prim: string, second: string) {
-  await until(`${m.name}: ${prim} PRIM, ${second} SECOND, client served by ${prim}`, async () =>
-    (await mirrorState(prim, m.name)) === 'PRIM' && (await mirrorState(second, m.name)) === 'SECOND' && (await servedBy(m.vip, m.port)) === prim);
+  let seen = 'nothing yet';
+  try {
+    await until(`${m.name}: ${prim} PRIM, ${second} SECOND, client served by ${prim}`, async () => {
+      const [p, s, by] = [await mirrorState(prim, m.name), await mirrorState(second, m.name), await servedBy(m.vip, m.port)];
+      seen = `${prim} ${p}, ${second} ${s}, client served by ${by ?? 'nobody'}`;
+      return p === 'PRIM' && s === 'SECOND' && by === prim;
+    }, 120_000);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; last seen: ${seen}`);
+  }
 }
 
 async function alone(m: MirrorSpec, node: string) {

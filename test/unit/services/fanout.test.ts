@@ -218,6 +218,8 @@ test('the entry (bin/tandem): -H before oclif; a bad -H exits 64, a node ssh can
   assert.match(down.stderr, /node1 \| unreachable \(ssh exit 255\).*ssh -o BatchMode=yes -o ProxyCommand=false node1 true/);
   const plain = spawnSync(bin, ['--version'], { env, encoding: 'utf8' });
   assert.is(plain.status, 0, 'without -H oclif runs as before');
+  const help = spawnSync(bin, ['--help'], { env, encoding: 'utf8' });
+  assert.match(help.stdout, /DESCRIPTION\n  Several nodes from one shell: `tandem -H node1,node2 COMMAND`/, 'tandem --help tells of -H');
 });
 
 test('config --push SOURCE on this node: installs (replacing) and applies; a missing SOURCE is exit 10 with what to give', () => {
@@ -242,6 +244,21 @@ test('config --push SOURCE on this node: installs (replacing) and applies; a mis
   const missing = spawnSync(bin, ['config', '-m', 'pushed', '--push', path.join(tmp, 'nothing')], { env, encoding: 'utf8' });
   assert.is(missing.status, 10);
   assert.match(missing.stderr, /does not exist\.\n  → give a module directory/);
+});
+
+test('the real ssh adapter (bin/tandem, an ssh stand-in on PATH): the argv ssh gets, stdin closed, its exit code', () => {
+  const bin = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../../bin/tandem');
+  const fakeDir = path.join(tmp, 'fake-ssh');
+  fs.mkdirSync(fakeDir, { recursive: true });
+  fs.writeFileSync(path.join(fakeDir, 'ssh'), `#!/bin/sh\nprintf '%s\\0' "$@" > ${fakeDir}/argv.$$\ncat > ${fakeDir}/stdin.$$\necho "ran $2"\nexit 3\n`, { mode: 0o755 });
+  const env = { ...process.env, NO_COLOR: '1', PATH: `${fakeDir}:${process.env.PATH}`, TANDEM_SSH_CONFIG: '/etc/t/ssh config', TANDEM_SSH_OPTS: '-p 2222' };
+  const r = spawnSync(bin, ['-H', 'node1', 'state', '-m', 'my demo'], { env, encoding: 'utf8', timeout: 30_000 });
+  assert.is(r.status, 3, r.stderr);
+  assert.is(r.stdout, 'node1 | ran BatchMode=yes\n');
+  const argvFile = fs.readdirSync(fakeDir).find((f) => f.startsWith('argv.'))!;
+  assert.equal(fs.readFileSync(path.join(fakeDir, argvFile), 'utf8').split('\0').slice(0, -1),
+    ['-o', 'BatchMode=yes', '-F', '/etc/t/ssh config', '-p', '2222', '--', 'node1', "tandem state -m 'my demo'"]);
+  assert.is(fs.readFileSync(path.join(fakeDir, argvFile.replace('argv', 'stdin')), 'utf8'), '', 'stdin closed at once: nothing to read');
 });
 
 test.run();

@@ -19,7 +19,8 @@ import { SSH_FAILED, type Ssh } from '../platform/ssh/ssh.js';
  *     saying so and how to try the connection by hand.
  *   - `--json` (anywhere in COMMAND): one document on stdout when every node is done, `FanoutDocument`. `--json` is
  *     passed on to the remote command when that command takes it (known from this tandem's own commands).
- * Exit code (`worstExitCode`): the highest exit code of any node, an unreachable node (ssh's 255) counting as 11.
+ * Exit code (`worstExitCode`): the highest exit code of any node, an unreachable node (ssh's 255) and a node without
+ * the remote tandem (the shell's 127 or 126) counting as 11, with `error` saying which and the hint on stderr.
  */
 export interface NodeResult {
   node: string;
@@ -65,11 +66,20 @@ export async function fanout(req: FanoutArgv, deps: FanoutDeps): Promise<number>
     deps.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
   } else {
     for (const r of results) {
-      if (r.error !== null) deps.stderr.write(`${r.node.padEnd(width)} | unreachable (ssh exit 255): the command did not run there. Try the connection by hand: ${deps.ssh.describe(r.node)}\n`);
+      if (r.error === null) continue;
+      const what = r.error.startsWith(NOT_FOUND)
+        ? `${r.error}: install tandem there, or set TANDEM_REMOTE_BIN to its path on the nodes (e.g. /usr/local/bin/tandem)`
+        : `unreachable (ssh exit 255): the command did not run there. Try the connection by hand: ${deps.ssh.describe(r.node)}`;
+      deps.stderr.write(`${r.node.padEnd(width)} | ${what}\n`);
     }
   }
   return worstExitCode(results);
 }
+
+/** A POSIX shell's exit codes for a command it could not find / not execute: the remote tandem is not there. */
+const SHELL_NOT_FOUND = 127;
+const SHELL_NOT_EXECUTABLE = 126;
+const NOT_FOUND = 'tandem is not found on this node';
 
 /** The highest exit code of `results` (0 when empty); an unreachable node has 11 already. */
 export function worstExitCode(results: readonly Pick<NodeResult, 'exitCode'>[]): number {
@@ -168,13 +178,11 @@ async function runOne(node: string, command: string, input: Uint8Array | undefin
   const stdout = Buffer.concat(out).toString('utf8');
   const stderr = Buffer.concat(err).toString('utf8');
   const unreachable = r.code === SSH_FAILED || r.code === null;
-  return {
-    node,
-    exitCode: unreachable ? EXIT_EXTERNAL_ERROR : r.code!,
-    stdout: parseJson(stdout),
-    stderr,
-    error: unreachable ? (stderr.trim().split('\n').pop() || (r.code === null ? 'ssh was killed by a signal' : 'ssh exited 255')) : null,
-  };
+  const notFound = r.code === SHELL_NOT_FOUND || r.code === SHELL_NOT_EXECUTABLE;
+  const error = unreachable
+    ? stderr.trim().split('\n').pop()!.trim() || (r.code === null ? 'ssh was killed by a signal' : 'ssh exited 255')
+    : notFound ? `${NOT_FOUND} (the remote shell exited ${r.code})` : null;
+  return { node, exitCode: error === null ? r.code! : EXIT_EXTERNAL_ERROR, stdout: parseJson(stdout), stderr, error };
 }
 
 function parseJson(text: string): unknown {

@@ -97,6 +97,9 @@ test('tandem -H over real sshds: status, state, --json, config --push, an unreac
     await l.waitFor('node1 ALONE', async () => (await status('node1')).modules[0]!.state === 'ALONE', 10_000);
     await l.cli('node2', ['second', '-m', 'demo']);
     await waitForPair(l, 'node1', 'node2');
+    const t0 = Date.now();
+    await l.cli('node1', ['state', '-m', 'demo'], { reject: false });
+    console.log(`  for comparison, tandem state -m demo on node1 itself: ${Date.now() - t0} ms`);
     const state = await fan(['-H', 'node1,node2', 'state', '-m', 'demo']);
     console.log(state.stdout.replace(/^/gm, '    '));
     assert.is(state.code, 4, state.stderr);

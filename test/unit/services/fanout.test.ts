@@ -107,6 +107,15 @@ test('an unreachable node is reported with what to try; the others still answer;
   assert.is(usage.code, 64);
 });
 
+test('no tandem on a node (the remote shell exits 127): exit 11, with where to point TANDEM_REMOTE_BIN', async () => {
+  const r = await run(['node1', 'node2'], ['status'], { node1: { stdout: 'ok\n' }, node2: { stderr: 'bash: line 1: tandem: command not found\n', code: 127 } });
+  assert.is(r.code, 11);
+  assert.match(r.stderr, 'node2 | bash: line 1: tandem: command not found\n');
+  assert.match(r.stderr, /node2 \| tandem is not found on this node \(the remote shell exited 127\): install tandem there, or set TANDEM_REMOTE_BIN/);
+  const js = await run(['node2'], ['status', '--json'], { node2: { code: 126 } });
+  assert.equal((JSON.parse(js.stdout) as FanoutDocument).nodes[0]!.error, 'tandem is not found on this node (the remote shell exited 126)');
+});
+
 test('worst exit code: the highest; none is 0', () => {
   assert.is(worstExitCode([]), 0);
   assert.is(worstExitCode([{ exitCode: 0 }, { exitCode: 0 }]), 0);

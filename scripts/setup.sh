@@ -8,7 +8,9 @@
 #                    zsh and fish (test/unit/cli/completion.test.ts: the generated completions, run by the real shells),
 #                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started),
 #                    keepalived (bench/failover.ts: the VRRP failover users compare tandem's with; its host-wide
-#                    service is neither started nor left enabled, the bench runs its own in the lab's namespaces)
+#                    service is neither started nor left enabled, the bench runs its own in the lab's namespaces),
+#                    openssh-server (test/lab/fanout.test.ts: `tandem -H` against a real sshd; the host's ssh service
+#                    is neither started nor left enabled, the test runs its own sshd in each lab node's namespace)
 #   npm packages:    from package-lock.json (npm ci); bun's executable checked (the single binary's compiler)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +80,20 @@ if ! command -v keepalived >/dev/null; then
   fi
   if command -v update-rc.d >/dev/null && [ -e /etc/init.d/keepalived ]; then
     update-rc.d keepalived disable >/dev/null 2>&1 || true
+  fi
+fi
+
+# openssh-server, the sshd of test/lab/fanout.test.ts (`tandem -H node1,node2 …`). The test starts one sshd per lab
+# node inside that node's namespace, with its own host key and config in the lab dir; the host-wide ssh service must
+# not be started by this install (nor left enabled by it): policy-rc.d refuses the start, the unit is disabled.
+if [ ! -x /usr/sbin/sshd ]; then
+  echo "setup: installing openssh-server (its service is not started and is left disabled)"
+  install_no_start openssh-server openssh-client
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
+  if command -v update-rc.d >/dev/null && [ -e /etc/init.d/ssh ]; then
+    update-rc.d ssh disable >/dev/null 2>&1 || true
   fi
 fi
 

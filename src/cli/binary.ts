@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import { execute, Plugin, type Command, type Interfaces } from '@oclif/core';
+import { runFanoutIfAsked } from './fanout.js';
 
 /** command id (`lab:up`) → its class, for every file of src/commands */
 export type CommandTable = Record<string, Command.Class>;
@@ -15,6 +16,12 @@ export type CommandTable = Record<string, Command.Class>;
 export const EXPLICIT_COMMANDS = { strategy: 'explicit', target: './commands.js', identifier: 'COMMANDS' } as const;
 
 export async function runBinary(commands: CommandTable, pjson: Interfaces.PJSON): Promise<void> {
+  // `tandem -H node1,node2 COMMAND…` (src/cli/fanout.ts), the same pre-parse as bin/tandem's
+  const code = await runFanoutIfAsked(process.argv.slice(2), async (id) => commands[id]?.flags);
+  if (code !== undefined) {
+    process.exitCode = code;
+    return;
+  }
   const proto = Plugin.prototype as unknown as { loadCommandsFromTarget(this: Plugin): Promise<CommandTable | undefined> };
   const fromDisk = proto.loadCommandsFromTarget;
   proto.loadCommandsFromTarget = async function (this: Plugin) {

@@ -7,7 +7,9 @@
 #                    zsh and fish (test/unit/cli/completion.test.ts: the generated completions, run by the real shells),
 #                    postgresql + postgresql-client (initdb, pg_ctl, psql, pgbench; no cluster created, nothing started),
 #                    keepalived (bench/failover.ts: the VRRP failover users compare tandem's with; its host-wide
-#                    service is neither started nor left enabled, the bench runs its own in the lab's namespaces)
+#                    service is neither started nor left enabled, the bench runs its own in the lab's namespaces),
+#                    prometheus (its promtool checks the daemon's /metrics text in test/lab/metrics.test.ts; the
+#                    Prometheus server's service is neither started nor left enabled)
 #   npm packages:    from package-lock.json (npm ci); bun's executable checked (the single binary's compiler)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,6 +79,20 @@ if ! command -v keepalived >/dev/null; then
   fi
   if command -v update-rc.d >/dev/null && [ -e /etc/init.d/keepalived ]; then
     update-rc.d keepalived disable >/dev/null 2>&1 || true
+  fi
+fi
+
+# prometheus, for its promtool: test/lab/metrics.test.ts checks the daemon's /metrics text with `promtool check
+# metrics`. Only promtool is used; the package's Prometheus server must not run on the host, so it is installed without
+# starting anything and its init script and unit are disabled.
+if ! command -v promtool >/dev/null; then
+  echo "setup: installing prometheus for promtool (its service is not started and is left disabled)"
+  install_no_start prometheus
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
+  if command -v update-rc.d >/dev/null && [ -e /etc/init.d/prometheus ]; then
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
   fi
 fi
 

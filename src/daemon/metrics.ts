@@ -50,6 +50,14 @@ const FAMILIES: ReadonlyArray<[string, Family['type'], string]> = [
   ['tandem_module_vip_held', 'gauge', '1 when this node holds the virtual IP, else 0.'],
   ['tandem_module_resource_state', 'gauge', 'State of each resource this node decides on (checkers, monitored processes, heartbeat.<lan>, rfs.uptodate): 1 for the current state.'],
   ['tandem_module_replication_mode', 'gauge', 'Mode of the module\'s file replication (modules with <rfs>): 1 for the current mode.'],
+  ['tandem_module_replication_sent_bytes_total', 'counter', 'Bytes sent on the live replication streams (on the wire: PRIM changes, SECOND acks) since the module\'s replication host started.'],
+  ['tandem_module_replication_received_bytes_total', 'counter', 'Bytes received on the live replication streams since the module\'s replication host started.'],
+  ['tandem_module_replication_changes_total', 'counter', 'Changes replicated live since the module\'s replication host started: sent (acknowledged by the SECOND) or received.'],
+  ['tandem_module_replication_in_flight_changes', 'gauge', 'PRIM: changes sent to the SECOND and not acknowledged yet.'],
+  ['tandem_module_replication_queued_changes', 'gauge', 'PRIM: changes waiting for room under the in-flight limit (the application waits).'],
+  ['tandem_module_replication_ack_latency_seconds', 'gauge', 'PRIM: seconds from sending a change to the SECOND\'s ack covering it, for the latest ack (the replication lag; absent without a live stream).'],
+  ['tandem_module_replication_backlog_changes', 'gauge', 'SECOND: changes received and not applied to the copy yet.'],
+  ['tandem_module_replication_backlog_bytes', 'gauge', 'SECOND: bytes of the changes received and not applied yet.'],
   ['tandem_module_resyncing', 'gauge', '1 while this node\'s copy is being reintegrated from the peer, else 0.'],
   ['tandem_module_resync_done_bytes', 'gauge', 'Bytes of the running reintegration copied so far (present only while it runs).'],
   ['tandem_module_resync_size_bytes', 'gauge', 'Bytes the running reintegration has to copy (present only while it runs).'],
@@ -104,6 +112,18 @@ export function renderMetrics(m: MetricsInput): string {
     for (const r of v.resources) oneOf('tandem_module_resource_state', { ...l, resource: r.name }, 'state', RESOURCE_STATES, r.state);
     if (v.replication) {
       oneOf('tandem_module_replication_mode', l, 'mode', REPLICATION_MODES, v.replication.mode);
+      const t = v.replication.traffic;
+      if (t) {
+        put('tandem_module_replication_sent_bytes_total', l, t.bytesSent);
+        put('tandem_module_replication_received_bytes_total', l, t.bytesReceived);
+        put('tandem_module_replication_changes_total', { ...l, direction: 'sent' }, t.changesSent);
+        put('tandem_module_replication_changes_total', { ...l, direction: 'received' }, t.changesReceived);
+        put('tandem_module_replication_in_flight_changes', l, t.inFlight);
+        put('tandem_module_replication_queued_changes', l, t.queued);
+        if (t.ackRttMs !== null) put('tandem_module_replication_ack_latency_seconds', l, t.ackRttMs / 1000);
+        put('tandem_module_replication_backlog_changes', l, t.backlog);
+        put('tandem_module_replication_backlog_bytes', l, t.backlogBytes);
+      }
       const last = v.replication.lastReintegration;
       if (last) {
         put('tandem_module_last_resync_bytes', l, last.bytes);

@@ -17,7 +17,8 @@ function moduleView(over: Partial<ModuleView> = {}): ModuleView {
     vips: [{ addr: '198.51.100.10', holder: 'node1' }],
     alarms: [],
     reintegration: null,
-    replication: { role: 'primary', mode: 'live', dirs: ['/srv/demo/data'], quarantines: [], lastReintegration: { mode: 'full', bytes: 4096, ms: 1500, passes: 1, freezeMs: 3, at: '2026-01-01T00:00:00.000Z' } },
+    replication: { role: 'primary', mode: 'live', dirs: ['/srv/demo/data'], quarantines: [], lastReintegration: { mode: 'full', bytes: 4096, ms: 1500, passes: 1, freezeMs: 3, at: '2026-01-01T00:00:00.000Z' },
+      traffic: { bytesSent: 9000, bytesReceived: 300, changesSent: 12, changesReceived: 0, inFlight: 2, queued: 1, ackRttMs: 4, backlog: 0, backlogBytes: 0 } },
     resources: [
       { name: 'heartbeat.default', state: 'up', since: null, detail: '', active: true, by: 'derived', when: null },
       { name: 'custom.db', state: 'down', since: '2026-01-01T00:00:00.000Z', detail: 'x', active: true, by: 'checker', when: 'prim' },
@@ -124,6 +125,24 @@ test('resync gauges only while a reintegration runs; the last one\'s bytes and d
   assert.is(busy.get('tandem_module_resync_done_bytes{module="demo",node="node1"}'), 1000);
   assert.is(busy.get('tandem_module_resync_size_bytes{module="demo",node="node1"}'), 8000);
   assert.is(busy.get('tandem_module_resync_rate_bytes_per_second{module="demo",node="node1"}'), 500);
+});
+
+test('replication traffic: byte and change counters, in flight, ack latency (absent without an ack)', () => {
+  const s = samples(renderMetrics(input()));
+  assert.is(s.get('tandem_module_replication_sent_bytes_total{module="demo",node="node1"}'), 9000);
+  assert.is(s.get('tandem_module_replication_received_bytes_total{module="demo",node="node1"}'), 300);
+  assert.is(s.get('tandem_module_replication_changes_total{module="demo",node="node1",direction="sent"}'), 12);
+  assert.is(s.get('tandem_module_replication_changes_total{module="demo",node="node1",direction="received"}'), 0);
+  assert.is(s.get('tandem_module_replication_in_flight_changes{module="demo",node="node1"}'), 2);
+  assert.is(s.get('tandem_module_replication_queued_changes{module="demo",node="node1"}'), 1);
+  assert.is(s.get('tandem_module_replication_ack_latency_seconds{module="demo",node="node1"}'), 0.004);
+  assert.is(s.get('tandem_module_replication_backlog_bytes{module="demo",node="node1"}'), 0);
+  const v = moduleView();
+  v.replication = { ...v.replication!, traffic: { ...v.replication!.traffic!, ackRttMs: null } };
+  assert.not.ok([...samples(renderMetrics(input([v]))).keys()].some((k) => k.startsWith('tandem_module_replication_ack_latency_seconds')));
+  const none = moduleView();
+  none.replication = { ...none.replication!, traffic: undefined };
+  assert.not.ok([...samples(renderMetrics(input([none]))).keys()].some((k) => k.startsWith('tandem_module_replication_sent_bytes_total')), 'traffic not known: absent');
 });
 
 test('resources: one gauge per state; a module without <rfs> has no replication mode', () => {

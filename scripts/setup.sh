@@ -10,7 +10,9 @@
 #                    keepalived (bench/failover.ts: the VRRP failover users compare tandem's with; its host-wide
 #                    service is neither started nor left enabled, the bench runs its own in the lab's namespaces),
 #                    openssh-server (test/lab/fanout.test.ts: `tandem -H` against a real sshd; the host's ssh service
-#                    is neither started nor left enabled, the test runs its own sshd in each lab node's namespace)
+#                    is neither started nor left enabled, the test runs its own sshd in each lab node's namespace),
+#                    prometheus (its promtool checks the daemon's /metrics text in test/lab/metrics.test.ts; the
+#                    Prometheus server's service is neither started nor left enabled)
 #   npm packages:    from package-lock.json (npm ci); bun's executable checked (the single binary's compiler)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -94,6 +96,20 @@ if [ ! -x /usr/sbin/sshd ]; then
   fi
   if command -v update-rc.d >/dev/null && [ -e /etc/init.d/ssh ]; then
     update-rc.d ssh disable >/dev/null 2>&1 || true
+  fi
+fi
+
+# prometheus, for its promtool: test/lab/metrics.test.ts checks the daemon's /metrics text with `promtool check
+# metrics`. Only promtool is used; the package's Prometheus server must not run on the host, so it is installed without
+# starting anything and its init script and unit are disabled.
+if ! command -v promtool >/dev/null; then
+  echo "setup: installing prometheus for promtool (its service is not started and is left disabled)"
+  install_no_start prometheus
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
+  if command -v update-rc.d >/dev/null && [ -e /etc/init.d/prometheus ]; then
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
   fi
 fi
 

@@ -52,6 +52,8 @@ import type { FarmFilter } from '../platform/farm/types.js';
 import { farmView, isFarmBeacon } from './farm-view.js';
 import { INVENTORY_EVERY_MS, INVENTORY_FRESH_MS, isInventory, knownPeer, resolvePeer, savePeer, type Inventory } from './mirror-peer.js';
 import { LinuxFarmFilter } from '../platform/farm/linux.js';
+import { renderMetrics } from './metrics.js';
+import { metricsListenFromEnv, startMetricsServer, type MetricsServer } from './metrics-server.js';
 
 export const TICK_MS = 100;
 /** how long `tandem status` waits for a replication host's fresh status before showing the last one it pushed */
@@ -174,6 +176,9 @@ export class Daemon {
   private broken = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private control: ControlServer | null = null;
+  private metrics: MetricsServer | null = null;
+  /** takeovers counted by drivers since dropped (a stopped module reloaded by `tandem config`), by module */
+  private pastTakeovers = new Map<string, number>();
   private moduleLogs = new Map<string, Logger>();
 
   private constructor(
@@ -189,6 +194,7 @@ export class Daemon {
   }
 
   static async start(home: Home, env: NodeJS.ProcessEnv, platform: Platform = linuxPlatform, echo = true): Promise<Daemon> {
+    const metricsAt = metricsListenFromEnv(env); // a wrong setting stops the start here, before anything is bound
     await fs.mkdir(path.join(home.root, 'state'), { recursive: true });
     const log = new Logger(homePaths.daemonLog(home), echo);
     const cluster = loadCluster(home);
@@ -208,6 +214,7 @@ export class Daemon {
     }
     for (const drv of d.drivers.values()) await drv.boot();
     for (const drv of d.farms.values()) await drv.boot();
+    if (metricsAt) await d.startMetrics(metricsAt);
     d.timer = setInterval(() => {
       for (const drv of d.drivers.values()) drv.tick();
       for (const drv of d.farms.values()) drv.tick();
@@ -232,6 +239,7 @@ export class Daemon {
       await drv.settled();
       await drv.d.monitor.close();
     }
+    await this.metrics?.close();
     await this.control?.close();
     await this.transport.close();
     this.log.info('tandem daemon stopped (modules left as they are)');
@@ -275,6 +283,34 @@ export class Daemon {
     const invalid = [...this.broken].filter(([n]) => !this.drivers.has(n) && !this.farms.has(n)).sort(([a], [b]) => a.localeCompare(b)).map(([n, error]) => ({ module: n, error }));
     const pending = [...this.pending].sort(([a], [b]) => a.localeCompare(b)).map(([n, reason]) => ({ module: n, reason }));
     return { ...base, modules, farms, pending, invalid };
+  }
+
+  /**
+   * The Prometheus endpoint (TANDEM_METRICS). It is optional: when its address cannot be bound the daemon runs on
+   * without it and logs why (high availability must not depend on it).
+   */
+  private async startMetrics(at: { host: string; port: number }): Promise<void> {
+    try {
+      this.metrics = await startMetricsServer(at, () => this.metricsText());
+      const a = this.metrics.address;
+      this.log.info(`metrics: serving http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/metrics`);
+    } catch (e) {
+      const hint = e instanceof UserError && e.hint ? ` (${e.hint})` : '';
+      this.log.error(`${(e as Error).message} The daemon runs without metrics${hint}.`);
+    }
+  }
+
+  /** address the metrics endpoint listens on, null when off or not bound */
+  get metricsAddress(): { host: string; port: number } | null {
+    return this.metrics?.address ?? null;
+  }
+
+  /** What GET /metrics answers: the status view (replication refreshed first, like `tandem status`) as metrics. */
+  async metricsText(): Promise<string> {
+    await this.refreshReplication();
+    const takeovers: Record<string, number> = Object.fromEntries(this.pastTakeovers);
+    for (const [n, d] of this.drivers) takeovers[n] = (takeovers[n] ?? 0) + d.takeovers;
+    return renderMetrics({ status: this.status(), takeovers, uptimeSeconds: (this.platform.clock.mono() - this.startedAt) / 1000 });
   }
 
   /** Replication status answered by replication hosts is fetched first (at most STATUS_REFRESH_MS). */
@@ -510,7 +546,10 @@ export class Daemon {
     const d = this.drivers.get(name) ?? this.farms.get(name);
     if (!d) return;
     await d.settled();
-    if (d instanceof ModuleDriver) await d.d.replicator.close();
+    if (d instanceof ModuleDriver) {
+      await d.d.replicator.close();
+      if (d.takeovers) this.pastTakeovers.set(name, (this.pastTakeovers.get(name) ?? 0) + d.takeovers);
+    }
     await d.d.monitor.close();
     this.drivers.delete(name);
     this.farms.delete(name);

@@ -95,6 +95,8 @@ export class ModuleDriver {
   private cancelDeadline: Cancel | null = null;
   /** VIPs this driver configured and has not released */
   readonly vipsHeld = new Set<string>();
+  /** times the engine took the module over from the peer here (SECOND → ALONE or PRIM: a failover or a swap) */
+  private takeoverCount = 0;
   private idle: Array<() => void> = [];
   /** set by `detach`: the driver takes no more events and starts no more plans */
   private detached = false;
@@ -119,6 +121,8 @@ export class ModuleDriver {
   }
 
   get name() { return this.d.config.name; }
+  /** takeovers since this driver was created (tandem_module_takeovers_total) */
+  get takeovers(): number { return this.takeoverCount; }
   get state(): MirrorState { return this.s; }
   get peer() { return this.s.peer; }
 
@@ -228,6 +232,7 @@ export class ModuleDriver {
       while (this.queue.length > 0) {
         const e = this.queue.shift()!;
         const r = this.step(this.s, e);
+        if (this.s.state === 'SECOND' && isRunning(r.state.state)) this.takeoverCount++;
         this.s = r.state;
         for (const a of r.actions) {
           if (this.detached) return; // shut down while a write was retried: nothing more is done or announced

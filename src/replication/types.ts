@@ -99,4 +99,27 @@ export interface ReplicationStatus {
   quarantines: { dir: string; path: string; files: number }[];
   /** the last reintegration: how it went */
   lastReintegration: { mode: string; bytes: number; ms: number; passes: number; freezeMs: number; at: string } | null;
+  /** the live stream's traffic since the process serving the replicated directories started (absent: not known) */
+  traffic?: ReplicationTraffic;
+}
+
+/**
+ * Live replication traffic of one module on one node, both roles added up: counters since the replication host
+ * started (they restart from 0 with it), gauges of now.
+ */
+export interface ReplicationTraffic {
+  /** bytes on the wire of the live streams (frames, headers and tags included): PRIM changes out, SECOND acks out */
+  bytesSent: number;
+  bytesReceived: number;
+  /** changes the SECOND acknowledged (PRIM side), changes received (SECOND side) */
+  changesSent: number;
+  changesReceived: number;
+  /** PRIM now: changes sent and not acknowledged; waiting for room under the in-flight limit */
+  inFlight: number;
+  queued: number;
+  /** PRIM: ms from sending a change to the ack that covered it, for the latest ack; null: no live stream, no ack yet */
+  ackRttMs: number | null;
+  /** SECOND now: changes received and not applied yet, and their bytes */
+  backlog: number;
+  backlogBytes: number;
 }

@@ -173,7 +173,13 @@ export class FileReplicator implements Replicator {
       ? (this.source.active ? 'reintegrating' : ({ off: 'off', record: 'recording', awaiting: 'waiting', live: 'live', failing: 'failing' } as const)[this.sink.mode])
       : this.role === 'secondary' ? (this.target.active ? 'reintegrating' : this.secondary.liveGen ? 'live' : 'idle') : 'off';
     const last = [this.lastServed, this.target.lastReintegration].filter((x) => x !== null).sort((a, b) => a.at.localeCompare(b.at)).at(-1) ?? null;
-    return { role: this.role, mode, dirs: this.dirs.map((d) => d.dir), quarantines: this.target.quarantineList, lastReintegration: last };
+    const p = this.sink.traffic();
+    const q = this.secondary.traffic();
+    const traffic = {
+      bytesSent: p.bytesSent + q.bytesSent, bytesReceived: p.bytesReceived + q.bytesReceived, changesSent: p.changes, changesReceived: q.changes,
+      inFlight: p.inFlight, queued: p.queued, ackRttMs: p.ackRttMs, backlog: q.backlog, backlogBytes: q.backlogBytes,
+    };
+    return { role: this.role, mode, dirs: this.dirs.map((d) => d.dir), quarantines: this.target.quarantineList, lastReintegration: last, traffic };
   }
 
   /** End of the process that serves the layout (the replication host): the layout cannot outlive it. */

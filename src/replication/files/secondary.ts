@@ -38,6 +38,9 @@ export interface SecondaryStreamOptions {
 export class SecondaryStream {
   private st: SecondaryState = initialSecondary();
   private receiver: Receiver | null = null;
+  /** the latest live stream (kept after it ends, for its final counts) and what the earlier ones counted */
+  private counted: { ch: Channel; rx: Receiver } | null = null;
+  private before = { bytesSent: 0, bytesReceived: 0, changes: 0 };
   private applier: Applier | null = null;
   private retry: Cancel | null = null;
   private backings: string[] = [];
@@ -54,6 +57,18 @@ export class SecondaryStream {
   /** why the copy is outdated, for the standing alarm; null when it is not */
   get outdated(): string | null {
     return this.st.failed;
+  }
+
+  /** The live streams' traffic: counts since this stream object was made, the backlog of the running stream now. */
+  traffic(): { bytesSent: number; bytesReceived: number; changes: number; backlog: number; backlogBytes: number } {
+    const c = this.counted;
+    const cs = c?.ch.stats();
+    const rs = c?.rx.stats();
+    const live = c !== null && this.receiver === c.rx && rs !== undefined;
+    return {
+      bytesSent: this.before.bytesSent + (cs?.bytesSent ?? 0), bytesReceived: this.before.bytesReceived + (cs?.bytesReceived ?? 0),
+      changes: this.before.changes + (rs?.received ?? 0), backlog: live ? rs.backlog : 0, backlogBytes: live ? rs.backlogBytes : 0,
+    };
   }
 
   enter(backings: string[]): void {
@@ -111,6 +126,13 @@ export class SecondaryStream {
     });
     this.receiver = rx;
     this.applier = applier;
+    if (this.counted) {
+      const c = this.counted.ch.stats();
+      this.before.bytesSent += c.bytesSent;
+      this.before.bytesReceived += c.bytesReceived;
+      this.before.changes += this.counted.rx.stats().received;
+    }
+    this.counted = { ch, rx };
     const backings = [...this.backings];
     void ok.then(() => this.feed({ kind: 'stream-started', gen }));
     const ended = rx.done.then(async (e) => {

@@ -61,6 +61,9 @@ export class PrimarySink {
   private segments: ExtentMap[] | null = null;
   private segmentsBroken = false;
   private sender: ReplicationSender | null = null;
+  /** the latest live stream (kept after it ends, for its final counts) and what the earlier ones counted */
+  private counted: { ch: Channel; sender: ReplicationSender } | null = null;
+  private before = { bytesSent: 0, bytesReceived: 0, changes: 0 };
   private waiters: Array<() => void> = [];
   private awaitCancel: Cancel | null = null;
   /** streamed writes the SECOND did not acknowledge: recorded once the record is open */
@@ -157,7 +160,27 @@ export class PrimarySink {
     });
     sender.onFailure((e) => { if (this.sender === sender) this.feed({ kind: 'send-failed', reason: `replication to ${this.o.peer} failed: ${e.message}` }); });
     this.sender = sender;
+    if (this.counted) {
+      const c = this.counted.ch.stats();
+      this.before.bytesSent += c.bytesSent;
+      this.before.bytesReceived += c.bytesReceived;
+      this.before.changes += this.counted.sender.stats().changes;
+    }
+    this.counted = { ch, sender };
     this.feed({ kind: 'live', gen });
+  }
+
+  /** The live streams' traffic: counts since this sink was made, in flight on the running stream now. */
+  traffic(): { bytesSent: number; bytesReceived: number; changes: number; inFlight: number; queued: number; ackRttMs: number | null } {
+    const c = this.counted;
+    const cs = c?.ch.stats();
+    const ss = c?.sender.stats();
+    const live = c !== null && this.sender === c.sender && ss !== undefined;
+    return {
+      bytesSent: this.before.bytesSent + (cs?.bytesSent ?? 0), bytesReceived: this.before.bytesReceived + (cs?.bytesReceived ?? 0),
+      changes: this.before.changes + (ss?.changes ?? 0),
+      inFlight: live ? ss.inFlight : 0, queued: live ? ss.queued : 0, ackRttMs: live ? ss.lastRttMs : null,
+    };
   }
 
   /** A SECOND opened a new reintegration while live: it restarted its replication, so it missed changes. */

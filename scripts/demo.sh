@@ -3,7 +3,7 @@
 # network namespaces on this machine (node1 PRIM, node2 SECOND, a web application behind a virtual IP).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --demo
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 # put `tandem` on the PATH (unless another tandem is installed there)
 if [ ! -e /usr/local/bin/tandem ] || [ -L /usr/local/bin/tandem ]; then

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { moduleFlag, TandemCommand } from './base.js';
 import { adminModule } from '../services/modules.js';
+import { paragraphs } from './paragraphs.js';
 
 /** The module commands sent to the daemon (start, stop, swap, …): same flags, same handling. */
 export function adminCommand(verb: string, summary: string, description: string, withFullsync = false) {
@@ -10,7 +11,7 @@ export function adminCommand(verb: string, summary: string, description: string,
   };
   return class extends TandemCommand {
     static override summary = summary;
-    static override description = description;
+    static override description = paragraphs(description);
     static override examples = [`<%= config.bin %> ${verb} -m demo`, ...(withFullsync ? [`<%= config.bin %> ${verb} -m demo --fullsync`] : [])];
     static override flags = flags;
 

@@ -1,6 +1,7 @@
 import { Args } from '@oclif/core';
 import { moduleFlag, TandemCommand } from './base.js';
 import { adminModule } from '../services/modules.js';
+import { paragraphs } from './paragraphs.js';
 
 /** `tandem errd|checker|failover on|off -m M`: a runtime switch of the module, kept across daemon restarts. */
 export function switchCommand(name: 'errd' | 'checker' | 'failover', summary: string, description: string,
@@ -8,7 +9,7 @@ export function switchCommand(name: 'errd' | 'checker' | 'failover', summary: st
   const options = ['on', 'off', ...(extra ? [extra.arg] : [])];
   return class extends TandemCommand {
     static override summary = summary;
-    static override description = description;
+    static override description = paragraphs(description);
     static override examples = [`<%= config.bin %> ${name} off -m demo`, `<%= config.bin %> ${name} on -m demo`, ...(extra ? [`<%= config.bin %> ${name} ${extra.arg} -m demo`] : [])];
     static override args = { what: Args.string({ required: true, options, description: options.join(' | ') }) };
     static override flags = { module: moduleFlag };

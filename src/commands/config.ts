@@ -1,15 +1,16 @@
 import { Flags } from '@oclif/core';
 import { moduleFlag, TandemCommand } from '../cli/base.js';
 import { configModule, installModule } from '../services/modules.js';
+import { paragraphs } from '../cli/paragraphs.js';
 
 export default class Config extends TandemCommand {
   static override summary = "Validate and apply a module's configuration.";
-  static override description = `Checks $TANDEM_HOME/modules/NAME/userconfig.xml against cluster.xml; an unsupported element or attribute is an error
+  static override description = paragraphs(`Checks $TANDEM_HOME/modules/NAME/userconfig.xml against cluster.xml; an unsupported element or attribute is an error
 naming it and its line. A stopped module is reloaded; a running one accepts only node-local changes (script timeouts,
 variables): stop it first to change anything shared with the peer. Exit 10 with the error when invalid.
 With --push SOURCE the module is first installed from SOURCE (a directory or package, replacing the installed one, as
 \`tandem install --force\`), then applied; with -H (\`tandem -H node1,node2 config -m NAME --push DIR\`) the directory
-is sent to every node over ssh and installed and applied there.`;
+is sent to every node over ssh and installed and applied there.`);
   static override examples = ['<%= config.bin %> config -m demo', "<%= config.bin %> -H '*' config -m demo --push ./demo"];
   static override flags = {
     module: moduleFlag,

@@ -4,12 +4,13 @@ import type { StatusView } from '../daemon/views.js';
 import { STATE_EXIT_CODE, type ModState } from '../engine/mirror/types.js';
 import { FARM_STATE_EXIT_CODE, type FarmModState } from '../engine/farm/types.js';
 import { daemonRequest } from '../services/daemon-client.js';
+import { paragraphs } from '../cli/paragraphs.js';
 
 export default class State extends TandemCommand {
   static override summary = "Print a module's state; the exit code is the state.";
-  static override description = `Exit codes (as SafeKit): STOP 0, WAIT 1, ALONE 2, PRIM 3, SECOND 4; farm modules: STOP 0, WAIT 1, UP 2.
-Errors exit 10 or more.
-"(transient)" follows the state while scripts or reintegration run.`;
+  static override description = paragraphs(`Exit codes (as SafeKit): STOP 0, WAIT 1, ALONE 2, PRIM 3, SECOND 4; farm modules: STOP 0, WAIT 1, UP 2. Errors exit 10 or more.
+
+"(transient)" follows the state while scripts or reintegration run.`);
   static override examples = ['<%= config.bin %> state -m demo', 'tandem state -m demo -q; echo $?', 'tandem state -m demo --json'];
   static override flags = {
     module: moduleFlag,

@@ -5,12 +5,13 @@ import { labFlag } from '../../cli/lab-flag.js';
 import { UserError } from '../../errors.js';
 import { findLab } from '../../services/lab.js';
 import { EXIT_USAGE } from '../../errors.js';
+import { paragraphs } from '../../cli/paragraphs.js';
 
 export default class LabExec extends TandemCommand {
   static override summary = "Run a command on a lab host (its network and its own files; nodes get their TANDEM_HOME).";
-  static override description = `The command gets this terminal: its output as it comes, and its keys when stdin is a terminal (so
+  static override description = paragraphs(`The command gets this terminal: its output as it comes, and its keys when stdin is a terminal (so
 \`tandem lab exec node2 -- tandem dashboard\` and \`tandem lab exec node1 -- tandem log -m demo -f\` work). The exit
-code is the command's.`;
+code is the command's.`);
   static override examples = ['<%= config.bin %> lab exec node1 -- tandem status', '<%= config.bin %> lab exec node2 -- tandem dashboard', '<%= config.bin %> lab exec client -- ip neigh'];
   static override strict = false;
   static override flags = { lab: labFlag };

@@ -2,10 +2,11 @@ import { Args } from '@oclif/core';
 import { TandemCommand } from '../../cli/base.js';
 import { labFlag } from '../../cli/lab-flag.js';
 import { findLab } from '../../services/lab.js';
+import { paragraphs } from '../../cli/paragraphs.js';
 
 export default class LabUnplug extends TandemCommand {
   static override summary = "Pull a node's cable on one LAN: its interface loses carrier (the interface checker sees it).";
-  static override description = 'Unlike `lab cut` (a network failure: nothing passes, the link stays up), the node\'s interface goes NO-CARRIER, as with a\ndead cable or switch port. Undo with `tandem lab plug` or `tandem lab heal`.';
+  static override description = paragraphs('Unlike `lab cut` (a network failure: nothing passes, the link stays up), the node\'s interface goes NO-CARRIER, as with a\ndead cable or switch port. Undo with `tandem lab plug` or `tandem lab heal`.');
   static override examples = ['<%= config.bin %> lab unplug default node1'];
   static override flags = { lab: labFlag };
   static override args = {

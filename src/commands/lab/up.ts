@@ -2,13 +2,14 @@ import { Flags } from '@oclif/core';
 import { TandemCommand } from '../../cli/base.js';
 import { labUp } from '../../services/lab.js';
 import { DEMO_PORT, DEMO_VIP } from '../../lab/mirror-lab.js';
+import { paragraphs } from '../../cli/paragraphs.js';
 
 export default class LabUp extends TandemCommand {
   static override summary = 'Build a two-node demo cluster in network namespaces on this machine (root).';
-  static override description = `Creates hosts node1, node2, client and witness as network namespaces joined by the LANs "default"
+  static override description = paragraphs(`Creates hosts node1, node2, client and witness as network namespaces joined by the LANs "default"
 (198.51.100.0/24) and "replication" (203.0.113.0/24), writes cluster.xml, a cluster key and the demo module (a web
 server on port 8080 behind the virtual IP ${DEMO_VIP}) on both nodes, starts their daemons, and brings the module to
-node1 PRIM / node2 SECOND. Tear it down with \`tandem lab down\`.`;
+node1 PRIM / node2 SECOND. Tear it down with \`tandem lab down\`.`);
   static override examples = ['<%= config.bin %> lab up', '<%= config.bin %> lab up --pulse 200ms --timeout 1s --witness', '<%= config.bin %> lab up --lossy'];
   static override flags = {
     pulse: Flags.string({ description: 'heartbeat pulse', default: '500ms' }),

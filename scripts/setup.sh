@@ -70,6 +70,18 @@ install_no_start() {
   if [ -n "$policy" ]; then rm -f "$policy"; trap - EXIT; fi
 }
 
+# After install_no_start of a package that ships a host-wide service which must never run here: disable its systemd
+# units (when systemd runs) and its init script. disable_service INIT_SCRIPT UNIT…
+disable_service() {
+  local init=$1; shift
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now "$@" >/dev/null 2>&1 || true
+  fi
+  if command -v update-rc.d >/dev/null && [ -e "/etc/init.d/$init" ]; then
+    update-rc.d "$init" disable >/dev/null 2>&1 || true
+  fi
+}
+
 # PostgreSQL, the application of examples/postgres (lab tests, benchmarks). Installed without a host-wide cluster and
 # without starting any service: each lab node runs its own server on its own data directory.
 if want_tests && { ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || ! compgen -G '/usr/lib/postgresql/*/bin/pgbench' >/dev/null \
@@ -91,12 +103,7 @@ fi
 if want_tests && ! command -v keepalived >/dev/null; then
   echo "setup: installing keepalived (its service is not started and is left disabled)"
   install_no_start keepalived
-  if [ -d /run/systemd/system ]; then
-    systemctl disable --now keepalived.service >/dev/null 2>&1 || true
-  fi
-  if command -v update-rc.d >/dev/null && [ -e /etc/init.d/keepalived ]; then
-    update-rc.d keepalived disable >/dev/null 2>&1 || true
-  fi
+  disable_service keepalived keepalived.service
 fi
 
 # openssh-server, the sshd of test/lab/fanout.test.ts (`tandem -H node1,node2 …`). The test starts one sshd per lab
@@ -105,12 +112,7 @@ fi
 if want_tests && [ ! -x /usr/sbin/sshd ]; then
   echo "setup: installing openssh-server (its service is not started and is left disabled)"
   install_no_start openssh-server openssh-client
-  if [ -d /run/systemd/system ]; then
-    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
-  fi
-  if command -v update-rc.d >/dev/null && [ -e /etc/init.d/ssh ]; then
-    update-rc.d ssh disable >/dev/null 2>&1 || true
-  fi
+  disable_service ssh ssh.service ssh.socket
 fi
 
 # prometheus, for its promtool: test/lab/metrics.test.ts checks the daemon's /metrics text with `promtool check
@@ -119,12 +121,7 @@ fi
 if want_tests && ! command -v promtool >/dev/null; then
   echo "setup: installing prometheus for promtool (its service is not started and is left disabled)"
   install_no_start prometheus
-  if [ -d /run/systemd/system ]; then
-    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-  fi
-  if command -v update-rc.d >/dev/null && [ -e /etc/init.d/prometheus ]; then
-    update-rc.d prometheus disable >/dev/null 2>&1 || true
-  fi
+  disable_service prometheus prometheus.service
 fi
 
 lockhash=$(sha256sum package-lock.json | cut -c1-16)

@@ -14,6 +14,7 @@ import { homePaths, type Home } from '../../../src/home.js';
 import { LinuxScriptRunner } from '../../../src/platform/scripts/linux.js';
 import { startControlServer } from '../../../src/daemon/control.js';
 import { configModule, installModule } from '../../../src/services/modules.js';
+import { expectUserError } from '../expect-reject.js';
 
 const ROOT = process.geteuid?.() === 0;
 const CLUSTER_XML = `<cluster><lans><lan name="default">
@@ -49,17 +50,7 @@ function withFx(fn: (f: Fx) => Promise<void>) {
   };
 }
 
-async function userError(p: Promise<unknown> | (() => unknown), re: RegExp): Promise<UserError> {
-  let e: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (x) {
-    e = x;
-  }
-  assert.instance(e, UserError, `expected a UserError matching ${re}, got ${String(e)}`);
-  assert.match((e as Error).message, re);
-  return e as UserError;
-}
+const userError = expectUserError;
 
 const modeOf = (p: string) => fs.lstatSync(p).mode & 0o7777;
 

@@ -11,10 +11,10 @@ import { fileURLToPath } from 'node:url';
 import * as tar from 'tar';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { UserError } from '../../../src/errors.js';
 import { homePaths, type Home } from '../../../src/home.js';
 import { installModule } from '../../../src/services/modules.js';
 import { packageModule, PACKAGE_MANIFEST } from '../../../src/services/package.js';
+import { expectUserError } from '../expect-reject.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 const CLUSTER_XML = `<cluster><lans><lan name="default">
@@ -58,17 +58,7 @@ function withFx(fn: (f: Fx) => Promise<void>) {
   };
 }
 
-async function userError(p: Promise<unknown>, re: RegExp): Promise<UserError> {
-  let e: unknown;
-  try {
-    await p;
-  } catch (x) {
-    e = x;
-  }
-  assert.instance(e, UserError, `expected a UserError matching ${re}, got ${String(e)}`);
-  assert.match((e as Error).message, re);
-  return e as UserError;
-}
+const userError = expectUserError;
 
 /** Every path under `dir` with its type, mode, owner, a file's mtime (s) and content: what "identical" means here. */
 function tree(dir: string): Record<string, string> {

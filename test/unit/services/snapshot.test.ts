@@ -16,6 +16,7 @@ import {
   formatSnapshot, KEY_REMOVED, keyEncodings, scrub, takeSnapshot, type SnapshotResult, type SnapshotSources,
 } from '../../../src/services/snapshot.js';
 import { archiveMembers, assertNoKey } from '../snapshot-archive.js';
+import { expectUserError } from '../expect-reject.js';
 
 const CLUSTER_XML = `<cluster><lans><lan name="default">
   <node name="node1" addr="198.51.100.1"/><node name="node2" addr="198.51.100.2"/>
@@ -108,17 +109,7 @@ async function snap(f: Fx, src: SnapshotSources, module?: string, name = 'snap.t
   return { r, m: await archiveMembers(r.file) };
 }
 
-async function userError(p: Promise<unknown>, re: RegExp): Promise<UserError> {
-  let e: unknown;
-  try {
-    await p;
-  } catch (x) {
-    e = x;
-  }
-  assert.instance(e, UserError, `expected a UserError matching ${re}, got ${String(e)}`);
-  assert.match((e as Error).message, re);
-  return e as UserError;
-}
+const userError = expectUserError;
 
 test('the archive holds logs, configs, scripts, state, status, resources, replication, commands, mounts, versions', withFx(async (f) => {
   const { r, m } = await snap(f, sources());

@@ -6,6 +6,7 @@ import { dashboardSource } from '../services/dashboard.js';
 import { dashboardFrame, type Line } from '../ui/model.js';
 import { frameAnsi } from '../ui/plain.js';
 import { clockOf, StatusStore, type Snapshot } from '../ui/store.js';
+import { claimTerminal } from '../ui/terminal.js';
 
 /** How often the terminal view polls the daemon: a change shows within this plus one status request. */
 const TTY_POLL_MS = 400;
@@ -31,6 +32,7 @@ export default class Dashboard extends TandemCommand {
     const src = dashboardSource(this.home(), flags.module);
     const store = new StatusStore(src.status);
     if (process.stdout.isTTY && process.stdin.isTTY && !flags.once) {
+      claimTerminal(process.env, (env) => process.stdout.getColorDepth(env));
       const { runDashboard } = await import('../ui/dashboard.js');
       return runDashboard(store, src.act, TTY_POLL_MS);
     }

@@ -112,6 +112,26 @@ async function rejects(p: Promise<unknown>, code: string): Promise<void> {
   throw new Error(`expected ${code}`);
 }
 
+/**
+ * A point where a sink holds a request until the test opens it: `reached` resolves when the sink first waits there.
+ * The test keeps it closed for HOLD_MS, the time a request that wrongly completes without the sink has to show
+ * itself (it cannot make a correct mount fail), then opens it; what completed while closed reads `isOpen` false.
+ */
+function gate() {
+  let reach!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((r) => { reach = r; });
+  const released = new Promise<void>((r) => { release = r; });
+  const g = { isOpen: false, reached, pass: () => { reach(); return released; }, open: () => { g.isOpen = true; release(); } };
+  return g;
+}
+const HOLD_MS = 300;
+const holdThenOpen = async (g: ReturnType<typeof gate>) => {
+  await g.reached;
+  await new Promise((r) => setTimeout(r, HOLD_MS));
+  g.open();
+};
+
 const asNobody = (script: string) =>
   run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', script], { reject: false, timeoutMs: 60_000 });
 
@@ -372,22 +392,15 @@ test('a sink that throws makes the operation fail with EIO (after the local chan
 });
 
 test('a slow main-thread sink delays the write until it answers', () => {
-  let releaseAt = 0;
+  const g = gate();
   const sink: AsyncChangeSink = {
-    async onChange(c) {
-      if (c.op === 'write') {
-        await new Promise((r) => setTimeout(r, 300));
-        releaseAt = Date.now();
-      }
-    },
+    async onChange(c) { if (c.op === 'write') await g.pass(); },
     onSync() {},
   };
   return withMount(async (l) => {
-    const t0 = Date.now();
-    await fsp.writeFile(l.M('slow'), 'x');
-    const t1 = Date.now();
-    assert.ok(t1 - t0 >= 290, `write returned after ${t1 - t0} ms`);
-    assert.ok(t1 >= releaseAt, 'not before the sink answered');
+    const wrote = fsp.writeFile(l.M('slow'), 'x').then(() => g.isOpen);
+    await holdThenOpen(g);
+    assert.ok(await wrote, 'the write returned only after the sink answered');
   }, { sink });
 });
 
@@ -582,11 +595,12 @@ for (const { name, o } of MODES) {
 }
 
 test('writeback cache: write(2) returns before the sink sees the data; fsync waits for the sink', () => {
+  const g = gate();
   let writes = 0;
   const sink: AsyncChangeSink = {
     async onChange(c) {
       if (c.op === 'write') {
-        await new Promise((r) => setTimeout(r, 300));
+        await g.pass();
         writes++;
       }
     },
@@ -594,14 +608,19 @@ test('writeback cache: write(2) returns before the sink sees the data; fsync wai
   };
   return withMount(async (l) => {
     const fh = await fsp.open(l.M('cached'), 'w');
-    const t0 = Date.now();
-    await fh.write(Buffer.alloc(64 * 1024, 1));
-    const t1 = Date.now();
-    assert.ok(t1 - t0 < 250, `the write was cached (${t1 - t0} ms)`);
-    await fh.sync();
-    assert.ok(Date.now() - t1 >= 290, 'fsync waited for the sink');
-    assert.ok(writes >= 1);
-    await fh.close();
+    // without the cache this write would wait for the sink: open the gate after a while so that it fails, not hangs
+    const unstick = setTimeout(() => g.open(), 10_000);
+    try {
+      await fh.write(Buffer.alloc(64 * 1024, 1));
+      assert.not.ok(g.isOpen, 'the write returned while the sink held everything back: it was cached');
+      const synced = fh.sync().then(() => g.isOpen);
+      await holdThenOpen(g);
+      assert.ok(await synced, 'fsync returned only after the sink answered');
+      assert.ok(writes >= 1);
+    } finally {
+      clearTimeout(unstick);
+      await fh.close();
+    }
   }, { sink, writebackCache: true });
 });
 
@@ -645,15 +664,14 @@ test('writeback cache: partial pages written through a write-only handle; size a
 }, { writebackCache: true }));
 
 test('sync -f on the mount waits for a slow sink, after the changes before it; a fuseblk mount, its loop device gone after', async () => {
-  let syncfsAt = 0;
+  const g = gate();
   const replay = new ReplaySink();
   const sink: AsyncChangeSink = {
     onChange: (c) => replay.onChange(c),
     onSync: (p, d) => replay.onSync(p, d),
     async onSyncfs() {
       replay.events.push('syncfs');
-      await new Promise((r) => setTimeout(r, 300));
-      syncfsAt = Date.now();
+      await g.pass();
     },
   };
   let loop = '';
@@ -662,11 +680,9 @@ test('sync -f on the mount waits for a slow sink, after the changes before it; a
     assert.match(line, /^\/dev\/loop\d+ \S+ fuseblk\.tandem /);
     loop = line.split(' ')[0]!;
     await ok(l, 'echo data > f && mkdir d');
-    const t0 = Date.now();
-    await ok(l, 'sync -f .');
-    const t1 = Date.now();
-    assert.ok(t1 - t0 >= 290, `sync -f returned after ${t1 - t0} ms`);
-    assert.ok(t1 >= syncfsAt && syncfsAt > 0, 'not before the sink answered');
+    const synced = ok(l, 'sync -f .').then(() => g.isOpen);
+    await holdThenOpen(g);
+    assert.ok(await synced, 'sync -f returned only after the sink answered');
     assert.equal(replay.events, ['create f 100644 0:0', 'write f @0 +5', 'mkdir d 40755 0:0', 'syncfs']);
     await ok(l, 'sync -f d'); // any file of the filesystem
     assert.is(replay.events.filter((e) => e === 'syncfs').length, 2);

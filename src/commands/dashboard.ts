@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { Flags } from '@oclif/core';
 import { moduleFlag, TandemCommand } from '../cli/base.js';
 import { parseDuration } from '../config/duration.js';
@@ -34,7 +35,10 @@ export default class Dashboard extends TandemCommand {
     if (process.stdout.isTTY && process.stdin.isTTY && !flags.once) {
       claimTerminal(process.env, (env) => process.stdout.getColorDepth(env));
       const { runDashboard } = await import('../ui/dashboard.js');
-      return runDashboard(store, src.act, TTY_POLL_MS);
+      const signal = await runDashboard(store, src.act, TTY_POLL_MS);
+      // ended by a signal: the shell's convention, 128 + its number
+      if (signal) process.exitCode = 128 + os.constants.signals[signal];
+      return;
     }
     const first = await store.poll();
     if (store.lastFailure) throw store.lastFailure;

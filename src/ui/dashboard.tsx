@@ -87,19 +87,28 @@ export function Dashboard({ store, act }: DashboardProps) {
   );
 }
 
+/** Signals that end the view the way q does: the terminal gets its main screen back before the process goes. */
+const ENDING_SIGNALS = ['SIGTERM', 'SIGHUP'] as const;
+
 /**
- * Runs the dashboard full-screen (the terminal's alternate screen, restored on exit) until q or Ctrl-C, polling the
- * store every `pollMs`.
+ * Runs the dashboard full-screen (the terminal's alternate screen, restored on exit) until q, SIGTERM or SIGHUP,
+ * polling the store every `pollMs`. Returns the signal that ended it, or null for q.
  */
-export async function runDashboard(store: StatusStore, act: DashboardProps['act'], pollMs: number): Promise<void> {
+export async function runDashboard(store: StatusStore, act: DashboardProps['act'], pollMs: number): Promise<NodeJS.Signals | null> {
   await store.poll();
   store.start(pollMs);
   process.stdout.write('\x1b[?1049h\x1b[H');
+  let ended: NodeJS.Signals | null = null;
+  const app = render(<Dashboard store={store} act={act} />, { exitOnCtrlC: false });
+  // with a listener of ours, Ink's signal-exit unmounts but does not re-raise the signal: the finally below runs
+  const onSignal = (sig: NodeJS.Signals) => { ended = sig; app.unmount(); };
+  for (const sig of ENDING_SIGNALS) process.on(sig, onSignal);
   try {
-    const app = render(<Dashboard store={store} act={act} />, { exitOnCtrlC: false });
     await app.waitUntilExit();
   } finally {
+    for (const sig of ENDING_SIGNALS) process.off(sig, onSignal);
     store.stop();
     process.stdout.write('\x1b[?1049l');
   }
+  return ended;
 }

@@ -4,6 +4,7 @@
  * with confirmation, and the module's state changes), shows the resync of the restarted SECOND as a progress bar,
  * re-fits on resize, follows a failover (power-off of the PRIM), quits on q. One lab for the file; the frames are printed (ANSI stripped) for the record.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -182,13 +183,34 @@ test('the dashboard in a pty: renders, answers keys, re-fits, follows a failover
     show(`failover: node1 powered off, node2 ALONE (on screen ${seenMs} ms after the power-off; heartbeat timeout 1s)`, frame);
 
     // q quits with exit code 0
+    assert.is(s.term.buffer.active.type, 'alternate', 'full screen on the alternate screen');
     s.key('q');
     assert.is(await s.exited, 0);
+    await new Promise<void>((r) => s.term.write('', r));
+    assert.is(s.term.buffer.active.type, 'normal', 'q gives the main screen back');
+    screen = null;
+
+    // SIGTERM (to `tandem lab exec`, which passes it on) ends it as q does: the main screen back, exit 128 + 15
+    const t = (screen = openDashboard(l, 'node2', 80, 24));
+    await waitScreen(l, t, 'a second dashboard', /▶ demo\s+ALONE\s+unreachable/);
+    t.proc.kill('SIGTERM');
+    assert.is(await t.exited, 143);
+    await new Promise<void>((r) => t.term.write('', r));
+    assert.is(t.term.buffer.active.type, 'normal', 'SIGTERM gives the main screen back');
     screen = null;
     // `tandem lab exec` itself: the command's exit code, and what to do for a powered-off or unknown host
     const labExec = (args: string[]) => execa(process.execPath, [path.join(repoRoot(), 'bin', 'tandem'), 'lab', 'exec', '--lab', l.prefix, ...args],
       { reject: false, env: { FORCE_COLOR: '0' } });
     assert.is((await labExec(['node2', '--', 'sh', '-c', 'exit 3'])).exitCode, 3);
+    assert.is((await labExec(['node2', '--', 'sh', '-c', 'kill -TERM $$'])).exitCode, 143, 'killed by a signal: 128 + its number');
+    // a SIGTERM for `lab exec` reaches the command (here without a terminal: SIGINT too)
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      const running = labExec(['node2', '--', 'sh', '-c', 'echo $$; exec sleep 60']);
+      const pid = await new Promise<number>((resolve) => running.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+      running.kill(sig);
+      assert.is((await running).exitCode, 128 + os.constants.signals[sig], sig);
+      assert.throws(() => process.kill(pid, 0), /ESRCH/, `the command got ${sig} too`);
+    }
     const offHost = await labExec(['node1', '--', 'tandem', 'status']);
     assert.is(offHost.exitCode, 10, offHost.stderr);
     assert.match(offHost.stderr, /host node1 is powered off\.\n.*boot it first: `tandem lab boot node1`/);

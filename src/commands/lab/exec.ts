@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { Args } from '@oclif/core';
 import { execa } from 'execa';
 import { TandemCommand } from '../../cli/base.js';
@@ -10,8 +11,9 @@ import { paragraphs } from '../../cli/paragraphs.js';
 export default class LabExec extends TandemCommand {
   static override summary = "Run a command on a lab host (its network and its own files; nodes get their TANDEM_HOME).";
   static override description = paragraphs(`The command gets this terminal: its output as it comes, and its keys when stdin is a terminal (so
-\`tandem lab exec node2 -- tandem dashboard\` and \`tandem lab exec node1 -- tandem log -m demo -f\` work). The exit
-code is the command's.`);
+\`tandem lab exec node2 -- tandem dashboard\` and \`tandem lab exec node1 -- tandem log -m demo -f\` work). A SIGTERM
+or SIGHUP for lab exec is passed on to the command. The exit code is the command's (128 + the signal's number when a
+signal ended it).`);
   static override examples = ['<%= config.bin %> lab exec node1 -- tandem status', '<%= config.bin %> lab exec node2 -- tandem dashboard', '<%= config.bin %> lab exec client -- ip neigh'];
   static override strict = false;
   static override flags = { lab: labFlag };
@@ -29,13 +31,21 @@ code is the command's.`);
     // stdout and stderr are passed through (a terminal stays a terminal); stdin only when it is a terminal, so a
     // script's pipe is not consumed by the command
     const [file, ...a] = lab.hostArgv(host.name, [first!, ...rest]);
-    const r = await execa(file!, a, {
+    const child = execa(file!, a, {
       reject: false,
       stdin: process.stdin.isTTY ? 'inherit' : 'ignore',
       stdout: 'inherit',
       stderr: 'inherit',
       env: host.role === 'node' ? lab.nodeEnv(host.name) : {},
     });
-    process.exitCode = r.exitCode ?? 1;
+    // as if the command ran in our place: a signal for us goes to it, and we end when it ends. From a terminal,
+    // Ctrl-C already reaches it (same process group), so it is not sent twice.
+    const forwarded: NodeJS.Signals[] = process.stdin.isTTY ? ['SIGTERM', 'SIGHUP'] : ['SIGTERM', 'SIGHUP', 'SIGINT'];
+    const forward = (sig: NodeJS.Signals) => { child.kill(sig); };
+    for (const sig of forwarded) process.on(sig, forward);
+    if (process.stdin.isTTY) process.on('SIGINT', () => {});
+    const r = await child;
+    for (const sig of forwarded) process.off(sig, forward);
+    process.exitCode = r.exitCode ?? (r.signal ? 128 + os.constants.signals[r.signal] : 1);
   }
 }

@@ -50,7 +50,7 @@ import { isBeacon, moduleView, type ModuleView, type StatusView } from './views.
 import { FarmDriver } from './farm-driver.js';
 import type { FarmFilter } from '../platform/farm/types.js';
 import { farmView, isFarmBeacon } from './farm-view.js';
-import { INVENTORY_EVERY_MS, INVENTORY_FRESH_MS, isInventory, knownPeer, resolvePeer, savePeer, type Inventory } from './mirror-peer.js';
+import { defaultprimProblem, INVENTORY_EVERY_MS, INVENTORY_FRESH_MS, isInventory, knownPeer, resolvePeer, savePeer, type Inventory } from './mirror-peer.js';
 import { LinuxFarmFilter } from '../platform/farm/linux.js';
 import { renderMetrics } from './metrics.js';
 import { metricsListenFromEnv, startMetricsServer, type MetricsServer } from './metrics-server.js';
@@ -363,6 +363,12 @@ export class Daemon {
       this.log.info(`module ${name} runs with ${peer} (the other node where it is installed)`);
     }
     this.pending.delete(name);
+    const misnamed = defaultprimProblem(name, cfg.defaultprim, this.self, peer);
+    if (misnamed) {
+      this.broken.set(name, misnamed);
+      this.log.error(misnamed);
+      return null;
+    }
     let drvRef: ModuleDriver | null = null;
     const replicator = this.platform.replicator({
       cfg, cluster: this.cluster, self: this.self, home: this.home, key: this.key, log: this.moduleLog(name),
@@ -515,7 +521,7 @@ export class Daemon {
       case 'unload':
         return this.unload(req.module);
       case 'holders':
-        return { holders: this.holders(String(req.module ?? '')) };
+        return { holders: this.holders(String(req.module ?? '')), self: this.self };
       default:
         throw new UserError(`the daemon does not know the request "${req.cmd}"; the CLI and the daemon may be of different versions.`);
     }

@@ -57,6 +57,17 @@ export const INVENTORY_EVERY_MS = 1000;
 export const PEER_GRACE_MS = 10_000;
 
 /**
+ * Why a mirror module's defaultprim cannot hold with the pair it runs on (null when it can): in a cluster of more than
+ * two nodes, cluster.xml accepts any of its nodes, but only `self` and `peer` run the module.
+ */
+export function defaultprimProblem(module: string, defaultprim: string, self: string, peer: string): string | null {
+  if (defaultprim === 'alone' || defaultprim === self || defaultprim === peer) return null;
+  const pair = [self, peer].sort();
+  return `mirror module ${module}: <service defaultprim="${defaultprim}"> names ${defaultprim}, which does not run it: it runs on ${pair.join(' and ')}. ` +
+    `Set defaultprim to ${pair.join(', ')} or "alone" and apply it (\`tandem config -m ${module}\`); nothing is started until then.`;
+}
+
+/**
  * Whom a mirror module without a known peer runs with, from the inventories heard (`heard`: node → its mirror
  * modules and when heard): `{ peer }` when exactly one other node has it and every other node of `others` was heard
  * (or `waitedMs` ≥ PEER_GRACE_MS: a node that is down does not hold the others back for ever), else why not yet

@@ -9,6 +9,7 @@ import { moduleConflict, validateModuleName } from '../config/userconfig.js';
 import { UserError } from '../errors.js';
 import { homePaths, type Home } from '../home.js';
 import { daemonRequest, daemonRequestIfRunning } from './daemon-client.js';
+import { defaultprimProblem } from '../daemon/mirror-peer.js';
 import { notFilesOnly, notFilesOrDirs, PACKAGE_MANIFEST, packageModuleName, unpackArchive } from './package.js';
 
 /**
@@ -78,13 +79,20 @@ async function checkBeside(home: Home, cfg: ModuleConfig, cluster: ClusterConfig
   const conflict = moduleConflict(cfg, installed, `then install ${cfg.name} again`);
   if (conflict) throw conflict;
   if (cfg.mode !== 'mirror' || cluster.nodes.length <= 2) return;
-  const r = (await daemonRequestIfRunning(home, 'holders', cfg.name)) as { holders: string[] } | null;
+  const r = (await daemonRequestIfRunning(home, 'holders', cfg.name)) as { holders: string[]; self?: string } | null;
   const others = r?.holders ?? [];
   if (others.length >= 2) {
     throw new UserError(
       `mirror module ${cfg.name} is already installed on ${others.join(' and ')}: a mirror module runs on exactly two nodes; nothing was installed here.`,
       `install it on one of those two only, or first uninstall it from one of them (\`tandem uninstall -m ${cfg.name}\` there)`,
     );
+  }
+  // with one other holder, this node and that one are the pair: defaultprim must name one of them
+  const self = r?.self;
+  const misnamed = self && others.length === 1 ? defaultprimProblem(cfg.name, cfg.defaultprim, self, others[0]!) : null;
+  if (misnamed) {
+    throw new UserError(`${misnamed.slice(0, misnamed.indexOf(' Set defaultprim'))} Nothing was installed here.`,
+      `set defaultprim to ${[self!, others[0]!].sort().join(', ')} or "alone" in its userconfig.xml, then install it again`);
   }
 }
 

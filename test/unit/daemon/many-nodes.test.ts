@@ -160,6 +160,22 @@ test('a mirror module installed on three nodes: a clear error on each, nothing s
   }
 });
 
+test('a mirror module whose defaultprim names the third node: a clear error on both of its pair, nothing started', async () => {
+  const db = mirrorXml('198.51.100.30', 'node2');
+  const c = await Cluster.create([{ db }, {}, { db }]);
+  try {
+    for (const n of ['node1', 'node3']) {
+      const bad = await waitFor(async () => (await c.status(n)).invalid.find((x) => x.module === 'db'), SOON, `${n} refuses db`);
+      assert.match(bad.error, /defaultprim="node2"> names node2, which does not run it: it runs on node1 and node3\. Set defaultprim to node1, node3 or "alone"/);
+      assert.equal((await c.status(n)).modules, [], 'nothing started');
+    }
+    const e = await c.admin('node1', 'db', 'prim').then(() => null, (x: Error) => x);
+    assert.match(e?.message ?? '', /defaultprim="node2"/);
+  } finally {
+    await c.close();
+  }
+});
+
 test('a farm module on three nodes: every bucket accepted by the node bucketOwners names; a stopped node\'s buckets go to the others', async () => {
   const web = farmXml([1, 1, 2]);
   const c = await Cluster.create([{ web }, { web }, { web }]);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { INVENTORY_FRESH_MS, isInventory, knownPeer, PEER_GRACE_MS, peerFile, resolvePeer, savePeer } from '../../../src/daemon/mirror-peer.js';
+import { defaultprimProblem, INVENTORY_FRESH_MS, isInventory, knownPeer, PEER_GRACE_MS, peerFile, resolvePeer, savePeer } from '../../../src/daemon/mirror-peer.js';
 import { parseClusterXml } from '../../../src/config/cluster.js';
 import { UserError } from '../../../src/errors.js';
 
@@ -28,6 +28,13 @@ test('resolvePeer: installed on two other nodes is an error naming the three; no
   assert.ok('wait' in w && /heard node2, none has it/.test(w.wait), JSON.stringify(w));
   const stale = resolvePeer('db', 'node1', heard({ node3: ['db'] }, 0), INVENTORY_FRESH_MS, OTHERS, PEER_GRACE_MS);
   assert.ok('wait' in stale && /no other node heard yet/.test(stale.wait), 'an inventory older than INVENTORY_FRESH_MS does not count');
+});
+
+test('defaultprimProblem: alone or a node of the pair is fine; another node of the cluster is refused, naming the pair', () => {
+  for (const d of ['alone', 'node1', 'node3']) assert.is(defaultprimProblem('db', d, 'node3', 'node1'), null, d);
+  assert.is(defaultprimProblem('db', 'node2', 'node3', 'node1'),
+    'mirror module db: <service defaultprim="node2"> names node2, which does not run it: it runs on node1 and node3. ' +
+    'Set defaultprim to node1, node3 or "alone" and apply it (`tandem config -m db`); nothing is started until then.');
 });
 
 test('knownPeer: the other node of a two-node cluster; in a larger one the recorded peer, which must be another node', async () => {

@@ -161,7 +161,7 @@ test('a mirror module the daemon hears on two other nodes already is refused: a 
   let holders: string[] = ['node2', 'node3'];
   const asked: string[] = [];
   const server = await startControlServer(homePaths.controlSocket(f.home), (req) => {
-    if (req.cmd === 'holders') { asked.push(String(req.module)); return { holders }; }
+    if (req.cmd === 'holders') { asked.push(String(req.module)); return { holders, self: 'node1' }; }
     if (req.cmd === 'config') return { applied: 'loaded' };
     throw new UserError(`unexpected ${req.cmd}`);
   }, { home: f.home.root });
@@ -171,6 +171,13 @@ test('a mirror module the daemon hears on two other nodes already is refused: a 
     assert.equal(asked, ['db']);
     assert.is(fs.existsSync(homePaths.moduleDir(f.home, 'db')), false, 'nothing installed');
     holders = ['node2'];
+    // with one other holder, this node (node1) and node2 are the pair: a defaultprim of node3 is refused
+    const xml = vipConfig('mirror', '198.51.100.30');
+    fs.writeFileSync(path.join(f.pkg, 'userconfig.xml'), xml.replace('<service mode="mirror"', '<service mode="mirror" defaultprim="node3"'));
+    const d = await userError(installModule(f.home, 'db', f.pkg, false), /defaultprim="node3"> names node3, which does not run it: it runs on node1 and node2\. Nothing was installed here\./);
+    assert.match(d.hint ?? '', /set defaultprim to node1, node2 or "alone"/);
+    assert.is(fs.existsSync(homePaths.moduleDir(f.home, 'db')), false, 'nothing installed');
+    fs.writeFileSync(path.join(f.pkg, 'userconfig.xml'), xml);
     assert.is((await installModule(f.home, 'db', f.pkg, false)).applied, 'loaded', 'with one other holder it is the pair');
   } finally {
     await server.close();

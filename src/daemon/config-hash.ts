@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { MirrorModuleConfig } from '../config/types.js';
+import type { MirrorModuleConfig, ModuleConfig } from '../config/types.js';
 
 /**
  * A short hash of what must be identical on both nodes of a module (heartbeat timing, VIPs, replicated
@@ -14,4 +14,13 @@ export function configHash(c: MirrorModuleConfig): string {
     rfs: c.rfs, splitbrain: c.splitbrain,
   };
   return createHash('sha256').update(JSON.stringify(shared)).digest('hex').slice(0, 16);
+}
+
+/**
+ * Whether `next` may replace `running` while the module runs: only node-local settings differ (a mirror module's
+ * configHash is the same; a farm module's configuration is the same but for its user variables).
+ */
+export function appliesWhileRunning(running: ModuleConfig, next: ModuleConfig): boolean {
+  if (running.mode === 'farm') return next.mode === 'farm' && JSON.stringify({ ...next, user: null }) === JSON.stringify({ ...running, user: null });
+  return next.mode === 'mirror' && configHash(next) === configHash(running);
 }

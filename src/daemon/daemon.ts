@@ -30,7 +30,7 @@ import { HostedReplicator } from '../replication/host/client.js';
 import { NoFilesReplicator } from '../replication/none.js';
 import { moduleConflict } from '../config/userconfig.js';
 import type { Replicator } from '../replication/types.js';
-import { configHash } from './config-hash.js';
+import { appliesWhileRunning } from './config-hash.js';
 import { startControlServer, type ControlRequest, type ControlServer } from './control.js';
 import { readKeyFile } from './key.js';
 import { Logger } from './logger.js';
@@ -580,10 +580,7 @@ export class Daemon {
       await drv.boot();
       return { module: name, applied: 'reloaded' };
     }
-    const same = old instanceof FarmDriver
-      ? cfg.mode === 'farm' && JSON.stringify({ ...cfg, user: null }) === JSON.stringify({ ...old.d.config, user: null })
-      : cfg.mode === 'mirror' && configHash(cfg) === configHash(old.d.config);
-    if (!same) {
+    if (!appliesWhileRunning(old.d.config, cfg)) {
       throw new UserError(
         `module ${name} is ${old.state.state} on ${this.self}: a changed configuration can only be applied while it is stopped.`,
         `run \`tandem stop -m ${name}\` (${old instanceof FarmDriver ? 'the other nodes serve its clients' : 'the peer takes over if it can'}), then \`tandem config -m ${name}\` and \`tandem start -m ${name}\``,

@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { listModules, loadCluster, loadModuleConfig, parseRunnableModule } from '../config/load.js';
 import type { ClusterConfig, ModuleConfig } from '../config/types.js';
+import { appliesWhileRunning } from '../daemon/config-hash.js';
+import type { StatusView } from '../daemon/views.js';
 import { checkModuleFiles, installMode } from '../config/module-files.js';
 import { moduleConflict, validateModuleName } from '../config/userconfig.js';
 import { UserError } from '../errors.js';
@@ -48,6 +50,7 @@ export async function installModule(home: Home, given: string | undefined, sourc
     const target = homePaths.moduleDir(home, name);
     const exists = await fs.stat(target).then(() => true, () => false);
     if (exists && !force) throw new UserError(`module ${name} is already installed in ${target}.`, `use --force to replace it (stop it first), or \`tandem uninstall -m ${name}\``);
+    if (exists) await refuseRunning(home, cfg, cluster);
     const tmp = `${target}.new`;
     await fs.rm(tmp, { recursive: true, force: true });
     await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
@@ -59,6 +62,27 @@ export async function installModule(home: Home, given: string | undefined, sourc
   }
   const r = (await daemonRequestIfRunning(home, 'config', name)) as { applied: string } | null;
   return { module: name, applied: r ? r.applied : 'installed; the daemon is not running and loads it when it starts' };
+}
+
+/**
+ * Replacing the files of a module that runs here (install --force, config --push) is allowed when its configuration
+ * applies while it runs (only node-local settings differ; new or changed scripts are taken at their next run).
+ * Otherwise the daemon could not apply it until a stop, and the files would not match what runs: refused before
+ * anything is copied.
+ */
+async function refuseRunning(home: Home, cfg: ModuleConfig, cluster: ClusterConfig): Promise<void> {
+  const v = (await daemonRequestIfRunning(home, 'status')) as StatusView | null;
+  const m = v && ([...v.modules, ...v.farms] as { module: string; state: string }[]).find((x) => x.module === cfg.name);
+  if (!m || m.state === 'STOP') return;
+  let running: ModuleConfig | null = null;
+  try {
+    running = loadModuleConfig(home, cfg.name, cluster);
+  } catch {
+    // the installed files are broken: what runs cannot be compared, so nothing may replace it while it runs
+  }
+  if (running && appliesWhileRunning(running, cfg)) return;
+  throw new UserError(`module ${cfg.name} is ${m.state} on ${v.node}: its changed configuration can only be applied while it is stopped; nothing was replaced.`,
+    `run \`tandem stop -m ${cfg.name}\` (${cfg.mode === 'farm' ? 'the other nodes serve its clients' : 'the peer takes over if it can'}), install it again, then \`tandem start -m ${cfg.name}\``);
 }
 
 /**

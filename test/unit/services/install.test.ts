@@ -183,4 +183,34 @@ test('a mirror module the daemon hears on two other nodes already is refused: a 
     await server.close();
   }
 }));
+test('install --force (and config --push) of a module that runs here: new scripts with the same configuration go in; a changed configuration is refused before anything is replaced', withFx(async (f) => {
+  await installModule(f.home, 'db', f.pkg, false);
+  let state = 'PRIM';
+  const applied: string[] = [];
+  const server = await startControlServer(homePaths.controlSocket(f.home), (req) => {
+    if (req.cmd === 'status') return { node: 'node1', modules: [{ module: 'db', state }], farms: [], pending: [], invalid: [] };
+    if (req.cmd === 'config') { applied.push(String(req.module)); return { applied: 'node-local settings updated (script timeouts, variables)' }; }
+    throw new UserError(`unexpected ${req.cmd}`);
+  }, { home: f.home.root });
+  try {
+    fs.writeFileSync(path.join(f.pkg, 'bin', 'check_app'), '#!/bin/sh\nexit 0\n');
+    assert.match((await installModule(f.home, 'db', f.pkg, true)).applied, /node-local settings updated/);
+    assert.ok(fs.existsSync(path.join(homePaths.moduleDir(f.home, 'db'), 'bin', 'check_app')), 'a new script of a running module is installed');
+    const before = fs.readFileSync(homePaths.userconfig(f.home, 'db'), 'utf8');
+    fs.writeFileSync(path.join(f.pkg, 'userconfig.xml'), USERCONFIG_XML.replace('timeout="5s"', 'timeout="6s"'));
+    fs.writeFileSync(path.join(f.pkg, 'bin', 'check_app'), '#!/bin/sh\nexit 1\n');
+    const e = await userError(installModule(f.home, 'db', f.pkg, true),
+      /^module db is PRIM on node1: its changed configuration can only be applied while it is stopped; nothing was replaced\.$/);
+    assert.match(e.hint ?? '', /`tandem stop -m db` \(the peer takes over if it can\), install it again, then `tandem start -m db`/);
+    assert.is(fs.readFileSync(homePaths.userconfig(f.home, 'db'), 'utf8'), before, 'the installed configuration is untouched');
+    assert.is(fs.readFileSync(path.join(homePaths.moduleDir(f.home, 'db'), 'bin', 'check_app'), 'utf8'), '#!/bin/sh\nexit 0\n', 'and its scripts');
+    assert.equal(applied, ['db']);
+    state = 'STOP';
+    await installModule(f.home, 'db', f.pkg, true);
+    assert.match(fs.readFileSync(homePaths.userconfig(f.home, 'db'), 'utf8'), /timeout="6s"/, 'stopped, it is replaced');
+  } finally {
+    await server.close();
+  }
+}));
+
 test.run();

@@ -6,7 +6,7 @@
  * importing a target file from disk.
  */
 import path from 'node:path';
-import { execute, Plugin, type Command, type Interfaces } from '@oclif/core';
+import { Config, execute, Plugin, type Command, type Interfaces } from '@oclif/core';
 import { runFanoutIfAsked } from './fanout.js';
 
 /** command id (`lab:up`) → its class, for every file of src/commands */
@@ -27,8 +27,22 @@ export async function runBinary(commands: CommandTable, pjson: Interfaces.PJSON)
   proto.loadCommandsFromTarget = async function (this: Plugin) {
     return this.isRoot ? commands : fromDisk.call(this);
   };
+  // oclif's user agent (`--version`, help's VERSION) names node's version; this binary runs on the bun runtime it was
+  // compiled with, whose node emulation reports a node version that was never installed. oclif builds its Config
+  // itself (it rebuilds one it is given), so the agent is set when a Config has loaded.
+  const configProto = Config.prototype as unknown as { load(this: Config): Promise<void> };
+  const load = configProto.load;
+  configProto.load = async function (this: Config) {
+    await load.call(this);
+    this.userAgent = binaryUserAgent(this, (globalThis as { Bun?: { version: string } }).Bun?.version);
+  };
   const root = path.dirname(process.execPath);
   await execute({
     loadOptions: { root, pjson: { ...pjson, oclif: { ...pjson.oclif, commands: EXPLICIT_COMMANDS } } },
   });
+}
+
+/** `tandem/0.1.0 linux-x64 bun-1.2.3 (single binary)`: what `tandem --version` prints from the binary. */
+export function binaryUserAgent(c: { name: string; version: string; platform: string; arch: string }, bunVersion: string | undefined): string {
+  return `${c.name}/${c.version} ${c.platform}-${c.arch} ${bunVersion ? `bun-${bunVersion}` : `node-${process.version}`} (single binary)`;
 }

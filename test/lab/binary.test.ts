@@ -150,6 +150,7 @@ test('the binary stands alone: one file in its directory, every command of src/c
 
   const version = execFileSync(bin, ['--version'], { encoding: 'utf8' });
   assert.is(version.split(' ')[0], execFileSync(NODE_ENTRY, ['--version'], { encoding: 'utf8' }).split(' ')[0]);
+  assert.match(version, /^tandem\/\S+ linux-x64 bun-\d+\.\d+\.\d+ \(single binary\)\n$/, 'the runtime it runs on, not bun\'s node emulation');
   const times: Record<string, number[]> = { binary: [], node: [] };
   for (let i = 0; i < 10; i++) {
     for (const [k, argv] of [['binary', [bin]], ['node', [NODE_ENTRY]]] as const) {

@@ -38,7 +38,8 @@ export interface LinuxFarmFilterOptions {
  *   `ip maddr add` subscribes a real NIC to X (veth and bridges accept it anyway); it is idempotent.
  * - setOwned: `nft -f -` with ownedScript (flush + add element in one transaction).
  * - remove: `nft list table netdev T` to read IF and X back from the table's comment (so remove works after a
- *   restart), `nft -f -` with removeScript, `ip maddr del X dev IF`.
+ *   restart), `nft -f -` with removeScript, `ip maddr del X dev IF` unless another farm table records X on IF (two
+ *   VIPs with equal low 23 bits share X; `nft -j list tables` and each other farm's `nft list table netdev`).
  * - list: `nft -j list tables`.
  *
  * Timing: each call is one to three short commands; test/lab/farm-filter.test.ts prints what setOwned takes.
@@ -62,7 +63,7 @@ export class LinuxFarmFilter implements FarmFilter {
     await this.cmd('sysctl', ['-q', '-w', `net.ipv4.conf.${ifname.replace(/\./g, '/')}.arp_announce=2`]);
     await this.cmd('ip', ['maddr', 'add', mac, 'dev', ifname]);
     await this.nft(installScript({ ...spec, ifname }, owned));
-    if (before && (before.ifname !== ifname || before.mac !== mac)) await this.dropMaddr(before);
+    if (before && (before.ifname !== ifname || before.mac !== mac)) await this.dropMaddrUnlessShared(before, spec.module);
   }
 
   async setOwned(module: string, owned: readonly number[]): Promise<void> {
@@ -80,7 +81,7 @@ export class LinuxFarmFilter implements FarmFilter {
   async remove(module: string): Promise<void> {
     const link = await this.installedLink(module);
     await this.nft(removeScript(module));
-    if (link) await this.dropMaddr(link);
+    if (link) await this.dropMaddrUnlessShared(link, module);
   }
 
   async list(): Promise<string[]> {
@@ -109,6 +110,20 @@ export class LinuxFarmFilter implements FarmFilter {
   private async installedLink(module: string): Promise<{ ifname: string; mac: string } | undefined> {
     const r = await this.cmd('nft', ['list', 'table', 'netdev', farmTableName(module)], { reject: false });
     return r.code === 0 ? parseTableComment(r.stdout) : undefined;
+  }
+
+  /**
+   * Unsubscribes `link` unless another farm module's table records the same MAC on the same interface: two VIPs whose
+   * low 23 bits are equal map to one multicast MAC, and dropping it for one module would make a real NIC stop
+   * receiving the other's clients.
+   */
+  private async dropMaddrUnlessShared(link: { ifname: string; mac: string }, module: string): Promise<void> {
+    for (const other of await this.list()) {
+      if (other === module) continue;
+      const l = await this.installedLink(other);
+      if (l && l.ifname === link.ifname && l.mac === link.mac) return;
+    }
+    await this.dropMaddr(link);
   }
 
   /** `ip maddr del`; an address already gone (or an interface deleted since) is not an error. */

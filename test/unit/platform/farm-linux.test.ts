@@ -103,7 +103,7 @@ test('re-install on another interface: the old interface\'s shared MAC is unsubs
   await f.install({ ...SPEC, ifname: 'eth0' }, []);
   h.calls = [];
   await f.install({ ...SPEC, ifname: 'eth1' }, []);
-  assert.equal(h.calls.slice(-2), ['nft -f -', 'ip maddr del 01:00:5e:33:64:0a dev eth0']);
+  assert.equal(h.calls.slice(-3), ['nft -f -', 'nft -j list tables', 'ip maddr del 01:00:5e:33:64:0a dev eth0']);
   await f.install({ ...SPEC, ifname: 'eth1' }, [3]);
   assert.not.ok(h.calls.slice(-1)[0]!.startsWith('ip maddr del'), 'same interface: nothing to unsubscribe');
 });
@@ -132,11 +132,31 @@ test('remove: reads the interface back from the table, drops both tables, unsubs
   await f.install(SPEC, [1]);
   h.calls = [];
   await f.remove('web');
-  assert.equal(h.calls, ['nft list table netdev tandem_farm_web', 'nft -f -', 'ip maddr del 01:00:5e:33:64:0a dev eth0']);
+  assert.equal(h.calls, ['nft list table netdev tandem_farm_web', 'nft -f -', 'nft -j list tables', 'ip maddr del 01:00:5e:33:64:0a dev eth0']);
   assert.is(h.tables.size, 0);
   h.calls = [];
   await f.remove('web');
   assert.equal(h.calls, ['nft list table netdev tandem_farm_web', 'nft -f -']);
+});
+
+test('two VIPs with equal low 23 bits share one multicast MAC: it stays subscribed until the last of their modules goes', async () => {
+  const h = new FakeHost();
+  const f = filterOn(h);
+  // 198.51.100.10 and 198.179.100.10 (51 + 128) differ only in the bit the MAC leaves out
+  await f.install(SPEC, []);
+  await f.install({ ...SPEC, module: 'api', vip: '198.179.100.10', ifname: 'eth0' }, []);
+  await f.install({ ...SPEC, module: 'other', vip: '198.51.100.11' }, []);
+  h.calls = [];
+  await f.remove('web');
+  assert.not.ok(h.calls.some((c) => c.startsWith('ip maddr del')), `api still needs it: ${h.calls.join('; ')}`);
+  await f.remove('api');
+  assert.equal(h.calls.filter((c) => c.startsWith('ip maddr del')), ['ip maddr del 01:00:5e:33:64:0a dev eth0'], 'the last one unsubscribes');
+  // moved to another interface: the old one is unsubscribed only when no other module uses the MAC there
+  await f.install(SPEC, []);
+  await f.install({ ...SPEC, module: 'api', vip: '198.179.100.10', ifname: 'eth0' }, []);
+  h.calls = [];
+  await f.install({ ...SPEC, ifname: 'eth1' }, []);
+  assert.not.ok(h.calls.some((c) => c.startsWith('ip maddr del')), h.calls.join('; '));
 });
 
 test('list: the modules of farm tables only, once each, sorted', async () => {

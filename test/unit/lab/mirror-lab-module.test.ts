@@ -11,7 +11,8 @@ import type { Lab } from '../../../src/lab/lab.js';
 import { DEMO_LAB_MODULE, installLabModule } from '../../../src/lab/mirror-lab.js';
 import { expectReject } from '../expect-reject.js';
 
-test('a lab module directory that does not exist is refused with a hint, and no home is written', async () => {
+/** A one-node fake Lab whose node home is in a fresh /tmp directory, removed after `fn`. */
+async function withFakeLab(fn: (lab: Lab, dir: string, home: string) => Promise<void>): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-labmod-'));
   try {
     const home = path.join(dir, 'node1-home');
@@ -19,30 +20,24 @@ test('a lab module directory that does not exist is refused with a hint, and no 
       spec: { hosts: [{ name: 'node1', role: 'node' }] },
       paths: () => ({ home, run: path.join(dir, 'run') }),
     } as unknown as Lab;
-    const e = await expectReject(installLabModule(lab, { module: { ...DEMO_LAB_MODULE, dir: path.join(dir, 'empty') } }),
-      (x) => x instanceof UserError, 'missing module');
-    assert.match((e as UserError).message, /the lab's demo module is not at .*empty/);
-    assert.match((e as UserError).hint ?? '', /checkout/);
-    assert.not.ok(fs.existsSync(home), 'no node home was written');
+    await fn(lab, dir, home);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-});
+}
 
-test('the checkout\'s demo module is found (the default source)', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-labmod-'));
-  try {
-    const home = path.join(dir, 'node1-home');
-    const lab = {
-      spec: { hosts: [{ name: 'node1', role: 'node' }] },
-      paths: () => ({ home, run: path.join(dir, 'run') }),
-    } as unknown as Lab;
-    await installLabModule(lab, {});
-    assert.ok(fs.existsSync(path.join(home, 'modules', 'demo', 'bin', 'start_prim')), 'the demo\'s scripts were copied');
-    assert.match(fs.readFileSync(path.join(home, 'modules', 'demo', 'userconfig.xml'), 'utf8'), /<service mode="mirror"/);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('a lab module directory that does not exist is refused with a hint, and no home is written', () => withFakeLab(async (lab, dir, home) => {
+  const e = await expectReject(installLabModule(lab, { module: { ...DEMO_LAB_MODULE, dir: path.join(dir, 'empty') } }),
+    (x) => x instanceof UserError, 'missing module');
+  assert.match((e as UserError).message, /the lab's demo module is not at .*empty/);
+  assert.match((e as UserError).hint ?? '', /checkout/);
+  assert.not.ok(fs.existsSync(home), 'no node home was written');
+}));
+
+test('the checkout\'s demo module is found (the default source)', () => withFakeLab(async (lab, _dir, home) => {
+  await installLabModule(lab, {});
+  assert.ok(fs.existsSync(path.join(home, 'modules', 'demo', 'bin', 'start_prim')), 'the demo\'s scripts were copied');
+  assert.match(fs.readFileSync(path.join(home, 'modules', 'demo', 'userconfig.xml'), 'utf8'), /<service mode="mirror"/);
+}));
 
 test.run();

@@ -31,6 +31,20 @@ export async function waitForPair(lab: Lab, node: string, other: string, timeout
 }
 
 /**
+ * Brings the demo module of a fresh lab to `prim` PRIM and `second` SECOND as an operator would: `start` on both
+ * (unless `started`: the caller did it), both WAIT and ready, `prim` on `prim` (ALONE), `second` on `second`, then
+ * waitForPair.
+ */
+export async function startPair(lab: Lab, prim = 'node1', second = 'node2', o: { started?: boolean } = {}): Promise<void> {
+  if (!o.started) for (const n of [prim, second]) await lab.cli(n, ['start', '-m', DEMO_MODULE]);
+  await lab.waitFor('both WAIT', async () => (await Promise.all([prim, second].map((n) => stateOf(lab, n)))).every((s) => s === 'WAIT'), 20_000, 100);
+  await lab.cli(prim, ['prim', '-m', DEMO_MODULE]);
+  await lab.waitFor(`${prim} ALONE`, async () => (await stateOf(lab, prim)).replace('?', '') === 'ALONE', 10_000, 100);
+  await lab.cli(second, ['second', '-m', DEMO_MODULE]);
+  await waitForPair(lab, prim, second);
+}
+
+/**
  * Power off `prim`, measure until the client is served by `second` on the VIP; then boot `prim` back. `before`, when
  * given, is awaited between the pair being ready and the power-off (e.g. to choose the instant).
  */

@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import pty from 'node-pty';
 import xterm from '@xterm/headless';
 import { controlRequest } from '../../src/daemon/control.js';
-import { waitForPair } from '../../src/lab/failover.js';
+import { startPair } from '../../src/lab/failover.js';
 import type { Lab } from '../../src/lab/lab.js';
 import { createMirrorLab } from '../../src/lab/mirror-lab.js';
 import { repoRoot } from '../../src/lab/spec.js';
@@ -88,12 +88,7 @@ test('the dashboard in a pty: renders, answers keys, re-fits, follows a failover
   try {
     lab = await createMirrorLab({ pulse: '200ms', timeout: '1s', replicate: true });
     const l = lab;
-    for (const n of ['node1', 'node2']) await l.cli(n, ['start', '-m', 'demo']);
-    await l.waitFor('both WAIT', async () => (await Promise.all(['node1', 'node2'].map((n) => stateOf(l, n)))).every((m) => m.state === 'WAIT' && m.ready), 20_000);
-    await l.cli('node1', ['prim', '-m', 'demo']);
-    await l.waitFor('node1 ALONE', async () => (await stateOf(l, 'node1')).state === 'ALONE', 10_000);
-    await l.cli('node2', ['second', '-m', 'demo']);
-    await waitForPair(l, 'node1', 'node2');
+    await startPair(l);
 
     // what one poll costs: a status request to the daemon (the dashboard makes one every 400 ms)
     const polls = 20;

@@ -10,12 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { waitForPair } from '../../src/lab/failover.js';
+import { startPair } from '../../src/lab/failover.js';
 import type { Lab } from '../../src/lab/lab.js';
 import { run } from '../../src/platform/exec.js';
-import { controlSocketOf, createMirrorLab } from '../../src/lab/mirror-lab.js';
-import { controlRequest } from '../../src/daemon/control.js';
-import type { StatusView } from '../../src/daemon/views.js';
+import { createMirrorLab } from '../../src/lab/mirror-lab.js';
 import type { FanoutDocument } from '../../src/services/fanout.js';
 import { shellQuote } from '../../src/services/fanout.js';
 
@@ -89,14 +87,9 @@ test('tandem -H over real sshds: status, state, --json, config --push, an unreac
     for (const n of NODES) assert.ok(lines.some((x) => x.startsWith(`${n} | `) && /demo/.test(x)), `${n} shows module demo:\n${st.stdout}`);
 
     // a pair: node1 PRIM, node2 SECOND; state's exit codes 3 and 4 → the fan-out exits 4
-    const status = (n: string) => controlRequest(controlSocketOf(l, n), 'status', 'demo') as Promise<StatusView>;
     const start = await fan(['-H', 'node1,node2', 'start', '-m', 'demo']);
     assert.is(start.code, 0, start.stderr);
-    await l.waitFor('both WAIT', async () => (await Promise.all(NODES.map(status))).every((v) => v.modules[0]!.state === 'WAIT' && v.modules[0]!.ready), 20_000);
-    await l.cli('node1', ['prim', '-m', 'demo']);
-    await l.waitFor('node1 ALONE', async () => (await status('node1')).modules[0]!.state === 'ALONE', 10_000);
-    await l.cli('node2', ['second', '-m', 'demo']);
-    await waitForPair(l, 'node1', 'node2');
+    await startPair(l, 'node1', 'node2', { started: true });
     const t0 = Date.now();
     await l.cli('node1', ['state', '-m', 'demo'], { reject: false });
     console.log(`  for comparison, tandem state -m demo on node1 itself: ${Date.now() - t0} ms`);

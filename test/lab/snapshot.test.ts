@@ -5,11 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { controlRequest } from '../../src/daemon/control.js';
 import type { StatusView } from '../../src/daemon/views.js';
-import { waitForPair } from '../../src/lab/failover.js';
+import { startPair } from '../../src/lab/failover.js';
 import type { Lab } from '../../src/lab/lab.js';
-import { controlSocketOf, createMirrorLab, DEMO_VIP } from '../../src/lab/mirror-lab.js';
+import { createMirrorLab, DEMO_VIP } from '../../src/lab/mirror-lab.js';
 import type { SnapshotResult } from '../../src/services/snapshot.js';
 import { archiveMembers, assertNoKey } from '../unit/snapshot-archive.js';
 
@@ -18,13 +17,7 @@ test('snapshot of a running PRIM: status, logs, ip and nft output, replication, 
   try {
     lab = await createMirrorLab({ pulse: '200ms', timeout: '1s', replicate: true });
     const l = lab;
-    const status = (n: string) => controlRequest(controlSocketOf(l, n), 'status', 'demo') as Promise<StatusView>;
-    for (const n of ['node1', 'node2']) await l.cli(n, ['start', '-m', 'demo']);
-    await l.waitFor('both WAIT', async () => (await Promise.all(['node1', 'node2'].map(status))).every((v) => v.modules[0]!.state === 'WAIT' && v.modules[0]!.ready), 20_000);
-    await l.cli('node1', ['prim', '-m', 'demo']);
-    await l.waitFor('node1 ALONE', async () => (await status('node1')).modules[0]!.state === 'ALONE', 10_000);
-    await l.cli('node2', ['second', '-m', 'demo']);
-    await waitForPair(l, 'node1', 'node2');
+    await startPair(l);
 
     const file = path.join(l.dir, 'node1', 'support.tar.gz');
     const t0 = Date.now();

@@ -12,6 +12,7 @@ import { run } from '../../src/platform/exec.js';
 import { mountPassthrough, type PassthroughMount, RecordingSink } from '../../src/replication/fuse/index.js';
 import { InitFlag } from '../../src/replication/fuse/protocol.js';
 import { type AsyncChangeSink, type Change, type ChangeSink, describeChange } from '../../src/replication/fuse/sink.js';
+import { gate } from '../unit/gate.js';
 
 const PREFIX = '/tmp/tandem-fuse-lab-';
 
@@ -112,19 +113,9 @@ async function rejects(p: Promise<unknown>, code: string): Promise<void> {
   throw new Error(`expected ${code}`);
 }
 
-/**
- * A point where a sink holds a request until the test opens it: `reached` resolves when the sink first waits there.
- * The test keeps it closed for HOLD_MS, the time a request that wrongly completes without the sink has to show
- * itself (it cannot make a correct mount fail), then opens it; what completed while closed reads `isOpen` false.
- */
-function gate() {
-  let reach!: () => void;
-  let release!: () => void;
-  const reached = new Promise<void>((r) => { reach = r; });
-  const released = new Promise<void>((r) => { release = r; });
-  const g = { isOpen: false, reached, pass: () => { reach(); return released; }, open: () => { g.isOpen = true; release(); } };
-  return g;
-}
+// gate(): the sink holds a request until the test opens it. The test keeps it closed for HOLD_MS, the time a request
+// that wrongly completes without the sink has to show itself (it cannot make a correct mount fail), then opens it;
+// what completed while closed reads `isOpen` false.
 const HOLD_MS = 300;
 const holdThenOpen = async (g: ReturnType<typeof gate>) => {
   await g.reached;

@@ -165,8 +165,7 @@ test('cut isolates one node on one LAN (it keeps its carrier), unplug drops its 
     await lab.heal();
     assert.ok(lab.isPoweredOff('node1'));
     assert.not.ok((await lab.httpGet('client', N1, 500)).ok, 'powered-off node stays unreachable after heal');
-    const ms = await pollUntilHttpOk(lab, 'client', N2, { timeoutMs: 10_000 });
-    assert.ok(ms >= 0 && ms < 10_000);
+    await pollUntilHttpOk(lab, 'client', N2, { timeoutMs: 10_000 }); // throws if heal did not let node2 through
     await lab.boot('node1');
     await pollUntilHttpOk(lab, 'client', N1, { timeoutMs: 10_000 });
 

@@ -21,3 +21,19 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs: number, wh
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * Resolves or rejects as `p` does, or throws an Error naming `what` once `timeoutMs` passes first. It is the bound that
+ * makes a test fail instead of hanging when `p` never settles; it is not a measure of how fast `p` settles.
+ */
+export async function within<T>(p: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,4 +1,6 @@
 import { BugError } from '../../errors.js';
+import { realClock } from '../../platform/clock/real.js';
+import type { Cancel, Clock } from '../../platform/clock/types.js';
 import { type Change, describeChange } from './change.js';
 import type { Channel } from './channel.js';
 import { decode, encodeParts, MAX_WRITE, type Message, type Mode } from './codec.js';
@@ -37,6 +39,8 @@ export interface SenderOptions {
   dirs: string[];
   /** `<rfs sendtimeout>`; default 30 s */
   sendTimeoutMs?: number;
+  /** times `sendTimeoutMs` and the ack round trip (not the keepalive); default the real clock. Tests pass a FakeClock. */
+  clock?: Clock;
   heartbeatMs?: number;
   deadMs?: number;
   maxInFlightBytes?: number;
@@ -85,6 +89,7 @@ const ROOT_OPS = new Set<Change['op']>(['chmod', 'chown', 'utimens', 'setxattr',
 export function createSender(opts: SenderOptions): ReplicationSender {
   const { channel: ch } = opts;
   const timeoutMs = opts.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS;
+  const clock = opts.clock ?? realClock;
   const maxInFlight = opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT;
   const dirs = new Set(opts.dirs);
   const ka = keepalive(ch, opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS, opts.deadMs ?? DEFAULT_DEAD_MS);
@@ -96,13 +101,13 @@ export function createSender(opts: SenderOptions): ReplicationSender {
   let lastSeq = 0;
   let ackedUpTo = -1;
   let failure: Error | null = null;
-  let timer: NodeJS.Timeout | null = null;
+  let timer: Cancel | null = null;
   const failureCbs: Array<(e: Error) => void> = [];
 
   const fail = (e: Error, notify = true) => {
     if (failure) return;
     failure = e;
-    if (timer) clearTimeout(timer);
+    if (timer) timer();
     ka.stop();
     for (const x of entries.splice(0)) x.reject(e);
     sent = 0;
@@ -117,7 +122,7 @@ export function createSender(opts: SenderOptions): ReplicationSender {
     while (sent < entries.length && !failure) {
       const e = entries[sent]!;
       if (inFlightBytes > 0 && inFlightBytes + e.bytes > maxInFlight) break;
-      e.sentAt = performance.now();
+      e.sentAt = clock.mono();
       inFlightBytes += e.bytes;
       sent++;
       if (e.seq > 0) st.bytesSent += e.bytes;
@@ -127,26 +132,26 @@ export function createSender(opts: SenderOptions): ReplicationSender {
   };
 
   const arm = () => {
-    if (timer) clearTimeout(timer);
+    if (timer) timer();
     timer = null;
     const head = entries[0];
     if (!head || failure) return;
-    timer = setTimeout(() => {
+    timer = clock.after(Math.max(0, head.calledAt + timeoutMs - clock.mono()), () => {
       if (entries[0] !== head || failure) return;
       fail(new ReplicationError('timeout', `${ch.peer} did not acknowledge ${head.desc} of ${opts.module} within ${timeoutMs} ms`));
-    }, Math.max(0, head.calledAt + timeoutMs - performance.now()));
+    });
   };
 
   const push = (frame: readonly Buffer[], seq: number, desc: string): Promise<void> =>
     new Promise<void>((resolve, reject) => {
-      entries.push({ seq, frame, bytes: frame.reduce((n, p) => n + p.length, 0), desc, calledAt: performance.now(), sentAt: 0, resolve, reject });
+      entries.push({ seq, frame, bytes: frame.reduce((n, p) => n + p.length, 0), desc, calledAt: clock.mono(), sentAt: 0, resolve, reject });
     });
 
   const onAck = (upTo: number) => {
     const highestSent = sent > 0 ? entries[sent - 1]!.seq : ackedUpTo;
     if (upTo > highestSent) return protocolError(`ack for ${upTo}, but only up to ${highestSent} was sent`);
     if (upTo < ackedUpTo) return protocolError(`ack for ${upTo} after an ack for ${ackedUpTo}`);
-    const now = performance.now();
+    const now = clock.mono();
     while (entries.length > 0 && entries[0]!.seq <= upTo) {
       const e = entries.shift()!;
       sent--;

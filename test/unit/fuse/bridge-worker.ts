@@ -1,5 +1,6 @@
 // Worker thread used by sink-bridge.test.ts: makes the calls the test asks for through a BridgedSink and reports,
-// for each, how long it blocked and whether it threw.
+// for each, whether it threw, and what the test's shared counter read when it returned. It
+// posts { returned: i } as each call returns, then the results.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { WorkerEnd } from '../../../src/replication/fuse/blocking-call.js';
 import type { Change } from '../../../src/replication/fuse/sink.js';
@@ -8,21 +9,24 @@ import { BridgedSink } from '../../../src/replication/fuse/sink-bridge.js';
 export interface BridgeWorkerData {
   end: WorkerEnd;
   timeoutMs: number;
+  /** one Int32 the test's sink bumps (Atomics.add) when it answers or releases a call: read at each call's return */
+  answers?: SharedArrayBuffer;
   calls: ({ kind: 'change'; change: Change } | { kind: 'sync'; path: string; datasync: boolean }
     | { kind: 'defer'; path: string; datasync: boolean; unique: number } | { kind: 'local'; unique: number; errno: number } | { kind: 'syncfs' } | { kind: 'deferSyncfs'; unique: number })[];
 }
 export interface BridgeWorkerResult {
-  blockedMs: number;
   error: string | null;
   /** for `defer`: whether the sink took over the reply */
   deferred?: boolean;
+  /** the `answers` counter when the call returned (0 without it): what the call waited for, without timing it */
+  answersAtReturn: number;
 }
 
 const d = workerData as BridgeWorkerData;
 const sink = new BridgedSink(d.end, d.timeoutMs);
+const answers = d.answers ? new Int32Array(d.answers) : null;
 const results: BridgeWorkerResult[] = [];
-for (const c of d.calls) {
-  const t0 = performance.now();
+for (const [i, c] of d.calls.entries()) {
   let error: string | null = null;
   let deferred: boolean | undefined;
   try {
@@ -35,7 +39,9 @@ for (const c of d.calls) {
   } catch (err) {
     error = (err as Error).message;
   }
-  results.push({ blockedMs: performance.now() - t0, error, ...(deferred !== undefined ? { deferred } : {}) });
+  const answersAtReturn = answers ? Atomics.load(answers, 0) : 0;
+  results.push({ error, ...(deferred !== undefined ? { deferred } : {}), answersAtReturn });
+  parentPort!.postMessage({ returned: i });
 }
 d.end.port.close();
 parentPort!.postMessage(results);

@@ -5,21 +5,22 @@ import { serveSink } from '../../../src/replication/fuse/sink-bridge.js';
 import type { AsyncChangeSink, Change } from '../../../src/replication/fuse/sink.js';
 import { RecordingSink } from '../../../src/replication/fuse/sink.js';
 import type { BridgeWorkerData, BridgeWorkerResult } from './bridge-worker.js';
+import { gate } from '../gate.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function runWorker(
   sink: AsyncChangeSink, calls: BridgeWorkerData['calls'], timeoutMs = 0, onServer?: (close: () => void) => void, stream = false,
-  reply?: (unique: number, errno: number) => void, syncBacking?: () => Promise<void>,
+  reply?: (unique: number, errno: number) => void, syncBacking?: () => Promise<void>, watch?: Watch,
 ): Promise<BridgeWorkerResult[]> {
   const server = serveSink(sink, () => {}, reply, syncBacking);
   openServers.push(server);
   server.setFlag(stream);
   onServer?.(() => server.close());
-  const data: BridgeWorkerData = { end: server.workerEnd, timeoutMs, calls };
+  const data: BridgeWorkerData = { end: server.workerEnd, timeoutMs, calls, ...(watch ? { answers: watch.sab } : {}) };
   const w = new Worker(new URL('./bridge-worker.js', import.meta.url), { workerData: data, transferList: [server.workerEnd.port] });
   return new Promise((resolve, reject) => {
-    w.once('message', (r: BridgeWorkerResult[]) => resolve(r));
+    w.on('message', (m: BridgeWorkerResult[] | { returned: number }) => (Array.isArray(m) ? resolve(m) : watch?.onReturned?.(m.returned)));
     w.once('error', reject);
     // the server stays open after the worker exits: a call it posted just before (a deferred sync) may still be
     // queued on the port; every test's servers are closed after it (after.each)
@@ -30,10 +31,27 @@ function runWorkerOn(server: ReturnType<typeof serveSink>, calls: BridgeWorkerDa
   const data: BridgeWorkerData = { end: server.workerEnd, timeoutMs: 0, calls };
   const w = new Worker(new URL('./bridge-worker.js', import.meta.url), { workerData: data, transferList: [server.workerEnd.port] });
   return new Promise((resolve, reject) => {
-    w.once('message', (r: BridgeWorkerResult[]) => resolve(r));
+    w.on('message', (m: BridgeWorkerResult[] | { returned: number }) => { if (Array.isArray(m)) resolve(m); });
     w.once('error', reject);
   });
 }
+
+/**
+ * What the worker's calls waited for, without timing them: the test's sink calls `bump()` when it answers (or
+ * releases) a call, and each result's `answersAtReturn` is the count the worker read as that call returned.
+ * `onReturned(i)` runs on the main thread once call i returned.
+ */
+interface Watch {
+  sab: SharedArrayBuffer;
+  bump(): void;
+  onReturned?: (i: number) => void;
+}
+function watch(onReturned?: (i: number) => void): Watch {
+  const sab = new SharedArrayBuffer(4);
+  const n = new Int32Array(sab);
+  return { sab, bump: () => { Atomics.add(n, 0, 1); }, ...(onReturned ? { onReturned } : {}) };
+}
+const answered = (results: BridgeWorkerResult[]) => results.map((r) => r.answersAtReturn);
 const openServers: { close(): void }[] = [];
 test.after.each(() => {
   for (const s of openServers.splice(0)) s.close();
@@ -44,29 +62,27 @@ const rename: Change = { op: 'rename', from: 'dir/a.txt', to: 'dir/b.txt', flags
 
 test('the worker stays blocked until the main-thread sink answers, and the main thread keeps running meanwhile', async () => {
   const rec = new RecordingSink();
-  let ticks = 0;
-  const timer = setInterval(() => ticks++, 10);
+  const wt = watch();
+  // each answer comes from a timer callback: only a main thread that keeps running while the worker waits gives it
   const sink: AsyncChangeSink = {
     async onChange(c) {
-      await sleep(150);
+      await sleep(1);
       rec.onChange(c);
+      wt.bump();
     },
     async onSync(path, datasync) {
-      await sleep(100);
+      await sleep(1);
       rec.onSync(path, datasync);
+      wt.bump();
     },
   };
   const results = await runWorker(sink, [
     { kind: 'change', change: write },
     { kind: 'change', change: rename },
     { kind: 'sync', path: 'dir/b.txt', datasync: true },
-  ]);
-  clearInterval(timer);
+  ], 0, undefined, false, undefined, undefined, wt);
   assert.equal(results.map((r) => r.error), [null, null, null]);
-  assert.ok(results[0]!.blockedMs >= 140, `write blocked ${results[0]!.blockedMs} ms`);
-  assert.ok(results[1]!.blockedMs >= 140, `rename blocked ${results[1]!.blockedMs} ms`);
-  assert.ok(results[2]!.blockedMs >= 90, `sync blocked ${results[2]!.blockedMs} ms`);
-  assert.ok(ticks >= 20, `main thread ticked ${ticks} times while the worker waited`);
+  assert.equal(answered(results), [1, 2, 3], 'each call returned only after its own answer');
   assert.equal(rec.summary(), ['write dir/a.txt @4096 +3', 'rename dir/a.txt → dir/b.txt', 'fdatasync dir/b.txt']);
   const w = rec.events[0] as Extract<Change, { op: 'write' }>;
   assert.equal([...w.data], [1, 2, 3]);
@@ -91,9 +107,13 @@ test('a sink that throws or rejects makes the worker-side call throw', async () 
   assert.match(results[2]!.error ?? '', /disk full on peer/);
 });
 
-// Calls are handled one after the other: the later call is answered once the slow handler finished (150 ms), within
-// its own 100 ms timeout that started when the first call gave up.
+// Calls are handled one after the other: the first handler finishes only when the gate opens, once the first call gave
+// up (or after a 20 s fallback, so that a call that ignored its timeout returns answered instead of hanging); the later
+// call is answered then, within its own 100 ms timeout that started when the first call gave up.
 test('with a timeout, an unanswered call fails and a later call still gets its own answer', async () => {
+  const held = gate();
+  const fallback = setTimeout(() => held.open(), 20_000);
+  const wt = watch((i) => { if (i === 0) held.open(); });
   let first = true;
   const seen: string[] = [];
   const sink: AsyncChangeSink = {
@@ -101,58 +121,81 @@ test('with a timeout, an unanswered call fails and a later call still gets its o
       seen.push(c.op);
       if (first) {
         first = false;
-        await sleep(150);
+        await held.pass();
       }
+      wt.bump();
     },
     onSync() {},
   };
-  const results = await runWorker(sink, [
-    { kind: 'change', change: write },
-    { kind: 'change', change: rename },
-  ], 100);
-  assert.match(results[0]!.error ?? '', /did not answer within 100 ms/);
-  assert.ok(results[0]!.blockedMs >= 95 && results[0]!.blockedMs < 350, `${results[0]!.blockedMs}`);
-  assert.is(results[1]!.error, null);
-  assert.equal(seen, ['write', 'rename']);
+  try {
+    const results = await runWorker(sink, [
+      { kind: 'change', change: write },
+      { kind: 'change', change: rename },
+    ], 100, undefined, false, undefined, undefined, wt);
+    assert.match(results[0]!.error ?? '', /did not answer within 100 ms/);
+    assert.is(results[0]!.answersAtReturn, 0, 'the first call gave up before its handler finished');
+    assert.is(results[1]!.error, null);
+    assert.is(results[1]!.answersAtReturn, 2, 'the later call returned with its own answer');
+    assert.equal(seen, ['write', 'rename']);
+  } finally {
+    clearTimeout(fallback);
+    held.open();
+  }
 });
 
 test('closing the server releases a worker blocked on a sink that never answers', async () => {
   let close!: () => void;
+  const wt = watch();
   const sink: AsyncChangeSink = {
     onChange() {
-      setTimeout(close, 100); // the worker is blocked on this call now
+      setTimeout(() => { wt.bump(); close(); }); // the worker is blocked on this call now
       return new Promise<void>(() => {});
     },
     onSync() {},
   };
-  const results = await runWorker(sink, [{ kind: 'change', change: rename }], 0, (c) => { close = c; });
+  const results = await runWorker(sink, [{ kind: 'change', change: rename }], 0, (c) => { close = c; }, false, undefined, undefined, wt);
   assert.match(results[0]!.error ?? '', /closed/);
-  assert.ok(results[0]!.blockedMs >= 90, `${results[0]!.blockedMs}`);
+  assert.is(results[0]!.answersAtReturn, 1, 'the worker returned only once the server closed');
 });
 
 test('streamed writes: the worker does not wait for them, and the sink still sees every call in order', async () => {
+  // the writes' handlers finish only once the worker returned from the third write (or after a 20 s fallback, so that
+  // writes that wrongly wait return answered instead of hanging)
+  const held = gate();
+  const fallback = setTimeout(() => held.open(), 20_000);
+  const wt = watch((i) => { if (i === 2) held.open(); });
   const seen: string[] = [];
   const sink: AsyncChangeSink = {
     async onChange(c) {
-      await sleep(c.op === 'write' ? 30 : 0);
+      if (c.op === 'write') await held.pass();
       seen.push(c.op === 'write' ? `write@${c.offset}` : c.op);
+      wt.bump();
     },
     async onSync(p) {
       seen.push(`sync ${p}`);
+      wt.bump();
     },
   };
   const w = (offset: number): BridgeWorkerData['calls'][number] => ({ kind: 'change', change: { ...write, offset } });
-  const results = await runWorker(sink, [w(0), w(1), w(2), { kind: 'sync', path: 'dir/a.txt', datasync: true }, w(3), { kind: 'change', change: rename }], 0, undefined, true);
-  assert.ok(results[0]!.blockedMs < 25 && results[1]!.blockedMs < 25, `writes did not wait: ${results.map((r) => r.blockedMs.toFixed(1)).join(' ')}`);
-  assert.ok(results[3]!.blockedMs >= 60, 'the sync waited for the three writes before it');
-  assert.equal(seen, ['write@0', 'write@1', 'write@2', 'sync dir/a.txt', 'write@3', 'rename']);
-  assert.ok(results.every((r) => r.error === null));
+  try {
+    const results = await runWorker(sink, [w(0), w(1), w(2), { kind: 'sync', path: 'dir/a.txt', datasync: true }, w(3), { kind: 'change', change: rename }], 0, undefined, true, undefined, undefined, wt);
+    const at = answered(results);
+    assert.equal(at.slice(0, 3), [0, 0, 0], 'the writes did not wait for their handlers');
+    assert.is(at[3], 4, 'the sync waited for the three writes before it and for itself');
+    assert.is(at[5], 6, 'the rename waited for the write before it and for itself');
+    assert.equal(seen, ['write@0', 'write@1', 'write@2', 'sync dir/a.txt', 'write@3', 'rename']);
+    assert.ok(results.every((r) => r.error === null));
+  } finally {
+    clearTimeout(fallback);
+    held.open();
+  }
 });
 
 test('without the flag, writes wait as any change', async () => {
-  const sink: AsyncChangeSink = { async onChange() { await sleep(30); }, onSync() {} };
-  const results = await runWorker(sink, [{ kind: 'change', change: write }], 0, undefined, false);
-  assert.ok(results[0]!.blockedMs >= 25);
+  const wt = watch();
+  const sink: AsyncChangeSink = { async onChange() { await sleep(1); wt.bump(); }, onSync() {} };
+  const results = await runWorker(sink, [{ kind: 'change', change: write }], 0, undefined, false, undefined, undefined, wt);
+  assert.is(results[0]!.answersAtReturn, 1, 'the write returned after its handler');
 });
 
 test('deferred fsync: the worker goes on at once; later changes are handled while it waits; the reply comes when durable', async () => {
@@ -254,18 +297,20 @@ test('syncfs: the worker waits for the sink\'s onSyncfs; deferred, the reply wai
   const seen: string[] = [];
   let release!: () => void;
   const peerDurable = new Promise<void>((r) => (release = r));
+  const wt = watch();
   const sink: AsyncChangeSink = {
     async onChange(c) { seen.push(c.op); },
     onSync() {},
     async onSyncfs() {
       seen.push('syncfs');
-      setTimeout(release, 80);
+      setTimeout(release);
       await peerDurable;
       seen.push('syncfs durable');
+      wt.bump();
     },
   };
-  const blocking = await runWorker(sink, [{ kind: 'change', change: rename }, { kind: 'syncfs' }]);
-  assert.ok(blocking[1]!.blockedMs >= 60, `onSyncfs blocked the worker until durable: ${blocking[1]!.blockedMs} ms`);
+  const blocking = await runWorker(sink, [{ kind: 'change', change: rename }, { kind: 'syncfs' }], 0, undefined, false, undefined, undefined, wt);
+  assert.is(blocking[1]!.answersAtReturn, 1, 'onSyncfs blocked the worker until durable');
   assert.equal(seen, ['rename', 'syncfs', 'syncfs durable']);
 
   // deferred: the worker goes on; the next change waits for the sink's part only; the reply for both parts. The

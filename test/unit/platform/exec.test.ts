@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ExternalError } from '../../../src/errors.js';
@@ -44,10 +47,18 @@ test('a command that does not exist throws even with reject:false', async () => 
 });
 
 test('timeout kills the command and throws', async () => {
-  const t0 = Date.now();
-  const e = await rejects(run('sleep', ['5'], { timeoutMs: 100, reject: false }));
-  assert.ok(Date.now() - t0 < 3000);
-  assert.match(e.message, /timed out after 100 ms/);
+  // the command would exit 0 by itself after 20 s: ignoring the timeout resolves instead of throwing. 1 s leaves sh
+  // ample time to write its pid before it is killed.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tdexec-'));
+  try {
+    const pidFile = path.join(dir, 'pid');
+    const e = await rejects(run('sh', ['-c', `echo $$ > ${pidFile}; exec sleep 20`], { timeoutMs: 1000, reject: false }));
+    assert.match(e.message, /timed out after 1000 ms/);
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    assert.throws(() => process.kill(pid, 0), (x: NodeJS.ErrnoException) => x.code === 'ESRCH', 'the command was killed');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('abort signal kills the command and throws', async () => {

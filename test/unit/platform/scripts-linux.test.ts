@@ -143,11 +143,10 @@ test('stdout and stderr land in the log between started and exited lines, append
 test('timeout kills the whole process group with SIGKILL and reports timedOut', withCtx(async (ctx) => {
   const pidFile = path.join(ctx.dir, 'bg.pid');
   await script(ctx, 'stop_prim', `#!/bin/sh\nsleep 30 &\necho $! > ${pidFile}\nexec sleep 31\n`);
-  const t0 = performance.now();
+  // the script would exit 0 by itself after 31 s: a runner that ignored the timeout reports ok, not timedOut
   const r = await ctx.runner.run(req('stop_prim', { timeoutMs: 300 }));
   const bg = await readPid(pidFile);
   ctx.pids.push(bg);
-  assert.ok(performance.now() - t0 < 3000, 'returned soon after the timeout');
   assert.equal({ ...r, durationMs: 0 }, { ok: false, missing: false, timedOut: true, code: null, durationMs: 0 });
   assert.ok(r.durationMs >= 300);
   const end = Date.now() + 2000;
@@ -162,13 +161,12 @@ test('a script that leaves a server in the background returns promptly and the s
   const pidFile = path.join(ctx.dir, 'server.pid');
   // the server inherits the log fd as stdout/stderr and keeps it open: the runner must not wait for it
   await script(ctx, 'start_prim', `#!/bin/sh\nsleep 30 &\necho $! > ${pidFile}\necho started-server\n`);
-  const t0 = performance.now();
+  // a runner that waited for the log fd to close would reach the 500 ms timeout and kill the group: r.ok proves it did not
   const r = await ctx.runner.run(req('start_prim', { timeoutMs: 500 }));
-  const elapsed = performance.now() - t0;
   const server = await readPid(pidFile);
   ctx.pids.push(server);
   assert.is(r.ok, true);
-  assert.ok(elapsed < 2000, `returned in ${elapsed} ms`);
+  assert.is(r.timedOut, false);
   await new Promise((res) => setTimeout(res, 800)); // past the script's timeout: nothing may kill the group later
   assert.is(await alive(server), true, 'the background server is still running');
   assert.match(await readLog(ctx), 'started-server');

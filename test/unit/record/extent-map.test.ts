@@ -193,9 +193,8 @@ test('malformed changes are bugs in the caller (BugError)', () => {
   assert.ok(m.isEmpty());
 });
 
-test('namespace operations cost the subtree, not the whole map (100k changes in well under a second or two)', () => {
+test('100k namespace changes and writes: renamed, unlinked and written files all accounted for (timing: bench/extent-map.ts)', () => {
   const m = new ExtentMap();
-  const t0 = performance.now();
   for (let d = 0; d < 200; d++) {
     m.apply({ op: 'mkdir', path: `d${d}` });
     for (let f = 0; f < 200; f++) m.apply({ op: 'create', path: `d${d}/f${f}` });
@@ -203,8 +202,6 @@ test('namespace operations cost the subtree, not the whole map (100k changes in 
   for (let d = 0; d < 200; d += 2) m.apply({ op: 'rename', from: `d${d}`, to: `r${d}` });
   for (let d = 1; d < 200; d += 2) for (let f = 0; f < 200; f += 2) m.apply({ op: 'unlink', path: `d${d}/f${f}` });
   for (let i = 0; i < 40_000; i++) m.apply({ op: 'write', path: `r0/f${i % 200}`, offset: i * 10, length: 5 });
-  const ms = performance.now() - t0;
-  assert.ok(ms < 3000, `${ms.toFixed(0)} ms`);
   assert.is(m.changedFiles().length, 200 + 100 * 200 + 100 * 100);
   assert.is(m.originOf('r4/f3'), null);
   assert.is(m.originOf('d4/f3'), undefined);

@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateKey } from '../../../src/daemon/key.js';
 import { BugError, UserError } from '../../../src/errors.js';
+import { FakeClock } from '../../../src/platform/clock/fake.js';
 import { Applier } from '../../../src/replication/stream/apply.js';
 import type { Change } from '../../../src/replication/stream/change.js';
 import { type Channel, connectChannel, type Listener, listenChannels } from '../../../src/replication/stream/channel.js';
@@ -15,6 +16,7 @@ import { type Receiver, receiveChanges } from '../../../src/replication/stream/r
 import { createSender, type ReplicationSender, type SenderOptions } from '../../../src/replication/stream/sender.js';
 import { fsError, hookedFs, listAll, rmrf, snapshot, tmpDir, until } from './helpers.js';
 import { type Direction, startProxy } from './proxy.js';
+import { within } from '../wait-for.js';
 
 // PRIM is n1 (127.0.0.2, or 127.0.0.1 behind the test's proxy), SECOND is n2 listening on 127.0.0.1.
 const KEY = generateKey();
@@ -486,16 +488,24 @@ test('link cut mid-stream: every pending replicate rejects; the failure is repor
   }
 });
 
-test('sendtimeout: a SECOND that never acknowledges → the pending change rejects with a timeout', async () => {
+test('sendtimeout: a SECOND that never acknowledges → the pending change rejects with a timeout, not sooner', async () => {
   const g = gate();
-  const fs = hookedFs({ open: async (t) => { if (t.endsWith('/stuck')) await g.opened; } });
-  const p = await pair({ mode: 'none', fs, sender: { sendTimeoutMs: 200 } });
+  let reached = false;
+  const fs = hookedFs({ open: async (t) => { if (t.endsWith('/stuck')) { reached = true; await g.opened; } } });
+  const clock = new FakeClock();
+  const p = await pair({ mode: 'none', fs, sender: { sendTimeoutMs: 200, clock } });
   try {
-    const t0 = Date.now();
-    const e = await p.sender.replicate(ch({ op: 'create', path: 'stuck', mode: 0o644 })).catch((x: Error) => x);
+    await p.sender.ready;
+    let settled = false;
+    const pending = p.sender.replicate(ch({ op: 'create', path: 'stuck', mode: 0o644 })).catch((x: Error) => x).finally(() => { settled = true; });
+    await until('the SECOND holds the change', () => reached);
+    clock.advance(199);
+    await new Promise((r) => setImmediate(r));
+    assert.not.ok(settled, 'still waiting 1 ms before the send timeout');
+    clock.advance(1);
+    const e = await within(pending, 10_000, 'the change to reject once the fake clock reached the send timeout');
     assert.ok(e instanceof ReplicationError && e.reason === 'timeout', String(e));
     assert.match(e.message, /n2 did not acknowledge change 1 \(create "stuck"\) of db within 200 ms/);
-    assert.ok(Date.now() - t0 >= 190);
   } finally {
     g.open();
     await p.close();

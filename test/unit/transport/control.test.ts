@@ -15,6 +15,7 @@ import {
   type ControlServer,
 } from '../../../src/daemon/control.js';
 import { BugError, ExternalError, UserError } from '../../../src/errors.js';
+import { gate } from '../gate.js';
 
 const dirs: string[] = [];
 const servers: ControlServer[] = [];
@@ -214,13 +215,21 @@ test('socket path errors: missing directory and over-long path', async () => {
 });
 
 test('timeout: a daemon that does not answer gives a UserError naming the command and the delay', async () => {
-  const { sock, root } = await serve(() => new Promise(() => {}));
-  const t0 = Date.now();
-  const e = await rejects(controlRequest(sock, 'prim', 'web', undefined, { timeoutMs: 200 }));
-  assert.instance(e, UserError);
-  assert.match(e.message, new RegExp(`TANDEM_HOME=${root} did not answer \`prim\` within 0\\.2 s`));
-  assert.match(e.message, /daemon\.log/);
-  assert.ok(Date.now() - t0 < 2000);
+  // the daemon answers only once the gate opens: the test opens it after the rejection, or a fallback does after 20 s
+  // so that a request that ignores its timeout resolves (and fails the test) instead of hanging
+  const g = gate();
+  const fallback = setTimeout(() => g.open(), 20_000);
+  const { sock, root } = await serve(async () => { await g.pass(); return 'late'; });
+  try {
+    const e = await rejects(controlRequest(sock, 'prim', 'web', undefined, { timeoutMs: 200 }));
+    assert.not.ok(g.isOpen, 'the request gave up before the daemon answered');
+    assert.instance(e, UserError);
+    assert.match(e.message, new RegExp(`TANDEM_HOME=${root} did not answer \`prim\` within 0\\.2 s`));
+    assert.match(e.message, /daemon\.log/);
+  } finally {
+    clearTimeout(fallback);
+    g.open();
+  }
 });
 
 test('the daemon closing the connection without answering is reported', async () => {

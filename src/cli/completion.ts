@@ -138,11 +138,12 @@ const header = (shell: Shell, bin: string) =>
 
 /**
  * The node names of the cluster.xml at `file` (a shell word), one a line, in the order of the file (repeated once per
- * lan). Quotes are made double and lines joined first, so `name='n1'` and a `<node>` split over lines are found too.
+ * lan). Quotes are made double and lines joined first, so `name='n1'` and a `<node>` split over lines are found too;
+ * comments are dropped (XML forbids `--` inside one, so `<!--([^-]|-[^-])*-->` is exactly a comment).
  * The same text runs in bash, zsh and fish (tr, grep and sed do the work; no shell expansion in it).
  */
 const nodesPipe = (file: string) =>
-  `tr "'\\n" '" ' < ${file} | grep -o '<node[[:space:]][^>]*' | sed -n 's/.*[[:space:]]name[[:space:]]*=[[:space:]]*"\\([^"]*\\)".*/\\1/p'`;
+  `tr "'\\n" '" ' < ${file} | sed 's/<!--\\([^-]\\|-[^-]\\)*-->//g' | grep -o '<node[[:space:]][^>]*' | sed -n 's/.*[[:space:]]name[[:space:]]*=[[:space:]]*"\\([^"]*\\)".*/\\1/p'`;
 
 /**
  * awk over the node names: prints `pre` + the list typed so far up to its last separator + each node not yet in it,
@@ -277,7 +278,7 @@ function zshScript(spec: CompletionSpec, bin: string): string {
     `    ${fo.short}|${fo.long}) if (( CURRENT == 3 )); then ${fn}_hosts '' "$cur"; return; fi; words[2,3]=(); (( CURRENT -= 2 )) ;;`,
     `    ${fo.short}?*|${fo.long}=*) words[2]=(); (( CURRENT-- )) ;;`,
     '  esac',
-    '  if (( CURRENT == 2 )); then _describe command top; return; fi',
+    `  if (( CURRENT == 2 )); then [[ $cur == -* ]] || _describe command top; return; fi  # no second ${fo.short}`,
     '  cmd=$words[2]',
     '  case $cmd in'];
   for (const t of topicNames(spec)) {

@@ -1,4 +1,5 @@
 import type { Command, Config } from '@oclif/core';
+import { FANOUT_FLAG } from './fanout.js';
 
 /**
  * Shell completions generated from the command manifest (what oclif loads: every command, its flags and arguments),
@@ -10,6 +11,11 @@ import type { Command, Config } from '@oclif/core';
  * `errd on|off|list`); the module names installed in `${TANDEM_HOME:-/var/lib/tandem}/modules` for `-m`; files for
  * arguments that name a file (`install SOURCE`, `package FILE`). The command is found from the first words that are
  * not flags, so it must come before its flags (as in every example of `--help`).
+ *
+ * Before the command, the fan-out flag of src/cli/fanout.ts (`-H`, `--hosts`: only as the first argument, as it is
+ * parsed there) completes its list: the node names of `${TANDEM_HOME:-/var/lib/tandem}/cluster.xml` (the `name` of
+ * every `<node>` element, found by tr/grep/sed, not by an XML parser), comma by comma, and `*` alone. After
+ * `-H LIST` the command line completes as if `-H LIST` were not there.
  */
 export interface CompletionSpec {
   /** the top-level words: commands without a topic, and topics */
@@ -17,6 +23,21 @@ export interface CompletionSpec {
   /** topic → its subcommands */
   topics: Record<string, Array<{ name: string; summary: string }>>;
   commands: CommandSpec[];
+  /** the fan-out flag before the command (src/cli/fanout.ts) */
+  fanout: FanoutSpec;
+}
+
+/** What the completions know of `tandem -H LIST COMMAND…`: all from FANOUT_FLAG. */
+export interface FanoutSpec {
+  /** `-H` */
+  short: string;
+  /** `--hosts` */
+  long: string;
+  summary: string;
+  /** joins node names in LIST */
+  separator: string;
+  /** the LIST that means every node of cluster.xml */
+  all: string;
 }
 
 export interface CommandSpec {
@@ -68,8 +89,16 @@ export function specFromConfig(config: Config): CompletionSpec {
     if (!top.has(first!)) top.set(first!, oneLine(config.topics.find((t) => t.name === first)?.description ?? first!));
     (topics[first!] ??= []).push({ name: rest.join(' '), summary: c.summary });
   }
-  return { top: [...top].map(([name, summary]) => ({ name, summary })), topics, commands };
+  return { top: [...top].map(([name, summary]) => ({ name, summary })), topics, commands, fanout: fanoutSpec() };
 }
+
+export function fanoutSpec(): FanoutSpec {
+  const f = FANOUT_FLAG;
+  return { short: `-${f.char}`, long: `--${f.name}`, summary: f.summary, separator: f.separator, all: f.all };
+}
+
+/** The fan-out flag's words, as the completions offer them before the command. */
+export const fanoutWords = (f: FanoutSpec) => [f.short, f.long];
 
 function commandSpec(c: Command.Loadable, sep: string): CommandSpec {
   const flags = Object.entries(c.flags).filter(([, f]) => !f.hidden).map(([name, f]): FlagSpec => {
@@ -107,16 +136,58 @@ const header = (shell: Shell, bin: string) =>
   `# ${shell} completion for ${bin}, generated from its command manifest by \`${bin} completion ${shell}\`. Do not edit:\n` +
   `# regenerate it (scripts/completions.mjs) when commands or flags change.\n`;
 
+/**
+ * The node names of the cluster.xml at `file` (a shell word), one a line, in the order of the file (repeated once per
+ * lan). Quotes are made double and lines joined first, so `name='n1'` and a `<node>` split over lines are found too;
+ * comments are dropped (XML forbids `--` inside one, so `<!--([^-]|-[^-])*-->` is exactly a comment).
+ * The same text runs in bash, zsh and fish (tr, grep and sed do the work; no shell expansion in it).
+ */
+const nodesPipe = (file: string) =>
+  `tr "'\\n" '" ' < ${file} | sed 's/<!--\\([^-]\\|-[^-]\\)*-->//g' | grep -o '<node[[:space:]][^>]*' | sed -n 's/.*[[:space:]]name[[:space:]]*=[[:space:]]*"\\([^"]*\\)".*/\\1/p'`;
+
+/**
+ * awk over the node names: prints `pre` + the list typed so far up to its last separator + each node not yet in it,
+ * once each (`-v pre=-H -v cur=node1,n` → `-Hnode1,node2`…; the shell filters by what is typed).
+ */
+const hostsAwk = (f: FanoutSpec) =>
+  `'BEGIN { p = cur; sub(/[^${f.separator}]*$/, "", p); n = split(p, a, "${f.separator}"); for (i = 1; i <= n; i++) u[a[i]] = 1 } ` +
+  `!($0 in u) && !s[$0]++ { print pre p $0 }'`;
+
+/** Case patterns of the first word that holds the fan-out list after the flag: `-H=…`, `-H…`, `--hosts=…` (longest first). */
+const joinedForms = (f: FanoutSpec) => [`${f.short}=`, `${f.long}=`, f.short];
+/** The case pattern of a joined form: `-H=*`, `--hosts=*`, `-H?*` (bare `-H` is the flag itself). */
+const joinedPattern = (p: string) => (p.endsWith('=') ? `${p}*` : `${p}?*`);
+
 function bashScript(spec: CompletionSpec, bin: string): string {
   const fn = `_${bin.replace(/\W/g, '_')}`;
+  const fo = spec.fanout;
   const L: string[] = [header('bash', bin).trimEnd(),
     `# Install: source it, or copy it to /etc/bash_completion.d/${bin}`,
     `${fn}_modules() { ls "\${TANDEM_HOME:-/var/lib/tandem}/modules" 2>/dev/null; }`,
+    `${fn}_nodes() { local f="\${TANDEM_HOME:-/var/lib/tandem}/cluster.xml"; [ -r "$f" ] && ${nodesPipe('"$f"')}; }`,
+    `# COMPREPLY for the ${fo.short} list: $1 the flag part of the word (${joinedForms(fo).join(', ')} or nothing), $2 the list typed so far`,
+    `${fn}_hosts() {`,
+    `  COMPREPLY=( $(compgen -W "$(${fn}_nodes | awk -v pre="$1" -v cur="$2" ${hostsAwk(fo)})" -- "$1$2") )`,
+    `  if [ -z "$1" ] && [[ "${sq(fo.all)}" == "$2"* ]]; then COMPREPLY+=(${sq(sq(fo.all))}); fi`,
+    '}',
     `${fn}() {`,
-    '  local cur="${COMP_WORDS[COMP_CWORD]}" prev="" i w cmd="" flags="" vflags=""',
+    '  local cur="${COMP_WORDS[COMP_CWORD]}" prev="" i w cmd="" flags="" vflags="" s=1',
     '  [ "$COMP_CWORD" -gt 0 ] && prev="${COMP_WORDS[COMP_CWORD-1]}"',
+    `  # s: the first word after ${fo.short} LIST (bash splits ${fo.long}=LIST into ${fo.long} = LIST)`,
+    '  case "${COMP_WORDS[1]-}" in',
+    `    ${fo.short}|${fo.long}) s=3; [ "\${COMP_WORDS[2]-}" = = ] && s=4 ;;`,
+    `    ${fo.short}?*|${fo.long}=*) s=2 ;;`,
+    '  esac',
+    '  if [ "$COMP_CWORD" -eq 1 ]; then',
+    '    case "$cur" in',
+    ...joinedForms(fo).map((p) => `      ${joinedPattern(p)}) ${fn}_hosts ${p} "\${cur#${p}}"; return ;;`),
+    `      -*) COMPREPLY=( $(compgen -W ${sq(fanoutWords(fo).join(' '))} -- "$cur") ); return ;;`,
+    '    esac',
+    '  elif [ "$COMP_CWORD" -lt "$s" ]; then',
+    `    [ "$cur" = = ] && cur=""; ${fn}_hosts "" "$cur"; return`,
+    '  fi',
     '  local -a pos=()',
-    '  for ((i = 1; i < COMP_CWORD; i++)); do',
+    '  for ((i = s; i < COMP_CWORD; i++)); do',
     '    w="${COMP_WORDS[i]}"',
     '    case "$w" in -*) continue ;; esac',
     '    case " $vflags " in *" ${COMP_WORDS[i-1]} "*) [ -n "$cmd" ] && continue ;; esac',
@@ -179,14 +250,35 @@ function zshScript(spec: CompletionSpec, bin: string): string {
   const fn = `_${bin.replace(/\W/g, '_')}`;
   const desc = (s: string) => s.replace(/[[\]]/g, '').replace(/:/g, '\\:');
   const item = (name: string, summary: string) => sq(`${name.replace(/:/g, '\\:')}:${desc(summary)}`);
+  const fo = spec.fanout;
   const L: string[] = [`#compdef ${bin}`, header('zsh', bin).trimEnd(),
     `# Install: copy it as _${bin} into a directory of $fpath (e.g. /usr/local/share/zsh/site-functions), or source it.`,
     `${fn}_modules() { local -a mods; mods=(\${TANDEM_HOME:-/var/lib/tandem}/modules/*(N/:t)); compadd -a mods; }`,
+    `${fn}_nodes() { local f=\${TANDEM_HOME:-/var/lib/tandem}/cluster.xml; [[ -r $f ]] && ${nodesPipe('"$f"')}; }`,
+    `# the ${fo.short} list: $1 the flag part of the word (${joinedForms(fo).join(', ')} or nothing), $2 the list typed so far`,
+    `${fn}_hosts() {`,
+    `  local -a c; c=(\${\${(f)"$(${fn}_nodes | awk -v pre="$1" -v cur="$2" ${hostsAwk(fo)})"}:#})`,
+    `  [[ -z $1 && $2 != *${fo.separator}* ]] && c+=(${sq(fo.all)})`,
+    '  compadd -a c',
+    '}',
     `${fn}() {`,
-    '  local cmd',
-    '  local -a top',
+    '  local cmd cur=$words[CURRENT]',
+    '  local -a top fan',
     `  top=(${spec.top.map((t) => item(t.name, t.summary)).join(' ')})`,
-    '  if (( CURRENT == 2 )); then _describe command top; return; fi',
+    `  fan=(${fanoutWords(fo).map((w) => item(w, fo.summary)).join(' ')})`,
+    '  if (( CURRENT == 2 )); then',
+    '    case $cur in',
+    ...joinedForms(fo).map((p) => `      ${joinedPattern(p)}) ${fn}_hosts ${p} "\${cur#${p}}"; return ;;`),
+    '      -*) _describe option fan; return ;;',
+    '    esac',
+    '    _describe command top; return',
+    '  fi',
+    `  # after ${fo.short} LIST, as if it were not there`,
+    '  case $words[2] in',
+    `    ${fo.short}|${fo.long}) if (( CURRENT == 3 )); then ${fn}_hosts '' "$cur"; return; fi; words[2,3]=(); (( CURRENT -= 2 )) ;;`,
+    `    ${fo.short}?*|${fo.long}=*) words[2]=(); (( CURRENT-- )) ;;`,
+    '  esac',
+    `  if (( CURRENT == 2 )); then [[ $cur == -* ]] || _describe command top; return; fi  # no second ${fo.short}`,
     '  cmd=$words[2]',
     '  case $cmd in'];
   for (const t of topicNames(spec)) {
@@ -225,11 +317,15 @@ function zshValues(v: ValueSpec, fn: string): string {
 function fishScript(spec: CompletionSpec, bin: string): string {
   const fn = `__${bin.replace(/\W/g, '_')}`;
   const topics = topicNames(spec);
+  const fo = spec.fanout;
+  const joined = `^(${fo.short}=?|${fo.long}=)`;
   const L: string[] = [header('fish', bin).trimEnd(),
     `# Install: copy it to ~/.config/fish/completions/${bin}.fish (or /usr/share/fish/vendor_completions.d/).`,
     `function ${fn}_words --description 'the words of the command line that are neither flags nor flag values'`,
     '  set -l t (commandline -opc)',
     '  set -e t[1]',
+    `  if contains -- "$t[1]" ${fanoutWords(fo).join(' ')}; set t $t[3..-1]`,
+    `  else if string match -qr -- ${sq(joined.replace('=?', '.'))} "$t[1]"; set t $t[2..-1]; end`,
     '  set -l skip 0',
     '  set -l w',
     '  set -l vf',
@@ -262,7 +358,19 @@ function fishScript(spec: CompletionSpec, bin: string): string {
     '  echo $n',
     'end',
     `function ${fn}_modules; set -l h /var/lib/tandem; set -q TANDEM_HOME; and set h $TANDEM_HOME; ls "$h/modules" 2>/dev/null; end`,
+    `function ${fn}_nodes; set -l h /var/lib/tandem; set -q TANDEM_HOME; and set h $TANDEM_HOME; test -r "$h/cluster.xml"; and ${nodesPipe('"$h/cluster.xml"')}; end`,
+    `function ${fn}_fanout_here --description 'true before the command: at the first word, or at the value of ${fo.short}'`,
+    '  set -l t (commandline -opc)',
+    `  test (count $t) -eq 1; or begin; test (count $t) -eq 2; and contains -- "$t[2]" ${fanoutWords(fo).join(' ')}; end`,
+    'end',
+    `function ${fn}_hosts --description 'the ${fo.short} list being typed, node by node (fish adds back a joined ${fo.short} or ${fo.long}=)'`,
+    '  set -l tok (commandline -ct)',
+    `  set -l v (string replace -r -- ${sq(joined)} '' "$tok")`,
+    `  ${fn}_nodes | awk -v pre= -v cur="$v" ${hostsAwk(fo)}`,
+    `  string match -qr -- ${sq(`^-|${fo.separator}`)} "$tok"; or echo ${sq(fo.all)}`,
+    'end',
     `complete -c ${bin} -f`,
+    `complete -c ${bin} -n ${fn}_fanout_here -s ${fo.short.slice(1)} -l ${fo.long.slice(2)} -x -a '(${fn}_hosts)' -d ${sq(fo.summary)}`,
     ...spec.top.map((t) => `complete -c ${bin} -n 'test (count (${fn}_words)) -eq 0' -a ${sq(t.name)} -d ${sq(t.summary)}`),
   ];
   for (const t of topics) {

@@ -19,6 +19,22 @@ export interface FanoutArgv {
 /** An invalid -H on the command line: exit 64 (EXIT_USAGE) with what to write instead. */
 export class FanoutUsageError extends UserError {}
 
+/**
+ * The fan-out flag's spellings and values, the one source for parseFanoutArgv and the shell completions
+ * (src/cli/completion.ts): `-H LIST`, `-HLIST`, `-H=LIST`, `--hosts LIST`, `--hosts=LIST` as the first argument; LIST
+ * is node names joined by `separator`, or `all` alone for every node of cluster.xml.
+ */
+export const FANOUT_FLAG = {
+  char: 'H',
+  name: 'hosts',
+  separator: ',',
+  all: '*',
+  summary: "run the command on these nodes over ssh: node1,node2 or '*' (every node of cluster.xml)",
+} as const;
+
+const SHORT = `-${FANOUT_FLAG.char}`;
+const LONG = `--${FANOUT_FLAG.name}`;
+
 const HOSTS_HINT = "write -H node1,node2 <command> (node names as ssh destinations) or -H '*' <command> (every node of cluster.xml)";
 
 /**
@@ -32,25 +48,25 @@ export function parseFanoutArgv(argv: readonly string[]): FanoutArgv | null {
   if (first === undefined) return null;
   let value: string | undefined;
   let rest: readonly string[];
-  if (first === '-H' || first === '--hosts') {
+  if (first === SHORT || first === LONG) {
     value = argv[1];
     rest = argv.slice(2);
-  } else if (first.startsWith('--hosts=')) {
-    value = first.slice('--hosts='.length);
+  } else if (first.startsWith(`${LONG}=`)) {
+    value = first.slice(LONG.length + 1);
     rest = argv.slice(1);
-  } else if (first.startsWith('-H')) {
-    value = first.slice(2).replace(/^=/, '');
+  } else if (first.startsWith(SHORT)) {
+    value = first.slice(SHORT.length).replace(/^=/, '');
     rest = argv.slice(1);
   } else {
     return null;
   }
   if (value === undefined || value === '') throw new FanoutUsageError(`${first} needs a list of nodes.`, HOSTS_HINT);
   if (rest.length === 0) throw new FanoutUsageError(`-H ${value}: which command should run there?`, `e.g. tandem -H ${value} status`);
-  if (value.trim() === '*') return { hosts: '*', args: [...rest] };
-  const hosts = value.split(',').map((h) => h.trim());
+  if (value.trim() === FANOUT_FLAG.all) return { hosts: '*', args: [...rest] };
+  const hosts = value.split(FANOUT_FLAG.separator).map((h) => h.trim());
   for (const h of hosts) {
     if (h === '') throw new FanoutUsageError(`-H ${value}: an empty node name.`, HOSTS_HINT);
-    if (h === '*') throw new FanoutUsageError(`-H ${value}: '*' means every node of cluster.xml and stands alone.`, HOSTS_HINT);
+    if (h === FANOUT_FLAG.all) throw new FanoutUsageError(`-H ${value}: '*' means every node of cluster.xml and stands alone.`, HOSTS_HINT);
     if (h.startsWith('-')) throw new FanoutUsageError(`-H ${value}: "${h}" is not a node name (ssh would read it as an option).`, HOSTS_HINT);
     if (!/^[A-Za-z0-9_.:@[\]%-]+$/.test(h)) throw new FanoutUsageError(`-H ${value}: "${h}" is not a node name or ssh destination.`, HOSTS_HINT);
   }

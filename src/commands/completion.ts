@@ -6,7 +6,8 @@ import { paragraphs } from '../cli/paragraphs.js';
 export default class Completion extends TandemCommand {
   static override summary = 'Print the shell completion script for bash, zsh or fish.';
   static override description = paragraphs(`Generated from this tandem's command manifest, so it completes exactly its commands and flags (and the
-module names installed in $TANDEM_HOME/modules for -m).`);
+module names installed in $TANDEM_HOME/modules for -m; before the command, -H and the node names of
+$TANDEM_HOME/cluster.xml).`);
   static override examples = [
     '<%= config.bin %> completion bash > /etc/bash_completion.d/tandem',
     '<%= config.bin %> completion zsh > /usr/local/share/zsh/site-functions/_tandem',

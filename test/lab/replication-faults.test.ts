@@ -149,11 +149,14 @@ labTest('swap under load: roles exchange without a new generation, the old PRIM 
   assert.is(s1.replication?.mode, 'live', 'node1 applies the live stream');
   const s = await rec.stop();
   recorder = null;
-  await new Promise((res) => setTimeout(res, 500));
-  const v = rec.verify('node2');
+  // node1 applies what it acknowledged in order, a moment after: wait for it rather than sleep
+  let v = rec.verify('node2');
+  await l.waitFor('every acknowledged record on node2', async () => (v = rec.verify('node2')).missing.length === 0, 10_000, 100).catch(() => {});
   assert.equal(v.missing, [], 'every acknowledged record is on node2');
-  await new Promise((res) => setTimeout(res, 1500)); // file times follow within a second
-  const [d1, d2] = await Promise.all([1, 2].map((i) => treeDigest(path.join(l.paths(`node${i}`).root, APPENDER_DATA), undefined, { mtimes: true })));
+  // file times follow the data within a second (the replica's batched utimens)
+  const digests = () => Promise.all([1, 2].map((i) => treeDigest(path.join(l.paths(`node${i}`).root, APPENDER_DATA), undefined, { mtimes: true })));
+  let [d1, d2] = await digests();
+  await l.waitFor('copies identical, modification times included', async () => ([d1, d2] = await digests(), d1!.digest === d2!.digest), 10_000, 200).catch(() => {});
   assert.is(d1!.digest, d2!.digest, `copies identical, modification times included: ${digestDiff(d1!.entries, d2!.entries).join('; ')}`);
   console.log(`  swap: ${s.acknowledged.length} acknowledged, 0 missing, generation ${gen} kept, copies identical`);
 });

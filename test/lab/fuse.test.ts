@@ -88,17 +88,10 @@ function mountedUnder(base: string): string[] {
 }
 
 /** the same file seen through the mount and in the backing dir: same inode, type, mode, owner, size, mtime, content */
-/**
- * Asserts that `rel` has the same attributes and content through the mount and in the backing store. `racedTimes`:
- * the file was written back by the kernel's writeback cache in the background, where the kernel's own time update
- * (SETATTR mtime) can overtake WRITEs still queued, so the backing store's mtime may end up to a few ms later than
- * the one the kernel shows (a limit of the writeback-cache option, src/replication/fuse/index.ts): within 1 s then.
- */
-async function same(l: Lab, rel: string, o: { racedTimes?: boolean } = {}): Promise<fs.Stats> {
+async function same(l: Lab, rel: string): Promise<fs.Stats> {
   const [a, b] = await Promise.all([fsp.lstat(l.M(rel)), fsp.lstat(l.B(rel))]);
-  const pick = (s: fs.Stats) => ({ ino: s.ino, mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink, mtimeMs: o.racedTimes ? 0 : s.mtimeMs, rdev: s.rdev });
+  const pick = (s: fs.Stats) => ({ ino: s.ino, mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink, mtimeMs: s.mtimeMs, rdev: s.rdev });
   assert.equal(pick(a), pick(b), `${rel}: mount and backing attributes`);
-  if (o.racedTimes) assert.ok(Math.abs(a.mtimeMs - b.mtimeMs) < 1000, `${rel}: mtime ${a.mtimeMs} through the mount, ${b.mtimeMs} in the backing store`);
   if (a.isFile()) assert.ok((await fsp.readFile(l.M(rel))).equals(await fsp.readFile(l.B(rel))), `${rel}: content`);
   if (a.isSymbolicLink()) assert.is(await fsp.readlink(l.M(rel)), await fsp.readlink(l.B(rel)));
   return b;
@@ -148,8 +141,8 @@ for (const { name, o } of MODES) test(`create, write, read, append, truncate thr
   await same(l, 'a.txt');
   // sync before comparing attributes: under writeback cache the kernel owns mtime until it flushes (see below)
   await ok(l, 'head -c 3000000 /dev/urandom > big && cp big big.copy && cmp big big.copy && sync big big.copy');
-  await same(l, 'big', { racedTimes: o.writebackCache });
-  await same(l, 'big.copy', { racedTimes: o.writebackCache });
+  await same(l, 'big');
+  await same(l, 'big.copy');
   const fh = await fsp.open(l.M('pos'), 'w+');
   await fh.write(Buffer.from('xyz'), 0, 3, 10_000_000);
   await fh.close();
@@ -413,8 +406,18 @@ test('mounted over its own backing directory: existing files visible, changes la
 for (const { name, o } of MODES) test(`concurrent writers from several processes${name}`, () => withMount(async (l) => {
   // fsync before comparing attributes: under writeback cache the kernel owns mtime until it flushes, and it sends its
   // own mtime to the server only with an fsync (write-through needs no such step, but it costs nothing there).
-  await ok(l, 'for i in 1 2 3 4; do (head -c 2000000 /dev/urandom > f$i; cp f$i g$i; sync f$i g$i) & done; wait; for i in 1 2 3 4; do cmp f$i g$i || exit 1; done');
-  for (const i of [1, 2, 3, 4]) await same(l, `g${i}`);
+  // A sync(2) loop meanwhile starts background writebacks, whose time update can overtake the WRITEs they queued
+  // (passthrough.ts, "Writeback cache"): without the server putting the kernel's mtime back, 1 file in 20 ended with
+  // a later mtime in the backing store (8 of 160 measured), so 10 rounds of 8 files catch it almost always.
+  for (let round = 0; round < (o.writebackCache ? 10 : 1); round++) {
+    await ok(l, '{ while :; do sync; sleep 0.01; done & } ; S=$!; trap "kill $S" EXIT; rm -f f? g?; '
+      + 'W=; for i in 1 2 3 4; do (head -c 2000000 /dev/urandom > f$i; cp f$i g$i; sync f$i g$i) & W="$W $!"; done; wait $W; '
+      + 'for i in 1 2 3 4; do cmp f$i g$i || exit 1; done');
+    for (const i of [1, 2, 3, 4]) {
+      await same(l, `f${i}`);
+      await same(l, `g${i}`);
+    }
+  }
   assert.ok(l.m.stats().writes > 0);
 }, o));
 

@@ -23,10 +23,10 @@ export type { FuseStats } from './server.js';
  *   With `writebackCache` a write(2) (or a store through a shared mmap) returns once the kernel has cached it: its
  *   bytes reach the sink when the kernel writes the pages back, at the latest before an fsync/fdatasync/close (or a
  *   munmap of the last mapping) of that file returns, and always before the onSync of that fsync. Other changes
- *   still reach the sink before their system call returns. The kernel then owns the file times; its background
- *   writeback can send its time update (SETATTR mtime) ahead of WRITEs still queued, and the backing store's (and
- *   the sink's) mtime then ends up a few ms later than the one the kernel showed. Off by default for that reason
- *   among others; the product does not turn it on.
+ *   still reach the sink before their system call returns. The kernel then owns the file times: a cached WRITE
+ *   that lands after the kernel's time update (its background writeback lets one overtake the other) gets the
+ *   kernel's mtime back, in the backing store and at the sink (passthrough.ts, "Writeback cache"). Off by default
+ *   (a write is durable only at fsync); the product does not turn it on.
  * - `mountpoint` may be `backing` itself (mounted over it): the server reaches the backing store through a directory
  *   fd opened before the mount.
  * - The calling process must never do synchronous I/O on the mount (the server runs in one of its threads); async

@@ -46,7 +46,10 @@ import type { Change, ChangeSink, Timespec } from './sink.js';
  *   WRITE goes at the offset it carries; write-only opens get an O_RDWR backing fd, because the kernel READs a
  *   partially written page through whatever handle wrote it; the kernel's mtime/ctime arrive as a SETATTR (ctime
  *   cannot be set and is ignored). Attributes we reply for regular files keep the backing store's size and times;
- *   the kernel ignores those while it caches the file.
+ *   the kernel ignores those while it caches the file. The kernel's background writeback sends that SETATTR right
+ *   after queueing the inode's WRITEs, and it can overtake them (a foreground request passes queued background
+ *   ones), so a cached WRITE that lands after a time was set puts that time back on the backing file (and reports
+ *   the utimens to the sink): the backing store keeps the kernel's mtime, not the moment a late WRITE landed.
  * - Write-behind (`writeBehind`): after every `bytes` written through one handle the backing fd is handed to a
  *   helper thread that fdatasyncs it, so its disk writeback overlaps with the rest of the write.
  * - rename: flags 0 and RENAME_NOREPLACE (checked then renamed; atomic for everything that goes through this
@@ -197,6 +200,8 @@ export class Passthrough {
   private readonly nowNs: () => bigint;
   /** FUSE_WRITEBACK_CACHE was agreed at INIT (see `negotiated`) */
   private writeback = false;
+  /** under writeback caching, the mtime the kernel last set per file, put back after a late cached WRITE (`write`) */
+  private readonly kernelMtime = new WeakMap<Inode, Timespec>();
   private warnedActivity = false;
   /** directory fds opened for long paths during the current request (closed by endRequest) */
   private readonly tmpFds: number[] = [];
@@ -299,6 +304,7 @@ export class Passthrough {
       if (viaFd) fs.futimesSync(fd!, utimesArg(at), utimesArg(mt));
       else fs.lutimesSync(bp!, utimesArg(at), utimesArg(mt));
       this.emit(erel, { op: 'utimens', path: rel!, atime, mtime });
+      if (this.writeback && mtime && node.type === S_IFREG) this.kernelMtime.set(node, mt);
     }
     return this.attrOut(this.statNode(node, fd));
   }
@@ -498,6 +504,8 @@ export class Passthrough {
       const rel = this.table.pathOf(h.node);
       this.emit(rel, { op: 'write', path: rel!, offset: pos, data: data.subarray(0, done) });
     }
+    const kernelMtime = writeFlags & FUSE_WRITE_CACHE && done > 0 ? this.kernelMtime.get(h.node) : undefined;
+    if (kernelMtime) this.keepKernelMtime(h, kernelMtime);
     const wb = this.o.writeBehind;
     if (wb && (h.unsynced += done) >= wb.bytes) {
       h.unsynced = 0;
@@ -747,6 +755,14 @@ export class Passthrough {
     if (t) return t;
     const st = fs.lstatSync(bp, { throwIfNoEntry: false });
     return st ? st.mode & S_IFMT : 0;
+  }
+
+  /** A cached WRITE landed after the kernel set the file's mtime (see "Writeback cache" above): put that mtime back. */
+  private keepKernelMtime(h: FileHandle, mtime: Timespec): void {
+    const at = timespec(fs.fstatSync(h.fd, { bigint: true }).atimeNs);
+    fs.futimesSync(h.fd, utimesArg(at), utimesArg(mtime));
+    const rel = this.table.pathOf(h.node);
+    this.emit(rel, { op: 'utimens', path: rel!, atime: null, mtime });
   }
 
   /** The flags for the backing open(2). Under writeback caching the kernel may READ through a write-only handle. */

@@ -519,6 +519,34 @@ test('writeback cache: write-only opens can serve the kernel\'s partial-page REA
   assert.not.ok(fs.readFileSync(k.b('f'), 'utf8').includes('\0'));
 }, { writebackCache: true }));
 
+test('writeback cache: a cached WRITE that lands after the kernel set the mtime keeps the kernel\'s mtime (backing and sink)', withKernel((k) => {
+  const f = k.create(1, 'f', 0o644, C.O_WRONLY | C.O_CREAT);
+  k.write(f.nodeid, f.fh, 0, 'abc', C.O_WRONLY, P.FUSE_WRITE_CACHE);
+  // the kernel's background writeback: its time update overtakes the WRITE it queued just before
+  assert.is(k.setattr(f.nodeid, { valid: P.FATTR.MTIME | P.FATTR.FH, fh: f.fh, mtime: 1_700_000_000, mtimensec: 500_000_000 }).error, 0);
+  fs.utimesSync(k.b('f'), 1_500_000_000, 1_700_000_000.5); // (the backing atime the late WRITE must not disturb)
+  k.write(f.nodeid, f.fh, 3, 'def', C.O_WRONLY, P.FUSE_WRITE_CACHE);
+  const st = fs.statSync(k.b('f'));
+  assert.is(fs.readFileSync(k.b('f'), 'utf8'), 'abcdef');
+  assert.is(st.mtimeMs, 1_700_000_000_500, 'the kernel\'s mtime, not the moment the WRITE landed');
+  assert.is(Math.round(st.atimeMs / 1000), 1_500_000_000, 'atime kept');
+  assert.equal(k.sink.summary(), [
+    'create f 100644 0:0', 'write f @0 +3', 'utimens f omit 1700000000.500000000', 'write f @3 +3',
+    'utimens f omit 1700000000.500000000', // the SECOND ends with the same mtime
+  ]);
+  // a direct (uncached) write is the application's own: it changes the mtime as on any file
+  assert.is(k.write(f.nodeid, f.fh, 6, 'g', C.O_WRONLY), 1);
+  assert.is(k.sink.summary().length, 6);
+}, { writebackCache: true }));
+
+test('write-through: a cached-looking WRITE never rewrites the mtime (nothing recorded without the writeback cache)', withKernel((k) => {
+  const f = k.create(1, 'f', 0o644, C.O_WRONLY | C.O_CREAT);
+  assert.is(k.setattr(f.nodeid, { valid: P.FATTR.MTIME, mtime: 1_700_000_000, mtimensec: 0 }).error, 0);
+  k.write(f.nodeid, f.fh, 0, 'abc', C.O_WRONLY);
+  assert.ok(fs.statSync(k.b('f')).mtimeMs > 1_700_000_000_000 + 1000, 'the write set the mtime');
+  assert.equal(k.sink.summary(), ['create f 100644 0:0', 'utimens f omit 1700000000.000000000', 'write f @0 +3']);
+}));
+
 test('write-through: a write-only open cannot be read; O_APPEND still goes at the real end of file', withKernel((k) => {
   assert.not.ok(k.fs.writebackCache);
   fs.writeFileSync(k.b('f'), '0123456789');

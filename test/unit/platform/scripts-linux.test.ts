@@ -148,7 +148,6 @@ test('timeout kills the whole process group with SIGKILL and reports timedOut', 
   const bg = await readPid(pidFile);
   ctx.pids.push(bg);
   assert.equal({ ...r, durationMs: 0 }, { ok: false, missing: false, timedOut: true, code: null, durationMs: 0 });
-  assert.ok(r.durationMs >= 300);
   const end = Date.now() + 2000;
   while ((await alive(bg)) && Date.now() < end) await new Promise((res) => setTimeout(res, 10));
   assert.is(await alive(bg), false, 'the background child of the script was killed with the group');
